@@ -1,0 +1,149 @@
+import type { Readable } from 'node:stream';
+import type { Snapshot } from './snapshot.js';
+
+/**
+ * The size of one diff: the bytes its send stream carries.
+ * `exact` is true when measured (e.g. `btrfs send --no-data`) or read from a store that
+ * holds the diff; false for a cheap estimate that the planner may later replace.
+ */
+export interface DiffSize {
+  readonly bytes: number;
+  readonly exact: boolean;
+}
+
+/**
+ * What a store can do, as data, so callers ask instead of catching "not supported".
+ */
+export interface StoreCapabilities {
+  /**
+   * The store can produce a send stream for any snapshot it holds, full or relative to any
+   * other snapshot it holds (btrfs). When false, it can only replay {@link Store.storedDiffs}.
+   */
+  readonly canDiffAnyPair: boolean;
+  /** {@link Store.receive} works (false for a read-only store or mode). */
+  readonly canReceive: boolean;
+  /** {@link Store.delete} works. */
+  readonly canDelete: boolean;
+  /**
+   * The store keeps diffs, not snapshots (S3): restoring a snapshot replays its chain, so a
+   * long chain is a risk the planner weighs.
+   */
+  readonly storesDiffs: boolean;
+}
+
+/** A diff a diff-store holds: the stream that turns `from` (null: nothing) into `to`. */
+export interface StoredDiff {
+  /** Effective UUID (received UUID, else UUID) of the snapshot the diff produces. */
+  readonly to: string;
+  /** Effective UUID of the parent it applies to, or null for a full stream. */
+  readonly from: string | null;
+  readonly bytes: number;
+}
+
+/** A stream being produced by {@link Store.send}. */
+export interface SendStream {
+  /** The btrfs send stream. The consumer reads it to the end or destroys it. */
+  readonly stream: Readable;
+  /**
+   * Settles when the producer is finished: resolves after the whole stream was produced
+   * successfully, rejects with a {@link TransferError} when the producer failed (then the
+   * stream was incomplete, even if it ended cleanly). Never rejects unhandled: a consumer
+   * that gives up still awaits it or attaches a handler.
+   */
+  readonly done: Promise<void>;
+}
+
+/** What the receiving store needs to know about an incoming stream. */
+export interface ReceiveRequest {
+  /** Name (relative path) the snapshot gets in the destination. */
+  readonly name: string;
+  /** The snapshot as the sending store lists it. */
+  readonly snapshot: Snapshot;
+  /** The sending side's parent of this diff, or null for a full stream. */
+  readonly parent: Snapshot | null;
+  /** Expected stream size, for progress and pre-allocation; not trusted. */
+  readonly expectedBytes: number;
+}
+
+/**
+ * A place that holds btrfs snapshots: a local btrfs directory, a remote one over SSH, or a
+ * diff store such as an S3 prefix.
+ *
+ * General rules, for every method:
+ * - Errors meant for the user are {@link ButtersinkError}s: {@link StoreError} when the
+ *   store cannot be used, {@link TransferError} when a child command or transfer failed,
+ *   {@link PermissionError} when access is refused, {@link InterruptedError} when `signal`
+ *   aborted the work. Anything else is a bug.
+ * - `signal` aborts the operation: child processes are killed, and the method settles
+ *   only after its partial work is removed.
+ * - A store never shows a snapshot that is incomplete: {@link Store.list} returns only
+ *   complete, read-only snapshots, and a receive becomes visible atomically at its end.
+ */
+export interface Store {
+  /** The URL as the user wrote it (credentials removed), for messages. */
+  readonly url: string;
+  readonly capabilities: StoreCapabilities;
+
+  /**
+   * Every complete, read-only snapshot in the store, sorted by name. Read-write subvolumes,
+   * plain files and buttersink's own staging area are not listed.
+   * @throws StoreError when the location does not exist or is not a store of this kind.
+   */
+  list(): Promise<Snapshot[]>;
+
+  /** The diffs a diff store holds; `[]` for stores that can diff any pair. */
+  storedDiffs(): Promise<StoredDiff[]>;
+
+  /**
+   * Cheap guess at the size of the stream `send({snapshot, parent})` would produce,
+   * without reading the filesystem beyond what {@link Store.list} already read.
+   */
+  estimateDiff(snapshot: Snapshot, parent: Snapshot | null): DiffSize;
+
+  /**
+   * Exact size of the stream `send({snapshot, parent})` would produce (±command framing),
+   * read without transferring file data. Results may be cached across runs by UUID pair.
+   * @throws TransferError when measuring failed (e.g. the parent is unrelated).
+   */
+  measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal): Promise<DiffSize>;
+
+  /**
+   * Starts a send stream of `snapshot`, full (`parent` null) or incremental from `parent`.
+   * `cloneSources` are snapshots the receiver also holds; the store may use them to share
+   * extents. The caller must consume or destroy `stream` and await `done`.
+   * @throws StoreError when the store cannot produce that diff.
+   */
+  send(
+    snapshot: Snapshot,
+    parent: Snapshot | null,
+    options?: { cloneSources?: readonly Snapshot[]; signal?: AbortSignal },
+  ): Promise<SendStream>;
+
+  /**
+   * Receives a send stream as `request.name`. Resolves with the new snapshot once it is
+   * complete and visible; the stream was read to its end.
+   * On failure or abort, nothing new is visible under `request.name` and the partial is
+   * removed before the promise rejects; `stream` is destroyed.
+   * The caller holds {@link Store.lock} while receiving.
+   * @throws StoreError when `request.name` exists already or cannot be created.
+   * @throws TransferError when the stream was cut, corrupt, or did not apply.
+   */
+  receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot>;
+
+  /**
+   * Deletes a snapshot (a diff store may move it to a trash area instead). Idempotent: a
+   * snapshot that is already gone is not an error. The caller holds {@link Store.lock}.
+   */
+  delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void>;
+
+  /**
+   * Takes the store's writer lock, so that two buttersinks cannot write into it at once,
+   * and removes partial receives that earlier crashed runs left behind. Resolves with the
+   * function that releases it.
+   * @throws BusyError when another process holds it.
+   */
+  lock(): Promise<() => Promise<void>>;
+
+  /** Releases resources (connections, caches). Safe to call twice. */
+  close(): Promise<void>;
+}
