@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+import { runCli } from './run-cli.js';
+
+const controller = new AbortController();
+let signals = 0;
+const onSignal = (name: NodeJS.Signals): void => {
+  signals += 1;
+  // The first signal aborts cleanly (children killed, partial receives removed); a second
+  // one means "now", and the next run's lock() removes what is left.
+  if (signals > 1) process.exit(128 + (name === 'SIGINT' ? 2 : 15));
+  controller.abort(new Error(`received ${name}`));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+process.exitCode = await runCli(process.argv, controller.signal);

@@ -1,0 +1,45 @@
+import type { Plan } from '../planner/plan-types.js';
+import { formatBytes } from '../planner/format-bytes.js';
+
+/** The plan as lines a person reads (`-n`, and before a real run with `-v`). */
+export function renderPlan(plan: Plan, isDryRun: boolean): string[] {
+  const lines: string[] = [];
+  const approx = (exact: boolean): string => (exact ? '' : '~');
+  for (const step of plan.steps) {
+    if (step.kind === 'send') {
+      const how = step.parent ? `incremental from ${step.parent.name}` : 'full';
+      lines.push(`${isDryRun ? 'would send' : 'send'} ${step.snapshot.name}  ${approx(step.exact)}${formatBytes(step.bytes)}  ${how}  (${step.reason})`);
+    } else {
+      lines.push(`${isDryRun ? 'would delete' : 'delete'} ${step.snapshot.name}  (${step.reason})`);
+    }
+  }
+  const sends = plan.steps.filter((s) => s.kind === 'send').length;
+  const deletes = plan.steps.length - sends;
+  lines.push(
+    `${sends} to send (${approx(plan.isExact)}${formatBytes(plan.totalBytes)}), ${deletes} to delete, ${plan.alreadyPresent.length} already there`,
+  );
+  return lines;
+}
+
+/** The plan for scripts (`--json -n`). Stable field names; sizes in bytes. */
+export function planToJson(plan: Plan): unknown {
+  return {
+    createdAt: plan.createdAt.toISOString(),
+    totalBytes: plan.totalBytes,
+    isExact: plan.isExact,
+    alreadyPresent: plan.alreadyPresent.map((s) => s.name),
+    steps: plan.steps.map((step) =>
+      step.kind === 'send'
+        ? {
+            kind: 'send',
+            snapshot: step.snapshot.name,
+            uuid: step.snapshot.uuid,
+            parent: step.parent?.name ?? null,
+            bytes: step.bytes,
+            exact: step.exact,
+            reason: step.reason,
+          }
+        : { kind: 'delete', snapshot: step.snapshot.name, uuid: step.snapshot.uuid, reason: step.reason },
+    ),
+  };
+}

@@ -1,0 +1,63 @@
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { ButtersinkError, ExitCode, InterruptedError } from '../model/errors.js';
+import { Output } from './output.js';
+import { addSyncCommand, SYNC_HELP } from './sync-command.js';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** State the one error boundary needs from whichever command ran. */
+export interface CliContext {
+  output: Output;
+  verbose: boolean;
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Runs the CLI and returns the exit code. This is the one error boundary: commands throw
+ * typed {@link ButtersinkError}s, and only here are they turned into a message and a code.
+ */
+export async function runCli(argv: readonly string[], signal: AbortSignal): Promise<number> {
+  const context: CliContext = { output: new Output({ quiet: 0, verbose: false }), verbose: false, signal };
+  const program = new Command('buttersink')
+    .description('Synchronize btrfs read-only snapshots between stores, like rsync for snapshots.')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'show help')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`buttersink: ${text.replace(/^error: /, '')}`) });
+  addSyncCommand(program, context);
+  program.addHelpText('after', `\nThe default command is sync: 'buttersink [options] [src] dst' (see 'buttersink sync --help').\n${SYNC_HELP}`);
+
+  try {
+    await program.parseAsync([...argv]);
+    return ExitCode.Ok;
+  } catch (error) {
+    return report(error, context);
+  }
+}
+
+function report(error: unknown, context: CliContext): number {
+  const { output } = context;
+  if (error instanceof CommanderError) {
+    // Commander printed its own message already (help, version, or the usage error).
+    return error.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
+  }
+  if (context.signal.aborted && !(error instanceof ButtersinkError && error.exitCode !== ExitCode.Interrupted)) {
+    const interrupted = error instanceof InterruptedError ? error : new InterruptedError('interrupted');
+    output.error(`${interrupted.message}; partial work was removed`);
+    return ExitCode.Interrupted;
+  }
+  if (error instanceof ButtersinkError) {
+    output.error(error.hint ? `${error.message} (${error.hint})` : error.message);
+    if (context.verbose && error.cause) output.debug(`caused by: ${String(error.cause)}`);
+    return error.exitCode;
+  }
+  const err = error instanceof Error ? error : new Error(String(error));
+  output.error(`internal error: ${err.message}${context.verbose ? '' : ' (run with -v for details)'}`);
+  if (context.verbose && err.stack) output.debug(err.stack);
+  return ExitCode.Internal;
+}

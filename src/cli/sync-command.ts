@@ -1,0 +1,192 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { appendFileSync } from 'node:fs';
+import pLimit from 'p-limit';
+import { UsageError } from '../model/errors.js';
+import type { Store } from '../model/store.js';
+import { ProgressReporter } from '../progress/progress-reporter.js';
+import { silentObserver } from '../progress/transfer-observer.js';
+import { formatBytes } from '../planner/format-bytes.js';
+import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
+import { defaultCacheDirectory } from '../stores/cache/diff-size-cache.js';
+import { openStore } from '../stores/open-store.js';
+import { parseStoreUrl } from '../stores/parse-store-url.js';
+import { runSync, selectSnapshots } from '../sync/run-sync.js';
+import { Output } from './output.js';
+import { listToJson, renderList, type ListedSnapshot } from './render-list.js';
+import { planToJson, renderPlan } from './render-plan.js';
+import type { CliContext } from './run-cli.js';
+
+interface SyncFlags {
+  dryRun?: boolean;
+  delete?: boolean;
+  estimate?: boolean;
+  quiet: number;
+  verbose?: boolean;
+  logfile?: string;
+  partSize: number;
+  exclude: RegExp[];
+  json?: boolean;
+  progress?: boolean;
+}
+
+const EXAMPLES = `
+Stores:
+  /path/dir/  btrfs:///path/dir/  file:///path/dir/   a directory of snapshots on local btrfs
+  /path/dir/name                                     one snapshot (no trailing slash)
+  (ssh://[user@]host[:port]/path/ and s3://bucket/prefix/ are coming in later versions)
+
+Examples:
+  buttersink /mnt/pool/snaps/                    list the snapshots there, with sizes
+  buttersink -n /snaps/ /mnt/backup/snaps/       show what would be sent, change nothing
+  buttersink /snaps/ /mnt/backup/snaps/          send every snapshot the backup lacks
+  buttersink -d /snaps/ /mnt/backup/snaps/       ... and delete those /snaps/ no longer has
+  buttersink /snaps/2026-11-28 /mnt/backup/snaps/  send one snapshot
+
+Each snapshot is sent as the smallest diff from a snapshot the destination already has (or
+gets earlier in the same run), sizes measured with 'btrfs send --no-data'. Runs as root.
+
+Exit codes: 0 ok, 1 internal error, 2 usage, 3 permission (not root), 4 store unusable,
+5 transfer failed, 6 destination busy (another buttersink), 130 interrupted.`;
+
+export const SYNC_HELP = EXAMPLES;
+
+export function addSyncCommand(program: Command, context: CliContext): void {
+  program
+    .command('sync', { isDefault: true })
+    .summary('send the snapshots dst lacks (default command); with only dst, list it')
+    .description('Send every snapshot in SRC that DST lacks, each as the cheapest diff. With only DST, list its snapshots.')
+    .argument('[src]', 'where snapshots come from')
+    .argument('[dst]', 'where they go (a directory: end it with /)')
+    .option('-n, --dry-run', 'print the plan with sizes and reasons; change nothing')
+    .option('-d, --delete', 'after sending, delete snapshots in DST that SRC does not have')
+    .option('-e, --estimate', 'plan from cheap estimates, measuring only the diffs the plan uses')
+    .option('-q, --quiet', 'no progress bar; twice (-qq): errors only', (_v: string, n: number) => n + 1, 0)
+    .option('-v, --verbose', 'show the btrfs commands run and why each parent was chosen')
+    .option('-l, --logfile <file>', 'append a timestamped log of everything done to FILE')
+    .option('--part-size <MiB>', 'upload part size for S3 stores, in MiB', parsePartSize, 20)
+    .option('--exclude <regex>', 'leave out snapshots whose name matches (repeatable); never deleted', collectRegex, [])
+    .option('--json', 'print the listing or the plan (-n) as JSON')
+    .option('--progress', 'show the progress bar even when stderr is not a terminal')
+    .addHelpText('after', EXAMPLES)
+    .action(async (src: string | undefined, dst: string | undefined, flags: SyncFlags) => {
+      const output = new Output({ quiet: flags.quiet, verbose: flags.verbose === true }, checkLogFile(flags.logfile));
+      context.output = output;
+      context.verbose = flags.verbose === true;
+      setCommandTracer((command) => output.debug(`$ ${command}`));
+      if (src === undefined) throw new UsageError('missing store URL', { hint: 'see buttersink --help' });
+      if (dst === undefined) await listStore(src, flags, output, context.signal);
+      else await syncStores(src, dst, flags, output, context.signal);
+    });
+}
+
+function storeContext() {
+  return { cacheDirectory: defaultCacheDirectory(), isRoot: process.getuid?.() === 0 };
+}
+
+async function listStore(url: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
+  const location = parseStoreUrl(url);
+  const store = openStore(location, storeContext());
+  try {
+    const all = await store.list();
+    const chosen = selectSnapshots(all, { store, selection: location.selection }).filter(
+      (s) => !flags.exclude.some((re) => re.test(s.name)),
+    );
+    const limit = pLimit(2);
+    const listed: ListedSnapshot[] = await Promise.all(
+      chosen.map((snapshot) =>
+        limit(async () => ({
+          snapshot,
+          size: flags.estimate ? store.estimateDiff(snapshot, null) : await store.measureDiff(snapshot, null, signal),
+        })),
+      ),
+    );
+    if (flags.json) return output.data(JSON.stringify(listToJson(listed), null, 2));
+    if (listed.length === 0) output.info(`no read-only snapshots in ${store.url}`);
+    for (const line of renderList(listed)) output.result(line);
+  } finally {
+    await store.close();
+  }
+}
+
+async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
+  const srcLocation = parseStoreUrl(srcUrl);
+  const dstLocation = parseStoreUrl(dstUrl);
+  if (srcLocation.kind === 'btrfs' && dstLocation.kind === 'btrfs' && srcLocation.directory === dstLocation.directory) {
+    throw new UsageError('source and destination are the same directory');
+  }
+  if (flags.json && !flags.dryRun) throw new UsageError('--json prints a plan: use it with -n');
+  const context = storeContext();
+  const stores: Store[] = [];
+  try {
+    const src = openStore(srcLocation, context);
+    stores.push(src);
+    const dst = openStore(dstLocation, context);
+    stores.push(dst);
+    let reporter: ProgressReporter | undefined;
+    try {
+      const result = await runSync(
+        { store: src, selection: srcLocation.selection },
+        { store: dst, selection: dstLocation.selection },
+        {
+          dryRun: flags.dryRun === true,
+          delete: flags.delete === true,
+          estimate: flags.estimate === true,
+          excludes: flags.exclude,
+          now: new Date(),
+          signal,
+          onMeasure: (pair) => output.debug(`measuring ${pair.snapshot.name} ${pair.parent ? `from ${pair.parent.name}` : '(full)'}`),
+          onPlan: (plan) => {
+            if (flags.json) return output.data(JSON.stringify(planToJson(plan), null, 2));
+            if (flags.dryRun) for (const line of renderPlan(plan, true)) output.result(line);
+            else for (const line of renderPlan(plan, false)) output.debug(line);
+            if (!flags.dryRun) {
+              const showBar = output.showsProgress && (flags.progress || process.stderr.isTTY === true);
+              reporter = new ProgressReporter(plan, { line: (t) => output.info(t), record: (t) => output.record(t) }, showBar);
+            }
+          },
+          get observer() {
+            return reporter ?? silentObserver;
+          },
+        },
+      );
+      if (result.executed) {
+        const { sent, deleted, bytes } = result.executed;
+        output.result(
+          sent + deleted === 0
+            ? `${dst.url} is up to date (${result.plan.alreadyPresent.length} snapshots)`
+            : `done: sent ${sent} snapshot${sent === 1 ? '' : 's'} (${formatBytes(bytes)}), deleted ${deleted}`,
+        );
+      }
+    } finally {
+      reporter?.stop();
+    }
+  } finally {
+    for (const store of stores) await store.close().catch(() => {});
+  }
+}
+
+function parsePartSize(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 5 || n > 5120) {
+    throw new InvalidArgumentError('expected a whole number of MiB from 5 to 5120 (S3 limits)');
+  }
+  return n;
+}
+
+function collectRegex(value: string, previous: RegExp[]): RegExp[] {
+  try {
+    return [...previous, new RegExp(value)];
+  } catch (error) {
+    throw new InvalidArgumentError(`not a valid regular expression: ${(error as Error).message}`);
+  }
+}
+
+function checkLogFile(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    appendFileSync(file, '');
+  } catch (error) {
+    throw new UsageError(`cannot write the log file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  return file;
+}

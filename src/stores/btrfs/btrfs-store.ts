@@ -1,0 +1,307 @@
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, rename } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { InterruptedError, StoreError, TransferError } from '../../model/errors.js';
+import type { Snapshot } from '../../model/snapshot.js';
+import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
+import { StreamMeasurer } from '../../sendstream/measure-stream.js';
+import { NotASendStreamError, SubvolumeRenamer } from '../../sendstream/rename-subvolume.js';
+import type { DiffSizeCache } from '../cache/diff-size-cache.js';
+import { lockDirectory } from './directory-lock.js';
+import { lastLines } from './last-lines.js';
+import { locateDirectory, type DirectoryLocation } from './locate-directory.js';
+import { parseSubvolumeList, type SubvolumeListEntry } from './parse-subvolume-list.js';
+import { btrfsFailure, formatCommand, runBtrfs, spawnBtrfs } from './run-btrfs.js';
+
+/** buttersink's own area inside a destination directory (the lock). */
+export const WORK_DIRECTORY = '.buttersink';
+const LOCK_FILE = `${WORK_DIRECTORY}/lock`;
+
+/**
+ * A receive in progress is named `.buttersink-partial.<random>.<name>` in the snapshot's
+ * final directory: hidden, never the final name, and recognizably ours for cleanup.
+ */
+const PARTIAL_PATTERN = /^\.buttersink-partial\.[0-9a-f]{8}\./;
+export function isPartialName(basename: string): boolean {
+  return PARTIAL_PATTERN.test(basename);
+}
+function partialName(basename: string): string {
+  return `.buttersink-partial.${randomBytes(4).toString('hex')}.${basename}`.slice(0, 255);
+}
+
+/** A subvolume root directory always has inode number 256 on btrfs. */
+const SUBVOLUME_ROOT_INODE = 256;
+
+/**
+ * Rough cost per generation between two related snapshots, for estimates only: it makes
+ * closer parents look cheaper and any parent cheaper than a full send, nothing more.
+ */
+const ESTIMATED_BYTES_PER_GENERATION = 64 * 1024;
+
+export interface BtrfsStoreOptions {
+  /** Directory of snapshots. */
+  readonly directory: string;
+  /** Only this snapshot (URL without trailing slash), or all of the directory. */
+  readonly snapshotName?: string | null;
+  readonly url: string;
+  readonly cache: DiffSizeCache;
+}
+
+/**
+ * A directory of read-only snapshots on a local btrfs filesystem.
+ *
+ * A receive creates its subvolume under a hidden temporary name in the final directory
+ * (the stream is renamed on the fly) and is renamed to its final name only once
+ * `btrfs receive` succeeded and the subvolume is read-only with a received UUID, so a failed,
+ * interrupted or killed receive never leaves a complete-looking snapshot under its name.
+ * {@link BtrfsStore.lock} removes what earlier crashed runs left behind.
+ */
+export class BtrfsStore implements Store {
+  readonly url: string;
+  readonly capabilities: StoreCapabilities = {
+    canDiffAnyPair: true,
+    canReceive: true,
+    canDelete: true,
+    storesDiffs: false,
+  };
+  readonly #directory: string;
+  readonly #snapshotName: string | null;
+  readonly #cache: DiffSizeCache;
+  #location: Promise<DirectoryLocation> | undefined;
+
+  constructor(options: BtrfsStoreOptions) {
+    this.url = options.url;
+    this.#directory = path.resolve(options.directory);
+    this.#snapshotName = options.snapshotName ?? null;
+    this.#cache = options.cache;
+  }
+
+  get directory(): string {
+    return this.#directory;
+  }
+
+  pathOf(snapshot: Pick<Snapshot, 'name'>): string {
+    return path.join(this.#directory, snapshot.name);
+  }
+
+  #locate(): Promise<DirectoryLocation> {
+    this.#location ??= locateDirectory(this.#directory);
+    return this.#location;
+  }
+
+  async list(): Promise<Snapshot[]> {
+    const all = await this.#listAll();
+    return this.#snapshotName === null ? all : all.filter((s) => s.name === this.#snapshotName);
+  }
+
+  async #listAll(signal?: AbortSignal): Promise<Snapshot[]> {
+    const location = await this.#locate();
+    const what = `listing ${location.directory}`;
+    const [all, snapshotsOnly] = await Promise.all([
+      runBtrfs(['subvolume', 'list', '-R', '-u', '-q', '-c', '-g', '-r', location.directory], { signal, what }),
+      // Only `-s` prints creation times, and it leaves out received subvolumes: merge by ID.
+      runBtrfs(['subvolume', 'list', '-R', '-u', '-q', '-c', '-g', '-r', '-s', location.directory], { signal, what }),
+    ]);
+    const createdAt = new Map(parseSubvolumeList(snapshotsOnly).map((e) => [e.id, e.createdAt]));
+    const prefix = location.topLevelPath === '' ? '' : `${location.topLevelPath}/`;
+    const snapshots = parseSubvolumeList(all)
+      .filter((e) => e.path.startsWith(prefix))
+      .map((e) => toSnapshot({ ...e, createdAt: createdAt.get(e.id) ?? null }, e.path.slice(prefix.length)))
+      .filter((s) => !isPartialName(path.posix.basename(s.name)) && !s.name.startsWith(`${WORK_DIRECTORY}/`))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return snapshots;
+  }
+
+  async storedDiffs(): Promise<StoredDiff[]> {
+    return [];
+  }
+
+  estimateDiff(snapshot: Snapshot, parent: Snapshot | null): DiffSize {
+    const cached = this.#cache.peek(snapshot.uuid, parent?.uuid ?? null);
+    if (cached !== undefined) return { bytes: cached, exact: true };
+    const generations = parent === null ? snapshot.generation : Math.abs(snapshot.generation - parent.generation) + 1;
+    return { bytes: generations * ESTIMATED_BYTES_PER_GENERATION, exact: false };
+  }
+
+  async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal): Promise<DiffSize> {
+    const cached = await this.#cache.get(snapshot.uuid, parent?.uuid ?? null);
+    if (cached !== undefined) return { bytes: cached, exact: true };
+    const args = ['send', '--no-data', '-q', ...(parent ? ['-p', this.pathOf(parent)] : []), this.pathOf(snapshot)];
+    const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
+    const measurer = new StreamMeasurer();
+    const [piped, result] = await Promise.allSettled([pipeline(child.stdout!, measurer), child]);
+    if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
+    const res = result.status === 'fulfilled' ? result.value : undefined;
+    if (!res || res.exitCode !== 0) {
+      throw btrfsFailure(formatCommand(args), String(res?.stderr ?? ''), res?.code, {
+        failure: 'transfer',
+        what: `measuring ${describeDiff(snapshot, parent)}`,
+      });
+    }
+    if (piped.status === 'rejected') {
+      throw new TransferError(`measuring ${describeDiff(snapshot, parent)}: ${(piped.reason as Error).message}`);
+    }
+    const bytes = measurer.result.streamBytes;
+    await this.#cache.set(snapshot.uuid, parent?.uuid ?? null, bytes);
+    return { bytes, exact: true };
+  }
+
+  async send(
+    snapshot: Snapshot,
+    parent: Snapshot | null,
+    options: { cloneSources?: readonly Snapshot[]; signal?: AbortSignal } = {},
+  ): Promise<SendStream> {
+    const clones = (options.cloneSources ?? []).filter((c) => c.uuid !== parent?.uuid && c.uuid !== snapshot.uuid);
+    const args = [
+      'send',
+      '-q',
+      ...(parent ? ['-p', this.pathOf(parent)] : []),
+      ...clones.flatMap((c) => ['-c', this.pathOf(c)]),
+      this.pathOf(snapshot),
+    ];
+    const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal: options.signal });
+    const done = child.then((res) => {
+      if (options.signal?.aborted) throw new InterruptedError('interrupted');
+      if (res.exitCode !== 0) {
+        throw btrfsFailure(formatCommand(args), String(res.stderr ?? ''), res.code, {
+          failure: 'transfer',
+          what: `sending ${describeDiff(snapshot, parent)}`,
+        });
+      }
+    });
+    done.catch(() => {}); // the caller awaits it; never an unhandled rejection
+    return { stream: child.stdout!, done };
+  }
+
+  async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {
+    const finalPath = this.pathOf({ name: request.name });
+    if (await exists(finalPath)) {
+      stream.destroy();
+      throw new StoreError(`${finalPath} already exists`);
+    }
+    const directory = path.dirname(finalPath);
+    const temporary = path.join(directory, partialName(path.basename(finalPath)));
+    await mkdir(directory, { recursive: true });
+    try {
+      const args = ['receive', directory];
+      const renamer = new SubvolumeRenamer(path.basename(temporary));
+      const child = spawnBtrfs(args, { stdin: 'pipe', stdout: 'ignore', signal });
+      const [piped, result] = await Promise.allSettled([pipeline(stream, renamer, child.stdin!), child]);
+      if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
+      if (piped.status === 'rejected' && piped.reason instanceof NotASendStreamError) {
+        throw new TransferError(`receiving ${request.name}: ${piped.reason.message}`);
+      }
+      const res = result.status === 'fulfilled' ? result.value : undefined;
+      if (!res || res.exitCode !== 0) {
+        const stderr = lastLines(String(res?.stderr ?? ''), 3);
+        const upstream = piped.status === 'rejected' ? (piped.reason as Error).message : '';
+        throw new TransferError(
+          `receiving ${request.name} into ${this.#directory} failed: ${stderr.replaceAll('\n', ' | ') || upstream || 'btrfs receive failed'}`,
+          { command: formatCommand(args), stderrTail: stderr },
+        );
+      }
+      if (piped.status === 'rejected') {
+        throw new TransferError(`receiving ${request.name}: the stream failed: ${(piped.reason as Error).message}`);
+      }
+      await this.#checkComplete(temporary);
+      if (await exists(finalPath)) throw new StoreError(`${finalPath} appeared while receiving; keeping the existing one`);
+      // Same directory: renaming a read-only subvolume across directories fails with EROFS.
+      await rename(temporary, finalPath);
+    } catch (error) {
+      stream.destroy();
+      await this.#deleteIfSubvolume(temporary);
+      throw error;
+    }
+    const snap = (await this.#listAll(signal)).find((s) => s.name === request.name);
+    if (!snap) throw new TransferError(`received ${request.name} but it is not a read-only snapshot`);
+    return snap;
+  }
+
+  /** A receive is complete when the subvolume is read-only and has a received UUID (FACTS). */
+  async #checkComplete(subvolume: string): Promise<void> {
+    const show = await runBtrfs(['subvolume', 'show', subvolume], { failure: 'transfer' });
+    const isReadOnly = /^\s*Flags:\s*.*readonly/m.test(show);
+    const receivedUuid = /^\s*Received UUID:\s*(\S+)/m.exec(show)?.[1];
+    if (!isReadOnly || !receivedUuid || receivedUuid === '-') {
+      throw new TransferError(`btrfs receive ended but ${subvolume} is incomplete (not read-only or no received UUID)`);
+    }
+  }
+
+  async #deleteIfSubvolume(subvolume: string): Promise<void> {
+    const info = await lstat(subvolume).catch(() => undefined);
+    if (info?.ino === SUBVOLUME_ROOT_INODE) {
+      await runBtrfs(['subvolume', 'delete', subvolume], { what: `removing partial receive ${subvolume}` });
+    }
+  }
+
+  async delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
+    const target = this.pathOf(snapshot);
+    const info = await lstat(target).catch(() => undefined);
+    if (!info) return; // already gone
+    const show = await runBtrfs(['subvolume', 'show', target], { signal, what: `checking ${target}` });
+    const uuid = /^\s*UUID:\s*(\S+)/m.exec(show)?.[1];
+    if (uuid !== snapshot.uuid) {
+      throw new StoreError(`refusing to delete ${target}: it is no longer the snapshot that was planned (uuid changed)`);
+    }
+    await runBtrfs(['subvolume', 'delete', target], { signal, failure: 'transfer', what: `deleting ${target}` });
+  }
+
+  async lock(): Promise<() => Promise<void>> {
+    const location = await this.#locate();
+    await mkdir(path.join(this.#directory, WORK_DIRECTORY), { recursive: true });
+    const release = await lockDirectory(path.join(this.#directory, LOCK_FILE), this.#directory);
+    try {
+      await this.#removePartials(location);
+    } catch (error) {
+      await release();
+      throw error;
+    }
+    return release;
+  }
+
+  /**
+   * Deletes partial receives that crashed runs left: subvolumes below the directory whose
+   * name has buttersink's temporary pattern, read-write or not. Only called under the lock,
+   * so no live receive is touched; other subvolumes never match.
+   */
+  async #removePartials(location: DirectoryLocation): Promise<void> {
+    const out = await runBtrfs(['subvolume', 'list', '-R', '-u', '-q', '-c', '-g', location.directory], {
+      what: `listing ${location.directory}`,
+    });
+    const prefix = location.topLevelPath === '' ? '' : `${location.topLevelPath}/`;
+    for (const entry of parseSubvolumeList(out)) {
+      if (!entry.path.startsWith(prefix) || !isPartialName(path.posix.basename(entry.path))) continue;
+      await this.#deleteIfSubvolume(path.join(this.#directory, entry.path.slice(prefix.length)));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#cache.save();
+  }
+}
+
+function toSnapshot(e: SubvolumeListEntry, name: string): Snapshot {
+  return {
+    name,
+    uuid: e.uuid,
+    parentUuid: e.parentUuid,
+    receivedUuid: e.receivedUuid,
+    generation: e.generation,
+    creationGeneration: e.creationGeneration,
+    createdAt: e.createdAt,
+  };
+}
+
+function describeDiff(snapshot: Snapshot, parent: Snapshot | null): string {
+  return parent ? `${snapshot.name} (from ${parent.name})` : `${snapshot.name} (full)`;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return lstat(p).then(
+    () => true,
+    () => false,
+  );
+}
+

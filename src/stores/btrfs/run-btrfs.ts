@@ -1,0 +1,75 @@
+import { execa, type ResultPromise } from 'execa';
+import { PermissionError, StoreError, TransferError } from '../../model/errors.js';
+import { lastLines } from './last-lines.js';
+
+/** How a failed btrfs command should be reported. */
+export type FailureKind = 'store' | 'transfer';
+
+/** Logs the commands we run, for `-V`. */
+export type CommandTracer = (command: string) => void;
+
+let tracer: CommandTracer = () => {};
+export function setCommandTracer(trace: CommandTracer): void {
+  tracer = trace;
+}
+
+export function formatCommand(args: readonly string[]): string {
+  return ['btrfs', ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
+}
+
+/**
+ * Runs `btrfs ARGS` to completion and returns its stdout. A failure becomes a typed error
+ * carrying the command line and the tail of stderr, so the CLI can print one clear line.
+ */
+export async function runBtrfs(
+  args: readonly string[],
+  options: { signal?: AbortSignal; failure?: FailureKind; what?: string } = {},
+): Promise<string> {
+  const command = formatCommand(args);
+  tracer(command);
+  const result = await execa('btrfs', args, {
+    reject: false,
+    stdin: 'ignore',
+    ...(options.signal ? { cancelSignal: options.signal } : {}),
+  });
+  if (result.exitCode === 0 && !result.isCanceled) return result.stdout;
+  throw btrfsFailure(command, result.stderr, result.code === 'ENOENT' ? 'ENOENT' : undefined, options);
+}
+
+/** Starts `btrfs ARGS` with piped stdio, for send and receive. */
+export function spawnBtrfs(
+  args: readonly string[],
+  options: { stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'ignore'; signal?: AbortSignal },
+): ResultPromise<{ stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'ignore'; stderr: 'pipe'; reject: false; buffer: { stdout: false; stderr: true } }> {
+  tracer(formatCommand(args));
+  return execa('btrfs', args, {
+    stdin: options.stdin,
+    stdout: options.stdout,
+    stderr: 'pipe',
+    reject: false,
+    buffer: { stdout: false, stderr: true },
+    ...(options.signal ? { cancelSignal: options.signal } : {}),
+  });
+}
+
+export function btrfsFailure(
+  command: string,
+  stderr: string,
+  code: string | undefined,
+  options: { failure?: FailureKind; what?: string },
+): Error {
+  if (code === 'ENOENT') {
+    return new StoreError('the btrfs command is not installed', {
+      hint: 'install btrfs-progs (Debian: apt-get install btrfs-progs)',
+    });
+  }
+  const tail = lastLines(stderr, 3);
+  const what = options.what ?? command;
+  if (/Operation not permitted|Permission denied/.test(stderr) && process.getuid?.() !== 0) {
+    return new PermissionError(`${what}: permission denied`, { hint: 'btrfs needs root: run buttersink with sudo' });
+  }
+  const message = `${what} failed${tail ? `: ${tail.replaceAll('\n', ' | ')}` : ''}`;
+  return options.failure === 'transfer'
+    ? new TransferError(message, { command, stderrTail: tail })
+    : new StoreError(message);
+}

@@ -1,0 +1,83 @@
+import pLimit from 'p-limit';
+import { CorrelationIndex, type Snapshot } from '../model/snapshot.js';
+import type { DiffSize, Store } from '../model/store.js';
+import type { CandidateEdge, Plan, PlanPolicy } from '../planner/plan-types.js';
+import { planSync } from '../planner/plan-sync.js';
+import { candidatePairs, type CandidatePair } from './candidate-parents.js';
+
+export interface ChoosePlanInput {
+  readonly source: Store;
+  /** Source snapshots to bring over (exclusions applied). */
+  readonly wanted: readonly Snapshot[];
+  /** All source snapshots (parents may come from outside `wanted`). */
+  readonly sourceAll: readonly Snapshot[];
+  readonly destination: readonly Snapshot[];
+  readonly policy: PlanPolicy;
+  /**
+   * `-e`: start from estimates and measure only the diffs the plan relies on, re-planning
+   * until the plan uses measured sizes only. Otherwise every candidate diff is measured first.
+   */
+  readonly estimateFirst: boolean;
+  readonly now: Date;
+  readonly signal?: AbortSignal;
+  /** Called before each measurement, for progress and `-V`. */
+  readonly onMeasure?: (pair: CandidatePair) => void;
+}
+
+/** How many `btrfs send --no-data` run at once: they are CPU- and seek-bound. */
+const MEASURE_CONCURRENCY = 2;
+
+/**
+ * The I/O shell around the pure planner: finds candidate diffs, sizes them through the source
+ * store, and asks {@link planSync} for the cheapest plan.
+ *
+ * Measured sizes replace estimates until the plan relies on measured sizes only. An estimate
+ * can only be wrong in a way that makes the planner look at a diff it then measures, so the
+ * loop ends after at most one round per candidate.
+ */
+export async function choosePlan(input: ChoosePlanInput): Promise<Plan> {
+  const { source, destination } = input;
+  const atDestination = new CorrelationIndex(destination);
+  const needed = input.wanted.filter((s) => !atDestination.has(s));
+  const present = input.sourceAll.filter((s) => atDestination.has(s));
+  const planSource = uniqueByUuid([...input.wanted, ...present]);
+
+  const pairs = candidatePairs(needed, present);
+  const sizes = new Map<CandidatePair, DiffSize>();
+  const limit = pLimit(MEASURE_CONCURRENCY);
+  const measure = (toMeasure: readonly CandidatePair[]): Promise<void[]> =>
+    Promise.all(
+      toMeasure.map((pair) =>
+        limit(async () => {
+          input.signal?.throwIfAborted();
+          input.onMeasure?.(pair);
+          sizes.set(pair, await source.measureDiff(pair.snapshot, pair.parent, input.signal));
+        }),
+      ),
+    );
+
+  for (const pair of pairs) sizes.set(pair, source.estimateDiff(pair.snapshot, pair.parent));
+  if (!input.estimateFirst) await measure(pairs.filter((p) => !sizes.get(p)!.exact));
+
+  const byEdge = new Map(pairs.map((p) => [edgeKey(p.snapshot.uuid, p.parent?.uuid ?? null), p]));
+  for (let round = 0; ; round++) {
+    const edges: CandidateEdge[] = pairs.map((p) => {
+      const size = sizes.get(p)!;
+      return { to: p.snapshot.uuid, from: p.parent?.uuid ?? null, bytes: size.bytes, exact: size.exact };
+    });
+    const plan = planSync({ source: planSource, destination, edges, policy: input.policy, now: input.now });
+    const guessed = plan.steps.flatMap((step) =>
+      step.kind === 'send' && !step.exact ? [byEdge.get(edgeKey(step.snapshot.uuid, step.parent?.uuid ?? null))!] : [],
+    );
+    if (guessed.length === 0 || round > pairs.length) return plan;
+    await measure(guessed);
+  }
+}
+
+function edgeKey(to: string, from: string | null): string {
+  return `${to}<${from ?? ''}`;
+}
+
+function uniqueByUuid(snapshots: readonly Snapshot[]): Snapshot[] {
+  return [...new Map(snapshots.map((s) => [s.uuid, s])).values()];
+}

@@ -1,0 +1,116 @@
+import { StoreError, UsageError } from '../model/errors.js';
+import type { Snapshot } from '../model/snapshot.js';
+import type { Store } from '../model/store.js';
+import type { Plan, PlanPolicy } from '../planner/plan-types.js';
+import type { TransferObserver } from '../progress/transfer-observer.js';
+import type { CandidatePair } from './candidate-parents.js';
+import { choosePlan } from './choose-plan.js';
+import { executePlan, type ExecuteResult } from './execute-plan.js';
+
+export interface SyncSide {
+  readonly store: Store;
+  /** One snapshot's name (URL without trailing slash), or null for the whole directory. */
+  readonly selection: string | null;
+}
+
+export interface SyncOptions {
+  readonly dryRun: boolean;
+  readonly delete: boolean;
+  readonly estimate: boolean;
+  /** Snapshot names matching any of these are neither sent nor deleted. */
+  readonly excludes: readonly RegExp[];
+  readonly now: Date;
+  readonly observer: TransferObserver;
+  readonly onMeasure?: (pair: CandidatePair) => void;
+  /** Called with the plan before anything changes (also in dry runs). */
+  readonly onPlan?: (plan: Plan) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface SyncResult {
+  readonly plan: Plan;
+  /** Undefined for a dry run. */
+  readonly executed: ExecuteResult | undefined;
+}
+
+const BTRFS_POLICY: Omit<PlanPolicy, 'delete'> = { destinationStoresDiffs: false, chainLinkPenaltyBytes: 0 };
+
+/**
+ * `buttersink sync`: lists both stores, plans the cheapest transfers, and (unless dry run)
+ * carries them out under the destination's lock, then deletes what the source lacks (`-d`).
+ * Everything that can be refused is refused before anything changes.
+ */
+export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions): Promise<SyncResult> {
+  if (dst.selection !== null) {
+    throw new UsageError(`the destination must be a directory of snapshots: ${dst.store.url}`, {
+      hint: `end it with a slash: ${dst.store.url}/`,
+    });
+  }
+  if (options.delete && src.selection !== null) {
+    throw new UsageError('-d/--delete needs a directory of snapshots as source, not a single snapshot', {
+      hint: `end the source with a slash to mirror the whole directory: ${src.store.url}/`,
+    });
+  }
+  const isExcluded = (s: Snapshot): boolean => options.excludes.some((re) => re.test(s.name));
+  const sourceAll = await src.store.list();
+  if (sourceAll.length === 0) {
+    // Also with -d: an empty source is far more often a wrong path than a wish to delete all.
+    throw new StoreError(`no read-only snapshots in ${src.store.url}`, {
+      hint: src.selection === null ? undefined : `without a trailing slash the URL names one snapshot; with it, a directory`,
+    });
+  }
+  const wanted = selectSnapshots(sourceAll, src).filter((s) => !isExcluded(s));
+  if (wanted.length === 0 && !options.delete) {
+    throw new StoreError(`nothing to send: no snapshots in ${src.store.url}${options.excludes.length ? ' (after --exclude)' : ''}`);
+  }
+
+  const release = options.dryRun ? async () => {} : await dst.store.lock();
+  try {
+    const destination = (await dst.store.list()).filter((s) => !isExcluded(s));
+    const plan = await choosePlan({
+      source: src.store,
+      wanted,
+      sourceAll,
+      destination,
+      policy: { ...BTRFS_POLICY, delete: options.delete },
+      estimateFirst: options.estimate,
+      now: options.now,
+      signal: options.signal,
+      onMeasure: options.onMeasure,
+    });
+    refuseImpossiblePlans(plan, dst.store);
+    options.onPlan?.(plan);
+    if (options.dryRun) return { plan, executed: undefined };
+    const executed = await executePlan(plan, src.store, dst.store, sourceAll, destination, options.observer, options.signal);
+    return { plan, executed };
+  } finally {
+    await release();
+  }
+}
+
+/** The snapshots a side names; a missing single snapshot is an error with the original's hint. */
+export function selectSnapshots(all: readonly Snapshot[], side: SyncSide): Snapshot[] {
+  if (side.selection === null) return [...all];
+  const one = all.filter((s) => s.name === side.selection);
+  if (one.length === 0) {
+    throw new StoreError(`no read-only snapshot named ${JSON.stringify(side.selection)} in ${side.store.url.replace(/[^/]*$/, '')}`, {
+      hint: `to use a directory of snapshots, end the URL with a slash: ${side.store.url}/`,
+    });
+  }
+  return one;
+}
+
+function refuseImpossiblePlans(plan: Plan, destination: Store): void {
+  const conflict = plan.conflicts[0];
+  if (conflict) {
+    throw new StoreError(
+      `${destination.url} already has a different snapshot named ${JSON.stringify(conflict.destination.name)}` +
+        (plan.conflicts.length > 1 ? ` (and ${plan.conflicts.length - 1} more)` : ''),
+      { hint: 'rename or delete it there, or leave it out with --exclude' },
+    );
+  }
+  const lost = plan.unreachable[0];
+  if (lost) {
+    throw new StoreError(`cannot send ${lost.name}: no full stream and no parent of it is available`);
+  }
+}
