@@ -1,0 +1,329 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
+import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
+import { missingForBtrfs, isCI } from '../support/prerequisites.js';
+import { cli, cliInBackground } from '../support/run-cli.js';
+import { treeDigest } from '../support/tree-digest.js';
+
+const missing = missingForBtrfs();
+if (missing && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
+
+interface PlanJson {
+  totalBytes: number;
+  steps: { kind: string; snapshot: string; parent: string | null; bytes: number }[];
+  alreadyPresent: string[];
+}
+
+/**
+ * Every subvolume below `dir` (read-only or not, partial or not: what a user would see), as
+ * paths relative to the pool's top level. `dir` must be inside a pool mounted at its top level.
+ */
+function subvolumes(dir: string): string[] {
+  const top = execFileSync('findmnt', ['-n', '-o', 'TARGET', '-T', dir], { encoding: 'utf8' }).trim();
+  const rel = path.relative(top, dir);
+  const out = execFileSync('btrfs', ['subvolume', 'list', top], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.replace(/^.* path /, ''))
+    .filter((p) => rel === '' || p.startsWith(`${rel}/`))
+    .sort();
+}
+
+function snapshotNames(dir: string): string[] {
+  const res = cli(['--json', dir.endsWith('/') ? dir : `${dir}/`]);
+  assert.equal(res.code, 0, res.stderr);
+  return (JSON.parse(res.stdout) as { name: string }[]).map((s) => s.name);
+}
+
+function assertSameTree(a: string, b: string): void {
+  assert.deepEqual(treeDigest(b), treeDigest(a), `${b} differs from ${a}`);
+}
+
+describe('buttersink sync between local btrfs pools', { skip: missing ?? false }, () => {
+  let src: BtrfsPool;
+  let dst: BtrfsPool;
+  let data: string;
+  let cache: string;
+  let env: NodeJS.ProcessEnv;
+
+  before(() => {
+    src = createPool(512);
+    dst = createPool(512);
+    data = makeRichSubvolume(src.mountPoint);
+    cache = mkdtempSync(path.join(os.tmpdir(), 'buttersink-cache-'));
+    env = { BUTTERSINK_CACHE_DIR: cache };
+    snapshot(data, `${src.mountPoint}/snaps/s1`);
+    changeRichSubvolume(data, 1);
+    snapshot(data, `${src.mountPoint}/snaps/s2`);
+    // Plain files, directories and read-write subvolumes in the source are not snapshots.
+    sh(`touch snaps/not-a-snapshot && mkdir snaps/empty-dir && btrfs -q subvolume snapshot data snaps/writable`, src.mountPoint);
+  });
+
+  after(() => {
+    src?.destroy();
+    dst?.destroy();
+    if (cache) rmSync(cache, { recursive: true, force: true });
+  });
+
+  test('lists only the read-only snapshots of a directory', () => {
+    assert.deepEqual(snapshotNames(`${src.mountPoint}/snaps/`), ['s1', 's2']);
+    const text = cli([`${src.mountPoint}/snaps/`], { env });
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^s1 +\d/m);
+    assert.match(text.stdout, /^s2 +\d/m);
+  });
+
+  test('a first sync sends everything, byte for byte, then an incremental run sends only the new diff', () => {
+    const target = `${dst.mountPoint}/backup`;
+    mkdirSync(target);
+    const first = cli(['-q', `${src.mountPoint}/snaps/`, `${target}/`], { env });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /done: sent 2 snapshots/);
+    assert.deepEqual(snapshotNames(target), ['s1', 's2']);
+    assertSameTree(`${src.mountPoint}/snaps/s1`, `${target}/s1`);
+    assertSameTree(`${src.mountPoint}/snaps/s2`, `${target}/s2`);
+    // Received snapshots are complete: read-only with a received UUID.
+    const show = execFileSync('btrfs', ['subvolume', 'show', `${target}/s2`], { encoding: 'utf8' });
+    assert.match(show, /Flags:\s+readonly/);
+    assert.doesNotMatch(show, /Received UUID:\s+-/);
+
+    changeRichSubvolume(data, 2);
+    snapshot(data, `${src.mountPoint}/snaps/s3`);
+    const plan = cli(['-n', '--json', `${src.mountPoint}/snaps/`, `${target}/`], { env });
+    assert.equal(plan.code, 0, plan.stderr);
+    const parsed = JSON.parse(plan.stdout) as PlanJson;
+    assert.deepEqual(
+      parsed.steps.map((s) => [s.snapshot, s.parent]),
+      [['s3', 's2']],
+    );
+    assert.deepEqual(parsed.alreadyPresent.sort(), ['s1', 's2']);
+    // The diff carries ~0.5 MB new file + 64 KiB overwritten, not the 3 MB file again.
+    assert.ok(parsed.totalBytes < 1_500_000, `incremental plan is ${parsed.totalBytes} bytes`);
+
+    const second = cli([`${src.mountPoint}/snaps/`, `${target}/`], { env });
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /sent s3 \(from s2\)/);
+    assert.match(second.stdout, /done: sent 1 snapshot /);
+    assertSameTree(`${src.mountPoint}/snaps/s3`, `${target}/s3`);
+
+    const third = cli([`${src.mountPoint}/snaps/`, `${target}/`], { env });
+    assert.equal(third.code, 0, third.stderr);
+    assert.match(third.stdout, /is up to date \(3 snapshots\)/);
+  });
+
+  test('measured diff sizes match the real send streams within 1%', () => {
+    const target = `${dst.mountPoint}/measure`;
+    mkdirSync(target);
+    const plan = cli(['-n', '--json', `${src.mountPoint}/snaps/`, `${target}/`], { env: { BUTTERSINK_CACHE_DIR: mkdtempSync(path.join(cache, 'm-')) } });
+    assert.equal(plan.code, 0, plan.stderr);
+    const parsed = JSON.parse(plan.stdout) as PlanJson;
+    assert.equal(parsed.steps.length, 3);
+    for (const step of parsed.steps) {
+      const parentArgs = step.parent ? `-p ${src.mountPoint}/snaps/${step.parent}` : '';
+      const real = Number(sh(`btrfs send -q ${parentArgs} ${src.mountPoint}/snaps/${step.snapshot} | wc -c`).trim());
+      const error = Math.abs(step.bytes - real) / real;
+      assert.ok(error < 0.01, `${step.snapshot}: measured ${step.bytes}, real ${real}`);
+    }
+  });
+
+  test('-n prints the plan and changes nothing', () => {
+    const target = `${dst.mountPoint}/dry`;
+    mkdirSync(target);
+    const before = readdirSync(target);
+    const res = cli(['-n', `${src.mountPoint}/snaps/`, `${target}/`], { env });
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /would send s1 .*full/);
+    assert.match(res.stdout, /would send s2 .*incremental from s1/);
+    assert.match(res.stdout, /3 to send/);
+    assert.deepEqual(readdirSync(target), before);
+    assert.deepEqual(subvolumes(target), []);
+  });
+
+  test('a single snapshot (no trailing slash) is sent alone, using a parent the destination has', () => {
+    const target = `${dst.mountPoint}/single`;
+    mkdirSync(target);
+    let res = cli(['-q', `${src.mountPoint}/snaps/s1`, `${target}/`], { env });
+    assert.equal(res.code, 0, res.stderr);
+    assert.deepEqual(snapshotNames(target), ['s1']);
+    res = cli(['-n', '--json', `${src.mountPoint}/snaps/s3`, `${target}/`], { env });
+    const parsed = JSON.parse(res.stdout) as PlanJson;
+    assert.deepEqual(parsed.steps.map((s) => [s.snapshot, s.parent]), [['s3', 's1']]);
+  });
+
+  test('-d deletes what the source lacks after sending, and --exclude protects', () => {
+    const target = `${dst.mountPoint}/mirror`;
+    mkdirSync(target);
+    assert.equal(cli(['-q', `${src.mountPoint}/snaps/`, `${target}/`], { env }).code, 0);
+    // Snapshots the source does not have: one made at the destination, one excluded by name.
+    sh(`btrfs -q subvolume create tmp && btrfs -q subvolume snapshot -r tmp old-1 && btrfs -q subvolume snapshot -r tmp keep-me && btrfs -q subvolume delete tmp`, target);
+    const res = cli(['-q', '-d', '--exclude', '^keep-', `${src.mountPoint}/snaps/`, `${target}/`], { env });
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /deleted 1/);
+    assert.deepEqual(snapshotNames(target), ['keep-me', 's1', 's2', 's3']);
+  });
+
+  test('a destination snapshot that shares a received UUID with another does not confuse it', () => {
+    const target = `${dst.mountPoint}/shared`;
+    mkdirSync(target);
+    assert.equal(cli(['-q', `${src.mountPoint}/snaps/s1`, `${target}/`], { env }).code, 0);
+    // A snapshot of a received snapshot inherits its received UUID.
+    sh(`btrfs -q subvolume snapshot -r s1 s1-copy`, target);
+    const res = cli(['-q', '-d', `${src.mountPoint}/snaps/`, `${target}/`], { env });
+    assert.equal(res.code, 0, res.stderr);
+    assert.deepEqual(snapshotNames(target), ['s1', 's1-copy', 's2', 's3']);
+    assertSameTree(`${src.mountPoint}/snaps/s3`, `${target}/s3`);
+  });
+
+  test('a destination snapshot with the same name but other data is refused before anything changes', () => {
+    const target = `${dst.mountPoint}/conflict`;
+    mkdirSync(target);
+    sh(`btrfs -q subvolume create tmp && btrfs -q subvolume snapshot -r tmp s2 && btrfs -q subvolume delete tmp`, target);
+    const res = cli([`${src.mountPoint}/snaps/`, `${target}/`], { env });
+    assert.equal(res.code, 4);
+    assert.match(res.stderr, /already has a different snapshot named "s2"/);
+    assert.equal(res.stderr.trim().split('\n').length, 1);
+    assert.deepEqual(subvolumes(target), ['conflict/s2']);
+  });
+
+  test('a log file (-l) records what was done', () => {
+    const target = `${dst.mountPoint}/logged`;
+    mkdirSync(target);
+    const log = path.join(cache, 'run.log');
+    const res = cli(['-q', '-l', log, `${src.mountPoint}/snaps/s1`, `${target}/`], { env });
+    assert.equal(res.code, 0, res.stderr);
+    const text = readFileSync(log, 'utf8');
+    assert.match(text, /^\d{4}-\d\d-\d\dT.* info sent s1 \(full\)/m);
+    assert.match(text, /debug \$ btrfs send/);
+  });
+
+  test('another sync holding the destination makes a second one exit 6 without changes', async () => {
+    const target = `${dst.mountPoint}/busy`;
+    mkdirSync(`${target}/.buttersink`, { recursive: true });
+    // -o: the lock fd stays with flock itself, so killing flock frees the lock and the pool.
+    const holder = spawn('flock', ['-o', `${target}/.buttersink/lock`, 'sleep', '30'], { stdio: 'ignore', detached: true });
+    try {
+      await waitFor(() => sh(`flock -n ${target}/.buttersink/lock true || echo held`).includes('held'));
+      const res = cli([`${src.mountPoint}/snaps/`, `${target}/`], { env });
+      assert.equal(res.code, 6, res.stderr);
+      assert.match(res.stderr, /another buttersink is writing to/);
+      assert.deepEqual(subvolumes(target), []);
+    } finally {
+      process.kill(-holder.pid!, 'SIGKILL');
+    }
+  });
+
+  test('SIGINT during a transfer exits 130 and leaves no partial snapshot; the next run completes', async () => {
+    const big = `${src.mountPoint}/big`;
+    sh(`btrfs -q subvolume create ${big} && head -c 150000000 /dev/urandom > ${big}/blob && mkdir -p ${src.mountPoint}/bigsnaps && btrfs -q subvolume snapshot -r ${big} ${src.mountPoint}/bigsnaps/b1`);
+    const target = `${dst.mountPoint}/interrupted`;
+    mkdirSync(target);
+    const run = cliInBackground(['-q', `${src.mountPoint}/bigsnaps/`, `${target}/`], env);
+    await waitFor(() => readdirSync(target).some((n) => n.startsWith('.buttersink-partial.')));
+    run.child.kill('SIGINT');
+    const res = await run.done;
+    assert.equal(res.code, 130, res.stderr);
+    assert.match(res.stderr, /interrupted/);
+    assert.deepEqual(subvolumes(target), []);
+    assert.deepEqual(readdirSync(target).filter((n) => n !== '.buttersink'), []);
+
+    const again = cli(['-q', `${src.mountPoint}/bigsnaps/`, `${target}/`], { env });
+    assert.equal(again.code, 0, again.stderr);
+    assertSameTree(`${src.mountPoint}/bigsnaps/b1`, `${target}/b1`);
+  });
+
+  test('after kill -9 mid-receive, the partial never shows as a snapshot and the next run removes it', async () => {
+    const target = `${dst.mountPoint}/killed`;
+    mkdirSync(target);
+    const run = cliInBackground(['-q', `${src.mountPoint}/bigsnaps/`, `${target}/`], env);
+    await waitFor(() => readdirSync(target).some((n) => n.startsWith('.buttersink-partial.')));
+    run.child.kill('SIGKILL');
+    await run.done;
+    // Whatever was left is hidden, not under the final name, and not listed.
+    assert.equal(existsSync(`${target}/b1`), false);
+    assert.deepEqual(snapshotNames(target), []);
+
+    const again = cli(['-q', `${src.mountPoint}/bigsnaps/`, `${target}/`], { env });
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(readdirSync(target).sort(), ['.buttersink', 'b1']);
+    assertSameTree(`${src.mountPoint}/bigsnaps/b1`, `${target}/b1`);
+  });
+});
+
+describe('buttersink refuses bad input with one line and a documented exit code', { skip: missing ?? false }, () => {
+  let pool: BtrfsPool;
+  let plainDir: string;
+
+  before(() => {
+    pool = createPool(256);
+    sh(`mkdir empty && btrfs -q subvolume create data && mkdir snaps && btrfs -q subvolume snapshot -r data snaps/one`, pool.mountPoint);
+    plainDir = mkdtempSync(path.join(os.tmpdir(), 'buttersink-plain-'));
+    writeFileSync(path.join(plainDir, 'file'), 'x');
+  });
+  after(() => {
+    pool?.destroy();
+    if (plainDir) rmSync(plainDir, { recursive: true, force: true });
+  });
+
+  const cases: [string, () => string[], number, RegExp][] = [
+    ['unknown scheme', () => ['ftp://host/x/'], 2, /unknown store URL scheme "ftp:\/\/"/],
+    ['scp-style URL', () => ['backup:/snaps/'], 2, /bad store URL "backup:\/snaps\/"/],
+    ['relative btrfs:// URL', () => ['btrfs://snaps/'], 2, /need an absolute path/],
+    ['unknown flag', () => ['--frobnicate', '/x/'], 2, /unknown option '--frobnicate'/],
+    ['bad --exclude regex', () => ['--exclude', '(', '/x/'], 2, /not a valid regular expression/],
+    ['bad --part-size', () => ['--part-size', '1', '/x/'], 2, /from 5 to 5120/],
+    ['missing directory', () => [`${pool.mountPoint}/nope/`], 4, /does not exist/],
+    ['not btrfs', () => [`${plainDir}/`], 4, /is not on a btrfs filesystem/],
+    ['no snapshots to send', () => [`${pool.mountPoint}/empty/`, `${pool.mountPoint}/snaps/`], 4, /no read-only snapshots in/],
+    ['missing trailing slash', () => [`${pool.mountPoint}/snaps`], 4, /no read-only snapshot named "snaps".*end the URL with a slash/],
+    ['destination without trailing slash', () => [`${pool.mountPoint}/snaps/`, `${pool.mountPoint}/empty`], 2, /destination must be a directory.*end it with a slash/],
+    ['-d with a single snapshot', () => ['-d', `${pool.mountPoint}/snaps/one`, `${pool.mountPoint}/empty/`], 2, /needs a directory of snapshots as source/],
+    ['same source and destination', () => [`${pool.mountPoint}/snaps/`, `btrfs://${pool.mountPoint}/snaps/`], 2, /same directory/],
+    ['--json without -n', () => ['--json', `${pool.mountPoint}/snaps/`, `${pool.mountPoint}/empty/`], 2, /use it with -n/],
+    ['ssh store not yet available', () => [`${pool.mountPoint}/snaps/`, 'ssh://host/x/'], 4, /ssh:\/\/ stores are not available/],
+  ];
+  for (const [name, args, code, message] of cases) {
+    test(name, () => {
+      const before = subvolumes(pool.mountPoint);
+      const res = cli(args());
+      assert.equal(res.code, code, `exit ${res.code}: ${res.stderr}`);
+      assert.match(res.stderr, message);
+      assert.equal(res.stderr.trim().split('\n').length, 1, `not one line: ${res.stderr}`);
+      assert.match(res.stderr, /^buttersink: /);
+      assert.equal(res.stdout, '');
+      assert.deepEqual(subvolumes(pool.mountPoint), before);
+      assert.equal(existsSync(`${pool.mountPoint}/empty/.buttersink`), false);
+    });
+  }
+
+  test('not root: exit 3 with a clear message', () => {
+    const res = cli([`${pool.mountPoint}/snaps/`], { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] });
+    assert.equal(res.code, 3, res.stderr);
+    assert.match(res.stderr, /^buttersink: buttersink needs root .*\(run it with sudo, or as root\)$/m);
+  });
+
+  test('--help teaches the URL forms, examples and exit codes; --version prints it', () => {
+    const help = cli(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /trailing slash|no trailing slash/);
+    assert.match(help.stdout, /Exit codes: 0 ok/);
+    const syncHelp = cli(['sync', '--help']);
+    assert.match(syncHelp.stdout, /-n, --dry-run/);
+    const version = cli(['-V']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,37 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { TestContext } from 'node:test';
+
+/** True when the environment says we are in CI: a missing prerequisite then fails instead of skipping. */
+export const isCI = process.env.CI === 'true' || process.env.CI === '1';
+
+function hasCommand(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What the real-store tests need: root, the btrfs tools, loop devices. Returns why not, or null.
+ */
+export function missingForBtrfs(): string | null {
+  if (process.getuid?.() !== 0) return 'not running as root';
+  if (!hasCommand('mkfs.btrfs') || !hasCommand('btrfs')) return 'btrfs-progs is not installed';
+  if (!existsSync('/dev/loop-control')) return 'no loop device support (/dev/loop-control)';
+  return null;
+}
+
+/**
+ * Skips the test when a prerequisite is missing — except in CI, where it fails: a skipped
+ * test is not a pass. Returns false when the test must stop.
+ */
+export function requireBtrfs(t: TestContext): boolean {
+  const missing = missingForBtrfs();
+  if (missing === null) return true;
+  if (isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
+  t.skip(missing);
+  return false;
+}
