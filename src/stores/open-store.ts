@@ -15,7 +15,7 @@ export function openStore(location: StoreLocation, context: StoreContext): Store
   switch (location.kind) {
     case 'btrfs':
       if (!context.isRoot) {
-        throw new PermissionError(`buttersink needs root to read and write btrfs snapshots (${location.url})`, {
+        throw new PermissionError(`needs root to read and write btrfs snapshots in ${location.url}`, {
           hint: 'run it with sudo, or as root',
         });
       }

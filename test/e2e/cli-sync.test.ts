@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
 import { missingForBtrfs, isCI } from '../support/prerequisites.js';
-import { cli, cliInBackground } from '../support/run-cli.js';
+import { CLI, cli, cliAt, cliInBackground } from '../support/run-cli.js';
 import { treeDigest } from '../support/tree-digest.js';
 
 const missing = missingForBtrfs();
@@ -302,9 +302,20 @@ describe('buttersink refuses bad input with one line and a documented exit code'
   }
 
   test('not root: exit 3 with a clear message', () => {
-    const res = cli([`${pool.mountPoint}/snaps/`], { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] });
+    const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+    let copy: string | undefined;
+    // The checkout may live where nobody cannot read it (e.g. under /root): run a copy then.
+    if (spawnSync(asNobody[0]!, [...asNobody.slice(1), 'test', '-r', CLI]).status !== 0) {
+      copy = mkdtempSync(path.join(os.tmpdir(), 'buttersink-copy-'));
+      const project = path.resolve(path.dirname(CLI), '../../..');
+      sh(`cp -r '${project}/package.json' '${project}/dist' '${project}/node_modules' '${copy}/' && chmod -R a+rX '${copy}'`);
+    }
+    const res = copy
+      ? cliAt(`${copy}/dist/src/cli/main.js`, [`${pool.mountPoint}/snaps/`], asNobody)
+      : cli([`${pool.mountPoint}/snaps/`], { prefix: asNobody });
+    if (copy) rmSync(copy, { recursive: true, force: true });
     assert.equal(res.code, 3, res.stderr);
-    assert.match(res.stderr, /^buttersink: buttersink needs root .*\(run it with sudo, or as root\)$/m);
+    assert.match(res.stderr, /^buttersink: needs root to read and write btrfs snapshots in .*\(run it with sudo, or as root\)$/m);
   });
 
   test('--help teaches the URL forms, examples and exit codes; --version prints it', () => {

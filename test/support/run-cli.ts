@@ -12,12 +12,16 @@ export interface CliResult {
 }
 
 export function cli(args: readonly string[], options: { env?: NodeJS.ProcessEnv; prefix?: readonly string[] } = {}): CliResult {
-  const prefix = options.prefix ?? [];
+  return cliAt(CLI, args, options.prefix ?? [], options.env);
+}
+
+/** Runs a CLI build at `main`, optionally behind a command prefix (e.g. setpriv). */
+export function cliAt(main: string, args: readonly string[], prefix: readonly string[] = [], env?: NodeJS.ProcessEnv): CliResult {
   const command = prefix.length > 0 ? prefix[0]! : process.execPath;
-  const argv = prefix.length > 0 ? [...prefix.slice(1), process.execPath, CLI, ...args] : [CLI, ...args];
+  const argv = prefix.length > 0 ? [...prefix.slice(1), process.execPath, main, ...args] : [main, ...args];
   const result = spawnSync(command, argv, {
     encoding: 'utf8',
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InterruptedError, StoreError, TransferError } from '../../model/errors.js';
 import type { Snapshot } from '../../model/snapshot.js';
@@ -172,7 +172,12 @@ export class BtrfsStore implements Store {
       }
     });
     done.catch(() => {}); // the caller awaits it; never an unhandled rejection
-    return { stream: child.stdout!, done };
+    // execa resumes an unread stdout on the next tick (its `buffer: false` rule), which would
+    // drop data if the consumer attaches later. Piping into our own stream right away keeps
+    // every byte and the backpressure; destroying it kills the pipe and so `btrfs send`.
+    const stream = new PassThrough({ highWaterMark: 1 << 20 });
+    pipeline(child.stdout!, stream).catch(() => {});
+    return { stream, done };
   }
 
   async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {

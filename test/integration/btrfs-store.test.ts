@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { BusyError, StoreError, TransferError } from '../../src/model/errors.js';
+import type { Snapshot } from '../../src/model/snapshot.js';
+import { BtrfsStore } from '../../src/stores/btrfs/btrfs-store.js';
+import { DiffSizeCache } from '../../src/stores/cache/diff-size-cache.js';
+import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
+import { isCI, missingForBtrfs } from '../support/prerequisites.js';
+import { treeDigest } from '../support/tree-digest.js';
+
+const missing = missingForBtrfs();
+if (missing && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
+
+function allSubvolumes(mount: string): string[] {
+  return execFileSync('btrfs', ['subvolume', 'list', mount], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.replace(/^.* path /, ''))
+    .sort();
+}
+
+/** A whole send stream in memory (small fixtures only). */
+function sendStream(args: string[]): Buffer {
+  return execFileSync('btrfs', ['send', '-q', ...args], { maxBuffer: 64 << 20 });
+}
+
+describe('BtrfsStore on a real btrfs pool', { skip: missing ?? false }, () => {
+  let pool: BtrfsPool;
+  let cacheDir: string;
+  let source: BtrfsStore;
+  let snaps: Snapshot[];
+
+  const store = (dir: string): BtrfsStore =>
+    new BtrfsStore({ url: `${dir}/`, directory: dir, cache: new DiffSizeCache(cacheDir) });
+
+  before(() => {
+    pool = createPool(256);
+    cacheDir = mkdtempSync(path.join(os.tmpdir(), 'buttersink-cache-'));
+    sh(
+      `btrfs -q subvolume create data && head -c 2000000 /dev/urandom > data/a && mkdir -p snaps/nested/deeper &&
+       btrfs -q subvolume snapshot -r data snaps/one &&
+       head -c 300000 /dev/urandom > data/b && btrfs -q subvolume snapshot -r data 'snaps/nested/deeper/two with space' &&
+       btrfs -q subvolume snapshot data snaps/read-write && touch snaps/file &&
+       btrfs -q subvolume create 'snaps/.buttersink-partial.0badc0de.one' && mkdir dst`,
+      pool.mountPoint,
+    );
+    source = store(`${pool.mountPoint}/snaps`);
+  });
+  after(() => {
+    pool?.destroy();
+    if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  test('lists read-only snapshots at any depth by relative name, and nothing else', async () => {
+    snaps = await source.list();
+    assert.deepEqual(
+      snaps.map((s) => s.name),
+      ['nested/deeper/two with space', 'one'],
+    );
+    const [two, one] = snaps;
+    assert.equal(one!.parentUuid, two!.parentUuid, 'both were snapshotted from data');
+    assert.ok(one!.creationGeneration < two!.creationGeneration);
+    assert.ok(one!.createdAt instanceof Date);
+    assert.equal(one!.receivedUuid, null);
+  });
+
+  test('a directory that is not on btrfs, or missing, is a StoreError', async () => {
+    await assert.rejects(store(os.tmpdir()).list(), (e: unknown) => e instanceof StoreError && /not on a btrfs/.test(e.message));
+    await assert.rejects(store(`${pool.mountPoint}/missing`).list(), (e: unknown) => e instanceof StoreError && /does not exist/.test(e.message));
+  });
+
+  test('receives a stream under its final name only when complete, equal to the source', async () => {
+    const dst = store(`${pool.mountPoint}/dst`);
+    const release = await dst.lock();
+    try {
+      const one = snaps.find((s) => s.name === 'one')!;
+      const sent = await source.send(one, null);
+      const received = await dst.receive(sent.stream, { name: 'daily/one', snapshot: one, parent: null, expectedBytes: 0 });
+      await sent.done;
+      assert.equal(received.name, 'daily/one');
+      assert.equal(received.receivedUuid, one.uuid);
+      assert.deepEqual(treeDigest(`${pool.mountPoint}/dst/daily/one`), treeDigest(`${pool.mountPoint}/snaps/one`));
+    } finally {
+      await release();
+    }
+  });
+
+  test('a cut stream fails with TransferError and leaves no subvolume behind', async () => {
+    const dst = store(`${pool.mountPoint}/dst`);
+    const before = allSubvolumes(pool.mountPoint);
+    const whole = sendStream([`${pool.mountPoint}/snaps/nested/deeper/two with space`]);
+    const two = snaps.find((s) => s.name.startsWith('nested'))!;
+    const cut = Readable.from([whole.subarray(0, Math.floor(whole.length / 2))]);
+    await assert.rejects(
+      dst.receive(cut, { name: 'cut', snapshot: two, parent: null, expectedBytes: whole.length }),
+      TransferError,
+    );
+    assert.deepEqual(allSubvolumes(pool.mountPoint), before);
+    assert.equal(existsSync(`${pool.mountPoint}/dst/cut`), false);
+  });
+
+  test('garbage instead of a send stream is refused with a clear TransferError', async () => {
+    const dst = store(`${pool.mountPoint}/dst`);
+    const before = allSubvolumes(pool.mountPoint);
+    const garbage = Readable.from([Buffer.from('this is not a btrfs send stream at all, just text\n'.repeat(100))]);
+    await assert.rejects(
+      dst.receive(garbage, { name: 'garbage', snapshot: snaps[0]!, parent: null, expectedBytes: 0 }),
+      (e: unknown) => e instanceof TransferError && /not a btrfs send stream/.test(e.message),
+    );
+    assert.deepEqual(allSubvolumes(pool.mountPoint), before);
+  });
+
+  test('an existing name is refused before anything is received', async () => {
+    const dst = store(`${pool.mountPoint}/dst`);
+    mkdirSync(`${pool.mountPoint}/dst/taken`);
+    const stream = Readable.from([Buffer.alloc(10)]);
+    await assert.rejects(dst.receive(stream, { name: 'taken', snapshot: snaps[0]!, parent: null, expectedBytes: 0 }), StoreError);
+    assert.deepEqual(readdirSync(`${pool.mountPoint}/dst/taken`), []);
+  });
+
+  test('the lock is exclusive, and taking it removes only our partial receives', async () => {
+    const dir = `${pool.mountPoint}/snaps`;
+    const first = store(dir);
+    const release = await first.lock();
+    try {
+      await assert.rejects(store(dir).lock(), BusyError);
+    } finally {
+      await release();
+    }
+    // The leftover partial from the fixture is gone; the user's subvolumes are not.
+    const names = allSubvolumes(pool.mountPoint);
+    assert.ok(!names.some((n) => n.includes('.buttersink-partial.')), names.join(', '));
+    assert.ok(names.includes('snaps/read-write'));
+    assert.ok(names.includes('snaps/one'));
+    const again = await store(dir).lock();
+    await again();
+  });
+
+  test('measures diffs exactly (within 1% of the real stream) and caches them by UUID pair', async () => {
+    const [two, one] = snaps;
+    const measured = await source.measureDiff(two!, one!);
+    const real = sendStream(['-p', `${pool.mountPoint}/snaps/one`, `${pool.mountPoint}/snaps/nested/deeper/two with space`]).length;
+    assert.ok(Math.abs(measured.bytes - real) / real < 0.01, `measured ${measured.bytes}, real ${real}`);
+    assert.equal(measured.exact, true);
+    const full = await source.measureDiff(one!, null);
+    assert.ok(full.bytes > 2_000_000 && full.bytes < 2_100_000, `full ${full.bytes}`);
+    await source.close();
+    const fresh = new DiffSizeCache(cacheDir);
+    assert.equal(await fresh.get(two!.uuid, one!.uuid), measured.bytes);
+  });
+
+  test('delete is idempotent and refuses a snapshot that changed under its name', async () => {
+    const dst = store(`${pool.mountPoint}/dst`);
+    const release = await dst.lock();
+    try {
+      const [received] = await dst.list();
+      assert.ok(received);
+      await dst.delete(received);
+      await dst.delete(received);
+      assert.deepEqual(await dst.list(), []);
+      sh(`btrfs -q subvolume snapshot -r data dst/impostor`, pool.mountPoint);
+      const impostor = { ...received, name: 'impostor' };
+      await assert.rejects(dst.delete(impostor), (e: unknown) => e instanceof StoreError && /no longer the snapshot/.test(e.message));
+      assert.equal(existsSync(`${pool.mountPoint}/dst/impostor`), true);
+    } finally {
+      await release();
+    }
+  });
+});
