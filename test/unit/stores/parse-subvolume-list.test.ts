@@ -1,0 +1,148 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseSubvolumeList } from '../../../src/stores/btrfs/parse-subvolume-list.js';
+
+// A zone far from UTC with a non-whole-hour offset (+13:45 in November), so that mixing up
+// local time and UTC cannot pass by accident on a UTC machine. Node honours TZ set at run time.
+const savedTz = process.env.TZ;
+process.env.TZ = 'Pacific/Chatham';
+after(() => {
+  if (savedTz === undefined) delete process.env.TZ;
+  else process.env.TZ = savedTz;
+});
+
+const U1 = '8d4a4f3c-1b7e-4d2a-9c1f-0e5b6a7d8c91';
+const U2 = 'f2c1e0d9-3a4b-4c5d-8e6f-7a8b9c0d1e2f';
+const U3 = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+const U4 = '11111111-2222-4333-8444-555555555555';
+
+/** btrfs-progs prints UUID columns with `%-36s`: a `-` is padded with 35 spaces. */
+const pad = (uuid: string): string => uuid.padEnd(36);
+
+/** One line as `btrfs subvolume list -R -u -q -c -g -r [-s]` prints it. */
+function line(f: {
+  id: number;
+  gen: number;
+  cgen: number;
+  top?: number;
+  otime?: string;
+  parent?: string;
+  received?: string;
+  uuid: string;
+  path: string;
+}): string {
+  const otime = f.otime === undefined ? '' : ` otime ${f.otime}`;
+  return (
+    `ID ${f.id} gen ${f.gen} cgen ${f.cgen} top level ${f.top ?? 5}${otime} ` +
+    `parent_uuid ${pad(f.parent ?? '-')} received_uuid ${pad(f.received ?? '-')} uuid ${f.uuid} path ${f.path}`
+  );
+}
+
+describe('parseSubvolumeList', () => {
+  test('parses the plain listing, `-` UUIDs as null', () => {
+    const output =
+      [
+        line({ id: 256, gen: 30, cgen: 8, parent: U4, uuid: U1, path: 'snaps/2026-11-27' }),
+        line({ id: 257, gen: 31, cgen: 29, top: 256, uuid: U2, path: 'snaps/2026-11-28' }),
+      ].join('\n') + '\n';
+
+    assert.deepEqual(parseSubvolumeList(output), [
+      {
+        id: 256,
+        generation: 30,
+        creationGeneration: 8,
+        topLevel: 5,
+        createdAt: null,
+        parentUuid: U4,
+        receivedUuid: null,
+        uuid: U1,
+        path: 'snaps/2026-11-27',
+      },
+      {
+        id: 257,
+        generation: 31,
+        creationGeneration: 29,
+        topLevel: 256,
+        createdAt: null,
+        parentUuid: null,
+        receivedUuid: null,
+        uuid: U2,
+        path: 'snaps/2026-11-28',
+      },
+    ]);
+  });
+
+  test('a received subvolume carries its received UUID', () => {
+    const [entry] = parseSubvolumeList(line({ id: 300, gen: 12, cgen: 11, parent: U1, received: U3, uuid: U2, path: 'backup/a' }));
+    assert.equal(entry?.receivedUuid, U3);
+    assert.equal(entry?.parentUuid, U1);
+    assert.equal(entry?.uuid, U2);
+  });
+
+  test('the `-s` variant: otime as local time', () => {
+    const output = line({ id: 258, gen: 9, cgen: 9, otime: '2026-11-28 23:43:34', parent: U4, uuid: U1, path: 'snaps/s1' });
+    const [entry] = parseSubvolumeList(output);
+    assert.ok(entry?.createdAt instanceof Date);
+    assert.equal(entry.createdAt.getTime(), new Date(2026, 10, 28, 23, 43, 34).getTime());
+    assert.equal(entry.id, 258);
+    assert.equal(entry.parentUuid, U4);
+    assert.equal(entry.uuid, U1);
+    assert.equal(entry.path, 'snaps/s1');
+  });
+
+  test('the `-s` variant with an unknown otime `-`', () => {
+    const [entry] = parseSubvolumeList(line({ id: 259, gen: 9, cgen: 9, otime: '-', uuid: U1, path: 'old' }));
+    assert.equal(entry?.createdAt, null);
+    assert.equal(entry?.path, 'old');
+    assert.equal(entry?.parentUuid, null);
+  });
+
+  test('paths with spaces, several spaces and words that look like fields', () => {
+    const paths = ['my snaps/2026 11 28', 'a  b', 'x path y', 'uuid 1 path 2', 'trailing '];
+    const output = paths.map((path, i) => line({ id: 300 + i, gen: 1, cgen: 1, uuid: U1, path })).join('\n');
+    assert.deepEqual(
+      parseSubvolumeList(output).map((e) => e.path),
+      paths,
+    );
+  });
+
+  test('a path with spaces in the `-s` variant', () => {
+    const [entry] = parseSubvolumeList(line({ id: 7, gen: 2, cgen: 2, otime: '2026-01-02 03:04:05', uuid: U2, path: 'a b/c d' }));
+    assert.equal(entry?.path, 'a b/c d');
+    assert.equal(entry?.createdAt?.getTime(), new Date(2026, 0, 2, 3, 4, 5).getTime());
+  });
+
+  test('large IDs and generations', () => {
+    const [entry] = parseSubvolumeList(line({ id: 123456, gen: 9876543, cgen: 9876000, top: 123455, uuid: U3, path: 'p' }));
+    assert.equal(entry?.id, 123456);
+    assert.equal(entry?.generation, 9876543);
+    assert.equal(entry?.creationGeneration, 9876000);
+    assert.equal(entry?.topLevel, 123455);
+  });
+
+  test('empty output and blank lines', () => {
+    assert.deepEqual(parseSubvolumeList(''), []);
+    assert.deepEqual(parseSubvolumeList('\n'), []);
+    const output = `\n${line({ id: 1, gen: 1, cgen: 1, uuid: U1, path: 'a' })}\n\n${line({ id: 2, gen: 1, cgen: 1, uuid: U2, path: 'b' })}\n`;
+    assert.deepEqual(
+      parseSubvolumeList(output).map((e) => e.id),
+      [1, 2],
+    );
+  });
+
+  test('throws on a line it does not understand, naming the line', () => {
+    const good = line({ id: 1, gen: 1, cgen: 1, uuid: U1, path: 'a' });
+    for (const bad of [
+      'ERROR: cannot access /mnt: No such file or directory',
+      'ID 256 gen 30 top level 5 path snaps/a', // listed without -c -u -q -R
+      `ID 256 gen 30 cgen 8 top level 5 parent_uuid - received_uuid - uuid ${U1}`, // no path
+      `ID x gen 30 cgen 8 top level 5 parent_uuid - received_uuid - uuid ${U1} path a`,
+    ]) {
+      assert.throws(() => parseSubvolumeList(`${good}\n${bad}\n`), (error: unknown) => {
+        assert.ok(error instanceof Error);
+        assert.ok(error.message.includes(JSON.stringify(bad)), error.message);
+        return true;
+      });
+    }
+  });
+});
