@@ -45,9 +45,11 @@ export function isCorrelated(
  */
 export class CorrelationIndex {
   readonly #byUuid = new Map<string, Snapshot[]>();
+  readonly #position = new Map<Snapshot, number>();
 
   constructor(among: readonly Snapshot[]) {
-    for (const snap of among) {
+    for (const [index, snap] of among.entries()) {
+      this.#position.set(snap, index);
       this.#add(snap.uuid, snap);
       if (snap.receivedUuid !== null && snap.receivedUuid !== snap.uuid) this.#add(snap.receivedUuid, snap);
     }
@@ -68,7 +70,7 @@ export class CorrelationIndex {
         if (isCorrelated(s, cand)) found.add(cand);
       }
     }
-    return [...found];
+    return [...found].sort((a, b) => this.#position.get(a)! - this.#position.get(b)!);
   }
 
   has(s: Pick<Snapshot, 'uuid' | 'receivedUuid'>): boolean {

@@ -42,7 +42,8 @@ export function parseStoreUrl(text: string, cwd: string = process.cwd()): StoreL
       return localLocation(text, decodePath(text, rest), rest.endsWith('/'));
     }
     case 'ssh': {
-      const m = /^(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?(\/.*)$/.exec(rest);
+      // User and host may not be empty, contain '@', or start with '-' (ssh option injection).
+      const m = /^(?:([^@/\s-][^@/\s]*)@)?(\[[^\]@]+\]|[^:/@\s-][^:/@\s]*)(?::(\d+))?(\/.*)$/.exec(rest);
       if (!m) throw new UsageError(`bad store URL ${JSON.stringify(text)}: expected ssh://[user@]host[:port]/path/dir/`);
       const port = m[3] === undefined ? null : Number(m[3]);
       if (port !== null && (port < 1 || port > 65535)) throw new UsageError(`bad store URL ${JSON.stringify(text)}: port ${m[3]} is out of range`);
@@ -51,7 +52,10 @@ export function parseStoreUrl(text: string, cwd: string = process.cwd()): StoreL
     }
     case 's3': {
       const m = /^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/.*)?$/.exec(rest);
-      if (!m) throw new UsageError(`bad store URL ${JSON.stringify(text)}: expected s3://bucket/prefix/ with a valid bucket name`);
+      // AWS naming rules beyond the character set: no '..', not an IPv4 address.
+      if (!m || m[1]!.includes('..') || /^\d+\.\d+\.\d+\.\d+$/.test(m[1]!)) {
+        throw new UsageError(`bad store URL ${JSON.stringify(text)}: expected s3://bucket/prefix/ with a valid bucket name`);
+      }
       const key = (m[2] ?? '/').slice(1);
       const isDirectory = key === '' || key.endsWith('/');
       const trimmed = key.replace(/\/+$/, '');
