@@ -149,6 +149,7 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
           },
         },
       );
+      reporter?.stop(); // the bar goes before the summary line
       if (result.executed) {
         const { sent, deleted, bytes } = result.executed;
         output.result(

@@ -23,6 +23,7 @@ export class ProgressReporter implements TransferObserver {
   #moved = 0;
   #startedAt = performance.now();
   #current = '';
+  #stopped = false;
 
   constructor(plan: Plan, sink: ProgressSink, showBar: boolean) {
     this.#sink = sink;
@@ -35,6 +36,9 @@ export class ProgressReporter implements TransferObserver {
             clearOnComplete: true,
             forceRedraw: false,
             fps: 5,
+            // Asked for with --progress on a pipe or a log: print a line now and then.
+            noTTYOutput: process.stderr.isTTY !== true,
+            notTTYSchedule: 1000,
             format: (_options, params, payload: { step: string }) => this.#format(params, payload.step),
           },
           cliProgress.Presets.shades_classic,
@@ -82,8 +86,12 @@ export class ProgressReporter implements TransferObserver {
     }
   }
 
-  /** Removes the bar; call once, also on failure. */
+  /** Removes the bar, also on failure; later calls do nothing. */
   stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    // Step lines given to the bar are written on its next redraw: force one before stopping.
+    if (this.#bar) this.#bars?.update();
     this.#bars?.stop();
   }
 }
