@@ -62,6 +62,8 @@ export async function choosePlan(input: ChoosePlanInput): Promise<Plan> {
   const byEdge = new Map(pairs.map((p) => [edgeKey(p.snapshot.uuid, p.parent?.uuid ?? null), p]));
   for (let round = 0; ; round++) {
     const edges: CandidateEdge[] = pairs.map((p) => {
+      // Estimates may improve as measurements come in (the store learns sizes): ask again.
+      if (!sizes.get(p)!.exact) sizes.set(p, source.estimateDiff(p.snapshot, p.parent));
       const size = sizes.get(p)!;
       return { to: p.snapshot.uuid, from: p.parent?.uuid ?? null, bytes: size.bytes, exact: size.exact };
     });

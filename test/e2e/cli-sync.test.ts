@@ -132,6 +132,24 @@ describe('buttersink sync between local btrfs pools', { skip: missing ?? false }
     }
   });
 
+  test('-e measures fewer diffs and lands on a plan as good', () => {
+    const target = `${dst.mountPoint}/estimate`;
+    mkdirSync(target);
+    const run = (flags: string[]) => {
+      const res = cli(['-n', '--json', '-v', ...flags, `${src.mountPoint}/snaps/`, `${target}/`], {
+        env: { BUTTERSINK_CACHE_DIR: mkdtempSync(path.join(cache, 'e-')) },
+      });
+      assert.equal(res.code, 0, res.stderr);
+      const plan = JSON.parse(res.stdout) as PlanJson;
+      return { plan, measured: res.stderr.split('\n').filter((l) => l.startsWith('measuring ')).length };
+    };
+    const exact = run([]);
+    const estimated = run(['-e']);
+    assert.equal(estimated.plan.steps.length, exact.plan.steps.length);
+    assert.ok(estimated.plan.totalBytes <= exact.plan.totalBytes * 1.01, `${estimated.plan.totalBytes} vs ${exact.plan.totalBytes}`);
+    assert.ok(estimated.measured < exact.measured, `-e measured ${estimated.measured}, without ${exact.measured}`);
+  });
+
   test('-n prints the plan and changes nothing', () => {
     const target = `${dst.mountPoint}/dry`;
     mkdirSync(target);

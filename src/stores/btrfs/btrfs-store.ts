@@ -35,8 +35,8 @@ function partialName(basename: string): string {
 const SUBVOLUME_ROOT_INODE = 256;
 
 /**
- * Rough cost per generation between two related snapshots, for estimates only: it makes
- * closer parents look cheaper and any parent cheaper than a full send, nothing more.
+ * Rough cost per generation between two related snapshots before anything was measured,
+ * for estimates only: it makes closer parents look cheaper, nothing more.
  */
 const ESTIMATED_BYTES_PER_GENERATION = 64 * 1024;
 
@@ -70,6 +70,10 @@ export class BtrfsStore implements Store {
   readonly #snapshotName: string | null;
   readonly #cache: DiffSizeCache;
   #location: Promise<DirectoryLocation> | undefined;
+  /** The last listing, for estimates. */
+  #listed: readonly Snapshot[] = [];
+  /** Bytes per generation of every diff measured, to scale estimates to this data. */
+  readonly #perGeneration: number[] = [];
 
   constructor(options: BtrfsStoreOptions) {
     this.url = options.url;
@@ -111,6 +115,7 @@ export class BtrfsStore implements Store {
       .map((e) => toSnapshot({ ...e, createdAt: createdAt.get(e.id) ?? null }, e.path.slice(prefix.length)))
       .filter((s) => !isPartialName(path.posix.basename(s.name)) && !s.name.startsWith(`${WORK_DIRECTORY}/`))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    this.#listed = snapshots;
     return snapshots;
   }
 
@@ -118,16 +123,51 @@ export class BtrfsStore implements Store {
     return [];
   }
 
+  /**
+   * A measured size when one is cached; for a full send, the measured full size of the
+   * nearest sibling (snapshots of one subvolume are about the same size); otherwise a guess
+   * from the generation distance, which only ranks closer parents as cheaper.
+   */
   estimateDiff(snapshot: Snapshot, parent: Snapshot | null): DiffSize {
     const cached = this.#cache.peek(snapshot.uuid, parent?.uuid ?? null);
     if (cached !== undefined) return { bytes: cached, exact: true };
+    if (parent === null) {
+      const sibling = this.#nearestSiblingFullSize(snapshot);
+      if (sibling !== undefined) return { bytes: sibling, exact: false };
+    }
     const generations = parent === null ? snapshot.generation : Math.abs(snapshot.generation - parent.generation) + 1;
-    return { bytes: generations * ESTIMATED_BYTES_PER_GENERATION, exact: false };
+    return { bytes: Math.round(generations * this.#bytesPerGeneration()), exact: false };
+  }
+
+  /** Median bytes per generation of the diffs measured so far; a fixed guess before any. */
+  #bytesPerGeneration(): number {
+    if (this.#perGeneration.length === 0) return ESTIMATED_BYTES_PER_GENERATION;
+    const sorted = [...this.#perGeneration].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)]!;
+  }
+
+  #learn(snapshot: Snapshot, parent: Snapshot | null, bytes: number): void {
+    if (parent !== null) this.#perGeneration.push(bytes / (Math.abs(snapshot.generation - parent.generation) + 1));
+  }
+
+  #nearestSiblingFullSize(snapshot: Snapshot): number | undefined {
+    if (snapshot.parentUuid === null) return undefined;
+    let best: { distance: number; bytes: number } | undefined;
+    for (const sibling of this.#listed) {
+      if (sibling.parentUuid !== snapshot.parentUuid || sibling.uuid === snapshot.uuid) continue;
+      const bytes = this.#cache.peek(sibling.uuid, null);
+      const distance = Math.abs(sibling.creationGeneration - snapshot.creationGeneration);
+      if (bytes !== undefined && (best === undefined || distance < best.distance)) best = { distance, bytes };
+    }
+    return best?.bytes;
   }
 
   async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal): Promise<DiffSize> {
     const cached = await this.#cache.get(snapshot.uuid, parent?.uuid ?? null);
-    if (cached !== undefined) return { bytes: cached, exact: true };
+    if (cached !== undefined) {
+      this.#learn(snapshot, parent, cached);
+      return { bytes: cached, exact: true };
+    }
     const args = ['send', '--no-data', '-q', ...(parent ? ['-p', this.pathOf(parent)] : []), this.pathOf(snapshot)];
     const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
     const measurer = new StreamMeasurer();
@@ -145,6 +185,7 @@ export class BtrfsStore implements Store {
     }
     const bytes = measurer.result.streamBytes;
     await this.#cache.set(snapshot.uuid, parent?.uuid ?? null, bytes);
+    this.#learn(snapshot, parent, bytes);
     return { bytes, exact: true };
   }
 

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Snapshot } from '../../../src/model/snapshot.js';
+import type { DiffSize, Store } from '../../../src/model/store.js';
+import { choosePlan } from '../../../src/sync/choose-plan.js';
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+function snap(name: string, gen: number, extra: Partial<Snapshot> = {}): Snapshot {
+  return { name, uuid: `u-${name}`, parentUuid: 'u-origin', receivedUuid: null, generation: gen, creationGeneration: gen, createdAt: null, ...extra };
+}
+
+/**
+ * The two sizing calls of a store, scripted: estimates and true sizes per `to<from` key.
+ * Only the measuring loop is under test here; real stores are tested on real btrfs.
+ */
+function sizingStore(sizes: Record<string, { estimate: number; real: number }>) {
+  const measured: string[] = [];
+  const key = (s: Snapshot, p: Snapshot | null): string => `${s.name}<${p?.name ?? 'full'}`;
+  const lookup = (s: Snapshot, p: Snapshot | null) => {
+    const entry = sizes[key(s, p)];
+    if (!entry) throw new Error(`unexpected diff ${key(s, p)}`);
+    return entry;
+  };
+  const store = {
+    estimateDiff: (s: Snapshot, p: Snapshot | null): DiffSize => ({ bytes: lookup(s, p).estimate, exact: false }),
+    measureDiff: async (s: Snapshot, p: Snapshot | null): Promise<DiffSize> => {
+      measured.push(key(s, p));
+      return { bytes: lookup(s, p).real, exact: true };
+    },
+  } as unknown as Store;
+  return { store, measured };
+}
+
+const policy = { delete: false, destinationStoresDiffs: false, chainLinkPenaltyBytes: 0 };
+const now = new Date('2026-01-01T00:00:00Z');
+
+describe('choosePlan', () => {
+  const s1 = snap('s1', 1);
+  const s2 = snap('s2', 2);
+  const atDestination = [snap('s1-copy', 5, { uuid: 'd-s1', receivedUuid: 'u-s1', parentUuid: null })];
+
+  test('with -e, a misleading estimate is measured and the plan redone until it uses measured sizes only', async () => {
+    const { store, measured } = sizingStore({
+      's2<s1': { estimate: 1024, real: 5 * GiB },
+      's2<full': { estimate: 2 * GiB, real: 100 * MiB },
+    });
+    const plan = await choosePlan({ source: store, wanted: [s1, s2], sourceAll: [s1, s2], destination: atDestination, policy, estimateFirst: true, now });
+    assert.deepEqual(
+      plan.steps.map((s) => (s.kind === 'send' ? `${s.snapshot.name}<${s.parent?.name ?? 'full'}` : s.kind)),
+      ['s2<full'],
+    );
+    assert.equal(plan.isExact, true);
+    assert.equal(plan.totalBytes, 100 * MiB);
+    assert.deepEqual(measured, ['s2<s1', 's2<full']);
+  });
+
+  test('with -e and good estimates, only the diffs the plan uses are measured', async () => {
+    const s3 = snap('s3', 3);
+    const { store, measured } = sizingStore({
+      's2<full': { estimate: 2 * GiB, real: 2 * GiB },
+      's2<s1': { estimate: 10 * MiB, real: 9 * MiB },
+      's2<s3': { estimate: 30 * MiB, real: 30 * MiB },
+      's3<full': { estimate: 2 * GiB, real: 2 * GiB },
+      's3<s2': { estimate: 10 * MiB, real: 11 * MiB },
+      's3<s1': { estimate: 20 * MiB, real: 20 * MiB },
+    });
+    const plan = await choosePlan({ source: store, wanted: [s1, s2, s3], sourceAll: [s1, s2, s3], destination: atDestination, policy, estimateFirst: true, now });
+    assert.deepEqual(
+      plan.steps.map((s) => (s.kind === 'send' ? `${s.snapshot.name}<${s.parent?.name ?? 'full'}` : s.kind)),
+      ['s2<s1', 's3<s2'],
+    );
+    assert.deepEqual(measured.sort(), ['s2<s1', 's3<s2']);
+  });
+
+  test('without -e, every candidate is measured once before planning', async () => {
+    const { store, measured } = sizingStore({
+      's2<s1': { estimate: 1024, real: 5 * GiB },
+      's2<full': { estimate: 2 * GiB, real: 100 * MiB },
+    });
+    const plan = await choosePlan({ source: store, wanted: [s1, s2], sourceAll: [s1, s2], destination: atDestination, policy, estimateFirst: false, now });
+    assert.equal(plan.totalBytes, 100 * MiB);
+    assert.deepEqual(measured.sort(), ['s2<full', 's2<s1']);
+  });
+
+  test('an aborted signal stops measuring', async () => {
+    const { store } = sizingStore({ 's2<s1': { estimate: 1, real: 1 }, 's2<full': { estimate: 2, real: 2 } });
+    const controller = new AbortController();
+    controller.abort(new Error('stop'));
+    await assert.rejects(
+      choosePlan({ source: store, wanted: [s2], sourceAll: [s1, s2], destination: atDestination, policy, estimateFirst: false, now, signal: controller.signal }),
+      /stop/,
+    );
+  });
+});
