@@ -13,6 +13,8 @@ import { lockDirectory } from './directory-lock.js';
 import { lastLines } from './last-lines.js';
 import { locateDirectory, type DirectoryLocation } from './locate-directory.js';
 import { parseSubvolumeList, type SubvolumeListEntry } from './parse-subvolume-list.js';
+import { parseSubvolumeShow } from './parse-subvolume-show.js';
+import pLimit from 'p-limit';
 import { btrfsFailure, formatCommand, runBtrfs, spawnBtrfs } from './run-btrfs.js';
 
 /** buttersink's own area inside a destination directory (the lock). */
@@ -43,8 +45,6 @@ const ESTIMATED_BYTES_PER_GENERATION = 64 * 1024;
 export interface BtrfsStoreOptions {
   /** Directory of snapshots. */
   readonly directory: string;
-  /** Only this snapshot (URL without trailing slash), or all of the directory. */
-  readonly snapshotName?: string | null;
   readonly url: string;
   readonly cache: DiffSizeCache;
 }
@@ -67,7 +67,6 @@ export class BtrfsStore implements Store {
     storesDiffs: false,
   };
   readonly #directory: string;
-  readonly #snapshotName: string | null;
   readonly #cache: DiffSizeCache;
   #location: Promise<DirectoryLocation> | undefined;
   /** The last listing, for estimates. */
@@ -78,7 +77,6 @@ export class BtrfsStore implements Store {
   constructor(options: BtrfsStoreOptions) {
     this.url = options.url;
     this.#directory = path.resolve(options.directory);
-    this.#snapshotName = options.snapshotName ?? null;
     this.#cache = options.cache;
   }
 
@@ -95,9 +93,8 @@ export class BtrfsStore implements Store {
     return this.#location;
   }
 
-  async list(): Promise<Snapshot[]> {
-    const all = await this.#listAll();
-    return this.#snapshotName === null ? all : all.filter((s) => s.name === this.#snapshotName);
+  list(): Promise<Snapshot[]> {
+    return this.#listAll();
   }
 
   async #listAll(signal?: AbortSignal): Promise<Snapshot[]> {
@@ -110,13 +107,27 @@ export class BtrfsStore implements Store {
     ]);
     const createdAt = new Map(parseSubvolumeList(snapshotsOnly).map((e) => [e.id, e.createdAt]));
     const prefix = location.topLevelPath === '' ? '' : `${location.topLevelPath}/`;
-    const snapshots = parseSubvolumeList(all)
-      .filter((e) => e.path.startsWith(prefix))
-      .map((e) => toSnapshot({ ...e, createdAt: createdAt.get(e.id) ?? null }, e.path.slice(prefix.length)))
+    const entries = parseSubvolumeList(all).filter((e) => e.path.startsWith(prefix));
+    // Received full streams are no "snapshots" to `-s`: ask them one by one (few per lineage).
+    const limit = pLimit(4);
+    const snapshots = (
+      await Promise.all(
+        entries.map(async (e) => {
+          const name = e.path.slice(prefix.length);
+          const time = createdAt.get(e.id) ?? (await limit(() => this.#creationTime(name, signal)));
+          return toSnapshot({ ...e, createdAt: time }, name);
+        }),
+      )
+    )
       .filter((s) => !isPartialName(path.posix.basename(s.name)) && !s.name.startsWith(`${WORK_DIRECTORY}/`))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     this.#listed = snapshots;
     return snapshots;
+  }
+
+  async #creationTime(name: string, signal?: AbortSignal): Promise<Date | null> {
+    const show = await runBtrfs(['subvolume', 'show', this.pathOf({ name })], { signal, what: `reading ${name}` });
+    return parseSubvolumeShow(show).createdAt;
   }
 
   async storedDiffs(): Promise<StoredDiff[]> {
@@ -267,10 +278,8 @@ export class BtrfsStore implements Store {
 
   /** A receive is complete when the subvolume is read-only and has a received UUID (FACTS). */
   async #checkComplete(subvolume: string): Promise<void> {
-    const show = await runBtrfs(['subvolume', 'show', subvolume], { failure: 'transfer' });
-    const isReadOnly = /^\s*Flags:\s*.*readonly/m.test(show);
-    const receivedUuid = /^\s*Received UUID:\s*(\S+)/m.exec(show)?.[1];
-    if (!isReadOnly || !receivedUuid || receivedUuid === '-') {
+    const show = parseSubvolumeShow(await runBtrfs(['subvolume', 'show', subvolume], { failure: 'transfer' }));
+    if (!show.isReadOnly || show.receivedUuid === null) {
       throw new TransferError(`btrfs receive ended but ${subvolume} is incomplete (not read-only or no received UUID)`);
     }
   }
@@ -286,9 +295,8 @@ export class BtrfsStore implements Store {
     const target = this.pathOf(snapshot);
     const info = await lstat(target).catch(() => undefined);
     if (!info) return; // already gone
-    const show = await runBtrfs(['subvolume', 'show', target], { signal, what: `checking ${target}` });
-    const uuid = /^\s*UUID:\s*(\S+)/m.exec(show)?.[1];
-    if (uuid !== snapshot.uuid) {
+    const show = parseSubvolumeShow(await runBtrfs(['subvolume', 'show', target], { signal, what: `checking ${target}` }));
+    if (show.uuid !== snapshot.uuid) {
       throw new StoreError(`refusing to delete ${target}: it is no longer the snapshot that was planned (uuid changed)`);
     }
     await runBtrfs(['subvolume', 'delete', target], { signal, failure: 'transfer', what: `deleting ${target}` });

@@ -1,0 +1,28 @@
+/** What buttersink reads from `btrfs subvolume show PATH` (btrfs-progs 6.x). */
+export interface SubvolumeShow {
+  readonly uuid: string | null;
+  readonly receivedUuid: string | null;
+  readonly isReadOnly: boolean;
+  /** `Creation time: 2026-11-28 23:49:26 +0000`, with its zone. */
+  readonly createdAt: Date | null;
+}
+
+function field(output: string, name: string): string | undefined {
+  return new RegExp(`^\\s*${name}:\\s*(.*?)\\s*$`, 'm').exec(output)?.[1];
+}
+
+function uuidOrNull(text: string | undefined): string | null {
+  return text === undefined || text === '-' || text === '' ? null : text;
+}
+
+export function parseSubvolumeShow(output: string): SubvolumeShow {
+  const time = field(output, 'Creation time');
+  const m = time ? /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) ([+-]\d\d)(\d\d)$/.exec(time) : null;
+  const createdAt = m ? new Date(`${m[1]}T${m[2]}${m[3]}:${m[4]}`) : null;
+  return {
+    uuid: uuidOrNull(field(output, 'UUID')),
+    receivedUuid: uuidOrNull(field(output, 'Received UUID')),
+    isReadOnly: /\breadonly\b/.test(field(output, 'Flags') ?? ''),
+    createdAt: createdAt && !Number.isNaN(createdAt.getTime()) ? createdAt : null,
+  };
+}
