@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, rename } from 'node:fs/promises';
+import pLimit from 'p-limit';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,7 +15,6 @@ import { lastLines } from './last-lines.js';
 import { locateDirectory, type DirectoryLocation } from './locate-directory.js';
 import { parseSubvolumeList, type SubvolumeListEntry } from './parse-subvolume-list.js';
 import { parseSubvolumeShow } from './parse-subvolume-show.js';
-import pLimit from 'p-limit';
 import { btrfsFailure, formatCommand, runBtrfs, spawnBtrfs } from './run-btrfs.js';
 
 /** buttersink's own area inside a destination directory (the lock). */
@@ -107,7 +107,12 @@ export class BtrfsStore implements Store {
     ]);
     const createdAt = new Map(parseSubvolumeList(snapshotsOnly).map((e) => [e.id, e.createdAt]));
     const prefix = location.topLevelPath === '' ? '' : `${location.topLevelPath}/`;
-    const entries = parseSubvolumeList(all).filter((e) => e.path.startsWith(prefix));
+    const entries = parseSubvolumeList(all).filter(
+      (e) =>
+        e.path.startsWith(prefix) &&
+        !isPartialName(path.posix.basename(e.path)) &&
+        !e.path.slice(prefix.length).startsWith(`${WORK_DIRECTORY}/`),
+    );
     // Received full streams are no "snapshots" to `-s`: ask them one by one (few per lineage).
     const limit = pLimit(4);
     const snapshots = (
@@ -118,9 +123,7 @@ export class BtrfsStore implements Store {
           return toSnapshot({ ...e, createdAt: time }, name);
         }),
       )
-    )
-      .filter((s) => !isPartialName(path.posix.basename(s.name)) && !s.name.startsWith(`${WORK_DIRECTORY}/`))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    ).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     this.#listed = snapshots;
     return snapshots;
   }
