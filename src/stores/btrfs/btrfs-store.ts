@@ -14,7 +14,7 @@ import { lockDirectory } from './directory-lock.js';
 import { lastLines } from './last-lines.js';
 import { locateDirectory, type DirectoryLocation } from './locate-directory.js';
 import { parseSubvolumeList, type SubvolumeListEntry } from './parse-subvolume-list.js';
-import { parseSubvolumeShow } from './parse-subvolume-show.js';
+import { parseSubvolumeShow, type SubvolumeShow } from './parse-subvolume-show.js';
 import { btrfsFailure, formatCommand, runBtrfs, spawnBtrfs } from './run-btrfs.js';
 
 /** buttersink's own area inside a destination directory (the lock). */
@@ -244,6 +244,7 @@ export class BtrfsStore implements Store {
     const directory = path.dirname(finalPath);
     const temporary = path.join(directory, partialName(path.basename(finalPath)));
     await mkdir(directory, { recursive: true });
+    let received: Snapshot;
     try {
       const args = ['receive', directory];
       const renamer = new SubvolumeRenamer(path.basename(temporary));
@@ -265,7 +266,16 @@ export class BtrfsStore implements Store {
       if (piped.status === 'rejected') {
         throw new TransferError(`receiving ${request.name}: the stream failed: ${(piped.reason as Error).message}`);
       }
-      await this.#checkComplete(temporary);
+      const show = await this.#checkComplete(temporary);
+      received = {
+        name: request.name,
+        uuid: show.uuid!,
+        parentUuid: show.parentUuid,
+        receivedUuid: show.receivedUuid,
+        generation: show.generation,
+        creationGeneration: show.creationGeneration,
+        createdAt: show.createdAt,
+      };
       if (await exists(finalPath)) throw new StoreError(`${finalPath} appeared while receiving; keeping the existing one`);
       // Same directory: renaming a read-only subvolume across directories fails with EROFS.
       await rename(temporary, finalPath);
@@ -274,17 +284,16 @@ export class BtrfsStore implements Store {
       await this.#deleteIfSubvolume(temporary);
       throw error;
     }
-    const snap = (await this.#listAll(signal)).find((s) => s.name === request.name);
-    if (!snap) throw new TransferError(`received ${request.name} but it is not a read-only snapshot`);
-    return snap;
+    return received;
   }
 
   /** A receive is complete when the subvolume is read-only and has a received UUID (FACTS). */
-  async #checkComplete(subvolume: string): Promise<void> {
+  async #checkComplete(subvolume: string): Promise<SubvolumeShow> {
     const show = parseSubvolumeShow(await runBtrfs(['subvolume', 'show', subvolume], { failure: 'transfer' }));
-    if (!show.isReadOnly || show.receivedUuid === null) {
+    if (!show.isReadOnly || show.receivedUuid === null || show.uuid === null) {
       throw new TransferError(`btrfs receive ended but ${subvolume} is incomplete (not read-only or no received UUID)`);
     }
+    return show;
   }
 
   async #deleteIfSubvolume(subvolume: string): Promise<void> {

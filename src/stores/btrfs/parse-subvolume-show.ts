@@ -1,7 +1,10 @@
 /** What buttersink reads from `btrfs subvolume show PATH` (btrfs-progs 6.x). */
 export interface SubvolumeShow {
   readonly uuid: string | null;
+  readonly parentUuid: string | null;
   readonly receivedUuid: string | null;
+  readonly generation: number;
+  readonly creationGeneration: number;
   readonly isReadOnly: boolean;
   /** `Creation time: 2026-11-28 23:49:26 +0000`, with its zone. */
   readonly createdAt: Date | null;
@@ -21,7 +24,10 @@ export function parseSubvolumeShow(output: string): SubvolumeShow {
   const createdAt = m ? new Date(`${m[1]}T${m[2]}${m[3]}:${m[4]}`) : null;
   return {
     uuid: uuidOrNull(field(output, 'UUID')),
+    parentUuid: uuidOrNull(field(output, 'Parent UUID')),
     receivedUuid: uuidOrNull(field(output, 'Received UUID')),
+    generation: Number(field(output, 'Generation') ?? NaN),
+    creationGeneration: Number(field(output, 'Gen at creation') ?? NaN),
     isReadOnly: /\breadonly\b/.test(field(output, 'Flags') ?? ''),
     createdAt: createdAt && !Number.isNaN(createdAt.getTime()) ? createdAt : null,
   };

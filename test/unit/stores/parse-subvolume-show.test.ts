@@ -10,6 +10,7 @@ const RECEIVED = `backup/one
 \tCreation time: \t\t2026-11-28 23:49:26 +0130
 \tSubvolume ID: \t\t259
 \tGeneration: \t\t13
+\tGen at creation: \t12
 \tFlags: \t\t\treadonly
 \tSnapshot(s):
 `;
@@ -19,6 +20,9 @@ test('reads uuid, received uuid, read-only flag and the zoned creation time', ()
   assert.equal(show.uuid, 'de777360-66eb-684d-bf7b-337ce89a94dc');
   assert.equal(show.receivedUuid, '4c38cedb-6e25-c944-bff7-ade613224759');
   assert.equal(show.isReadOnly, true);
+  assert.equal(show.parentUuid, null);
+  assert.equal(show.generation, 13);
+  assert.equal(show.creationGeneration, 12);
   assert.equal(show.createdAt?.toISOString(), '2026-11-28T22:19:26.000Z');
 });
 
