@@ -3,11 +3,17 @@ import { lineageKeys } from './lineages.js';
 
 /** How many related snapshots are tried as parents of each snapshot, on each side in time. */
 export interface CandidatePolicy {
+  /** Nearest older snapshots, at the destination or to be sent. */
   readonly olderParents: number;
+  /**
+   * Nearest newer snapshots already at the destination (a backward diff). Newer ones that
+   * are still to be sent are left out: sending a newer snapshot first to diff backwards from
+   * it is almost never cheaper, and each candidate costs a measurement.
+   */
   readonly newerParents: number;
 }
 
-export const DEFAULT_CANDIDATE_POLICY: CandidatePolicy = { olderParents: 3, newerParents: 1 };
+export const DEFAULT_CANDIDATE_POLICY: CandidatePolicy = { olderParents: 2, newerParents: 1 };
 
 /** One way to produce `snapshot` from the source: full (`parent` null) or a diff. */
 export interface CandidatePair {
@@ -16,10 +22,11 @@ export interface CandidatePair {
 }
 
 /**
- * The diffs worth sizing for each needed snapshot: a full send, and diffs from the nearest
- * snapshots of the same lineage (by creation generation, both older and newer) that will be
- * at the destination when it is sent — those already there and the other needed ones.
- * Nearest is where small diffs are; farther ones only cost measuring time.
+ * The diffs worth sizing for each needed snapshot: a full send, diffs from the nearest older
+ * snapshots of the same lineage (by creation generation) that will be at the destination
+ * when it is sent — those already there and the other needed ones — and from the nearest
+ * newer ones already there. Nearest is where small diffs are; farther ones only cost
+ * measuring time.
  */
 export function candidatePairs(
   needed: readonly Snapshot[],
@@ -35,10 +42,16 @@ export function candidatePairs(
     if (list) list.push(s);
     else byLineage.set(key, [s]);
   }
+  const present = new Set(usableParents.map((s) => s.uuid));
   const position = new Map<string, number>();
+  // For each position, the next one (later in time) already at the destination, or -1.
+  const nextPresent = new Map<Snapshot[], number[]>();
   for (const list of byLineage.values()) {
     list.sort(byCreation);
     list.forEach((s, i) => position.set(s.uuid, i));
+    const next = new Array<number>(list.length).fill(-1);
+    for (let i = list.length - 2; i >= 0; i--) next[i] = present.has(list[i + 1]!.uuid) ? i + 1 : next[i + 1]!;
+    nextPresent.set(list, next);
   }
 
   const pairs: CandidatePair[] = [];
@@ -47,7 +60,8 @@ export function candidatePairs(
     const family = byLineage.get(lineage.get(snapshot.uuid)!)!;
     const at = position.get(snapshot.uuid)!;
     for (let i = at - 1; i >= Math.max(0, at - policy.olderParents); i--) pairs.push({ snapshot, parent: family[i]! });
-    for (let i = at + 1; i <= Math.min(family.length - 1, at + policy.newerParents); i++) {
+    const next = nextPresent.get(family)!;
+    for (let i = next[at]!, n = 0; i >= 0 && n < policy.newerParents; i = next[i]!, n++) {
       pairs.push({ snapshot, parent: family[i]! });
     }
   }

@@ -29,13 +29,13 @@ const daily = Array.from({ length: 10 }, (_, i) => snap(`d${String(i + 1).padSta
 const d = (n: number): Snapshot => daily[n - 1]!;
 
 describe('candidatePairs', () => {
-  test('the default policy is 3 older and 1 newer', () => {
-    assert.deepEqual(DEFAULT_CANDIDATE_POLICY, { olderParents: 3, newerParents: 1 });
+  test('the default policy is 2 older and 1 newer', () => {
+    assert.deepEqual(DEFAULT_CANDIDATE_POLICY, { olderParents: 2, newerParents: 1 });
   });
 
-  test('full, the three nearest older and the nearest newer of the same lineage', () => {
+  test('full, the two nearest older and the nearest newer of the same lineage', () => {
     const pairs = candidatePairs([d(6)], daily.filter((s) => s !== d(6)));
-    assert.deepEqual(show(pairs), ['d06 <- d03', 'd06 <- d04', 'd06 <- d05', 'd06 <- d07', 'd06 <- full'].sort());
+    assert.deepEqual(show(pairs), ['d06 <- d04', 'd06 <- d05', 'd06 <- d07', 'd06 <- full'].sort());
   });
 
   test('exactly one full pair per needed snapshot, and it comes first for it', () => {
@@ -49,9 +49,10 @@ describe('candidatePairs', () => {
 
   test('at the edges of a lineage: fewer older or no newer', () => {
     const pairs = candidatePairs([d(1), d(2), d(10)], daily);
+    // d02 is passed as usable (as if already there), so it is d01's newer candidate.
     assert.deepEqual(pairsOf(pairs, 'd01'), ['d01 <- d02', 'd01 <- full']);
     assert.deepEqual(pairsOf(pairs, 'd02'), ['d02 <- d01', 'd02 <- d03', 'd02 <- full']);
-    assert.deepEqual(pairsOf(pairs, 'd10'), ['d10 <- d07', 'd10 <- d08', 'd10 <- d09', 'd10 <- full']);
+    assert.deepEqual(pairsOf(pairs, 'd10'), ['d10 <- d08', 'd10 <- d09', 'd10 <- full']);
   });
 
   test('a lone snapshot only gets a full send', () => {
@@ -63,14 +64,14 @@ describe('candidatePairs', () => {
     const s = [snap('z', 1), snap('y', 2), snap('x', 3), snap('w', 4), snap('v', 5), snap('u', 6)];
     const shuffled = [s[3]!, s[0]!, s[5]!, s[2]!, s[1]!];
     const pairs = candidatePairs([s[4]!], shuffled);
-    assert.deepEqual(show(pairs), ['v <- u', 'v <- full', 'v <- w', 'v <- x', 'v <- y'].sort());
+    assert.deepEqual(show(pairs), ['v <- u', 'v <- full', 'v <- w', 'v <- x'].sort());
   });
 
   test('other needed snapshots count as parents too', () => {
     const pairs = candidatePairs([d(4), d(5), d(6)], [d(1)]);
-    assert.deepEqual(pairsOf(pairs, 'd04'), ['d04 <- d01', 'd04 <- d05', 'd04 <- full']);
-    assert.deepEqual(pairsOf(pairs, 'd05'), ['d05 <- d01', 'd05 <- d04', 'd05 <- d06', 'd05 <- full']);
-    assert.deepEqual(pairsOf(pairs, 'd06'), ['d06 <- d01', 'd06 <- d04', 'd06 <- d05', 'd06 <- full']);
+    assert.deepEqual(pairsOf(pairs, 'd04'), ['d04 <- d01', 'd04 <- full']);
+    assert.deepEqual(pairsOf(pairs, 'd05'), ['d05 <- d01', 'd05 <- d04', 'd05 <- full']);
+    assert.deepEqual(pairsOf(pairs, 'd06'), ['d06 <- d04', 'd06 <- d05', 'd06 <- full']);
   });
 
   test('never crosses lineages, even when generations interleave', () => {
@@ -98,7 +99,16 @@ describe('candidatePairs', () => {
     // And nothing twice.
     const shown = pairs.map((p) => `${p.snapshot.uuid}<${p.parent?.uuid ?? ''}`);
     assert.equal(new Set(shown).size, shown.length);
-    assert.deepEqual(pairsOf(pairs, 'd05'), ['d05 <- d02', 'd05 <- d03', 'd05 <- d04', 'd05 <- d06', 'd05 <- full']);
+    assert.deepEqual(pairsOf(pairs, 'd05'), ['d05 <- d03', 'd05 <- d04', 'd05 <- d06', 'd05 <- full']);
+  });
+
+  test('a newer snapshot is a candidate only once it is at the destination', () => {
+    const needed = [d(4), d(5), d(6)];
+    const there = [d(1), d(8)];
+    const pairs = candidatePairs(needed, there);
+    // d06's nearest newer at the destination is d08 (d07 is nowhere); d04 and d05 get it too.
+    assert.deepEqual(pairsOf(pairs, 'd06'), ['d06 <- d04', 'd06 <- d05', 'd06 <- d08', 'd06 <- full']);
+    assert.deepEqual(pairsOf(pairs, 'd04'), ['d04 <- d01', 'd04 <- d08', 'd04 <- full']);
   });
 
   test('a custom policy', () => {
@@ -120,13 +130,13 @@ describe('candidatePairs', () => {
     many.reverse();
     for (let i = 0; i + 997 < many.length; i += 991) [many[i], many[i + 997]] = [many[i + 997]!, many[i]!];
     const pairs = candidatePairs(many, []);
-    // full + min(3, older) + min(1, newer) each.
-    assert.equal(pairs.length, 10_000 + (3 * 10_000 - (3 + 2 + 1)) + (10_000 - 1));
+    // full + min(2, older) each; no newer: none is at the destination yet.
+    assert.equal(pairs.length, 10_000 + (2 * 10_000 - (2 + 1)));
     for (const p of pairs) {
       if (p.parent === null) continue;
       assert.notEqual(p.parent, p.snapshot);
       const distance = p.parent.creationGeneration - p.snapshot.creationGeneration;
-      assert.ok(distance >= -3 && distance <= 1 && distance !== 0, `${p.snapshot.name} <- ${p.parent.name}`);
+      assert.ok(distance >= -2 && distance < 0, `${p.snapshot.name} <- ${p.parent.name}`);
     }
   });
 });
