@@ -131,6 +131,20 @@ export interface Store {
   receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot>;
 
   /**
+   * Optional fast path, like rclone's server-side copy: receives `request.snapshot` straight
+   * from `source` when both stores can connect their processes without the stream passing
+   * through buttersink (two local btrfs directories). Resolves undefined when it cannot do
+   * so for this source, and the caller streams through {@link Store.send} and
+   * {@link Store.receive} instead. Same guarantees and errors as {@link Store.receive};
+   * `onBytes` gets the running total of stream bytes.
+   */
+  receiveDirect?(
+    source: Store,
+    request: ReceiveRequest,
+    options?: { cloneSources?: readonly Snapshot[]; onBytes?: (total: number) => void; signal?: AbortSignal },
+  ): Promise<{ snapshot: Snapshot; bytes: number } | undefined>;
+
+  /**
    * Deletes a snapshot (a diff store may move it to a trash area instead). Idempotent: a
    * snapshot that is already gone is not an error. The caller holds {@link Store.lock}.
    */

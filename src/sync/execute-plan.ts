@@ -64,16 +64,27 @@ async function transfer(
   observer: TransferObserver,
   signal?: AbortSignal,
 ): Promise<number> {
+  const request = { name: step.snapshot.name, snapshot: step.snapshot, parent: step.parent, expectedBytes: step.bytes };
+  let reported = 0;
+  const direct = await destination.receiveDirect?.(source, request, {
+    cloneSources,
+    signal,
+    onBytes: (total) => {
+      observer.bytesMoved(total - reported);
+      reported = total;
+    },
+  });
+  if (direct !== undefined) {
+    if (direct.bytes > reported) observer.bytesMoved(direct.bytes - reported);
+    return direct.bytes;
+  }
+
   const sending = await source.send(step.snapshot, step.parent, { cloneSources, signal });
   const counter = new ByteCounter((n) => observer.bytesMoved(n));
   const piping = pipeline(sending.stream, counter);
   piping.catch(() => {}); // reported through receive or done below
   try {
-    await destination.receive(
-      counter,
-      { name: step.snapshot.name, snapshot: step.snapshot, parent: step.parent, expectedBytes: step.bytes },
-      signal,
-    );
+    await destination.receive(counter, request, signal);
   } catch (error) {
     sending.stream.destroy();
     await sending.done.catch(() => {});

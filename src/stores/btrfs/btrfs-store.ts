@@ -8,9 +8,11 @@ import { InterruptedError, StoreError, TransferError } from '../../model/errors.
 import type { Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { StreamMeasurer } from '../../sendstream/measure-stream.js';
-import { NotASendStreamError, SubvolumeRenamer } from '../../sendstream/rename-subvolume.js';
+import { NotASendStreamError, renameStreamHead, SubvolumeRenamer } from '../../sendstream/rename-subvolume.js';
 import type { DiffSizeCache } from '../cache/diff-size-cache.js';
 import { lockDirectory } from './directory-lock.js';
+import { pipeSendToReceive } from './pipe-send-to-receive.js';
+import { readStreamHead } from './read-stream-head.js';
 import { lastLines } from './last-lines.js';
 import { locateDirectory, type DirectoryLocation } from './locate-directory.js';
 import { parseSubvolumeList, type SubvolumeListEntry } from './parse-subvolume-list.js';
@@ -208,14 +210,7 @@ export class BtrfsStore implements Store {
     parent: Snapshot | null,
     options: { cloneSources?: readonly Snapshot[]; signal?: AbortSignal } = {},
   ): Promise<SendStream> {
-    const clones = (options.cloneSources ?? []).filter((c) => c.uuid !== parent?.uuid && c.uuid !== snapshot.uuid);
-    const args = [
-      'send',
-      '-q',
-      ...(parent ? ['-p', this.pathOf(parent)] : []),
-      ...clones.flatMap((c) => ['-c', this.pathOf(c)]),
-      this.pathOf(snapshot),
-    ];
+    const args = ['send', ...this.#sendArgs(snapshot, parent, options.cloneSources ?? [])];
     const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal: options.signal });
     const done = child.then((res) => {
       if (options.signal?.aborted) throw new InterruptedError('interrupted');
@@ -235,40 +230,100 @@ export class BtrfsStore implements Store {
     return { stream, done };
   }
 
+  /** Arguments after `btrfs send` for this diff (quiet, parent, clone sources, snapshot). */
+  #sendArgs(snapshot: Snapshot, parent: Snapshot | null, cloneSources: readonly Snapshot[]): string[] {
+    const clones = cloneSources.filter((c) => c.uuid !== parent?.uuid && c.uuid !== snapshot.uuid);
+    return [
+      '-q',
+      ...(parent ? ['-p', this.pathOf(parent)] : []),
+      ...clones.flatMap((c) => ['-c', this.pathOf(c)]),
+      this.pathOf(snapshot),
+    ];
+  }
+
   async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {
-    const finalPath = this.pathOf({ name: request.name });
+    return this.#receiveAs(
+      request.name,
+      async (directory, temporaryName) => {
+        const args = ['receive', directory];
+        const renamer = new SubvolumeRenamer(temporaryName);
+        const child = spawnBtrfs(args, { stdin: 'pipe', stdout: 'ignore', signal });
+        const [piped, result] = await Promise.allSettled([pipeline(stream, renamer, child.stdin!), child]);
+        if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
+        if (piped.status === 'rejected' && piped.reason instanceof NotASendStreamError) {
+          throw new TransferError(`receiving ${request.name}: ${piped.reason.message}`);
+        }
+        const res = result.status === 'fulfilled' ? result.value : undefined;
+        if (!res || res.exitCode !== 0) {
+          const stderr = lastLines(String(res?.stderr ?? ''), 3);
+          const upstream = piped.status === 'rejected' ? (piped.reason as Error).message : '';
+          throw new TransferError(
+            `receiving ${request.name} into ${this.#directory} failed: ${stderr.replaceAll('\n', ' | ') || upstream || 'btrfs receive failed'}`,
+            { command: formatCommand(args), stderrTail: stderr },
+          );
+        }
+        if (piped.status === 'rejected') {
+          throw new TransferError(`receiving ${request.name}: the stream failed: ${(piped.reason as Error).message}`);
+        }
+      },
+      () => stream.destroy(),
+    );
+  }
+
+  /**
+   * The fast path between two local btrfs stores (rclone's "server-side copy"): `btrfs send`
+   * feeds `btrfs receive` through kernel pipes and never through this process. Same
+   * guarantees as {@link BtrfsStore.receive}. Returns undefined for other kinds of source.
+   */
+  async receiveDirect(
+    source: Store,
+    request: ReceiveRequest,
+    options: { cloneSources?: readonly Snapshot[]; onBytes?: (total: number) => void; signal?: AbortSignal } = {},
+  ): Promise<{ snapshot: Snapshot; bytes: number } | undefined> {
+    if (!(source instanceof BtrfsStore)) return undefined;
+    const sendArgs = source.#sendArgs(request.snapshot, request.parent, options.cloneSources ?? []);
+    let bytes = 0;
+    const snapshot = await this.#receiveAs(request.name, async (directory, temporaryName) => {
+      const originalHead = await readStreamHead(sendArgs, options.signal);
+      if (originalHead === null) throw new TransferError(`sending ${describeDiff(request.snapshot, request.parent)}: btrfs send produced no stream`);
+      bytes = await pipeSendToReceive({
+        sendArgs,
+        originalHead,
+        renamedHead: renameStreamHead(originalHead, temporaryName),
+        receiveDirectory: directory,
+        onBytes: options.onBytes ?? (() => {}),
+        signal: options.signal,
+        what: `sending ${describeDiff(request.snapshot, request.parent)} to ${this.#directory}`,
+      });
+    });
+    return { snapshot, bytes };
+  }
+
+  /**
+   * Receives under a hidden temporary name in the final directory, checks the result is
+   * complete, and renames it into place; on any failure removes the partial and rethrows.
+   */
+  async #receiveAs(
+    name: string,
+    run: (directory: string, temporaryName: string) => Promise<void>,
+    onEarlyFailure: () => void = () => {},
+  ): Promise<Snapshot> {
+    const finalPath = this.pathOf({ name });
     if (await exists(finalPath)) {
-      stream.destroy();
+      onEarlyFailure();
       throw new StoreError(`${finalPath} already exists`);
     }
     const directory = path.dirname(finalPath);
     const temporary = path.join(directory, partialName(path.basename(finalPath)));
     await mkdir(directory, { recursive: true });
-    let received: Snapshot;
     try {
-      const args = ['receive', directory];
-      const renamer = new SubvolumeRenamer(path.basename(temporary));
-      const child = spawnBtrfs(args, { stdin: 'pipe', stdout: 'ignore', signal });
-      const [piped, result] = await Promise.allSettled([pipeline(stream, renamer, child.stdin!), child]);
-      if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
-      if (piped.status === 'rejected' && piped.reason instanceof NotASendStreamError) {
-        throw new TransferError(`receiving ${request.name}: ${piped.reason.message}`);
-      }
-      const res = result.status === 'fulfilled' ? result.value : undefined;
-      if (!res || res.exitCode !== 0) {
-        const stderr = lastLines(String(res?.stderr ?? ''), 3);
-        const upstream = piped.status === 'rejected' ? (piped.reason as Error).message : '';
-        throw new TransferError(
-          `receiving ${request.name} into ${this.#directory} failed: ${stderr.replaceAll('\n', ' | ') || upstream || 'btrfs receive failed'}`,
-          { command: formatCommand(args), stderrTail: stderr },
-        );
-      }
-      if (piped.status === 'rejected') {
-        throw new TransferError(`receiving ${request.name}: the stream failed: ${(piped.reason as Error).message}`);
-      }
+      await run(directory, path.basename(temporary));
       const show = await this.#checkComplete(temporary);
-      received = {
-        name: request.name,
+      if (await exists(finalPath)) throw new StoreError(`${finalPath} appeared while receiving; keeping the existing one`);
+      // Same directory: renaming a read-only subvolume across directories fails with EROFS.
+      await rename(temporary, finalPath);
+      return {
+        name,
         uuid: show.uuid!,
         parentUuid: show.parentUuid,
         receivedUuid: show.receivedUuid,
@@ -276,15 +331,11 @@ export class BtrfsStore implements Store {
         creationGeneration: show.creationGeneration,
         createdAt: show.createdAt,
       };
-      if (await exists(finalPath)) throw new StoreError(`${finalPath} appeared while receiving; keeping the existing one`);
-      // Same directory: renaming a read-only subvolume across directories fails with EROFS.
-      await rename(temporary, finalPath);
     } catch (error) {
-      stream.destroy();
+      onEarlyFailure();
       await this.#deleteIfSubvolume(temporary);
       throw error;
     }
-    return received;
   }
 
   /** A receive is complete when the subvolume is read-only and has a received UUID (FACTS). */

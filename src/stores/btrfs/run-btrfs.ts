@@ -13,6 +13,11 @@ export function setCommandTracer(trace: CommandTracer): void {
   tracer = trace;
 }
 
+/** Reports a command line run another way (e.g. inside a pipeline) to the tracer. */
+export function traceCommand(text: string): void {
+  tracer(text);
+}
+
 export function formatCommand(args: readonly string[]): string {
   return ['btrfs', ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
 }

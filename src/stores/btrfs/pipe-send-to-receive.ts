@@ -1,0 +1,102 @@
+import { execa } from 'execa';
+import { InterruptedError, TransferError } from '../../model/errors.js';
+import { lastLines } from './last-lines.js';
+import { formatCommand, traceCommand } from './run-btrfs.js';
+
+/**
+ * `btrfs send | btrfs receive` between two local filesystems with the stream flowing from
+ * process to process through kernel pipes, never through node: the stream's first command is
+ * swapped for `renamedHead` (so that receive creates the subvolume under a temporary name),
+ * and a `dd` in the middle copies the rest and reports progress.
+ *
+ * `originalHead` is what send will emit first (see readStreamHead); the pipeline checks it
+ * byte for byte before replacing it, and fails rather than receive a stream it did not
+ * expect. Every stage gets SIGKILL when its parent dies (`setpriv --pdeathsig`), so killing
+ * buttersink, even with SIGKILL, stops the whole pipeline: no orphan keeps writing.
+ */
+const SCRIPT = String.raw`
+set -u
+length=$1 expected=$2 renamed=$3 directory=$4
+shift 4
+setpriv --pdeathsig KILL btrfs send "$@" 2>&3 | {
+  actual=$(dd bs="$length" count=1 iflag=fullblock status=none | od -An -v -tx1 | tr -d ' \n')
+  if [ "$actual" != "$expected" ]; then echo "the send stream did not start as expected" >&4; exit 90; fi
+  printf "$renamed"
+  exec dd bs=1M status=progress 2>&4
+} | setpriv --pdeathsig KILL btrfs -q receive "$directory" 2>&5
+echo "${'$'}{PIPESTATUS[*]}"
+`;
+
+export interface PipeOptions {
+  readonly sendArgs: readonly string[];
+  readonly originalHead: Buffer;
+  readonly renamedHead: Buffer;
+  readonly receiveDirectory: string;
+  readonly onBytes: (total: number) => void;
+  readonly signal?: AbortSignal;
+  /** Names for messages. */
+  readonly what: string;
+}
+
+export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
+  traceCommand(`${formatCommand(['send', ...options.sendArgs])} | (rename) | ${formatCommand(['-q', 'receive', options.receiveDirectory])}`);
+  const escaped = [...options.renamedHead].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+  const child = execa(
+    'setpriv',
+    [
+      '--pdeathsig',
+      'KILL',
+      'bash',
+      '-c',
+      SCRIPT,
+      'buttersink-pipe',
+      String(options.originalHead.length),
+      options.originalHead.toString('hex'),
+      escaped,
+      options.receiveDirectory,
+      ...options.sendArgs,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+      reject: false,
+      buffer: { stdout: true, stderr: true, fd3: true, fd4: false, fd5: true },
+      ...(options.signal ? { cancelSignal: options.signal, forceKillAfterDelay: 2000 } : {}),
+    },
+  );
+  let copied = 0;
+  let progress = '';
+  // dd's progress lines end with \r, its final summary with \n: the last number wins.
+  child.stdio[4]!.on('data', (data: Buffer) => {
+    progress = (progress + data.toString('latin1')).slice(-4096);
+    const all = [...progress.matchAll(/(\d+) bytes/g)];
+    const last = all.at(-1);
+    if (last) {
+      const bytes = Number(last[1]);
+      if (bytes > copied) {
+        copied = bytes;
+        options.onBytes(copied);
+      }
+    }
+  });
+  const result = await child;
+  if (options.signal?.aborted) throw new InterruptedError(`interrupted while ${options.what}`);
+  const codes = String(result.stdout).trim().split(/\s+/).map(Number);
+  const [sendCode, copyCode, receiveCode] = codes;
+  if (result.exitCode === 0 && codes.length === 3 && codes.every((c) => c === 0)) return copied;
+
+  const sendErr = lastLines(String(result.stdio[3] ?? ''), 3);
+  const receiveErr = lastLines(String(result.stdio[5] ?? ''), 3);
+  const copyErr = lastLines(progress.replace(/\r/g, '\n'), 1);
+  // The first stage that failed on its own, not one that only saw its neighbour die.
+  const reason =
+    copyCode === 90
+      ? copyErr
+      : receiveCode !== undefined && receiveCode !== 0 && receiveErr
+        ? `btrfs receive: ${receiveErr}`
+        : sendCode !== undefined && sendCode !== 0 && sendCode !== 141
+          ? `btrfs send: ${sendErr || `exit ${sendCode}`}`
+          : receiveErr || sendErr || String(result.stderr) || `exit codes ${codes.join(' ') || result.exitCode}`;
+  throw new TransferError(`${options.what} failed: ${reason.replaceAll('\n', ' | ')}`, {
+    stderrTail: [sendErr, receiveErr].filter(Boolean).join('\n'),
+  });
+}
