@@ -7,7 +7,7 @@ import { ProgressReporter } from '../progress/progress-reporter.js';
 import { silentObserver } from '../progress/transfer-observer.js';
 import { formatBytes } from '../planner/format-bytes.js';
 import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
-import { defaultCacheDirectory } from '../stores/cache/diff-size-cache.js';
+import { defaultCacheDirectory } from '../stores/cache/measurement-cache.js';
 import { openStore } from '../stores/open-store.js';
 import { parseStoreUrl } from '../stores/parse-store-url.js';
 import { runSync, selectSnapshots } from '../sync/run-sync.js';

@@ -18,6 +18,8 @@ export interface StreamMeasurement {
   /** Bytes of the `--no-data` stream itself. */
   readonly metadataBytes: number;
   readonly commands: number;
+  /** The stream header and first command (`subvol`/`snapshot`): the same in the real stream. */
+  readonly head: Buffer;
 }
 
 /**
@@ -39,6 +41,8 @@ export class StreamMeasurer extends Writable {
   #streamBytes = 0;
   #commands = 0;
   #ended = false;
+  #header: Buffer | undefined;
+  #head: Buffer | undefined;
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.#metadataBytes += chunk.length;
@@ -66,6 +70,7 @@ export class StreamMeasurer extends Writable {
       dataBytes: this.#dataBytes,
       metadataBytes: this.#metadataBytes,
       commands: this.#commands,
+      head: this.#head ?? Buffer.alloc(0),
     };
   }
 
@@ -92,6 +97,7 @@ export class StreamMeasurer extends Writable {
         throw new Error('not a btrfs send stream (bad magic)');
       }
       this.#sawHeader = true;
+      this.#header = Buffer.from(header);
       this.#streamBytes += STREAM_HEADER_BYTES;
     }
     while (this.#pendingBytes >= COMMAND_HEADER_BYTES) {
@@ -100,6 +106,7 @@ export class StreamMeasurer extends Writable {
       if (this.#pendingBytes < total) return;
       const command = this.#take(total);
       this.#commands += 1;
+      if (this.#commands === 1) this.#head = Buffer.concat([this.#header!, command]);
       this.#account(command);
     }
   }

@@ -1,7 +1,7 @@
 import { PermissionError, StoreError } from '../model/errors.js';
 import type { Store } from '../model/store.js';
 import { BtrfsStore } from './btrfs/btrfs-store.js';
-import { DiffSizeCache } from './cache/diff-size-cache.js';
+import { MeasurementCache } from './cache/measurement-cache.js';
 import type { StoreLocation } from './parse-store-url.js';
 
 export interface StoreContext {
@@ -22,7 +22,7 @@ export function openStore(location: StoreLocation, context: StoreContext): Store
       return new BtrfsStore({
         url: location.url,
         directory: location.directory,
-        cache: new DiffSizeCache(context.cacheDirectory),
+        cache: new MeasurementCache(context.cacheDirectory),
       });
     case 'ssh':
     case 's3':

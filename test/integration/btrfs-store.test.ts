@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { BusyError, StoreError, TransferError } from '../../src/model/errors.js';
 import type { Snapshot } from '../../src/model/snapshot.js';
 import { BtrfsStore } from '../../src/stores/btrfs/btrfs-store.js';
-import { DiffSizeCache } from '../../src/stores/cache/diff-size-cache.js';
+import { MeasurementCache } from '../../src/stores/cache/measurement-cache.js';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { isCI, missingForBtrfs } from '../support/prerequisites.js';
 import { treeDigest } from '../support/tree-digest.js';
@@ -36,7 +36,7 @@ describe('BtrfsStore on a real btrfs pool', { skip: missing ?? false }, () => {
   let snaps: Snapshot[];
 
   const store = (dir: string): BtrfsStore =>
-    new BtrfsStore({ url: `${dir}/`, directory: dir, cache: new DiffSizeCache(cacheDir) });
+    new BtrfsStore({ url: `${dir}/`, directory: dir, cache: new MeasurementCache(cacheDir) });
 
   before(() => {
     pool = createPool(256);
@@ -150,8 +150,10 @@ describe('BtrfsStore on a real btrfs pool', { skip: missing ?? false }, () => {
     const full = await source.measureDiff(one!, null);
     assert.ok(full.bytes > 2_000_000 && full.bytes < 2_100_000, `full ${full.bytes}`);
     await source.close();
-    const fresh = new DiffSizeCache(cacheDir);
-    assert.equal(await fresh.get(two!.uuid, one!.uuid), measured.bytes);
+    const fresh = new MeasurementCache(cacheDir);
+    assert.equal((await fresh.get(two!.uuid, one!.uuid))?.bytes, measured.bytes);
+    // The stream head is kept too, for the local fast path.
+    assert.equal((await fresh.get(two!.uuid, one!.uuid))?.head?.subarray(0, 13).toString('latin1'), 'btrfs-stream\0');
   });
 
   test('delete is idempotent and refuses a snapshot that changed under its name', async () => {

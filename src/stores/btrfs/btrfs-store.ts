@@ -9,9 +9,9 @@ import type { Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { StreamMeasurer } from '../../sendstream/measure-stream.js';
 import { NotASendStreamError, renameStreamHead, SubvolumeRenamer } from '../../sendstream/rename-subvolume.js';
-import type { DiffSizeCache } from '../cache/diff-size-cache.js';
+import type { MeasurementCache } from '../cache/measurement-cache.js';
 import { lockDirectory } from './directory-lock.js';
-import { pipeSendToReceive } from './pipe-send-to-receive.js';
+import { pipeSendToReceive, StreamHeadMismatchError } from './pipe-send-to-receive.js';
 import { readStreamHead } from './read-stream-head.js';
 import { lastLines } from './last-lines.js';
 import { locateDirectory, type DirectoryLocation } from './locate-directory.js';
@@ -48,7 +48,7 @@ export interface BtrfsStoreOptions {
   /** Directory of snapshots. */
   readonly directory: string;
   readonly url: string;
-  readonly cache: DiffSizeCache;
+  readonly cache: MeasurementCache;
 }
 
 /**
@@ -69,7 +69,7 @@ export class BtrfsStore implements Store {
     storesDiffs: false,
   };
   readonly #directory: string;
-  readonly #cache: DiffSizeCache;
+  readonly #cache: MeasurementCache;
   #location: Promise<DirectoryLocation> | undefined;
   /** The last listing, for estimates. */
   #listed: readonly Snapshot[] = [];
@@ -146,7 +146,7 @@ export class BtrfsStore implements Store {
    */
   estimateDiff(snapshot: Snapshot, parent: Snapshot | null): DiffSize {
     const cached = this.#cache.peek(snapshot.uuid, parent?.uuid ?? null);
-    if (cached !== undefined) return { bytes: cached, exact: true };
+    if (cached !== undefined) return { bytes: cached.bytes, exact: true };
     if (parent === null) {
       const sibling = this.#nearestSiblingFullSize(snapshot);
       if (sibling !== undefined) return { bytes: sibling, exact: false };
@@ -171,7 +171,7 @@ export class BtrfsStore implements Store {
     let best: { distance: number; bytes: number } | undefined;
     for (const sibling of this.#listed) {
       if (sibling.parentUuid !== snapshot.parentUuid || sibling.uuid === snapshot.uuid) continue;
-      const bytes = this.#cache.peek(sibling.uuid, null);
+      const bytes = this.#cache.peek(sibling.uuid, null)?.bytes;
       const distance = Math.abs(sibling.creationGeneration - snapshot.creationGeneration);
       if (bytes !== undefined && (best === undefined || distance < best.distance)) best = { distance, bytes };
     }
@@ -181,8 +181,8 @@ export class BtrfsStore implements Store {
   async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal): Promise<DiffSize> {
     const cached = await this.#cache.get(snapshot.uuid, parent?.uuid ?? null);
     if (cached !== undefined) {
-      this.#learn(snapshot, parent, cached);
-      return { bytes: cached, exact: true };
+      this.#learn(snapshot, parent, cached.bytes);
+      return { bytes: cached.bytes, exact: true };
     }
     const args = ['send', '--no-data', '-q', ...(parent ? ['-p', this.pathOf(parent)] : []), this.pathOf(snapshot)];
     const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
@@ -199,8 +199,8 @@ export class BtrfsStore implements Store {
     if (piped.status === 'rejected') {
       throw new TransferError(`measuring ${describeDiff(snapshot, parent)}: ${(piped.reason as Error).message}`);
     }
-    const bytes = measurer.result.streamBytes;
-    await this.#cache.set(snapshot.uuid, parent?.uuid ?? null, bytes);
+    const { streamBytes: bytes, head } = measurer.result;
+    await this.#cache.set(snapshot.uuid, parent?.uuid ?? null, { bytes, head });
     this.#learn(snapshot, parent, bytes);
     return { bytes, exact: true };
   }
@@ -284,17 +284,30 @@ export class BtrfsStore implements Store {
     const sendArgs = source.#sendArgs(request.snapshot, request.parent, options.cloneSources ?? []);
     let bytes = 0;
     const snapshot = await this.#receiveAs(request.name, async (directory, temporaryName) => {
-      const originalHead = await readStreamHead(sendArgs, options.signal);
-      if (originalHead === null) throw new TransferError(`sending ${describeDiff(request.snapshot, request.parent)}: btrfs send produced no stream`);
-      bytes = await pipeSendToReceive({
-        sendArgs,
-        originalHead,
-        renamedHead: renameStreamHead(originalHead, temporaryName),
-        receiveDirectory: directory,
-        onBytes: options.onBytes ?? (() => {}),
-        signal: options.signal,
-        what: `sending ${describeDiff(request.snapshot, request.parent)} to ${this.#directory}`,
-      });
+      const pipe = (originalHead: Buffer): Promise<number> =>
+        pipeSendToReceive({
+          sendArgs,
+          originalHead,
+          renamedHead: renameStreamHead(originalHead, temporaryName),
+          receiveDirectory: directory,
+          onBytes: options.onBytes ?? (() => {}),
+          signal: options.signal,
+          what: `sending ${describeDiff(request.snapshot, request.parent)} to ${this.#directory}`,
+        });
+      const fresh = async (): Promise<Buffer> => {
+        const head = await readStreamHead(sendArgs, options.signal);
+        if (head === null) throw new TransferError(`sending ${describeDiff(request.snapshot, request.parent)}: btrfs send produced no stream`);
+        return head;
+      };
+      // Measuring kept the stream's head; a stale one (a snapshot made writable and changed
+      // since) is caught by the pipeline before anything is received: then read it anew.
+      const cached = (await source.#cache.get(request.snapshot.uuid, request.parent?.uuid ?? null))?.head;
+      try {
+        bytes = await pipe(cached ?? (await fresh()));
+      } catch (error) {
+        if (!(error instanceof StreamHeadMismatchError) || cached === undefined) throw error;
+        bytes = await pipe(await fresh());
+      }
     });
     return { snapshot, bytes };
   }

@@ -27,6 +27,9 @@ setpriv --pdeathsig KILL btrfs send "$@" 2>&3 | {
 echo "${'$'}{PIPESTATUS[*]}"
 `;
 
+/** The send stream did not start with the expected head (e.g. a stale cached one); nothing was received. */
+export class StreamHeadMismatchError extends TransferError {}
+
 export interface PipeOptions {
   readonly sendArgs: readonly string[];
   readonly originalHead: Buffer;
@@ -96,7 +99,8 @@ export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
         : sendCode !== undefined && sendCode !== 0 && sendCode !== 141
           ? `btrfs send: ${sendErr || `exit ${sendCode}`}`
           : receiveErr || sendErr || String(result.stderr) || `exit codes ${codes.join(' ') || result.exitCode}`;
-  throw new TransferError(`${options.what} failed: ${reason.replaceAll('\n', ' | ')}`, {
+  const ErrorClass = copyCode === 90 ? StreamHeadMismatchError : TransferError;
+  throw new ErrorClass(`${options.what} failed: ${reason.replaceAll('\n', ' | ')}`, {
     stderrTail: [sendErr, receiveErr].filter(Boolean).join('\n'),
   });
 }

@@ -1,0 +1,99 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { LRUCache } from 'lru-cache';
+
+/** Where buttersink keeps its caches: `$BUTTERSINK_CACHE_DIR`, else `$XDG_CACHE_HOME/buttersink`, else `~/.cache/buttersink`. */
+export function defaultCacheDirectory(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.BUTTERSINK_CACHE_DIR) return env.BUTTERSINK_CACHE_DIR;
+  const base = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'buttersink');
+}
+
+const MAX_ENTRIES = 200_000;
+
+/** What measuring one diff found. */
+export interface Measurement {
+  /** Bytes of the real send stream. */
+  readonly bytes: number;
+  /** The stream's header and first command, which the local fast path renames. */
+  readonly head?: Buffer;
+}
+
+interface FileFormat {
+  sizes?: Record<string, unknown>;
+  heads?: Record<string, unknown>;
+}
+
+/**
+ * What `btrfs send --no-data` told about diffs, keyed by the pair of subvolume UUIDs (a diff
+ * between two read-only subvolumes never changes), kept across runs in one JSON file in the
+ * cache directory, never next to the user's snapshots. Bounded by an LRU; a missing or corrupt
+ * file is an empty cache.
+ */
+export class MeasurementCache {
+  readonly #file: string;
+  readonly #sizes = new LRUCache<string, number>({ max: MAX_ENTRIES });
+  readonly #heads = new LRUCache<string, string>({ max: MAX_ENTRIES });
+  #dirty = false;
+  #loaded: Promise<void> | undefined;
+
+  constructor(directory: string) {
+    this.#file = path.join(directory, 'measurements.json');
+  }
+
+  static key(to: string, from: string | null): string {
+    return `${to}<${from ?? 'full'}`;
+  }
+
+  async get(to: string, from: string | null): Promise<Measurement | undefined> {
+    await this.load();
+    return this.peek(to, from);
+  }
+
+  /** Synchronous lookup of what is loaded already (for estimates). */
+  peek(to: string, from: string | null): Measurement | undefined {
+    const key = MeasurementCache.key(to, from);
+    const bytes = this.#sizes.peek(key);
+    if (bytes === undefined) return undefined;
+    const head = this.#heads.peek(key);
+    return head === undefined ? { bytes } : { bytes, head: Buffer.from(head, 'base64') };
+  }
+
+  async set(to: string, from: string | null, measurement: Measurement): Promise<void> {
+    await this.load();
+    const key = MeasurementCache.key(to, from);
+    this.#sizes.set(key, measurement.bytes);
+    if (measurement.head) this.#heads.set(key, measurement.head.toString('base64'));
+    this.#dirty = true;
+  }
+
+  load(): Promise<void> {
+    this.#loaded ??= readFile(this.#file, 'utf8')
+      .then((text) => {
+        const data = JSON.parse(text) as FileFormat;
+        for (const [key, value] of Object.entries(data.sizes ?? {})) {
+          if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) this.#sizes.set(key, value);
+        }
+        for (const [key, value] of Object.entries(data.heads ?? {})) {
+          if (typeof value === 'string') this.#heads.set(key, value);
+        }
+      })
+      .catch(() => {});
+    return this.#loaded;
+  }
+
+  /** Writes the cache atomically (temporary file, then rename) if anything changed. */
+  async save(): Promise<void> {
+    if (!this.#dirty) return;
+    await mkdir(path.dirname(this.#file), { recursive: true });
+    const data: FileFormat = {
+      sizes: Object.fromEntries([...this.#sizes.entries()].reverse()),
+      heads: Object.fromEntries([...this.#heads.entries()].reverse()),
+    };
+    const tmp = `${this.#file}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(data));
+    await rename(tmp, this.#file);
+    this.#dirty = false;
+  }
+}
