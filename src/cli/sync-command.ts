@@ -7,9 +7,10 @@ import { ProgressReporter } from '../progress/progress-reporter.js';
 import { silentObserver } from '../progress/transfer-observer.js';
 import { formatBytes } from '../planner/format-bytes.js';
 import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
-import { defaultCacheDirectory } from '../stores/cache/measurement-cache.js';
-import { openStore } from '../stores/open-store.js';
+import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
+import { openStore, type StoreContext } from '../stores/open-store.js';
 import { parseStoreUrl } from '../stores/parse-store-url.js';
+import { MEASURE_CONCURRENCY } from '../sync/choose-plan.js';
 import { runSync, selectSnapshots } from '../sync/run-sync.js';
 import { Output } from './output.js';
 import { listToJson, renderList, type ListedSnapshot } from './render-list.js';
@@ -79,8 +80,8 @@ export function addSyncCommand(program: Command, context: CliContext): void {
     });
 }
 
-function storeContext() {
-  return { cacheDirectory: defaultCacheDirectory(), isRoot: process.getuid?.() === 0 };
+function storeContext(): StoreContext {
+  return { cache: new MeasurementCache(defaultCacheDirectory()), isRoot: process.getuid?.() === 0 };
 }
 
 async function listStore(url: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
@@ -91,7 +92,7 @@ async function listStore(url: string, flags: SyncFlags, output: Output, signal: 
     const chosen = selectSnapshots(all, { store, selection: location.selection }).filter(
       (s) => !flags.exclude.some((re) => re.test(s.name)),
     );
-    const limit = pLimit(2);
+    const limit = pLimit(MEASURE_CONCURRENCY);
     const listed: ListedSnapshot[] = await Promise.all(
       chosen.map((snapshot) =>
         limit(async () => ({
@@ -136,16 +137,17 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
           signal,
           onMeasure: (pair) => output.debug(`measuring ${pair.snapshot.name} ${pair.parent ? `from ${pair.parent.name}` : '(full)'}`),
           onPlan: (plan) => {
-            if (flags.json) return output.data(JSON.stringify(planToJson(plan), null, 2));
-            if (flags.dryRun) for (const line of renderPlan(plan, true)) output.result(line);
-            else for (const line of renderPlan(plan, false)) output.debug(line);
-            if (!flags.dryRun) {
-              const showBar = output.showsProgress && (flags.progress || process.stderr.isTTY === true);
-              reporter = new ProgressReporter(plan, { line: (t) => output.info(t), record: (t) => output.record(t) }, showBar);
+            if (flags.json) {
+              output.data(JSON.stringify(planToJson(plan), null, 2));
+            } else {
+              // A dry run's plan is its result; before a real run it is a detail for -v.
+              const show = flags.dryRun ? output.result.bind(output) : output.debug.bind(output);
+              for (const line of renderPlan(plan, flags.dryRun === true)) show(line);
             }
-          },
-          get observer() {
-            return reporter ?? silentObserver;
+            if (flags.dryRun) return silentObserver;
+            const showBar = output.showsProgress && (flags.progress === true || process.stderr.isTTY === true);
+            reporter = new ProgressReporter(plan, { line: (t) => output.info(t), record: (t) => output.record(t) }, showBar);
+            return reporter;
           },
         },
       );

@@ -1,11 +1,12 @@
 import { PermissionError, StoreError } from '../model/errors.js';
 import type { Store } from '../model/store.js';
 import { BtrfsStore } from './btrfs/btrfs-store.js';
-import { MeasurementCache } from './cache/measurement-cache.js';
+import type { MeasurementCache } from './cache/measurement-cache.js';
 import type { StoreLocation } from './parse-store-url.js';
 
 export interface StoreContext {
-  readonly cacheDirectory: string;
+  /** One cache per run, shared by its stores, so their writes cannot overwrite each other. */
+  readonly cache: MeasurementCache;
   /** Whether this process runs as root; btrfs stores need it. */
   readonly isRoot: boolean;
 }
@@ -22,7 +23,7 @@ export function openStore(location: StoreLocation, context: StoreContext): Store
       return new BtrfsStore({
         url: location.url,
         directory: location.directory,
-        cache: new MeasurementCache(context.cacheDirectory),
+        cache: context.cache,
       });
     case 'ssh':
     case 's3':

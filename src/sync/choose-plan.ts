@@ -25,7 +25,7 @@ export interface ChoosePlanInput {
 }
 
 /** How many `btrfs send --no-data` run at once: each is short, so more than the cores hides process start-up. */
-const MEASURE_CONCURRENCY = 4;
+export const MEASURE_CONCURRENCY = 4;
 
 /**
  * The I/O shell around the pure planner: finds candidate diffs, sizes them through the source

@@ -20,10 +20,12 @@ export interface SyncOptions {
   /** Snapshot names matching any of these are neither sent nor deleted. */
   readonly excludes: readonly RegExp[];
   readonly now: Date;
-  readonly observer: TransferObserver;
   readonly onMeasure?: (pair: CandidatePair) => void;
-  /** Called with the plan before anything changes (also in dry runs). */
-  readonly onPlan?: (plan: Plan) => void;
+  /**
+   * Called with the plan before anything changes (also in dry runs); returns what watches
+   * the transfers (progress, log).
+   */
+  readonly onPlan: (plan: Plan) => TransferObserver;
   readonly signal?: AbortSignal;
 }
 
@@ -79,9 +81,9 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
       onMeasure: options.onMeasure,
     });
     refuseImpossiblePlans(plan, dst.store);
-    options.onPlan?.(plan);
+    const observer = options.onPlan(plan);
     if (options.dryRun) return { plan, executed: undefined };
-    const executed = await executePlan(plan, src.store, dst.store, sourceAll, destination, options.observer, options.signal);
+    const executed = await executePlan(plan, src.store, dst.store, sourceAll, destination, observer, options.signal);
     return { plan, executed };
   } finally {
     await release();
