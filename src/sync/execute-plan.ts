@@ -16,8 +16,9 @@ export interface ExecuteResult {
 }
 
 /**
- * Runs a plan step by step: each send streams from the source store through a byte counter
- * into the destination store; deletes come last. Stops at the first failure — the failed
+ * Runs a plan step by step: each send goes by the destination's direct path from the source
+ * when it has one (kernel pipes between two local btrfs stores), else streams from the source
+ * store through a byte counter into the destination store; deletes come last. Stops at the first failure — the failed
  * step left nothing complete-looking behind (the Store contract) — and rethrows it.
  */
 export async function executePlan(

@@ -41,6 +41,7 @@ export interface PipeOptions {
   readonly what: string;
 }
 
+/** Resolves with the bytes of stream that `btrfs receive` read. */
 export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
   traceCommand(`${formatCommand(['send', ...options.sendArgs])} | (rename) | ${formatCommand(['-q', 'receive', options.receiveDirectory])}`);
   const escaped = [...options.renamedHead].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
@@ -85,7 +86,8 @@ export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
   if (options.signal?.aborted) throw new InterruptedError(`interrupted while ${options.what}`);
   const codes = String(result.stdout).trim().split(/\s+/).map(Number);
   const [sendCode, copyCode, receiveCode] = codes;
-  if (result.exitCode === 0 && codes.length === 3 && codes.every((c) => c === 0)) return copied;
+  // What receive read: the renamed head, then everything dd copied after it.
+  if (result.exitCode === 0 && codes.length === 3 && codes.every((c) => c === 0)) return options.renamedHead.length + copied;
 
   const sendErr = lastLines(String(result.stdio[3] ?? ''), 3);
   const receiveErr = lastLines(String(result.stdio[5] ?? ''), 3);
