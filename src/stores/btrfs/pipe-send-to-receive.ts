@@ -7,7 +7,7 @@ import { formatCommand, traceCommand } from './run-btrfs.js';
  * `btrfs send | btrfs receive` between two local filesystems with the stream flowing from
  * process to process through kernel pipes, never through node: the stream's first command is
  * swapped for `renamedHead` (so that receive creates the subvolume under a temporary name),
- * and a `dd` in the middle copies the rest and reports progress.
+ * and `pv` (zero-copy splice; `dd` where pv is missing) passes the rest on and reports progress.
  *
  * `originalHead` is what send will emit first (see readStreamHead); the pipeline checks it
  * byte for byte before replacing it, and fails rather than receive a stream it did not
@@ -22,6 +22,8 @@ setpriv --pdeathsig KILL btrfs send "$@" 2>&3 | {
   actual=$(dd bs="$length" count=1 iflag=fullblock status=none | od -An -v -tx1 | tr -d ' \n')
   if [ "$actual" != "$expected" ]; then echo "the send stream did not start as expected" >&4; exit 90; fi
   printf "$renamed"
+  # pv moves pipe to pipe with splice(2), without copying through user space; dd does copy.
+  if command -v pv >/dev/null; then exec pv -f -n -b -i 0.5 2>&4; fi
   exec dd bs=1M status=progress 2>&4
 } | setpriv --pdeathsig KILL btrfs -q receive "$directory" 2>&5
 echo "${'$'}{PIPESTATUS[*]}"
@@ -69,15 +71,14 @@ export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
   );
   let copied = 0;
   let progress = '';
-  // dd's progress lines end with \r, its final summary with \n: the last number wins.
+  // pv prints byte counts one per line; dd prints `N bytes ... copied` lines ending in \r
+  // (progress) or \n (summary). The largest count seen is the total so far.
   child.stdio[4]!.on('data', (data: Buffer) => {
     progress = (progress + data.toString('latin1')).slice(-4096);
-    const all = [...progress.matchAll(/(\d+) bytes/g)];
-    const last = all.at(-1);
-    if (last) {
-      const bytes = Number(last[1]);
-      if (bytes > copied) {
-        copied = bytes;
+    for (const line of progress.split(/[\r\n]/)) {
+      const m = /^(\d+)(?: bytes|$)/.exec(line.trim());
+      if (m && Number(m[1]) > copied) {
+        copied = Number(m[1]);
         options.onBytes(copied);
       }
     }
