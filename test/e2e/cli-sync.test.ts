@@ -209,6 +209,40 @@ describe('buttersink sync between local btrfs pools', { skip: missing ?? false }
     assert.deepEqual(subvolumes(target), ['conflict/s2']);
   });
 
+  test('output levels: steps on stderr, -q keeps only the summary, -qq only errors, --progress forces the bar', () => {
+    const run = (flags: string[], name: string) => {
+      const target = `${dst.mountPoint}/${name}`;
+      mkdirSync(target);
+      const res = cli([...flags, `${src.mountPoint}/snaps/s1`, `${target}/`], { env });
+      assert.equal(res.code, 0, res.stderr);
+      return res;
+    };
+    const plain = run([], 'level-plain');
+    assert.match(plain.stderr, /^sent s1 \(full\): /m);
+    assert.match(plain.stdout, /^done: sent 1 snapshot /m);
+    assert.doesNotMatch(plain.stderr, /\[#+-*\]/, 'no bar when stderr is not a terminal');
+    const quiet = run(['-q'], 'level-q');
+    assert.equal(quiet.stderr, '');
+    assert.match(quiet.stdout, /^done: /m);
+    const silent = run(['-qq'], 'level-qq');
+    assert.equal(silent.stdout + silent.stderr, '');
+    const forced = run(['--progress'], 'level-progress');
+    assert.match(forced.stderr, /\[[#-]{24}\] .* MiB .*ETA .*1\/1 s1/);
+    assert.match(forced.stderr, /sent s1 \(full\)/);
+  });
+
+  test('--json listing carries what scripts need', () => {
+    const res = cli(['--json', `${src.mountPoint}/snaps/`], { env });
+    assert.equal(res.code, 0, res.stderr);
+    const listed = JSON.parse(res.stdout) as Record<string, unknown>[];
+    assert.deepEqual(Object.keys(listed[0]!).sort(), [
+      'bytes', 'createdAt', 'creationGeneration', 'exact', 'generation', 'name', 'parentUuid', 'receivedUuid', 'uuid',
+    ]);
+    assert.ok(listed.every((s) => s.exact === true && typeof s.bytes === 'number' && (s.bytes as number) > 0));
+    const single = cli(['--json', `${src.mountPoint}/snaps/s2`], { env });
+    assert.deepEqual((JSON.parse(single.stdout) as { name: string }[]).map((s) => s.name), ['s2']);
+  });
+
   test('a log file (-l) records what was done', () => {
     const target = `${dst.mountPoint}/logged`;
     mkdirSync(target);
