@@ -6,12 +6,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
-import { missingForBtrfs, isCI } from '../support/prerequisites.js';
+import { btrfsSuite } from '../support/prerequisites.js';
 import { CLI, cli, cliAt, cliInBackground } from '../support/run-cli.js';
 import { treeDigest } from '../support/tree-digest.js';
 
-const missing = missingForBtrfs();
-if (missing && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
+const suite = btrfsSuite();
 
 interface PlanJson {
   totalBytes: number;
@@ -45,7 +44,7 @@ function assertSameTree(a: string, b: string): void {
   assert.deepEqual(treeDigest(b), treeDigest(a), `${b} differs from ${a}`);
 }
 
-describe('buttersink sync between local btrfs pools', { skip: missing ?? false }, () => {
+describe('buttersink sync between local btrfs pools', suite, () => {
   let src: BtrfsPool;
   let dst: BtrfsPool;
   let data: string;
@@ -307,7 +306,7 @@ describe('buttersink sync between local btrfs pools', { skip: missing ?? false }
   });
 });
 
-describe('buttersink refuses bad input with one line and a documented exit code', { skip: missing ?? false }, () => {
+describe('buttersink refuses bad input with one line and a documented exit code', suite, () => {
   let pool: BtrfsPool;
   let plainDir: string;
 

@@ -10,11 +10,10 @@ import type { Snapshot } from '../../src/model/snapshot.js';
 import { BtrfsStore } from '../../src/stores/btrfs/btrfs-store.js';
 import { MeasurementCache } from '../../src/stores/cache/measurement-cache.js';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
-import { isCI, missingForBtrfs } from '../support/prerequisites.js';
+import { btrfsSuite } from '../support/prerequisites.js';
 import { treeDigest } from '../support/tree-digest.js';
 
-const missing = missingForBtrfs();
-if (missing && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
+const suite = btrfsSuite();
 
 function allSubvolumes(mount: string): string[] {
   return execFileSync('btrfs', ['subvolume', 'list', mount], { encoding: 'utf8' })
@@ -29,7 +28,7 @@ function sendStream(args: string[]): Buffer {
   return execFileSync('btrfs', ['send', '-q', ...args], { maxBuffer: 64 << 20 });
 }
 
-describe('BtrfsStore on a real btrfs pool', { skip: missing ?? false }, () => {
+describe('BtrfsStore on a real btrfs pool', suite, () => {
   let pool: BtrfsPool;
   let cacheDir: string;
   let source: BtrfsStore;

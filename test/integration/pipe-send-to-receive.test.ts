@@ -7,13 +7,12 @@ import { renameStreamHead } from '../../src/sendstream/rename-subvolume.js';
 import { pipeSendToReceive } from '../../src/stores/btrfs/pipe-send-to-receive.js';
 import { readStreamHead } from '../../src/stores/btrfs/read-stream-head.js';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
-import { isCI, missingForBtrfs } from '../support/prerequisites.js';
+import { btrfsSuite } from '../support/prerequisites.js';
 import { treeDigest } from '../support/tree-digest.js';
 
-const missing = missingForBtrfs();
-if (missing && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
+const suite = btrfsSuite();
 
-describe('the local fast path: btrfs send | (rename) | btrfs receive', { skip: missing ?? false }, () => {
+describe('the local fast path: btrfs send | (rename) | btrfs receive', suite, () => {
   let pool: BtrfsPool;
   before(() => {
     pool = createPool(256);

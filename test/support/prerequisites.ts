@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import type { TestContext } from 'node:test';
 
 /** True when the environment says we are in CI: a missing prerequisite then fails instead of skipping. */
 export const isCI = process.env.CI === 'true' || process.env.CI === '1';
@@ -25,13 +24,11 @@ export function missingForBtrfs(): string | null {
 }
 
 /**
- * Skips the test when a prerequisite is missing — except in CI, where it fails: a skipped
- * test is not a pass. Returns false when the test must stop.
+ * Options for a suite that needs real btrfs: skipped when a prerequisite is missing, except
+ * in CI, where this throws instead — a skipped test is not a pass.
  */
-export function requireBtrfs(t: TestContext): boolean {
+export function btrfsSuite(): { skip: string | false } {
   const missing = missingForBtrfs();
-  if (missing === null) return true;
-  if (isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
-  t.skip(missing);
-  return false;
+  if (missing !== null && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
+  return { skip: missing ?? false };
 }

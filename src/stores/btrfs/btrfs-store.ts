@@ -82,10 +82,6 @@ export class BtrfsStore implements Store {
     this.#cache = options.cache;
   }
 
-  get directory(): string {
-    return this.#directory;
-  }
-
   pathOf(snapshot: Pick<Snapshot, 'name'>): string {
     return path.join(this.#directory, snapshot.name);
   }
