@@ -4,18 +4,24 @@ import { formatBytes } from '../planner/format-bytes.js';
 
 export interface ListedSnapshot {
   readonly snapshot: Snapshot;
-  /** Size of a full send of it. */
+  /** Size of a full send of it; in a diff store, the bytes stored for it. */
   readonly size: DiffSize;
+  /** In a diff store: the diffs held for it, by parent name (null: full; a UUID when the parent is not there). */
+  readonly diffs?: readonly { readonly from: string | null; readonly bytes: number }[];
 }
 
 /** `buttersink DST`: one line per snapshot, columns aligned. */
 export function renderList(listed: readonly ListedSnapshot[]): string[] {
-  const rows = listed.map(({ snapshot: s, size }) => [
+  const rows = listed.map(({ snapshot: s, size, diffs }) => [
     s.name,
     `${size.exact ? '' : '~'}${formatBytes(size.bytes)}`,
     s.createdAt ? formatLocal(s.createdAt) : '-',
     s.uuid,
-    s.receivedUuid ? `received from ${s.receivedUuid}` : '',
+    diffs
+      ? diffs.map((d) => (d.from === null ? 'full' : `from ${d.from}`)).join(', ')
+      : s.receivedUuid
+        ? `received from ${s.receivedUuid}`
+        : '',
   ]);
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), 0));
   return rows.map((r) =>
@@ -27,7 +33,7 @@ export function renderList(listed: readonly ListedSnapshot[]): string[] {
 }
 
 export function listToJson(listed: readonly ListedSnapshot[]): unknown {
-  return listed.map(({ snapshot: s, size }) => ({
+  return listed.map(({ snapshot: s, size, diffs }) => ({
     name: s.name,
     uuid: s.uuid,
     parentUuid: s.parentUuid,
@@ -37,6 +43,7 @@ export function listToJson(listed: readonly ListedSnapshot[]): unknown {
     createdAt: s.createdAt?.toISOString() ?? null,
     bytes: size.bytes,
     exact: size.exact,
+    ...(diffs ? { diffs: diffs.map((d) => ({ from: d.from, bytes: d.bytes })) } : {}),
   }));
 }
 

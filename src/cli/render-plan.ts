@@ -13,6 +13,9 @@ export function renderPlan(plan: Plan, isDryRun: boolean): string[] {
       lines.push(`${isDryRun ? 'would delete' : 'delete'} ${step.snapshot.name}  (${step.reason})`);
     }
   }
+  for (const kept of plan.keptForDependents ?? []) {
+    lines.push(`keep ${kept.name}  (not in source, but diffs stored in the destination start from it)`);
+  }
   const sends = plan.steps.filter((s) => s.kind === 'send').length;
   const deletes = plan.steps.length - sends;
   lines.push(
@@ -28,6 +31,7 @@ export function planToJson(plan: Plan): unknown {
     totalBytes: plan.totalBytes,
     isExact: plan.isExact,
     alreadyPresent: plan.alreadyPresent.map((s) => s.name),
+    keptForDependents: (plan.keptForDependents ?? []).map((s) => s.name),
     steps: plan.steps.map((step) =>
       step.kind === 'send'
         ? {

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { appendFileSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { UsageError } from '../model/errors.js';
+import type { Snapshot } from '../model/snapshot.js';
 import type { Store } from '../model/store.js';
 import { ProgressReporter } from '../progress/progress-reporter.js';
 import { silentObserver } from '../progress/transfer-observer.js';
@@ -9,6 +10,7 @@ import { formatBytes } from '../planner/format-bytes.js';
 import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
 import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
 import { openStore, type StoreContext } from '../stores/open-store.js';
+import type { S3Settings } from '../stores/s3/s3-settings.js';
 import { parseStoreUrl } from '../stores/parse-store-url.js';
 import { MEASURE_CONCURRENCY } from '../sync/choose-plan.js';
 import { runSync, selectSnapshots } from '../sync/run-sync.js';
@@ -28,6 +30,13 @@ interface SyncFlags {
   exclude: RegExp[];
   json?: boolean;
   progress?: boolean;
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3PathStyle?: boolean;
+  s3Checksum?: 'when-supported' | 'when-required';
+  s3Sse: string;
+  s3StorageClass?: string;
+  s3Parallel: number;
 }
 
 const EXAMPLES = `
@@ -68,6 +77,14 @@ export function addSyncCommand(program: Command, context: CliContext): void {
     .option('--exclude <regex>', 'leave out snapshots whose name matches (repeatable); never deleted', collectRegex, [])
     .option('--json', 'print the listing or the plan (-n) as JSON')
     .option('--progress', 'show the progress bar even when stderr is not a terminal')
+    .option('--s3-endpoint <url>', 'S3-compatible endpoint (MinIO, Ceph, Backblaze, Wasabi...); default AWS_ENDPOINT_URL_S3, else AWS')
+    .option('--s3-region <region>', 'S3 region; default AWS_REGION or the AWS profile, else us-east-1')
+    .option('--s3-path-style', 'path-style bucket addressing (default with --s3-endpoint)')
+    .option('--no-s3-path-style', 'virtual-hosted bucket addressing even with --s3-endpoint')
+    .option('--s3-checksum <when>', "SDK request checksums: 'when-supported' or 'when-required' (default with --s3-endpoint)", parseChecksum)
+    .option('--s3-sse <mode>', "server-side encryption: 'AES256', 'aws:kms' or 'none'", parseSse, 'AES256')
+    .option('--s3-storage-class <class>', 'storage class of uploads (STANDARD, STANDARD_IA, GLACIER_IR, ...)')
+    .option('--s3-parallel <n>', 'parts uploaded at once; memory is about part size x (n + 1)', parseParallel, 4)
     .addHelpText('after', EXAMPLES)
     .action(async (src: string | undefined, dst: string | undefined, flags: SyncFlags) => {
       const output = new Output({ quiet: flags.quiet, verbose: flags.verbose === true }, checkLogFile(flags.logfile));
@@ -80,20 +97,56 @@ export function addSyncCommand(program: Command, context: CliContext): void {
     });
 }
 
-function storeContext(): StoreContext {
-  return { cache: new MeasurementCache(defaultCacheDirectory()), isRoot: process.getuid?.() === 0 };
+function storeContext(flags: SyncFlags, output: Output): StoreContext {
+  const cacheDirectory = defaultCacheDirectory();
+  return {
+    cache: new MeasurementCache(cacheDirectory),
+    isRoot: process.getuid?.() === 0,
+    cacheDirectory,
+    warn: (message) => output.info(`warning: ${message}`),
+    s3: {
+      endpoint: flags.s3Endpoint,
+      region: flags.s3Region,
+      pathStyle: flags.s3PathStyle,
+      checksum: flags.s3Checksum,
+      serverSideEncryption: flags.s3Sse as S3Settings['serverSideEncryption'],
+      storageClass: flags.s3StorageClass as S3Settings['storageClass'],
+      partBytes: flags.partSize * 1024 * 1024,
+      uploadConcurrency: flags.s3Parallel,
+    },
+  };
 }
 
 async function listStore(url: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
   const location = parseStoreUrl(url);
-  const store = openStore(location, storeContext());
+  const store = openStore(location, storeContext(flags, output));
   try {
     const all = await store.list();
     const chosen = selectSnapshots(all, { store, selection: location.selection }).filter(
       (s) => !flags.exclude.some((re) => re.test(s.name)),
     );
+    const listed = store.capabilities.storesDiffs ? await listDiffStore(store, chosen, all) : await listMeasured(store, chosen, flags, signal);
+    if (flags.json) return output.data(JSON.stringify(listToJson(listed), null, 2));
+    if (listed.length === 0) output.info(`no read-only snapshots in ${store.url}`);
+    for (const line of renderList(listed)) output.result(line);
+  } finally {
+    await store.close();
+  }
+}
+
+/** A diff store lists what it holds per snapshot: its diffs and their bytes, from the listing alone. */
+async function listDiffStore(store: Store, chosen: readonly Snapshot[], all: readonly Snapshot[]): Promise<ListedSnapshot[]> {
+  const diffs = await store.storedDiffs();
+  const nameOf = new Map(all.map((s) => [s.uuid, s.name]));
+  return chosen.map((snapshot) => {
+    const own = diffs.filter((d) => d.to === snapshot.uuid).map((d) => ({ from: d.from === null ? null : (nameOf.get(d.from) ?? d.from), bytes: d.bytes }));
+    return { snapshot, size: { bytes: own.reduce((sum, d) => sum + d.bytes, 0), exact: true }, diffs: own };
+  });
+}
+
+async function listMeasured(store: Store, chosen: readonly Snapshot[], flags: SyncFlags, signal: AbortSignal): Promise<ListedSnapshot[]> {
     const limit = pLimit(MEASURE_CONCURRENCY);
-    const listed: ListedSnapshot[] = await Promise.all(
+    return Promise.all(
       chosen.map((snapshot) =>
         limit(async () => ({
           snapshot,
@@ -101,12 +154,6 @@ async function listStore(url: string, flags: SyncFlags, output: Output, signal: 
         })),
       ),
     );
-    if (flags.json) return output.data(JSON.stringify(listToJson(listed), null, 2));
-    if (listed.length === 0) output.info(`no read-only snapshots in ${store.url}`);
-    for (const line of renderList(listed)) output.result(line);
-  } finally {
-    await store.close();
-  }
 }
 
 async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
@@ -116,7 +163,7 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
     throw new UsageError('source and destination are the same directory');
   }
   if (flags.json && !flags.dryRun) throw new UsageError('--json prints a plan: use it with -n');
-  const context = storeContext();
+  const context = storeContext(flags, output);
   const stores: Store[] = [];
   try {
     const src = openStore(srcLocation, context);
@@ -173,6 +220,22 @@ function parsePartSize(value: string): number {
   if (!Number.isInteger(n) || n < 5 || n > 5120) {
     throw new InvalidArgumentError('expected a whole number of MiB from 5 to 5120 (S3 limits)');
   }
+  return n;
+}
+
+function parseChecksum(value: string): 'when-supported' | 'when-required' {
+  if (value !== 'when-supported' && value !== 'when-required') throw new InvalidArgumentError("expected 'when-supported' or 'when-required'");
+  return value;
+}
+
+function parseSse(value: string): string {
+  if (value !== 'AES256' && value !== 'aws:kms' && value !== 'none') throw new InvalidArgumentError("expected 'AES256', 'aws:kms' or 'none'");
+  return value;
+}
+
+function parseParallel(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('expected a whole number from 1 to 64');
   return n;
 }
 

@@ -158,6 +158,13 @@ export interface Store {
    */
   lock(): Promise<() => Promise<void>>;
 
+  /**
+   * Optional, with `-d`: removes leftovers of interrupted runs that would otherwise be
+   * resumed later (S3: unfinished multipart uploads). Resolves with how many were removed.
+   * The caller holds {@link Store.lock}.
+   */
+  removeStale?(signal?: AbortSignal): Promise<number>;
+
   /** Releases resources (connections, caches). Safe to call twice. */
   close(): Promise<void>;
 }

@@ -73,6 +73,8 @@ export interface Plan {
   /** Needed source snapshots with no usable edge (e.g. a diff store lacks their parent). */
   readonly unreachable: readonly Snapshot[];
   readonly conflicts: readonly NameConflict[];
+  /** Snapshots `-d` would delete but keeps, because diffs stored in a diff store start from them. */
+  readonly keptForDependents?: readonly Snapshot[];
   /** Sum of the send steps' bytes. */
   readonly totalBytes: number;
   /** True when every send step's size was measured. */

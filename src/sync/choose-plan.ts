@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
-import { CorrelationIndex, type Snapshot } from '../model/snapshot.js';
-import type { DiffSize, Store } from '../model/store.js';
+import { CorrelationIndex, effectiveUuid, type Snapshot } from '../model/snapshot.js';
+import type { DiffSize, Store, StoredDiff } from '../model/store.js';
+import { chainDepths, chainIntermediates } from '../planner/diff-chains.js';
 import type { CandidateEdge, Plan, PlanPolicy } from '../planner/plan-types.js';
 import { planSync } from '../planner/plan-sync.js';
 import { candidatePairs, type CandidatePair } from './candidate-parents.js';
@@ -22,6 +23,11 @@ export interface ChoosePlanInput {
   readonly signal?: AbortSignal;
   /** Called before each measurement, for progress and `-V`. */
   readonly onMeasure?: (pair: CandidatePair) => void;
+  /**
+   * When the destination is a diff store: the diffs it holds, and the longest chain of
+   * incremental diffs a restore may have to replay. Longer chains are cut with a full send.
+   */
+  readonly destinationChains?: { readonly diffs: readonly StoredDiff[]; readonly maxLength: number };
 }
 
 /** How many `btrfs send --no-data` run at once: each is short, so more than the cores hides process start-up. */
@@ -40,6 +46,7 @@ export async function choosePlan(input: ChoosePlanInput): Promise<Plan> {
   const atDestination = new CorrelationIndex(destination);
   const needed = input.wanted.filter((s) => !atDestination.has(s));
   const present = input.sourceAll.filter((s) => atDestination.has(s));
+  if (!source.capabilities.canDiffAnyPair) return planFromStoredDiffs(input, needed, present);
   const planSource = uniqueByUuid([...input.wanted, ...present]);
 
   const pairs = candidatePairs(needed, present);
@@ -60,20 +67,64 @@ export async function choosePlan(input: ChoosePlanInput): Promise<Plan> {
   if (!input.estimateFirst) await measure(pairs.filter((p) => !sizes.get(p)!.exact));
 
   const byEdge = new Map(pairs.map((p) => [edgeKey(p.snapshot.uuid, p.parent?.uuid ?? null), p]));
+  const banned = new Set<string>();
   for (let round = 0; ; round++) {
-    const edges: CandidateEdge[] = pairs.map((p) => {
+    const edges: CandidateEdge[] = pairs.flatMap((p) => {
+      if (banned.has(edgeKey(p.snapshot.uuid, p.parent?.uuid ?? null))) return [];
       // Estimates may improve as measurements come in (the store learns sizes): ask again.
       if (!sizes.get(p)!.exact) sizes.set(p, source.estimateDiff(p.snapshot, p.parent));
       const size = sizes.get(p)!;
-      return { to: p.snapshot.uuid, from: p.parent?.uuid ?? null, bytes: size.bytes, exact: size.exact };
+      return [{ to: p.snapshot.uuid, from: p.parent?.uuid ?? null, bytes: size.bytes, exact: size.exact }];
     });
     const plan = planSync({ source: planSource, destination, edges, policy: input.policy, now: input.now });
+    const tooLong = input.destinationChains ? overlongLinks(plan, input.destinationChains) : [];
+    if (tooLong.length > 0 && round <= pairs.length) {
+      for (const key of tooLong) banned.add(key);
+      continue;
+    }
     const guessed = plan.steps.flatMap((step) =>
       step.kind === 'send' && !step.exact ? [byEdge.get(edgeKey(step.snapshot.uuid, step.parent?.uuid ?? null))!] : [],
     );
     if (guessed.length === 0 || round > pairs.length) return plan;
     await measure(guessed);
   }
+}
+
+/**
+ * A restore from a diff store replays every diff of a chain, and one corrupt diff breaks all
+ * later ones; the original ButterSink's risk term, (chain bytes) x 2^(depth - 8), makes a
+ * chain 8 links deep cost at least a full send. The same limit here, as a hard cap: the
+ * incremental sends of a plan that would end deeper than `maxLength`, as edge keys to ban.
+ */
+function overlongLinks(plan: Plan, chains: NonNullable<ChoosePlanInput['destinationChains']>): string[] {
+  const depth = chainDepths(chains.diffs);
+  const tooLong: string[] = [];
+  for (const step of plan.steps) {
+    if (step.kind !== 'send') continue;
+    const parentDepth = step.parent === null ? -1 : (depth.get(effectiveUuid(step.parent)) ?? 0);
+    const own = parentDepth + 1;
+    depth.set(effectiveUuid(step.snapshot), own);
+    if (own > chains.maxLength && step.parent !== null) tooLong.push(edgeKey(step.snapshot.uuid, step.parent.uuid));
+  }
+  return tooLong;
+}
+
+/**
+ * Planning from a diff store (S3): its stored diffs, with the exact sizes the listing gave,
+ * are the only ways out of it. A wanted snapshot whose diffs all start from snapshots the
+ * destination lacks brings the cheapest chain of them along (intermediate snapshots).
+ */
+async function planFromStoredDiffs(input: ChoosePlanInput, needed: readonly Snapshot[], present: readonly Snapshot[]): Promise<Plan> {
+  const stored = await input.source.storedDiffs();
+  const byUuid = new Map(input.sourceAll.map((s) => [s.uuid, s]));
+  const intermediates = chainIntermediates(stored, new Set(needed.map((s) => s.uuid)), new Set(present.map((s) => s.uuid)));
+  const planSource = uniqueByUuid([
+    ...input.wanted,
+    ...[...intermediates].flatMap((uuid) => (byUuid.has(uuid) ? [byUuid.get(uuid)!] : [])),
+    ...present,
+  ]);
+  const edges: CandidateEdge[] = stored.map((d) => ({ to: d.to, from: d.from, bytes: d.bytes, exact: true }));
+  return planSync({ source: planSource, destination: input.destination, edges, policy: input.policy, now: input.now });
 }
 
 function edgeKey(to: string, from: string | null): string {

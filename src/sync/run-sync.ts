@@ -1,7 +1,8 @@
 import { StoreError, UsageError } from '../model/errors.js';
-import type { Snapshot } from '../model/snapshot.js';
-import type { Store } from '../model/store.js';
-import type { Plan, PlanPolicy } from '../planner/plan-types.js';
+import { effectiveUuid, type Snapshot } from '../model/snapshot.js';
+import type { Store, StoredDiff } from '../model/store.js';
+import { chainDepths } from '../planner/diff-chains.js';
+import type { DeleteStep, Plan, PlanPolicy } from '../planner/plan-types.js';
 import type { TransferObserver } from '../progress/transfer-observer.js';
 import type { CandidatePair } from './candidate-parents.js';
 import { choosePlan } from './choose-plan.js';
@@ -36,6 +37,13 @@ export interface SyncResult {
 }
 
 const BTRFS_POLICY: Omit<PlanPolicy, 'delete'> = { destinationStoresDiffs: false, chainLinkPenaltyBytes: 0 };
+/**
+ * Into a diff store every incremental link is a risk (a corrupt diff breaks all later ones):
+ * a full send wins unless the diff saves more than this, and chains stop at
+ * {@link MAX_CHAIN_LENGTH} links, where the original ButterSink's risk term outweighs a full.
+ */
+const DIFF_STORE_POLICY: Omit<PlanPolicy, 'delete'> = { destinationStoresDiffs: true, chainLinkPenaltyBytes: 64 * 1024 };
+export const MAX_CHAIN_LENGTH = 8;
 
 /**
  * `buttersink sync`: lists both stores, plans the cheapest transfers, and (unless dry run)
@@ -69,21 +77,26 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
   const release = options.dryRun ? async () => {} : await dst.store.lock();
   try {
     const destination = (await dst.store.list()).filter((s) => !isExcluded(s));
-    const plan = await choosePlan({
+    const diffStore = dst.store.capabilities.storesDiffs;
+    const destinationDiffs = diffStore ? await dst.store.storedDiffs() : [];
+    const chosen = await choosePlan({
       source: src.store,
       wanted,
       sourceAll,
       destination,
-      policy: { ...BTRFS_POLICY, delete: options.delete },
+      policy: { ...(diffStore ? DIFF_STORE_POLICY : BTRFS_POLICY), delete: options.delete },
+      destinationChains: diffStore ? { diffs: destinationDiffs, maxLength: MAX_CHAIN_LENGTH } : undefined,
       estimateFirst: options.estimate,
       now: options.now,
       signal: options.signal,
       onMeasure: options.onMeasure,
     });
+    const plan = diffStore ? keepNeededParents(chosen, destination, destinationDiffs) : chosen;
     refuseImpossiblePlans(plan, dst.store);
     const observer = options.onPlan(plan);
     if (options.dryRun) return { plan, executed: undefined };
     const executed = await executePlan(plan, src.store, dst.store, sourceAll, destination, observer, options.signal);
+    if (options.delete) await dst.store.removeStale?.(options.signal);
     return { plan, executed };
   } finally {
     await release();
@@ -100,6 +113,44 @@ export function selectSnapshots(all: readonly Snapshot[], side: SyncSide): Snaps
     });
   }
   return one;
+}
+
+/**
+ * In a diff store, a snapshot whose diff others are stored as cannot go while they stay:
+ * they could not be restored any more. Such deletes are dropped (with `kept` as the
+ * reason in the plan), the rest ordered dependents first, so a crash part way never leaves
+ * a stored diff without its parent.
+ */
+export function keepNeededParents(plan: Plan, destination: readonly Snapshot[], diffs: readonly StoredDiff[]): Plan {
+  const deletes = plan.steps.filter((s): s is DeleteStep => s.kind === 'delete');
+  if (deletes.length === 0) return plan;
+  const doomed = new Set(deletes.map((d) => effectiveUuid(d.snapshot)));
+  const stays = (uuid: string): boolean => !doomed.has(uuid);
+  // A stored snapshot needs `from` when every diff of it starts there (no full, no other parent).
+  const needs = new Map<string, Set<string>>();
+  for (const s of destination) {
+    const own = diffs.filter((d) => d.to === effectiveUuid(s));
+    const parents = new Set(own.map((d) => d.from));
+    if (own.length > 0 && !parents.has(null) && parents.size === 1) needs.set(effectiveUuid(s), parents as Set<string>);
+  }
+  // Undo deletes of parents that a staying snapshot needs, until nothing changes.
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [uuid, parents] of needs) {
+      if (!stays(uuid)) continue;
+      for (const parent of parents) if (doomed.delete(parent)) changed = true;
+    }
+  }
+  const kept = deletes.filter((d) => !doomed.has(effectiveUuid(d.snapshot)));
+  const depth = chainDepths(diffs);
+  const ordered = deletes
+    .filter((d) => doomed.has(effectiveUuid(d.snapshot)))
+    .sort((a, b) => (depth.get(effectiveUuid(b.snapshot)) ?? 0) - (depth.get(effectiveUuid(a.snapshot)) ?? 0));
+  return {
+    ...plan,
+    steps: [...plan.steps.filter((s) => s.kind === 'send'), ...ordered],
+    keptForDependents: kept.map((d) => d.snapshot),
+  };
 }
 
 function refuseImpossiblePlans(plan: Plan, destination: Store): void {

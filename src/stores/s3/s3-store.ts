@@ -1,0 +1,310 @@
+import {
+  AbortMultipartUploadCommand,
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { finished } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { StoreError, TransferError } from '../../model/errors.js';
+import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
+import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
+import { IncompleteStreamError, StreamEndCheck } from '../../sendstream/stream-end-check.js';
+import { lockDirectory } from '../btrfs/directory-lock.js';
+import { downloadStream } from './download-stream.js';
+import { diffKey, isStorableName, keyPrefix, parseInventory, trashKey, type ListedObject, type S3Diff, type S3Inventory } from './s3-layout.js';
+import { isNotFound, isNotImplemented, toStoreError } from './s3-errors.js';
+import { createS3Client, customEndpoint, type S3Settings } from './s3-settings.js';
+import { UploadJournal } from './upload-journal.js';
+import { uploadStream } from './upload-stream.js';
+
+export interface S3StoreOptions {
+  readonly url: string;
+  readonly bucket: string;
+  /** Key prefix without leading or trailing `/` ('' for the bucket's root). */
+  readonly prefix: string;
+  readonly settings: S3Settings;
+  /** buttersink's cache directory: upload journal and the local lock live there. */
+  readonly cacheDirectory: string;
+  /** For tests: a client made elsewhere. */
+  readonly client?: S3Client;
+  readonly onWarning?: (message: string) => void;
+}
+
+/**
+ * A prefix of an S3 bucket in the original ButterSink's layout (see `s3-layout.ts`): a diff
+ * store. It holds send streams, not subvolumes, so it can replay only the diffs it holds
+ * ({@link S3Store.storedDiffs}), and restoring a snapshot replays its chain.
+ *
+ * Uploads stream into multipart uploads (bounded memory, resumable after a crash); downloads
+ * resume dropped connections and are checked against the SHA-256 stored at upload. Objects
+ * appear only when complete (S3 PUT and CompleteMultipartUpload are atomic), so a receive
+ * that fails leaves nothing visible. The lock is local (a flock in the cache directory):
+ * S3 has no portable lock, so two machines must not write one prefix at the same time.
+ */
+export class S3Store implements Store {
+  readonly url: string;
+  readonly capabilities: StoreCapabilities = {
+    canDiffAnyPair: false,
+    canReceive: true,
+    canDelete: true,
+    storesDiffs: true,
+  };
+  readonly #bucket: string;
+  readonly #prefix: string;
+  readonly #settings: S3Settings;
+  readonly #client: S3Client;
+  readonly #endpoint: string;
+  readonly #journal: UploadJournal;
+  readonly #cacheDirectory: string;
+  readonly #warn: (message: string) => void;
+  #inventory: S3Inventory | undefined;
+
+  constructor(options: S3StoreOptions) {
+    this.url = options.url;
+    this.#bucket = options.bucket;
+    this.#prefix = options.prefix;
+    this.#settings = options.settings;
+    this.#client = options.client ?? createS3Client(options.settings);
+    this.#endpoint = customEndpoint(options.settings) ?? 'AWS S3';
+    this.#journal = new UploadJournal(options.cacheDirectory);
+    this.#cacheDirectory = options.cacheDirectory;
+    this.#warn = options.onWarning ?? (() => {});
+  }
+
+  get #where(): { bucket: string; endpoint: string } {
+    return { bucket: this.#bucket, endpoint: this.#endpoint };
+  }
+
+  /** One paginated ListObjectsV2 pass over the prefix; no GET per snapshot. */
+  async #list(signal?: AbortSignal): Promise<S3Inventory> {
+    const objects: ListedObject[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const page = await this.#client.send(
+          new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: keyPrefix(this.#prefix), ContinuationToken: token }),
+          { abortSignal: signal },
+        );
+        for (const o of page.Contents ?? []) {
+          if (o.Key === undefined) continue;
+          objects.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified ?? null, etag: o.ETag ?? null });
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token !== undefined);
+    } catch (error) {
+      throw toStoreError(error, `listing ${this.url}`, this.#where);
+    }
+    const inventory = parseInventory(this.#prefix, objects);
+    for (const key of inventory.ignored.slice(0, 3)) this.#warn(`ignoring s3://${this.#bucket}/${key}: not a buttersink diff`);
+    this.#inventory = inventory;
+    return inventory;
+  }
+
+  async #current(): Promise<S3Inventory> {
+    return this.#inventory ?? (await this.#list());
+  }
+
+  async list(): Promise<Snapshot[]> {
+    return (await this.#list()).snapshots;
+  }
+
+  async storedDiffs(): Promise<StoredDiff[]> {
+    return (await this.#current()).diffs.map((d) => ({ to: d.to, from: d.from, bytes: d.bytes }));
+  }
+
+  /** The diffs stored for one snapshot (for listings). */
+  async diffsOf(snapshot: Snapshot): Promise<S3Diff[]> {
+    return (await this.#current()).diffs.filter((d) => d.to === effectiveUuid(snapshot));
+  }
+
+  #stored(snapshot: Snapshot, parent: Snapshot | null): S3Diff | undefined {
+    const to = effectiveUuid(snapshot);
+    const from = parent === null ? null : effectiveUuid(parent);
+    return this.#inventory?.diffs.find((d) => d.to === to && d.from === from);
+  }
+
+  estimateDiff(snapshot: Snapshot, parent: Snapshot | null): DiffSize {
+    const diff = this.#stored(snapshot, parent);
+    if (!diff) throw this.#noSuchDiff(snapshot, parent);
+    return { bytes: diff.bytes, exact: true };
+  }
+
+  async measureDiff(snapshot: Snapshot, parent: Snapshot | null): Promise<DiffSize> {
+    await this.#current();
+    return this.estimateDiff(snapshot, parent);
+  }
+
+  #noSuchDiff(snapshot: Snapshot, parent: Snapshot | null): StoreError {
+    return new StoreError(
+      `${this.url} holds no diff of ${snapshot.name} ${parent ? `from ${parent.name}` : '(full)'}: an S3 store can only replay the diffs it holds`,
+    );
+  }
+
+  async send(snapshot: Snapshot, parent: Snapshot | null, options: { signal?: AbortSignal } = {}): Promise<SendStream> {
+    await this.#current();
+    const diff = this.#stored(snapshot, parent);
+    if (!diff) throw this.#noSuchDiff(snapshot, parent);
+    const stream = downloadStream(
+      { client: this.#client, endpoint: this.#endpoint, bucket: this.#bucket, key: diff.key },
+      {
+        signal: options.signal,
+        onRetry: (position, error) =>
+          this.#warn(`retrying download of ${diff.key} from byte ${position}: ${(error as Error).message ?? String(error)}`),
+      },
+    );
+    const done = finished(stream).catch((error: unknown) => {
+      throw error instanceof TransferError || (error as { exitCode?: number }).exitCode !== undefined
+        ? error
+        : new TransferError(`downloading ${diff.key}: ${(error as Error).message}`, { cause: error });
+    });
+    done.catch(() => {}); // the contract: never an unhandled rejection
+    return { stream, done };
+  }
+
+  async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {
+    const to = effectiveUuid(request.snapshot);
+    const from = request.parent === null ? null : effectiveUuid(request.parent);
+    if (!isStorableName(request.name)) {
+      stream.destroy();
+      throw new StoreError(`cannot store a snapshot named ${JSON.stringify(request.name)} in S3: the original ButterSink layout could not read it back`);
+    }
+    const inventory = await this.#current();
+    const taken = inventory.snapshots.find((s) => s.name === request.name && s.uuid !== to);
+    if (taken) {
+      stream.destroy();
+      throw new StoreError(`${this.url} already has a different snapshot named ${JSON.stringify(request.name)}`);
+    }
+    const key = diffKey(this.#prefix, request.name, to, from);
+    const check = new StreamEndCheck();
+    const checked = stream.pipe(check);
+    stream.once('error', (error) => check.destroy(error));
+    try {
+      await uploadStream(checked, {
+        client: this.#client,
+        endpoint: this.#endpoint,
+        bucket: this.#bucket,
+        key,
+        serverSideEncryption: this.#settings.serverSideEncryption,
+        storageClass: this.#settings.storageClass,
+        journal: this.#journal,
+        partBytes: this.#settings.partBytes,
+        concurrency: this.#settings.uploadConcurrency,
+        signal,
+      });
+    } catch (error) {
+      stream.destroy();
+      check.destroy();
+      if (error instanceof IncompleteStreamError) throw new TransferError(`uploading ${request.name}: ${error.message}; nothing was stored`);
+      throw toStoreError(error, `uploading ${request.name} to ${this.url}`, this.#where);
+    }
+    const snapshot: Snapshot = {
+      name: request.name,
+      uuid: to,
+      parentUuid: null,
+      receivedUuid: to,
+      generation: request.snapshot.generation,
+      creationGeneration: request.snapshot.creationGeneration,
+      createdAt: request.snapshot.createdAt,
+    };
+    this.#inventory = undefined; // listed afresh when next needed
+    return snapshot;
+  }
+
+  /**
+   * Moves every diff of `snapshot` under `trash/` (copy, then delete), as the original did.
+   * Refused while another snapshot's diff in this store needs it as its parent: deleting it
+   * would make that snapshot impossible to restore.
+   */
+  async delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
+    const inventory = await this.#list(signal);
+    const uuid = effectiveUuid(snapshot);
+    const dependents = this.dependentsOf(inventory, uuid);
+    if (dependents.length > 0) {
+      throw new StoreError(
+        `refusing to delete ${snapshot.name} from ${this.url}: ${dependents.join(', ')} ${dependents.length === 1 ? 'is' : 'are'} stored as diffs from it`,
+        { hint: 'delete those first, or keep it' },
+      );
+    }
+    for (const diff of inventory.diffs.filter((d) => d.to === uuid)) {
+      try {
+        await this.#client.send(
+          new CopyObjectCommand({
+            Bucket: this.#bucket,
+            Key: trashKey(diff.key),
+            CopySource: `${this.#bucket}/${diff.key.split('/').map(encodeURIComponent).join('/')}`,
+            ...(this.#settings.serverSideEncryption === 'none' ? {} : { ServerSideEncryption: this.#settings.serverSideEncryption }),
+          }),
+          { abortSignal: signal },
+        );
+        await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: diff.key }), { abortSignal: signal });
+      } catch (error) {
+        if (isNotFound(error)) continue; // gone already: deleting is idempotent
+        throw toStoreError(error, `moving ${diff.key} to the trash`, this.#where);
+      }
+    }
+    this.#inventory = undefined;
+  }
+
+  /** Names of the snapshots (other than `uuid` itself) whose only stored diffs start from `uuid`. */
+  dependentsOf(inventory: S3Inventory, uuid: string): string[] {
+    const names: string[] = [];
+    for (const s of inventory.snapshots) {
+      if (s.uuid === uuid) continue;
+      const diffs = inventory.diffs.filter((d) => d.to === s.uuid);
+      if (diffs.length > 0 && diffs.every((d) => d.from === uuid)) names.push(s.name);
+    }
+    return names;
+  }
+
+  /**
+   * With `-d`: aborts our unfinished multipart uploads under this prefix (they cost storage
+   * until aborted) and forgets them, so nothing resumes them. Servers without
+   * ListMultipartUploads/AbortMultipartUpload only lose the local record.
+   */
+  async removeStale(signal?: AbortSignal): Promise<number> {
+    const prefix = keyPrefix(this.#prefix);
+    const uploads = new Map<string, { key: string; uploadId: string }>();
+    for (const r of await this.#journal.list(this.#endpoint, this.#bucket, prefix)) uploads.set(r.uploadId, r);
+    try {
+      let keyMarker: string | undefined;
+      let idMarker: string | undefined;
+      do {
+        const page = await this.#client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.#bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }),
+          { abortSignal: signal },
+        );
+        for (const u of page.Uploads ?? []) if (u.Key && u.UploadId) uploads.set(u.UploadId, { key: u.Key, uploadId: u.UploadId });
+        keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+        idMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+      } while (keyMarker !== undefined);
+    } catch (error) {
+      if (!isNotImplemented(error)) throw toStoreError(error, `listing unfinished uploads in ${this.url}`, this.#where);
+    }
+    for (const u of uploads.values()) {
+      try {
+        await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: u.key, UploadId: u.uploadId }), { abortSignal: signal });
+      } catch (error) {
+        if (!isNotImplemented(error) && !isNotFound(error)) throw toStoreError(error, `aborting the unfinished upload of ${u.key}`, this.#where);
+      }
+      await this.#journal.remove(this.#endpoint, this.#bucket, u.key);
+    }
+    return uploads.size;
+  }
+
+  async lock(): Promise<() => Promise<void>> {
+    const directory = path.join(this.#cacheDirectory, 's3-locks');
+    await mkdir(directory, { recursive: true });
+    const id = createHash('sha256').update(`${this.#endpoint}\0${this.#bucket}\0${this.#prefix}`).digest('hex').slice(0, 32);
+    return lockDirectory(path.join(directory, `${id}.lock`), this.url);
+  }
+
+  async close(): Promise<void> {
+    this.#client.destroy();
+  }
+}

@@ -1,0 +1,259 @@
+import {
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  ListPartsCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type S3Client,
+  type ServerSideEncryption,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { isNotFound, isNotImplemented } from './s3-errors.js';
+import type { PartRecord, UploadJournal, UploadRecord } from './upload-journal.js';
+
+/** S3 limits. */
+const MAX_PARTS = 10_000;
+const MAX_COPY_BYTES = 5 * 1024 ** 3;
+const MAX_PART_BYTES = 5 * 1024 ** 3;
+/** Parts per size step: the part size doubles every this many parts, so any stream fits in 10,000. */
+const PARTS_PER_STEP = 1000;
+
+/** Object metadata keys (x-amz-meta-*); the original ButterSink ignores them. */
+export const META_SHA256 = 'buttersink-sha256';
+export const META_BYTES = 'buttersink-bytes';
+export const META_FORMAT = 'buttersink-format';
+
+export interface UploadTarget {
+  readonly client: S3Client;
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly key: string;
+  readonly serverSideEncryption: ServerSideEncryption | 'none';
+  readonly storageClass: StorageClass | undefined;
+  readonly journal: UploadJournal;
+  /** Smallest part size; parts grow for very long streams (see {@link partSize}). */
+  readonly partBytes: number;
+  readonly concurrency: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface UploadResult {
+  readonly bytes: number;
+  readonly sha256: string;
+  /** Bytes of parts an earlier, interrupted run had stored already and that were not sent again. */
+  readonly resumedBytes: number;
+}
+
+/** The size of part `n` (1-based): `base` doubled every 1,000 parts, at most 5 GiB. */
+export function partSize(base: number, n: number): number {
+  return Math.min(MAX_PART_BYTES, base * 2 ** Math.floor((n - 1) / PARTS_PER_STEP));
+}
+
+/**
+ * Streams `input` into one S3 object without ever holding more than about
+ * `partBytes x (concurrency + 1)` bytes: a stream that fits in one part is a single PUT,
+ * anything longer a multipart upload whose parts go `concurrency` at a time while the next
+ * one is read (backpressure: the input is not read while all slots are busy).
+ *
+ * The object becomes visible only at the end (PUT or CompleteMultipartUpload are atomic), and
+ * only if `input` ended cleanly: an error or abort leaves the multipart upload open and its
+ * acknowledged parts in the {@link UploadJournal}, so the next run sends only what is missing.
+ * A SHA-256 of the whole stream is stored in the object's metadata (for multipart uploads by a
+ * metadata-replacing copy onto itself, as the hash is known only at the end).
+ */
+export async function uploadStream(input: AsyncIterable<Buffer>, target: UploadTarget): Promise<UploadResult> {
+  const sha = createHash('sha256');
+  const parts = readParts(input, (n) => partSize(target.partBytes, n), sha);
+  const first = await parts.next();
+  const second = first.done ? first : await parts.next();
+  if (second.done) {
+    const body = first.done ? Buffer.alloc(0) : first.value;
+    const sha256 = sha.digest('hex');
+    await target.client.send(
+      new PutObjectCommand({
+        Bucket: target.bucket,
+        Key: target.key,
+        Body: body,
+        ContentMD5: createHash('md5').update(body).digest('base64'),
+        Metadata: { [META_FORMAT]: '1', [META_SHA256]: sha256, [META_BYTES]: String(body.length) },
+        ...storageOptions(target),
+      }),
+      { abortSignal: target.signal },
+    );
+    return { bytes: body.length, sha256, resumedBytes: 0 };
+  }
+  return multipart(target, [first.value, second.value], parts, sha);
+}
+
+async function multipart(
+  target: UploadTarget,
+  firstParts: Buffer[],
+  rest: AsyncGenerator<Buffer>,
+  sha: ReturnType<typeof createHash>,
+): Promise<UploadResult> {
+  const { client, bucket, key, signal } = target;
+  const { uploadId, previous, startedAt } = await openUpload(target);
+  const done = new Map<number, PartRecord>();
+  const record = (): UploadRecord => ({
+    version: 1,
+    endpoint: target.endpoint,
+    bucket,
+    key,
+    uploadId,
+    startedAt,
+    parts: [...done.values()].sort((a, b) => a.partNumber - b.partNumber),
+  });
+  // Journal writes are chained so that a slow write never lands after a newer one.
+  let journaling = target.journal.save(record());
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  let bytes = 0;
+  let resumedBytes = 0;
+  let partNumber = 0;
+
+  const upload = async (n: number, body: Buffer, md5: Buffer): Promise<void> => {
+    const answer = await client.send(
+      new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: n, Body: body, ContentMD5: md5.toString('base64') }),
+      { abortSignal: signal },
+    );
+    done.set(n, { partNumber: n, bytes: body.length, md5: md5.toString('hex'), etag: answer.ETag ?? '' });
+    journaling = journaling.then(() => target.journal.save(record()));
+    await journaling;
+  };
+
+  try {
+    const all = (async function* () {
+      yield* firstParts;
+      yield* rest;
+    })();
+    for await (const body of all) {
+      partNumber += 1;
+      if (partNumber > MAX_PARTS) throw new Error(`the stream needs more than ${MAX_PARTS} parts`);
+      bytes += body.length;
+      const md5 = createHash('md5').update(body).digest();
+      const old = previous.get(partNumber);
+      if (old && old.bytes === body.length && old.md5 === md5.toString('hex')) {
+        done.set(partNumber, old);
+        resumedBytes += body.length;
+        continue;
+      }
+      const task = upload(partNumber, body, md5).then(
+        () => void inFlight.delete(task),
+        (error: unknown) => {
+          inFlight.delete(task);
+          failure ??= error;
+        },
+      );
+      inFlight.add(task);
+      while (inFlight.size >= target.concurrency && failure === undefined) await Promise.race(inFlight);
+      if (failure !== undefined) throw failure;
+    }
+    await Promise.all(inFlight);
+    if (failure !== undefined) throw failure;
+  } catch (error) {
+    // Let running parts settle so the journal lists every part the server holds.
+    await Promise.allSettled(inFlight);
+    await journaling.catch(() => {});
+    throw error;
+  }
+  await journaling;
+
+  const sha256 = sha.digest('hex');
+  await client.send(
+    new CompleteMultipartUploadCommand({
+      Bucket: bucket,
+      Key: key,
+      UploadId: uploadId,
+      MultipartUpload: {
+        Parts: [...done.values()]
+          .filter((p) => p.partNumber <= partNumber)
+          .sort((a, b) => a.partNumber - b.partNumber)
+          .map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })),
+      },
+    }),
+    { abortSignal: signal },
+  );
+  await target.journal.remove(target.endpoint, bucket, key);
+  if (bytes <= MAX_COPY_BYTES) {
+    await client.send(
+      new CopyObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        CopySource: `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`,
+        MetadataDirective: 'REPLACE',
+        Metadata: { [META_FORMAT]: '1', [META_SHA256]: sha256, [META_BYTES]: String(bytes) },
+        ...storageOptions(target),
+      }),
+      { abortSignal: signal },
+    );
+  }
+  return { bytes, sha256, resumedBytes };
+}
+
+/**
+ * Resumes the journal's upload for this key when the server still has it (checked with
+ * ListParts where implemented), else starts a new one.
+ */
+async function openUpload(target: UploadTarget): Promise<{ uploadId: string; previous: Map<number, PartRecord>; startedAt: string }> {
+  const { client, bucket, key, signal } = target;
+  const saved = await target.journal.load(target.endpoint, bucket, key);
+  if (saved) {
+    try {
+      const listed = await client.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: saved.uploadId }), { abortSignal: signal });
+      const onServer = new Map((listed.Parts ?? []).map((p) => [p.PartNumber, p.ETag]));
+      const kept = saved.parts.filter((p) => onServer.get(p.partNumber) === p.etag);
+      return { uploadId: saved.uploadId, previous: new Map(kept.map((p) => [p.partNumber, p])), startedAt: saved.startedAt };
+    } catch (error) {
+      if (isNotImplemented(error)) {
+        return { uploadId: saved.uploadId, previous: new Map(saved.parts.map((p) => [p.partNumber, p])), startedAt: saved.startedAt };
+      }
+      if (!isNotFound(error)) throw error;
+      // NoSuchUpload: it was completed or aborted meanwhile; start afresh.
+    }
+  }
+  const created = await client.send(
+    new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { [META_FORMAT]: '1' }, ...storageOptions(target) }),
+    { abortSignal: signal },
+  );
+  if (!created.UploadId) throw new Error('the server started a multipart upload without an upload id');
+  return { uploadId: created.UploadId, previous: new Map(), startedAt: new Date().toISOString() };
+}
+
+function storageOptions(target: UploadTarget): { ServerSideEncryption?: ServerSideEncryption; StorageClass?: StorageClass } {
+  return {
+    ...(target.serverSideEncryption === 'none' ? {} : { ServerSideEncryption: target.serverSideEncryption }),
+    ...(target.storageClass === undefined ? {} : { StorageClass: target.storageClass }),
+  };
+}
+
+/**
+ * Cuts the input into parts of `sizeOf(n)` bytes (the last one shorter), hashing every byte
+ * into `sha` on the way. Holds one part plus one input chunk at most.
+ */
+async function* readParts(input: AsyncIterable<Buffer>, sizeOf: (n: number) => number, sha: ReturnType<typeof createHash>): AsyncGenerator<Buffer> {
+  let n = 1;
+  let want = sizeOf(n);
+  let chunks: Buffer[] = [];
+  let have = 0;
+  for await (const data of input) {
+    sha.update(data);
+    let chunk = data;
+    while (have + chunk.length >= want) {
+      const take = want - have;
+      chunks.push(chunk.subarray(0, take));
+      yield Buffer.concat(chunks, want);
+      chunk = chunk.subarray(take);
+      chunks = [];
+      have = 0;
+      want = sizeOf(++n);
+    }
+    if (chunk.length > 0) {
+      chunks.push(chunk);
+      have += chunk.length;
+    }
+  }
+  if (have > 0) yield Buffer.concat(chunks, have);
+}

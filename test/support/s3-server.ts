@@ -1,0 +1,213 @@
+import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { isCI } from './prerequisites.js';
+
+const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 's3rver-main.js');
+export const S3_KEY = 'S3RVER';
+export const S3_SECRET = 'S3RVER';
+
+/** A real S3 server (s3rver) on 127.0.0.1, in its own process, with its data in a temp dir. */
+export interface S3Server {
+  readonly endpoint: string;
+  readonly port: number;
+  readonly directory: string;
+  /** Environment for the CLI and SDK clients: endpoint, credentials, region, checksum mode. */
+  readonly env: NodeJS.ProcessEnv;
+  client(endpoint?: string): S3Client;
+  createBucket(name: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** Why the S3 tests cannot run here, or null. s3rver is a dev dependency: missing means `npm ci` was not run. */
+export function missingForS3(): string | null {
+  try {
+    return import.meta.resolve('s3rver') ? null : 's3rver is not installed';
+  } catch {
+    return 's3rver is not installed (run npm ci)';
+  }
+}
+
+/** Suite options: skipped without s3rver, except in CI, where that fails. */
+export function s3Suite(): { skip: string | false } {
+  const missing = missingForS3();
+  if (missing !== null && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
+  return { skip: missing ?? false };
+}
+
+export async function startS3Server(buckets: readonly string[] = []): Promise<S3Server> {
+  const root = process.env.BUTTERSINK_TEST_ROOT ?? os.tmpdir();
+  mkdirSync(root, { recursive: true });
+  const directory = mkdtempSync(path.join(root, 's3-'));
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', MAIN, directory, ...buckets], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`s3rver exited with ${code}: ${stderr}`)));
+  });
+  const endpoint = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = {
+    AWS_ENDPOINT_URL_S3: endpoint,
+    AWS_ACCESS_KEY_ID: S3_KEY,
+    AWS_SECRET_ACCESS_KEY: S3_SECRET,
+    AWS_REGION: 'us-east-1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+  const server: S3Server = {
+    endpoint,
+    port,
+    directory,
+    env,
+    client: (at = endpoint) =>
+      new S3Client({
+        endpoint: at,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: S3_KEY, secretAccessKey: S3_SECRET },
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+      }),
+    async createBucket(name) {
+      const client = server.client();
+      await client.send(new CreateBucketCommand({ Bucket: name }));
+      client.destroy();
+    },
+    async stop() {
+      if (!running.has(child)) return;
+      running.delete(child);
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
+
+/** What the fault proxy does to one request; `undefined` passes it through. */
+export type Fault =
+  | { readonly kind: 'status'; readonly status: number; readonly code?: string }
+  /** Forward the request, then cut the response body after `afterBytes` and reset the connection. */
+  | { readonly kind: 'cut-response'; readonly afterBytes: number }
+  /** Forward the request, then flip one byte of the response body at `offset` (of this response). */
+  | { readonly kind: 'corrupt-response'; readonly offset: number }
+  /** Reset the connection while the request body is still arriving. */
+  | { readonly kind: 'reset-request' }
+  /** Hold the request this long before forwarding it (to make kills land mid-upload). */
+  | { readonly kind: 'delay'; readonly ms: number };
+
+export interface ProxiedRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly bodyBytes: number;
+}
+
+/**
+ * A small HTTP proxy in front of the S3 server that injects faults: 5xx and throttling
+ * answers, connections reset mid-body, truncated and corrupted downloads. `rule` decides per
+ * request; every request is recorded, so tests can count what was (re)sent.
+ */
+export class FaultProxy {
+  readonly requests: ProxiedRequest[] = [];
+  rule: (method: string, url: string, index: number) => Fault | undefined = () => undefined;
+  readonly #server: http.Server;
+  readonly #upstream: URL;
+  #port = 0;
+
+  constructor(upstream: string) {
+    this.#upstream = new URL(upstream);
+    this.#server = http.createServer((req, res) => this.#handle(req, res));
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    this.#port = (this.#server.address() as { port: number }).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const index = this.requests.length;
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const fault = this.rule(method, url, index);
+    if (fault?.kind === 'reset-request') {
+      // Read a little of the body, then drop the connection under the client's feet.
+      req.once('data', () => req.socket.destroy());
+      req.once('end', () => req.socket.destroy());
+      this.requests.push({ method, url, bodyBytes: 0 });
+      return;
+    }
+    const body: Buffer[] = [];
+    for await (const chunk of req) body.push(chunk as Buffer);
+    const payload = Buffer.concat(body);
+    this.requests.push({ method, url, bodyBytes: payload.length });
+    if (fault?.kind === 'delay') await new Promise((r) => setTimeout(r, fault.ms));
+    if (fault?.kind === 'status') {
+      const code = fault.code ?? (fault.status === 503 ? 'SlowDown' : 'InternalError');
+      res.writeHead(fault.status, { 'content-type': 'application/xml' });
+      res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected</Message></Error>`);
+      return;
+    }
+    const upstream = http.request(
+      { host: this.#upstream.hostname, port: this.#upstream.port, method, path: url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        if (fault?.kind === 'cut-response') {
+          let sent = 0;
+          answer.on('data', (chunk: Buffer) => {
+            const room = fault.afterBytes - sent;
+            if (room <= 0) return;
+            res.write(chunk.subarray(0, room));
+            sent += Math.min(room, chunk.length);
+            if (sent >= fault.afterBytes) setTimeout(() => res.socket?.destroy(), 20);
+          });
+          answer.on('end', () => res.socket?.destroy());
+          return;
+        }
+        if (fault?.kind === 'corrupt-response') {
+          let seen = 0;
+          answer.on('data', (chunk: Buffer) => {
+            const at = fault.offset - seen;
+            if (at >= 0 && at < chunk.length) {
+              chunk = Buffer.from(chunk);
+              chunk[at] = chunk[at]! ^ 0xff;
+            }
+            seen += chunk.length;
+            res.write(chunk);
+          });
+          answer.on('end', () => res.end());
+          return;
+        }
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.socket?.destroy());
+    upstream.end(payload);
+  }
+}
