@@ -94,19 +94,20 @@ export async function choosePlan(input: ChoosePlanInput): Promise<Plan> {
  * A restore from a diff store replays every diff of a chain, and one corrupt diff breaks all
  * later ones; the original ButterSink's risk term, (chain bytes) x 2^(depth - 8), makes a
  * chain 8 links deep cost at least a full send. The same limit here, as a hard cap: the
- * incremental sends of a plan that would end deeper than `maxLength`, as edge keys to ban.
+ * first incremental send (in plan order) that would end deeper than `maxLength`, as the
+ * edge key to ban.
  */
 function overlongLinks(plan: Plan, chains: NonNullable<ChoosePlanInput['destinationChains']>): string[] {
   const depth = chainDepths(chains.diffs);
-  const tooLong: string[] = [];
   for (const step of plan.steps) {
     if (step.kind !== 'send') continue;
     const parentDepth = step.parent === null ? -1 : (depth.get(effectiveUuid(step.parent)) ?? 0);
     const own = parentDepth + 1;
     depth.set(effectiveUuid(step.snapshot), own);
-    if (own > chains.maxLength && step.parent !== null) tooLong.push(edgeKey(step.snapshot.uuid, step.parent.uuid));
+    // Only the first offender: the ones after it may be fine once it is re-planned.
+    if (own > chains.maxLength && step.parent !== null) return [edgeKey(step.snapshot.uuid, step.parent.uuid)];
   }
-  return tooLong;
+  return [];
 }
 
 /**

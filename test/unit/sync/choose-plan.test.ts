@@ -24,6 +24,7 @@ function sizingStore(sizes: Record<string, { estimate: number; real: number }>) 
     return entry;
   };
   const store = {
+    capabilities: { canDiffAnyPair: true, canReceive: true, canDelete: true, storesDiffs: false },
     estimateDiff: (s: Snapshot, p: Snapshot | null): DiffSize => ({ bytes: lookup(s, p).estimate, exact: false }),
     measureDiff: async (s: Snapshot, p: Snapshot | null): Promise<DiffSize> => {
       measured.push(key(s, p));
