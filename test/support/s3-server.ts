@@ -117,6 +117,7 @@ export interface ProxiedRequest {
   readonly method: string;
   readonly url: string;
   readonly bodyBytes: number;
+  readonly range: string | undefined;
 }
 
 /**
@@ -160,13 +161,13 @@ export class FaultProxy {
       // Read a little of the body, then drop the connection under the client's feet.
       req.once('data', () => req.socket.destroy());
       req.once('end', () => req.socket.destroy());
-      this.requests.push({ method, url, bodyBytes: 0 });
+      this.requests.push({ method, url, bodyBytes: 0, range: req.headers.range });
       return;
     }
     const body: Buffer[] = [];
     for await (const chunk of req) body.push(chunk as Buffer);
     const payload = Buffer.concat(body);
-    this.requests.push({ method, url, bodyBytes: payload.length });
+    this.requests.push({ method, url, bodyBytes: payload.length, range: req.headers.range });
     if (fault?.kind === 'delay') await new Promise((r) => setTimeout(r, fault.ms));
     if (fault?.kind === 'status') {
       const code = fault.code ?? (fault.status === 503 ? 'SlowDown' : 'InternalError');

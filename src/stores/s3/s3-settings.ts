@@ -36,7 +36,7 @@ export const DEFAULT_S3_SETTINGS: S3Settings = {
 };
 
 /** Attempts per request (standard retry mode: exponential backoff with jitter for 5xx, throttling, resets). */
-const MAX_ATTEMPTS = 8;
+const MAX_ATTEMPTS = 6;
 
 export function customEndpoint(settings: S3Settings, env: NodeJS.ProcessEnv = process.env): string | undefined {
   return settings.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL ?? undefined;

@@ -1,0 +1,212 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { TransferError } from '../../src/model/errors.js';
+import { downloadStream } from '../../src/stores/s3/download-stream.js';
+import { createS3Client, DEFAULT_S3_SETTINGS } from '../../src/stores/s3/s3-settings.js';
+import { UploadJournal } from '../../src/stores/s3/upload-journal.js';
+import { META_SHA256, partSize, uploadStream, type UploadTarget } from '../../src/stores/s3/upload-stream.js';
+import { FaultProxy, s3Suite, startS3Server, type S3Server } from '../support/s3-server.js';
+
+const MiB = 1024 * 1024;
+const BUCKET = 'transfers';
+
+/** `data` as a stream of 64 KiB chunks, failing with `error` after `failAfter` bytes if given. */
+function source(data: Buffer, failAfter?: number): AsyncIterable<Buffer> {
+  return (async function* () {
+    for (let at = 0; at < data.length; at += 64 * 1024) {
+      if (failAfter !== undefined && at >= failAfter) throw new Error('source broke off');
+      yield data.subarray(at, at + 64 * 1024);
+    }
+  })();
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Suite(), () => {
+  let server: S3Server;
+  let proxy: FaultProxy;
+  let client: S3Client;
+  let cache: string;
+
+  before(async () => {
+    server = await startS3Server([BUCKET]);
+    proxy = await new FaultProxy(server.endpoint).start();
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY });
+    client = createS3Client({ ...DEFAULT_S3_SETTINGS, endpoint: proxy.endpoint, region: 'us-east-1' });
+    cache = mkdtempSync(path.join(process.env.BUTTERSINK_TEST_ROOT ?? os.tmpdir(), 's3-cache-'));
+  });
+  after(async () => {
+    client?.destroy();
+    await proxy?.stop();
+    await server?.stop();
+  });
+
+  const target = (key: string, extra: Partial<UploadTarget> = {}): UploadTarget => ({
+    client,
+    endpoint: proxy.endpoint,
+    bucket: BUCKET,
+    key,
+    serverSideEncryption: 'AES256',
+    storageClass: undefined,
+    journal: new UploadJournal(cache),
+    partBytes: 5 * MiB,
+    concurrency: 2,
+    ...extra,
+  });
+
+  const puts = (key: string): number => proxy.requests.filter((r) => r.method === 'PUT' && r.url.includes(key) && r.url.includes('partNumber')).length;
+
+  test('part sizes double every 1,000 parts, so 10,000 default parts hold the 5 TiB S3 allows', () => {
+    assert.equal(partSize(5 * MiB, 1), 5 * MiB);
+    assert.equal(partSize(5 * MiB, 1000), 5 * MiB);
+    assert.equal(partSize(5 * MiB, 1001), 10 * MiB);
+    let total = 0;
+    for (let n = 1; n <= 10_000; n++) total += partSize(20 * MiB, n);
+    assert.ok(total > 5 * 1024 ** 4, `${total}`);
+    assert.equal(partSize(5 * 1024 ** 3, 9999), 5 * 1024 ** 3);
+  });
+
+  test('an empty stream and a small one are single PUTs carrying their SHA-256', async () => {
+    for (const [key, data] of [
+      ['small/empty', Buffer.alloc(0)],
+      ['small/one', randomBytes(300_000)],
+    ] as const) {
+      const result = await uploadStream(source(data), target(key));
+      assert.equal(result.bytes, data.length);
+      const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+      assert.equal(head.ContentLength, data.length);
+      assert.equal(head.Metadata?.[META_SHA256], sha256(data));
+      assert.deepEqual(await readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key })), data);
+    }
+  });
+
+  test('a stream of exactly two parts is a multipart upload; the SHA-256 is added after completion', async () => {
+    const data = randomBytes(10 * MiB);
+    await uploadStream(source(data), target('multi/exact'));
+    assert.equal(puts('multi/exact'), 2);
+    const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'multi/exact' }));
+    assert.equal(head.Metadata?.[META_SHA256], sha256(data));
+    assert.deepEqual(await readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'multi/exact' })), data);
+  });
+
+  test('5xx and throttling answers are retried; the object is complete', async () => {
+    const data = randomBytes(12 * MiB);
+    let failures = 0;
+    proxy.rule = (method, url) => {
+      if (method === 'PUT' && url.includes('partNumber=2') && failures < 3) {
+        failures += 1;
+        return { kind: 'status', status: failures === 2 ? 503 : 500 };
+      }
+      return undefined;
+    };
+    try {
+      await uploadStream(source(data), target('faults/5xx'));
+    } finally {
+      proxy.rule = () => undefined;
+    }
+    assert.equal(failures, 3);
+    assert.deepEqual(await readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'faults/5xx' })), data);
+  });
+
+  test('a connection reset mid-part is retried', async () => {
+    const data = randomBytes(11 * MiB);
+    let resets = 0;
+    proxy.rule = (method, url) => (method === 'PUT' && url.includes('partNumber=1') && resets++ === 0 ? { kind: 'reset-request' } : undefined);
+    try {
+      await uploadStream(source(data), target('faults/reset'));
+    } finally {
+      proxy.rule = () => undefined;
+    }
+    assert.ok(resets >= 2);
+    assert.deepEqual(await readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'faults/reset' })), data);
+  });
+
+  test('an interrupted upload resumes: parts already stored are not sent again, nothing is visible before', async () => {
+    const data = randomBytes(23 * MiB);
+    const key = 'resume/object';
+    await assert.rejects(uploadStream(source(data, 12 * MiB), target(key)), /source broke off/);
+    const listed = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'resume/' }));
+    assert.equal(listed.KeyCount ?? 0, 0, 'an interrupted upload is not visible');
+    const journal = JSON.parse(readFileSync(path.join(cache, 's3-uploads', readdirSync(path.join(cache, 's3-uploads'))[0]!), 'utf8')) as {
+      parts: unknown[];
+    };
+    assert.equal(journal.parts.length, 2, 'the two complete parts are journaled');
+
+    const before = puts(key);
+    const result = await uploadStream(source(data), target(key));
+    assert.equal(result.resumedBytes, 10 * MiB);
+    assert.equal(puts(key) - before, 3, 'only parts 3, 4 and 5 are sent');
+    assert.deepEqual(await readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key })), data);
+    assert.deepEqual(readdirSync(path.join(cache, 's3-uploads')), [], 'the journal entry is gone once complete');
+  });
+
+  test('a resumed upload whose bytes changed re-sends the parts that differ', async () => {
+    const data = randomBytes(16 * MiB);
+    const key = 'resume/changed';
+    await assert.rejects(uploadStream(source(data, 11 * MiB), target(key)), /source broke off/);
+    const changed = Buffer.from(data);
+    changed[6 * MiB] = changed[6 * MiB]! ^ 0xff; // inside part 2
+    const result = await uploadStream(source(changed), target(key));
+    assert.equal(result.resumedBytes, 5 * MiB);
+    assert.deepEqual(await readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key })), changed);
+  });
+
+  test('a download cut mid-body goes on from the byte where it stopped', async () => {
+    const data = randomBytes(6 * MiB);
+    await uploadStream(source(data), target('download/cut'));
+    let cuts = 0;
+    proxy.rule = (method, url) => (method === 'GET' && url.includes('download/cut') && cuts++ < 2 ? { kind: 'cut-response', afterBytes: 2 * MiB } : undefined);
+    const retries: number[] = [];
+    const before = proxy.requests.length;
+    try {
+      const got = await readAll(
+        downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'download/cut' }, { backoffMs: 10, onRetry: (at) => retries.push(at) }),
+      );
+      assert.deepEqual(got, data);
+    } finally {
+      proxy.rule = () => undefined;
+    }
+    assert.equal(retries.length, 2);
+    assert.ok(retries[0]! > 0 && retries[0]! <= 2 * MiB, `resumed at ${retries[0]}`);
+    const ranges = proxy.requests.slice(before).filter((r) => r.url.includes('download/cut')).map((r) => r.range);
+    assert.equal(ranges[0], undefined);
+    assert.match(ranges[1] ?? '', /^bytes=\d+-$/);
+  });
+
+  test('a corrupted body fails the SHA-256 check, and its end is never passed on', async () => {
+    const data = randomBytes(3 * MiB);
+    await uploadStream(source(data), target('download/corrupt'));
+    proxy.rule = (method, url) => (method === 'GET' && url.includes('download/corrupt') ? { kind: 'corrupt-response', offset: 1234 } : undefined);
+    let received = 0;
+    try {
+      const stream = downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'download/corrupt' });
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of stream) received += (chunk as Buffer).length;
+        })(),
+        (e: unknown) => e instanceof TransferError && /download\/corrupt is corrupt/.test(e.message),
+      );
+    } finally {
+      proxy.rule = () => undefined;
+    }
+    assert.ok(received < data.length, `the consumer got ${received} of ${data.length} bytes`);
+  });
+
+  test('a permanent error is not retried: a missing object fails at once', async () => {
+    const before = proxy.requests.length;
+    await assert.rejects(readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'no/such/object' })), /NoSuchKey/);
+    assert.equal(proxy.requests.length - before, 1);
+  });
+});
