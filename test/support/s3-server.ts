@@ -24,6 +24,9 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
+// The SDK's Node 20 notice would clutter test output; buttersink itself sets the same.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const running = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
@@ -118,6 +121,7 @@ export interface ProxiedRequest {
   readonly url: string;
   readonly bodyBytes: number;
   readonly range: string | undefined;
+  readonly headers: http.IncomingHttpHeaders;
 }
 
 /**
@@ -134,7 +138,8 @@ export class FaultProxy {
 
   constructor(upstream: string) {
     this.#upstream = new URL(upstream);
-    this.#server = http.createServer((req, res) => this.#handle(req, res));
+    // A client killed mid-request (kill -9 tests) aborts its request: nothing to answer then.
+    this.#server = http.createServer((req, res) => void this.#handle(req, res).catch(() => res.socket?.destroy()));
   }
 
   get endpoint(): string {
@@ -161,13 +166,13 @@ export class FaultProxy {
       // Read a little of the body, then drop the connection under the client's feet.
       req.once('data', () => req.socket.destroy());
       req.once('end', () => req.socket.destroy());
-      this.requests.push({ method, url, bodyBytes: 0, range: req.headers.range });
+      this.requests.push({ method, url, bodyBytes: 0, range: req.headers.range, headers: req.headers });
       return;
     }
     const body: Buffer[] = [];
     for await (const chunk of req) body.push(chunk as Buffer);
     const payload = Buffer.concat(body);
-    this.requests.push({ method, url, bodyBytes: payload.length, range: req.headers.range });
+    this.requests.push({ method, url, bodyBytes: payload.length, range: req.headers.range, headers: req.headers });
     if (fault?.kind === 'delay') await new Promise((r) => setTimeout(r, fault.ms));
     if (fault?.kind === 'status') {
       const code = fault.code ?? (fault.status === 503 ? 'SlowDown' : 'InternalError');

@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { InterruptedError, StoreError, TransferError } from '../../model/errors.js';
+import { ButtersinkError, InterruptedError, StoreError, TransferError } from '../../model/errors.js';
 import type { Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { StreamMeasurer } from '../../sendstream/measure-stream.js';
@@ -249,6 +249,9 @@ export class BtrfsStore implements Store {
         if (piped.status === 'rejected' && piped.reason instanceof NotASendStreamError) {
           throw new TransferError(`receiving ${request.name}: ${piped.reason.message}`);
         }
+        // The source failed on purpose (e.g. a download's checksum did not match): that is the
+        // cause, and btrfs receive's "short read" only its consequence.
+        if (piped.status === 'rejected' && piped.reason instanceof ButtersinkError) throw piped.reason;
         const res = result.status === 'fulfilled' ? result.value : undefined;
         if (!res || res.exitCode !== 0) {
           const stderr = lastLines(String(res?.stderr ?? ''), 3);
