@@ -69,6 +69,7 @@ describe('planToJson', () => {
       totalBytes: 3 * KiB + 1.5 * GiB,
       isExact: false,
       alreadyPresent: ['daily/1'],
+      keptForDependents: [],
       steps: [
         {
           kind: 'send',
