@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ButtersinkError, ExitCode, InterruptedError } from '../model/errors.js';
+import { addMountCommands } from './mount-command.js';
 import { Output } from './output.js';
 import { addSyncCommand, SYNC_HELP } from './sync-command.js';
 
@@ -30,6 +31,7 @@ export async function runCli(argv: readonly string[], signal: AbortSignal): Prom
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`buttersink: ${text.replace(/^error: /, '')}`) });
   addSyncCommand(program, context);
+  addMountCommands(program, context);
   program.addHelpText('after', `\nThe default command is sync: 'buttersink [options] [src] dst' (see 'buttersink sync --help').\n${SYNC_HELP}`);
 
   try {
