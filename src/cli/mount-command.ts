@@ -69,7 +69,7 @@ export function addMountCommands(program: Command, context: CliContext): void {
       context.verbose = flags.verbose === true;
       requireRoot();
       if (!flags.foreground) {
-        process.exitCode = await daemonize(mountPoint);
+        context.exitCode = await daemonize(mountPoint);
         return;
       }
       await mountForeground(mountPoint, flags, output, context.signal);

@@ -15,6 +15,8 @@ export interface CliContext {
   output: Output;
   verbose: boolean;
   readonly signal: AbortSignal;
+  /** Set by a command that ends without an error but with another code (a daemon's parent passes on its child's). */
+  exitCode?: number;
 }
 
 /**
@@ -36,7 +38,7 @@ export async function runCli(argv: readonly string[], signal: AbortSignal): Prom
 
   try {
     await program.parseAsync([...argv]);
-    return ExitCode.Ok;
+    return context.exitCode ?? ExitCode.Ok;
   } catch (error) {
     return report(error, context);
   }
