@@ -190,10 +190,11 @@ async function unmount(mountPoint: string): Promise<void> {
   }
 }
 
+/** Is the process running? A zombie (exited, not yet reaped by its parent) is not. */
 function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }

@@ -54,6 +54,8 @@ interface Removal {
 }
 
 const O_ACCMODE = 3;
+/** How long one rendering of a control file serves getattr and open (progress numbers move). */
+const CONTROL_RENDER_MS = 250;
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR | constants.O_TRUNC | constants.O_APPEND;
 
 /**
@@ -81,7 +83,7 @@ export class MountFilesystem {
   readonly #handles = new Map<number, Handle>();
   #nextHandle = 1;
   readonly #xattrs = new XattrReader();
-  readonly #controlCache = new Map<'status' | 'log', { text: string; at: number }>();
+  readonly #controlCache = new Map<'status' | 'log', { text: string; at: number; version: number }>();
   readonly #abort = new AbortController();
   readonly #sweeper: NodeJS.Timeout;
   readonly status: TransferStatus;
@@ -216,7 +218,7 @@ export class MountFilesystem {
       case 'group':
         return this.#directoryAttributes();
       case 'control-file':
-        return { ...this.#directoryAttributes(), mode: S_IFREG | 0o444, nlink: 1, size: Buffer.byteLength(this.#controlText(node.file, true)) };
+        return { ...this.#directoryAttributes(), mode: S_IFREG | 0o444, nlink: 1, size: Buffer.byteLength(this.#controlText(node.file)) };
       case 'snapshot':
       case 'inside': {
         const local = await this.#localPath(node);
@@ -285,7 +287,7 @@ export class MountFilesystem {
     }
     const writing = (flags & O_ACCMODE) !== constants.O_RDONLY || (flags & WRITE_FLAGS) !== 0;
     if (writing) throw new FsError('EROFS');
-    if (node.kind === 'control-file') return this.#addHandle({ kind: 'text', data: Buffer.from(this.#controlText(node.file, false)) });
+    if (node.kind === 'control-file') return this.#addHandle({ kind: 'text', data: Buffer.from(this.#controlText(node.file)) });
     if (node.kind !== 'inside') throw new FsError('EISDIR');
     const local = await this.#localPath(node);
     if (local === undefined) return this.#addHandle({ kind: 'empty' });
@@ -345,7 +347,7 @@ export class MountFilesystem {
   async mkdir(mountPath: string, mode: number): Promise<void> {
     const resolution = await this.#resolve(mountPath);
     if (resolution.kind === 'invalid') throw new FsError(resolution.reason);
-    if (resolution.kind === 'found') throw new FsError('EEXIST');
+    if (resolution.kind === 'found') throw new FsError(await this.#existsOrReadOnly(resolution.node));
     const parentWindow = this.#window(resolution.parent);
     if (parentWindow) {
       parentWindow.window.mkdir(join(parentWindow.relative, resolution.name), mode);
@@ -538,10 +540,7 @@ export class MountFilesystem {
   async #newInWindow(mountPath: string): Promise<{ window: CopyWindow; relative: string; node: PathNode }> {
     const resolution = await this.#resolve(mountPath);
     if (resolution.kind === 'invalid') throw new FsError(resolution.reason);
-    if (resolution.kind === 'found') {
-      if (this.#window(resolution.node)) throw new FsError('EEXIST');
-      throw new FsError(resolution.node.kind === 'inside' || resolution.node.kind === 'snapshot' ? 'EROFS' : 'EEXIST');
-    }
+    if (resolution.kind === 'found') throw new FsError(await this.#existsOrReadOnly(resolution.node));
     const open = this.#window(resolution.parent);
     if (open === undefined) {
       const p = resolution.parent;
@@ -550,6 +549,17 @@ export class MountFilesystem {
     const relative = join(open.relative, resolution.name);
     const node = resolution.parent as Extract<PathNode, { kind: 'snapshot' | 'inside' }>;
     return { window: open.window, relative, node: { kind: 'inside', store: node.store, snapshot: node.snapshot, relative } };
+  }
+
+  /**
+   * Why a new entry cannot be made at a found node: EEXIST when something is there, EROFS
+   * for a name inside a snapshot (outside a copy window) that the snapshot lacks.
+   */
+  async #existsOrReadOnly(node: PathNode): Promise<'EEXIST' | 'EROFS'> {
+    if (node.kind !== 'inside' || this.#window(node)) return 'EEXIST';
+    const local = await this.#localPath(node);
+    const there = local !== undefined && (await lstat(local).then(() => true, () => false));
+    return there ? 'EEXIST' : 'EROFS';
   }
 
   async create(mountPath: string, mode: number): Promise<number> {
@@ -621,15 +631,16 @@ export class MountFilesystem {
   }
 
   /**
-   * The text of a control file. `getattr` renders it anew and `open` reuses that rendering for
-   * as long as the kernel trusts the size it got (attr_timeout, 1 s), so `cat` never sees a
-   * size that does not fit the text.
+   * The text of a control file. `getattr` and `open` share one rendering for a moment, so
+   * that `cat` reads exactly the size it was told (the mount runs with attr_timeout 0, so
+   * the kernel asks for the size each time); any change to the status renders it anew.
    */
-  #controlText(file: 'status' | 'log', fresh: boolean): string {
+  #controlText(file: 'status' | 'log'): string {
     const cached = this.#controlCache.get(file);
-    if (!fresh && cached !== undefined && this.#now() - cached.at < 1000) return cached.text;
+    const version = this.status.version;
+    if (cached !== undefined && cached.version === version && this.#now() - cached.at < CONTROL_RENDER_MS) return cached.text;
     const text = file === 'status' ? this.status.renderStatus() : this.status.renderLog();
-    this.#controlCache.set(file, { text, at: this.#now() });
+    this.#controlCache.set(file, { text, at: this.#now(), version });
     return text;
   }
 

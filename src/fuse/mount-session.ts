@@ -55,6 +55,10 @@ export async function runMountSession(options: MountSessionOptions): Promise<voi
     fsname: 'buttersink',
     subtype: 'buttersink',
     allowOther: options.allowOther,
+    // The kernel asks for attributes (almost) every time: the status files change size, and
+    // stores change under us. 0 cannot be passed (fuse-native drops falsy options): 1 ms.
+    // Lookups stay cached for the default second.
+    attrTimeout: 0.001,
     timeout: OP_TIMEOUTS,
   });
   await new Promise<void>((resolve, reject) =>

@@ -27,6 +27,7 @@ export class TransferStatus {
   readonly #errors: string[] = [];
   readonly #log: string[] = [];
   readonly #onLine: (line: string) => void;
+  #version = 0;
 
   /** @param onLine also gets every log line (the `-l` file, stderr in the foreground). */
   constructor(now: () => number = Date.now, onLine: (line: string) => void = () => {}) {
@@ -34,7 +35,13 @@ export class TransferStatus {
     this.#onLine = onLine;
   }
 
+  /** Grows with every change of the text other than running byte counts. */
+  get version(): number {
+    return this.#version;
+  }
+
   log(line: string): void {
+    this.#version += 1;
     const stamped = `${new Date(this.#now()).toISOString()} ${line}`;
     this.#log.push(stamped);
     if (this.#log.length > MAX_LOG_LINES) this.#log.splice(0, this.#log.length - MAX_LOG_LINES);
