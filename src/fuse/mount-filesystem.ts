@@ -227,7 +227,13 @@ export class MountFilesystem {
           const created = (await this.#snapshot(node.store, node.snapshot))?.createdAt?.getTime() ?? this.#startedAt;
           return { ...this.#directoryAttributes(), atime: created, mtime: created, ctime: created };
         }
-        return fromStats(await lstat(local));
+        try {
+          return fromStats(await lstat(local));
+        } catch (error) {
+          // Gone outside the mount: the listing is stale, list the store again next time.
+          if (node.kind === 'snapshot') this.#invalidate(node.store);
+          throw error;
+        }
       }
     }
   }
@@ -345,7 +351,12 @@ export class MountFilesystem {
   }
 
   async mkdir(mountPath: string, mode: number): Promise<void> {
-    const resolution = await this.#resolve(mountPath);
+    let resolution = await this.#resolve(mountPath);
+    if (resolution.kind === 'found' && resolution.node.kind === 'snapshot' && !this.#window(resolution.node)) {
+      // The cached listing may be stale (a snapshot deleted outside the mount): ask again.
+      this.#invalidate(resolution.node.store);
+      resolution = await this.#resolve(mountPath);
+    }
     if (resolution.kind === 'invalid') throw new FsError(resolution.reason);
     if (resolution.kind === 'found') throw new FsError(await this.#existsOrReadOnly(resolution.node));
     const parentWindow = this.#window(resolution.parent);
