@@ -95,7 +95,9 @@ async function mountForeground(mountPoint: string, flags: MountFlags, output: Ou
   if (urls.size === 0) {
     throw new UsageError('no stores to mount', { hint: 'name them in [stores] of the config file or with --store NAME=URL' });
   }
-  const context = { cache: new MeasurementCache(defaultCacheDirectory()), isRoot: true };
+  const cacheDirectory = defaultCacheDirectory();
+  // Not annotated: stores that need more (S3's cache directory, warnings) find it here.
+  const context = { cache: new MeasurementCache(cacheDirectory), isRoot: true, cacheDirectory, warn: (m: string) => output.warn(m) };
   const stores: NamedStore[] = [];
   for (const [name, url] of urls) {
     const parsed = parseStoreUrl(url);

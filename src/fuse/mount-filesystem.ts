@@ -3,14 +3,15 @@ import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promise
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 import pLimit, { type LimitFunction } from 'p-limit';
-import type { Snapshot } from '../model/snapshot.js';
+import { effectiveUuid, type Snapshot } from '../model/snapshot.js';
 import { formatBytes } from '../planner/format-bytes.js';
+import { storedDependents } from '../sync/stored-dependents.js';
 import { transferSnapshot, type NamedStore } from '../sync/transfer-snapshot.js';
 import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from './copy-window.js';
 import { FsError, toFsError } from './fs-error.js';
 import { locate, nameInStore, rootEntries, StoreTree, type PathNode, type Resolution } from './path-tree.js';
 import { XattrReader } from './read-xattrs.js';
-import { TransferStatus } from './transfer-status.js';
+import { TransferStatus, type TransferRecord } from './transfer-status.js';
 
 /** A file's attributes as FUSE wants them (times in milliseconds). */
 export interface Attributes {
@@ -371,11 +372,11 @@ export class MountFilesystem {
       throw new FsError('EPERM', `only snapshots can be made, inside a store's directory`);
     }
     this.#refuseIfReadOnly();
-    await this.#transferOrGroup(parent.store, name, mode, mountPath);
+    await this.#transferOrGroup(parent.store, name, mode);
   }
 
   /** `mkdir /<store>/<name>`: transfers the snapshot of that name, or makes a group directory on the way to one. */
-  async #transferOrGroup(store: string, name: string, mode: number, mountPath: string): Promise<void> {
+  async #transferOrGroup(store: string, name: string, mode: number): Promise<void> {
     const others = this.#options.stores.filter((s) => s.name !== store);
     const trees = await Promise.all(others.map((s) => this.#tree(s.name).catch(() => undefined)));
     if (!trees.some((t) => t?.hasSnapshot(name))) {
@@ -389,6 +390,7 @@ export class MountFilesystem {
     if (this.#transfersInFlight.has(id)) throw new FsError('EEXIST', `${name} is being transferred to ${store} already`);
     this.#transfersInFlight.add(id);
     const destination = this.#stores.get(store)!;
+    let record: TransferRecord | undefined;
     try {
       const sources = others.filter((_, i) => trees[i]?.hasSnapshot(name));
       await this.#serially(store, () =>
@@ -399,16 +401,16 @@ export class MountFilesystem {
           now: new Date(this.#now()),
           signal: this.#abort.signal,
           onSkippedSource: (source, error) => this.status.log(`not sending from ${source.name}: ${toFsError(error).message}`),
-          onPlan: (source, step) => {
-            const record = this.status.start(name, source.name, store, step.bytes, step.parent?.name ?? null);
-            return {
-              stepStarted: () => {},
-              bytesMoved: (n) => (record.bytes += n),
-              stepFinished: () => this.status.finish(record, { ok: true }),
-            };
+          onPlan: (source, step, plan) => {
+            record = this.status.start(name, source.name, store, plan.totalBytes, step.parent?.name ?? null);
+            return { stepStarted: () => {}, bytesMoved: (n) => (record!.bytes += n), stepFinished: () => {} };
           },
         }),
       );
+      if (record) this.status.finish(record, { ok: true });
+    } catch (error) {
+      if (record) this.status.finish(record, { ok: false, reason: toFsError(error).message });
+      throw error;
     } finally {
       this.#transfersInFlight.delete(id);
       this.#invalidate(store);
@@ -462,7 +464,7 @@ export class MountFilesystem {
         return;
       case 'snapshot':
         this.#refuseIfReadOnly();
-        return this.#deleteSnapshot(node.store, node.snapshot, mountPath);
+        return this.#deleteSnapshot(node.store, node.snapshot);
     }
   }
 
@@ -484,7 +486,7 @@ export class MountFilesystem {
     removal.last = this.#now();
   }
 
-  async #deleteSnapshot(store: string, name: string, mountPath: string): Promise<void> {
+  async #deleteSnapshot(store: string, name: string): Promise<void> {
     const id = key(store, name);
     const { store: target } = this.#stores.get(store)!;
     if (!target.capabilities.canDelete) throw new FsError('EROFS', `${target.url} does not allow deleting`);
@@ -492,8 +494,16 @@ export class MountFilesystem {
       await this.#serially(store, async () => {
         const release = await target.lock();
         try {
-          const snapshot = (await target.list()).find((s) => s.name === name);
+          const all = await target.list();
+          const snapshot = all.find((s) => s.name === name);
           if (snapshot === undefined) throw new FsError('ENOENT');
+          if (target.capabilities.storesDiffs) {
+            const needing = storedDependents(effectiveUuid(snapshot), await target.storedDiffs());
+            if (needing.length > 0) {
+              const names = all.filter((s) => needing.includes(effectiveUuid(s))).map((s) => s.name);
+              throw new FsError('EBUSY', `${store} still needs ${name}: ${names.join(', ') || needing.join(', ')} ${needing.length === 1 ? 'is' : 'are'} stored as diffs from it (delete ${needing.length === 1 ? 'it' : 'them'} first)`);
+            }
+          }
           await target.delete(snapshot, this.#abort.signal);
         } finally {
           await release();

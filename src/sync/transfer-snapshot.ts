@@ -1,10 +1,9 @@
 import { StoreError } from '../model/errors.js';
-import { CorrelationIndex, type Snapshot } from '../model/snapshot.js';
+import { CorrelationIndex } from '../model/snapshot.js';
 import type { Store } from '../model/store.js';
-import type { Plan, PlanPolicy, SendStep } from '../planner/plan-types.js';
-import type { TransferObserver } from '../progress/transfer-observer.js';
-import { choosePlan } from './choose-plan.js';
-import { executePlan } from './execute-plan.js';
+import type { Plan, SendStep } from '../planner/plan-types.js';
+import { silentObserver, type TransferObserver } from '../progress/transfer-observer.js';
+import { runSync, type SyncOptions } from './run-sync.js';
 
 /** A store with the name it has among several (the mount's directory name). */
 export interface NamedStore {
@@ -26,85 +25,85 @@ export interface TransferSnapshotInput {
   readonly sources: readonly NamedStore[];
   readonly now: Date;
   readonly signal?: AbortSignal;
-  /** Called with the chosen source and plan before anything changes; returns the observer. */
+  /** Called with the chosen source and its send step before anything changes; returns the observer. */
   readonly onPlan: (source: NamedStore, step: SendStep, plan: Plan) => TransferObserver;
   /** A store that could not be listed or planned from; the others are still tried. */
   readonly onSkippedSource?: (source: NamedStore, error: unknown) => void;
 }
 
-const POLICY: Omit<PlanPolicy, 'destinationStoresDiffs'> = { delete: false, chainLinkPenaltyBytes: 0 };
-
 /**
- * Brings one snapshot into a store from whichever other store can send it cheapest: each
- * store holding a snapshot of that name (the same data as the first one found) is planned
- * from, with its own parents, and the plan with the fewest bytes runs — the source `cp` read
- * from is only one candidate. Runs under the destination's lock, with the Store contract's
- * guarantee that a failed or aborted receive leaves nothing complete-looking.
+ * Brings one snapshot into a store from whichever other store can send it cheapest. This is
+ * `buttersink sync SOURCE/NAME DESTINATION/` — the same planner, policies, lock and Store
+ * guarantees (a failed or aborted receive leaves nothing complete-looking) — run for every
+ * store holding a snapshot of that name (the same data as the first one found): when several
+ * do, each is planned as a dry run and the one with the fewest bytes runs, so the source
+ * `cp` read from is only one candidate.
  * @throws NoSuchSnapshotError when no source has it; SnapshotExistsError when the destination has it.
  */
-export async function transferSnapshot(input: TransferSnapshotInput): Promise<Snapshot> {
+export async function transferSnapshot(input: TransferSnapshotInput): Promise<void> {
   const { name, destination } = input;
-  const release = await destination.store.lock();
-  try {
-    const destinationAll = await destination.store.list();
-    if (destinationAll.some((s) => s.name === name)) {
-      throw new SnapshotExistsError(`${destination.name} already has a snapshot named ${name}`);
-    }
-    const found = await Promise.all(
-      input.sources.map(async (source) => {
-        try {
-          const all = await source.store.list();
-          const snapshot = all.find((s) => s.name === name);
-          return snapshot === undefined ? undefined : { source, all, snapshot };
-        } catch (error) {
-          input.onSkippedSource?.(source, error);
-          return undefined;
-        }
-      }),
-    );
-    const holders = found.filter((f) => f !== undefined);
-    const reference = holders[0];
-    if (reference === undefined) throw new NoSuchSnapshotError(`no mounted store has a snapshot named ${name}`);
-    const atDestination = new CorrelationIndex(destinationAll).find(reference.snapshot)[0];
-    if (atDestination !== undefined) {
-      throw new SnapshotExistsError(`${destination.name} already holds ${name}, as ${atDestination.name}`);
-    }
-    const same = new CorrelationIndex([reference.snapshot]);
-    const candidates = holders.filter((h) => same.has(h.snapshot));
+  const [destinationAll, ...listed] = await Promise.all([
+    destination.store.list(),
+    ...input.sources.map(async (source) => {
+      try {
+        return (await source.store.list()).find((s) => s.name === name);
+      } catch (error) {
+        input.onSkippedSource?.(source, error);
+        return undefined;
+      }
+    }),
+  ]);
+  if (destinationAll!.some((s) => s.name === name)) {
+    throw new SnapshotExistsError(`${destination.name} already has a snapshot named ${name}`);
+  }
+  const reference = listed.find((s) => s !== undefined);
+  if (reference === undefined) throw new NoSuchSnapshotError(`no mounted store has a snapshot named ${name}`);
+  const same = new CorrelationIndex([reference]);
+  const candidates = input.sources.filter((_, i) => listed[i] !== undefined && same.has(listed[i]!));
 
-    let best: { source: NamedStore; all: Snapshot[]; plan: Plan; step: SendStep } | undefined;
+  const options = (onPlan: SyncOptions['onPlan'], dryRun: boolean): SyncOptions => ({
+    dryRun,
+    delete: false,
+    estimate: false,
+    excludes: [],
+    now: input.now,
+    signal: input.signal,
+    onPlan,
+  });
+  const sync = (source: NamedStore, onPlan: SyncOptions['onPlan'], dryRun: boolean) =>
+    runSync({ store: source.store, selection: name }, { store: destination.store, selection: null }, options(onPlan, dryRun));
+
+  let best = candidates[0]!;
+  if (candidates.length > 1) {
+    let bestBytes = Infinity;
     let lastError: unknown;
     for (const candidate of candidates) {
       input.signal?.throwIfAborted();
       try {
-        const plan = await choosePlan({
-          source: candidate.source.store,
-          wanted: [candidate.snapshot],
-          sourceAll: candidate.all,
-          destination: destinationAll,
-          policy: { ...POLICY, destinationStoresDiffs: destination.store.capabilities.storesDiffs },
-          estimateFirst: false,
-          now: input.now,
-          signal: input.signal,
-        });
-        const step = plan.steps[0];
-        if (plan.unreachable.length > 0 || step?.kind !== 'send') continue;
-        if (best === undefined || plan.totalBytes < best.plan.totalBytes) best = { source: candidate.source, all: candidate.all, plan, step };
+        const { plan } = await sync(candidate, () => silentObserver, true);
+        if (plan.unreachable.length === 0 && plan.totalBytes < bestBytes) {
+          best = candidate;
+          bestBytes = plan.totalBytes;
+        }
       } catch (error) {
         if (input.signal?.aborted) throw error;
         lastError = error;
-        input.onSkippedSource?.(candidate.source, error);
+        input.onSkippedSource?.(candidate, error);
       }
     }
-    if (best === undefined) {
-      throw lastError instanceof Error ? lastError : new StoreError(`no mounted store can send ${name} to ${destination.name}`);
-    }
-    const observer = input.onPlan(best.source, best.step, best.plan);
-    await executePlan(best.plan, best.source.store, destination.store, best.all, destinationAll, observer, input.signal);
-    const received = (await destination.store.list()).find((s) => s.name === name);
-    if (received === undefined) throw new StoreError(`${name} was received but ${destination.name} does not list it`);
-    return received;
-  } finally {
-    await release();
+    if (bestBytes === Infinity) throw lastError instanceof Error ? lastError : new StoreError(`no mounted store can send ${name}`);
   }
+
+  await sync(
+    best,
+    (plan) => {
+      const step = plan.steps.find((s): s is SendStep => s.kind === 'send' && s.snapshot.name === name);
+      if (step === undefined) {
+        const there = new CorrelationIndex(plan.alreadyPresent).has(reference) ? ` (as another name)` : '';
+        throw new SnapshotExistsError(`${destination.name} already holds ${name}${there}`);
+      }
+      return input.onPlan(best, step, plan);
+    },
+    false,
+  );
 }
