@@ -60,8 +60,8 @@ const CONTROL_RENDER_MS = 250;
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR | constants.O_TRUNC | constants.O_APPEND;
 
 /**
- * Everything the mount does, as async methods that resolve or throw an {@link FsError}:
- * the FUSE ops (`mount-ops.ts`) only call these. The directory shape comes from the pure
+ * Everything the mount does, as async methods that resolve, or reject with an {@link FsError}
+ * or an error {@link toFsError} maps to an errno: the FUSE ops (`mount-ops.ts`) only call these. The directory shape comes from the pure
  * {@link StoreTree}; this class adds what needs I/O and state — cached listings, browsing
  * local snapshots, transfers on `mkdir`, copy windows, deletes on `rmdir`, renames.
  */
