@@ -10,6 +10,7 @@ import {
   readFileSync,
   readlinkSync,
   renameSync,
+  rmSync,
   rmdirSync,
   unlinkSync,
   writeFileSync,
@@ -232,8 +233,10 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     assert.ok(!readdirSync(`${mnt}/B`).includes('daily'));
   });
 
-  test('a read-only mount refuses transfers, deletes and renames with EROFS', async () => {
-    const ro = await startMount(['--read-only', '--store', `A=${a.mountPoint}/snaps/`, '--store', `B=${b.mountPoint}/snaps/`], env);
+  test('a read-only mount (stores from the config file) refuses transfers, deletes and renames with EROFS', async () => {
+    mkdirSync(`${env.XDG_CONFIG_HOME}/buttersink`, { recursive: true });
+    writeFileSync(`${env.XDG_CONFIG_HOME}/buttersink/config.toml`, `[stores]\nA = "${a.mountPoint}/snaps/"\nB = "${b.mountPoint}/snaps/"\n`);
+    const ro = await startMount(['--read-only'], env);
     mounts.push(ro);
     try {
       assert.ok(readdirSync(`${ro.mountPoint}/B`).includes('s3'));
@@ -244,6 +247,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
       assert.ok(existsSync(`${b.mountPoint}/snaps/s3`));
     } finally {
       await ro.stop();
+      rmSync(`${env.XDG_CONFIG_HOME}/buttersink`, { recursive: true, force: true });
     }
   });
 
@@ -256,6 +260,9 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
       assert.match(readFileSync(`${down.mountPoint}/.buttersink/status`, 'utf8'), /listing gone .*does not exist/);
       assert.equal(errnoOf(() => mkdirSync(`${down.mountPoint}/gone/s1`)), 'EIO');
       assert.ok(readdirSync(`${down.mountPoint}/A`).includes('s1'));
+      await down.stop('SIGINT');
+      assert.equal(await down.exited, 0, 'SIGINT unmounts cleanly');
+      assert.ok(!isMounted(down.mountPoint));
     } finally {
       await down.stop();
     }

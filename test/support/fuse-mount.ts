@@ -11,8 +11,8 @@ export interface RunningMount {
   readonly exited: Promise<number | null>;
   /** What the mount process printed so far. */
   output(): string;
-  /** SIGTERM, wait for it to exit, and make sure nothing stays mounted. Idempotent. */
-  stop(): Promise<void>;
+  /** SIGTERM (or `signal`), wait for it to exit, and make sure nothing stays mounted. Idempotent. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 const live = new Set<RunningMount>();
@@ -58,11 +58,11 @@ export async function startMount(args: readonly string[], env: NodeJS.ProcessEnv
     child,
     exited,
     output: () => readFileSync(logFile, 'utf8'),
-    async stop() {
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (stopped) return;
       stopped = true;
       live.delete(mount);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 60_000).unref());
       if ((await Promise.race([exited, timeout])) === 'timeout') child.kill('SIGKILL');
       await exited;
