@@ -86,7 +86,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     changeRichSubvolume(data, 2);
     snapshot(data, `${a.mountPoint}/snaps/s3`);
     snapshot(data, `${a.mountPoint}/snaps/daily/d1`);
-    for (const n of ['x1', 'x2', 'x3']) {
+    for (const n of ['x1', 'x2', 'x3', 'x4']) {
       sh(`head -c 2000000 /dev/urandom > data/${n}.bin`, a.mountPoint);
       snapshot(data, `${a.mountPoint}/snaps/${n}`);
     }
@@ -111,7 +111,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
 
   test('the root shows the stores and .buttersink; a store its snapshots, nested names as directories', () => {
     assert.deepEqual(readdirSync(mnt), ['.buttersink', 'A', 'B']);
-    assert.deepEqual(readdirSync(`${mnt}/A`).sort(), ['big', 'daily', 's1', 's2', 's3', 'x1', 'x2', 'x3']);
+    assert.deepEqual(readdirSync(`${mnt}/A`).sort(), ['big', 'daily', 's1', 's2', 's3', 'x1', 'x2', 'x3', 'x4']);
     assert.deepEqual(readdirSync(`${mnt}/A/daily`), ['d1']);
     assert.deepEqual(readdirSync(`${mnt}/B`), []);
     assert.deepEqual(readdirSync(`${mnt}/.buttersink`).sort(), ['log', 'status']);
@@ -178,6 +178,12 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     const result = run('cp', ['-r', '--attributes-only', `${mnt}/A/s3`, `${mnt}/B/`]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(treeDigest(`${b.mountPoint}/snaps/s3`), treeDigest(`${a.mountPoint}/snaps/s3`));
+  });
+
+  test('cp -a (owners, modes, times, xattrs, hard links, a fifo, a sparse file) exits 0 too', () => {
+    const result = run('cp', ['-a', `${mnt}/A/x4`, `${mnt}/B/`]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(treeDigest(`${b.mountPoint}/snaps/x4`), treeDigest(`${a.mountPoint}/snaps/x4`));
   });
 
   test('cp -r of a nested name makes its directories and transfers the snapshot below', () => {
