@@ -293,6 +293,19 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     }
   });
 
+  test('fusermount -u from outside ends the mount process cleanly', async () => {
+    const other = await startMount(['--store', `A=${a.mountPoint}/snaps/`], env);
+    mounts.push(other);
+    try {
+      assert.equal(run('fusermount', ['-u', other.mountPoint]).code, 0);
+      const code = await Promise.race([other.exited, sleep(10_000).then(() => 'still running')]);
+      assert.equal(code, 0);
+      assert.ok(!isMounted(other.mountPoint));
+    } finally {
+      await other.stop();
+    }
+  });
+
   test('mount errors: no stores, a missing mount point, not root', () => {
     const none = cli(['mount', '-f', freshDirectory('none-')], { env });
     assert.equal(none.code, 2);
