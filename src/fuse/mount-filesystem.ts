@@ -61,9 +61,10 @@ const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR | constants.O_TRUNC | 
 
 /**
  * Everything the mount does, as async methods that resolve, or reject with an {@link FsError}
- * or an error {@link toFsError} maps to an errno: the FUSE ops (`mount-ops.ts`) only call these. The directory shape comes from the pure
- * {@link StoreTree}; this class adds what needs I/O and state — cached listings, browsing
- * local snapshots, transfers on `mkdir`, copy windows, deletes on `rmdir`, renames.
+ * or an error {@link toFsError} maps to an errno: the FUSE ops (`mount-ops.ts`) only call
+ * these. The directory shape comes from the pure {@link StoreTree}; this class adds what
+ * needs I/O and state — cached listings, browsing local snapshots, transfers on `mkdir`,
+ * copy windows, deletes on `rmdir`, renames.
  */
 export class MountFilesystem {
   readonly #stores: ReadonlyMap<string, NamedStore>;
@@ -81,6 +82,7 @@ export class MountFilesystem {
   readonly #transfersInFlight = new Set<string>();
   /** One change at a time per store (the store lock is per process too). */
   readonly #serial = new Map<string, LimitFunction>();
+  #changesInFlight = 0;
   readonly #handles = new Map<number, Handle>();
   #nextHandle = 1;
   readonly #xattrs = new XattrReader();
@@ -114,6 +116,11 @@ export class MountFilesystem {
 
   get transfersInFlight(): number {
     return this.#transfersInFlight.size;
+  }
+
+  /** Transfers, deletes and renames running or queued: unmounting waits for them to settle. */
+  get changesInFlight(): number {
+    return this.#changesInFlight;
   }
 
   // --- lookups -------------------------------------------------------------------------
@@ -438,7 +445,15 @@ export class MountFilesystem {
   async #serially<T>(store: string, work: () => Promise<T>): Promise<T> {
     let limit = this.#serial.get(store);
     if (limit === undefined) this.#serial.set(store, (limit = pLimit(1)));
-    return limit(work);
+    this.#changesInFlight += 1;
+    try {
+      return await limit(() => {
+        this.#abort.signal.throwIfAborted();
+        return work();
+      });
+    } finally {
+      this.#changesInFlight -= 1;
+    }
   }
 
   async rmdir(mountPath: string): Promise<void> {

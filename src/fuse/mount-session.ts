@@ -26,7 +26,7 @@ export interface MountSessionOptions {
 
 /** How often the session checks that nobody unmounted it from outside (`fusermount -u`). */
 const MOUNTED_POLL_MS = 500;
-/** How long an aborted transfer gets to remove its partial receive before we unmount anyway. */
+/** How long aborted transfers (and deletes, renames) get to clean up before we unmount anyway. */
 const ABORT_GRACE_MS = 60_000;
 
 /**
@@ -81,7 +81,7 @@ export async function runMountSession(options: MountSessionOptions): Promise<voi
   options.status.log(`unmounting: ${reason.message}`);
   fs.shutdown(new InterruptedError(reason.message));
   const deadline = Date.now() + ABORT_GRACE_MS;
-  while (fs.transfersInFlight > 0 && Date.now() < deadline) await sleep(100);
+  while (fs.changesInFlight > 0 && Date.now() < deadline) await sleep(100);
   if (await isMounted(mountPoint)) {
     await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
   }

@@ -264,6 +264,7 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
     fs.shutdown(new InterruptedError('unmounting'));
     await assert.rejects(making, fsError('EINTR'));
     assert.equal(fs.transfersInFlight, 0);
+    assert.equal(fs.changesInFlight, 0);
     assert.deepEqual(b.snapshots, []);
     assert.match(status.renderStatus(), /no transfers in progress[\s\S]*transfer of s1 to B failed/);
   });
