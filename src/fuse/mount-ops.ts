@@ -1,6 +1,7 @@
-import Fuse, { type FuseOperations, type FuseStat } from 'fuse-native';
+import Fuse, { type FuseOperations } from 'fuse-native';
 import { FsError, toFsError } from './fs-error.js';
-import type { Attributes, MountFilesystem } from './mount-filesystem.js';
+import type { CopyWindow } from './copy-window.js';
+import type { MountFilesystem } from './mount-filesystem.js';
 
 /**
  * fuse-native's per-op JS timeouts (it answers ETIMEDOUT by itself after 15 s by default):
@@ -28,17 +29,12 @@ export function mountOps(fs: MountFilesystem, trace: (line: string) => void = ()
       },
     );
   };
-  const done =
-    (cb: (errno: number) => void) =>
-    (errno: number): void =>
-      cb(errno);
-
   return {
     init: (cb) => cb(0),
     statfs: (_path, cb) =>
       cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 }),
-    getattr: (path, cb) => run(`getattr ${path}`, () => fs.getattr(path), (e, a) => cb(e, a && toStat(a))),
-    fgetattr: (path, _fd, cb) => run(`fgetattr ${path}`, () => fs.getattr(path), (e, a) => cb(e, a && toStat(a))),
+    getattr: (path, cb) => run(`getattr ${path}`, () => fs.getattr(path), cb),
+    fgetattr: (path, _fd, cb) => run(`fgetattr ${path}`, () => fs.getattr(path), cb),
     readdir: (path, cb) => run(`readdir ${path}`, () => fs.readdir(path), (e, names) => cb(e, names ?? [])),
     readlink: (path, cb) => run(`readlink ${path}`, () => fs.readlink(path), (e, target) => cb(e, target)),
     open: (path, flags, cb) => run(`open ${path}`, () => fs.open(path, flags), (e, fd) => cb(e, fd)),
@@ -47,29 +43,26 @@ export function mountOps(fs: MountFilesystem, trace: (line: string) => void = ()
       run(`read ${path}`, () => fs.read(fd, buffer, length, position), (e, n) => cb(e < 0 ? e : (n ?? 0))),
     write: (path, fd, buffer, length, position, cb) =>
       run(`write ${path}`, () => fs.write(fd, buffer, length, position), (e, n) => cb(e < 0 ? e : (n ?? 0))),
-    release: (path, fd, cb) => run(`release ${path}`, () => fs.release(fd), done(cb)),
+    release: (path, fd, cb) => run(`release ${path}`, () => fs.release(fd), cb),
     flush: (_path, _fd, cb) => cb(0),
     fsync: (_path, _datasync, _fd, cb) => cb(0),
-    truncate: (path, size, cb) => run(`truncate ${path}`, () => fs.change(path, (w, r) => w.truncate(r, size)), done(cb)),
-    ftruncate: (path, fd, size, cb) => run(`ftruncate ${path}`, () => fs.truncateHandle(fd, size), done(cb)),
-    chmod: (path, mode, cb) => run(`chmod ${path}`, () => fs.change(path, (w, r) => w.chmod(r, mode)), done(cb)),
-    chown: (path, uid, gid, cb) => run(`chown ${path}`, () => fs.change(path, (w, r) => w.chown(r, uid, gid)), done(cb)),
-    utimens: (path, atime, mtime, cb) => run(`utimens ${path}`, () => fs.change(path, (w, r) => w.utimens(r, atime, mtime)), done(cb)),
+    truncate: (path, size, cb) => run(`truncate ${path}`, () => fs.change(path, (w, r) => w.truncate(r, size)), cb),
+    ftruncate: (path, fd, size, cb) => run(`ftruncate ${path}`, () => fs.truncateHandle(fd, size), cb),
+    chmod: (path, mode, cb) => run(`chmod ${path}`, () => fs.change(path, (w, r) => w.chmod(r, mode)), cb),
+    chown: (path, uid, gid, cb) => run(`chown ${path}`, () => fs.change(path, (w, r) => w.chown(r, uid, gid)), cb),
+    utimens: (path, atime, mtime, cb) => run(`utimens ${path}`, () => fs.change(path, (w, r) => w.utimens(r, atime, mtime)), cb),
     setxattr: (path, name, value, _position, _flags, cb) =>
-      run(`setxattr ${path}`, () => fs.change(path, (w, r) => w.setxattr(r, name, value)), done(cb)),
-    removexattr: (path, name, cb) =>
-      run(`removexattr ${path}`, () => fs.change(path, (w, r) => {
-        if (!w.removexattr(r, name)) throw new FsError('ENODATA');
-      }), done(cb)),
+      run(`setxattr ${path}`, () => fs.change(path, (w, r) => w.setxattr(r, name, value)), cb),
+    removexattr: (path, name, cb) => run(`removexattr ${path}`, () => fs.change(path, (w, r) => removeXattr(w, r, name)), cb),
     getxattr: (path, name, _position, cb) => run(`getxattr ${path}`, () => fs.getxattr(path, name), (e, v) => cb(e, v)),
     listxattr: (path, cb) => run(`listxattr ${path}`, () => fs.listxattr(path), (e, names) => cb(e, names ?? [])),
-    mkdir: (path, mode, cb) => run(`mkdir ${path}`, () => fs.mkdir(path, mode), done(cb)),
-    rmdir: (path, cb) => run(`rmdir ${path}`, () => fs.rmdir(path), done(cb)),
-    unlink: (path, cb) => run(`unlink ${path}`, () => fs.unlink(path), done(cb)),
-    rename: (from, to, cb) => run(`mv ${from} ${to}`, () => fs.rename(from, to), done(cb)),
-    symlink: (target, path, cb) => run(`symlink ${path}`, () => fs.symlink(target, path), done(cb)),
-    mknod: (path, mode, _dev, cb) => run(`mknod ${path}`, () => fs.mknod(path, mode), done(cb)),
-    link: (from, to, cb) => run(`link ${to}`, () => fs.link(from, to), done(cb)),
+    mkdir: (path, mode, cb) => run(`mkdir ${path}`, () => fs.mkdir(path, mode), cb),
+    rmdir: (path, cb) => run(`rmdir ${path}`, () => fs.rmdir(path), cb),
+    unlink: (path, cb) => run(`unlink ${path}`, () => fs.unlink(path), cb),
+    rename: (from, to, cb) => run(`mv ${from} ${to}`, () => fs.rename(from, to), cb),
+    symlink: (target, path, cb) => run(`symlink ${path}`, () => fs.symlink(target, path), cb),
+    mknod: (path, mode, _dev, cb) => run(`mknod ${path}`, () => fs.mknod(path, mode), cb),
+    link: (from, to, cb) => run(`link ${to}`, () => fs.link(from, to), cb),
   };
 }
 
@@ -81,6 +74,6 @@ export function errnoOf(error: unknown): number {
   return errno === 'ENOTSUP' ? -95 : Fuse.EIO;
 }
 
-function toStat(a: Attributes): FuseStat {
-  return { ...a, atime: a.atime, mtime: a.mtime, ctime: a.ctime };
+function removeXattr(window: CopyWindow, relative: string, name: string): void {
+  if (!window.removexattr(relative, name)) throw new FsError('ENODATA');
 }
