@@ -97,7 +97,6 @@ declare module 'fuse-native' {
     static readonly ENOTEMPTY: number;
     static readonly ENODATA: number;
     static readonly EINTR: number;
-    static readonly ENOTSUP: number;
     static readonly EOPNOTSUPP: number;
   }
 }
