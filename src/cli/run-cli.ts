@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ButtersinkError, ExitCode, InterruptedError } from '../model/errors.js';
+import { addMountCommands } from './mount-command.js';
 import { Output } from './output.js';
 import { addSyncCommand, SYNC_HELP } from './sync-command.js';
 
@@ -14,6 +15,8 @@ export interface CliContext {
   output: Output;
   verbose: boolean;
   readonly signal: AbortSignal;
+  /** Set by a command that ends without an error but with another code (a daemon's parent passes on its child's). */
+  exitCode?: number;
 }
 
 /**
@@ -30,11 +33,12 @@ export async function runCli(argv: readonly string[], signal: AbortSignal): Prom
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`buttersink: ${text.replace(/^error: /, '')}`) });
   addSyncCommand(program, context);
+  addMountCommands(program, context);
   program.addHelpText('after', `\nThe default command is sync: 'buttersink [options] [src] dst' (see 'buttersink sync --help').\n${SYNC_HELP}`);
 
   try {
     await program.parseAsync([...argv]);
-    return ExitCode.Ok;
+    return context.exitCode ?? ExitCode.Ok;
   } catch (error) {
     return report(error, context);
   }

@@ -151,6 +151,20 @@ export interface Store {
   delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void>;
 
   /**
+   * Optional: gives a snapshot another name in the same store (`mv` in the FUSE mount).
+   * Resolves with the snapshot under its new name. The caller holds {@link Store.lock}.
+   * @throws StoreError when `newName` exists or the store cannot rename there.
+   */
+  rename?(snapshot: Snapshot, newName: string, signal?: AbortSignal): Promise<Snapshot>;
+
+  /**
+   * Optional: a local directory where the snapshot's files can be read as they are (a local
+   * btrfs store), for the FUSE mount to browse through. Stores without it show snapshots as
+   * empty directories.
+   */
+  snapshotDirectory?(snapshot: Pick<Snapshot, 'name'>): string;
+
+  /**
    * Takes the store's writer lock, so that two buttersinks cannot write into it at once,
    * and removes partial receives that earlier crashed runs left behind. Resolves with the
    * function that releases it.

@@ -32,3 +32,19 @@ export function btrfsSuite(): { skip: string | false } {
   if (missing !== null && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
   return { skip: missing ?? false };
 }
+
+/** What the FUSE mount tests need besides real btrfs: /dev/fuse and fusermount. */
+export function missingForFuse(): string | null {
+  const btrfs = missingForBtrfs();
+  if (btrfs !== null) return btrfs;
+  if (!existsSync('/dev/fuse')) return 'no FUSE device (/dev/fuse)';
+  if (!hasCommand('fusermount')) return 'fusermount is not installed (package fuse)';
+  return null;
+}
+
+/** Like {@link btrfsSuite}, for suites that mount buttersink with FUSE. */
+export function fuseSuite(): { skip: string | false } {
+  const missing = missingForFuse();
+  if (missing !== null && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
+  return { skip: missing ?? false };
+}

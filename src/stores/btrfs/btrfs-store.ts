@@ -86,6 +86,10 @@ export class BtrfsStore implements Store {
     return path.join(this.#directory, snapshot.name);
   }
 
+  snapshotDirectory(snapshot: Pick<Snapshot, 'name'>): string {
+    return this.pathOf(snapshot);
+  }
+
   #locate(): Promise<DirectoryLocation> {
     this.#location ??= locateDirectory(this.#directory);
     return this.#location;
@@ -375,6 +379,27 @@ export class BtrfsStore implements Store {
       throw new StoreError(`refusing to delete ${target}: it is no longer the snapshot that was planned (uuid changed)`);
     }
     await runBtrfs(['subvolume', 'delete', target], { signal, failure: 'transfer', what: `deleting ${target}` });
+  }
+
+  /**
+   * Renames within the snapshot's own directory only: moving a read-only subvolume to another
+   * directory would have to change its `..` entry, which btrfs refuses (EROFS).
+   */
+  async rename(snapshot: Snapshot, newName: string, signal?: AbortSignal): Promise<Snapshot> {
+    const from = this.pathOf(snapshot);
+    const to = this.pathOf({ name: newName });
+    if (path.dirname(from) !== path.dirname(to)) {
+      throw new StoreError(`cannot move ${snapshot.name} to another directory (${newName}): btrfs keeps read-only snapshots where they are`, {
+        hint: 'rename it within its directory',
+      });
+    }
+    if (await exists(to)) throw new StoreError(`${to} already exists`);
+    const show = parseSubvolumeShow(await runBtrfs(['subvolume', 'show', from], { signal, what: `checking ${from}` }));
+    if (show.uuid !== snapshot.uuid) {
+      throw new StoreError(`refusing to rename ${from}: it is no longer the snapshot that was listed (uuid changed)`);
+    }
+    await rename(from, to);
+    return { ...snapshot, name: newName };
   }
 
   async lock(): Promise<() => Promise<void>> {

@@ -1,0 +1,767 @@
+import { constants } from 'node:fs';
+import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { LRUCache } from 'lru-cache';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { effectiveUuid, type Snapshot } from '../model/snapshot.js';
+import { formatBytes } from '../planner/format-bytes.js';
+import { storedDependents } from '../sync/stored-dependents.js';
+import { transferSnapshot, type NamedStore } from '../sync/transfer-snapshot.js';
+import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from './copy-window.js';
+import { FsError, toFsError } from './fs-error.js';
+import { locate, nameInStore, rootEntries, StoreTree, type PathNode, type Resolution } from './path-tree.js';
+import { XattrReader } from './read-xattrs.js';
+import { TransferStatus, type TransferRecord } from './transfer-status.js';
+
+/** A file's attributes as FUSE wants them (times in milliseconds). */
+export interface Attributes {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  rdev?: number;
+  blksize?: number;
+  blocks?: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+}
+
+export interface MountOptions {
+  readonly stores: readonly NamedStore[];
+  /** No transfers, deletes or renames: every change is EROFS. */
+  readonly readOnly: boolean;
+  /** A copy window closes after this long without an operation under it. */
+  readonly copyIdleMs: number;
+  /** Listings are refreshed after this long (and after our own changes). */
+  readonly listingTtlMs: number;
+  /** An `rm -r` that stops for this long is forgotten: its hidden entries show again. */
+  readonly removalIdleMs: number;
+  readonly status: TransferStatus;
+  readonly now?: () => number;
+}
+
+type Handle =
+  | { readonly kind: 'local'; readonly file: FileHandle }
+  | { readonly kind: 'text'; readonly data: Buffer }
+  | { readonly kind: 'empty' }
+  | { readonly kind: 'window'; readonly window: CopyWindow; readonly relative: string; readonly received: string | undefined };
+
+/** An `rm -r` walking a snapshot: what it unlinked so far is hidden from the view. */
+interface Removal {
+  readonly hidden: Set<string>;
+  last: number;
+}
+
+const O_ACCMODE = 3;
+/** How long one rendering of a control file serves getattr and open (progress numbers move). */
+const CONTROL_RENDER_MS = 250;
+const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR | constants.O_TRUNC | constants.O_APPEND;
+
+/**
+ * Everything the mount does, as async methods that resolve, or reject with an {@link FsError}
+ * or an error {@link toFsError} maps to an errno: the FUSE ops (`mount-ops.ts`) only call
+ * these. The directory shape comes from the pure {@link StoreTree}; this class adds what
+ * needs I/O and state — cached listings, browsing local snapshots, transfers on `mkdir`,
+ * copy windows, deletes on `rmdir`, renames.
+ */
+export class MountFilesystem {
+  readonly #stores: ReadonlyMap<string, NamedStore>;
+  readonly #names: readonly string[];
+  readonly #options: MountOptions;
+  readonly #now: () => number;
+  readonly #startedAt: number;
+  readonly #listings: LRUCache<string, Snapshot[]>;
+  readonly #trees = new Map<string, { snapshots: Snapshot[]; version: number; tree: StoreTree }>();
+  /** Group directories made by mkdir (or left by deletes), per store. */
+  readonly #extraDirectories = new Map<string, Set<string>>();
+  #extraVersion = 0;
+  readonly #windows = new Map<string, CopyWindow>();
+  readonly #removals = new Map<string, Removal>();
+  readonly #transfersInFlight = new Set<string>();
+  /** One change at a time per store (the store lock is per process too). */
+  readonly #serial = new Map<string, LimitFunction>();
+  #changesInFlight = 0;
+  readonly #handles = new Map<number, Handle>();
+  #nextHandle = 1;
+  readonly #xattrs = new XattrReader();
+  readonly #controlCache = new Map<'status' | 'log', { text: string; at: number; version: number }>();
+  readonly #abort = new AbortController();
+  readonly #sweeper: NodeJS.Timeout;
+  readonly status: TransferStatus;
+
+  constructor(options: MountOptions) {
+    this.#options = options;
+    this.status = options.status;
+    this.#now = options.now ?? Date.now;
+    this.#startedAt = this.#now();
+    this.#stores = new Map(options.stores.map((s) => [s.name, s]));
+    this.#names = options.stores.map((s) => s.name);
+    this.#listings = new LRUCache<string, Snapshot[]>({
+      max: Math.max(16, this.#names.length * 2),
+      ttl: options.listingTtlMs,
+      allowStale: false,
+      fetchMethod: async (name) => this.#stores.get(name)!.store.list(),
+    });
+    this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, Math.max(100, options.copyIdleMs / 4)));
+    this.#sweeper.unref();
+  }
+
+  /** Aborts transfers in flight (their partial receives are removed) and stops timers. */
+  shutdown(reason: Error): void {
+    clearInterval(this.#sweeper);
+    this.#abort.abort(reason);
+  }
+
+  get transfersInFlight(): number {
+    return this.#transfersInFlight.size;
+  }
+
+  /** Transfers, deletes and renames running or queued: unmounting waits for them to settle. */
+  get changesInFlight(): number {
+    return this.#changesInFlight;
+  }
+
+  // --- lookups -------------------------------------------------------------------------
+
+  async #listing(store: string): Promise<Snapshot[]> {
+    try {
+      const list = await this.#listings.fetch(store);
+      return list ?? [];
+    } catch (error) {
+      throw new FsError('EIO', `listing ${store} (${this.#stores.get(store)!.store.url}): ${toFsError(error).message}`);
+    }
+  }
+
+  async #tree(store: string): Promise<StoreTree> {
+    const snapshots = await this.#listing(store);
+    const memo = this.#trees.get(store);
+    if (memo && memo.snapshots === snapshots && memo.version === this.#extraVersion) return memo.tree;
+    const tree = new StoreTree(store, snapshots.map((s) => s.name), [...(this.#extraDirectories.get(store) ?? [])]);
+    this.#trees.set(store, { snapshots, version: this.#extraVersion, tree });
+    return tree;
+  }
+
+  /** Forgets a store's listing after a change of ours; the next lookup lists it again. */
+  #invalidate(store: string): void {
+    this.#listings.delete(store);
+  }
+
+  /**
+   * Resolves a path; below a snapshot with an open copy window, the window decides what
+   * exists (its scratch tree, not the received snapshot's files).
+   */
+  async #resolve(mountPath: string): Promise<Resolution> {
+    const area = locate(mountPath, this.#names);
+    if (area.kind === 'resolved') return area.resolution;
+    const resolution = (await this.#tree(area.store)).resolve(area.names);
+    if (resolution.kind !== 'found' || resolution.node.kind !== 'inside') return resolution;
+    const node = resolution.node;
+    const window = this.#windows.get(key(node.store, node.snapshot));
+    if (window === undefined || window.lookup(node.relative) !== undefined) return resolution;
+    const cut = node.relative.lastIndexOf('/');
+    const parentRelative = cut < 0 ? '' : node.relative.slice(0, cut);
+    const parentEntry = window.lookup(parentRelative);
+    if (parentEntry === undefined || (parentEntry.mode & S_IFMT) !== S_IFDIR) return { kind: 'invalid', reason: parentEntry ? 'ENOTDIR' : 'ENOENT' };
+    const parent: PathNode =
+      parentRelative === '' ? { kind: 'snapshot', store: node.store, snapshot: node.snapshot } : { ...node, relative: parentRelative };
+    return { kind: 'missing', parent, name: node.relative.slice(cut + 1) };
+  }
+
+  async #node(mountPath: string): Promise<PathNode> {
+    const resolution = await this.#resolve(mountPath);
+    if (resolution.kind === 'found') {
+      if (this.#isHidden(resolution.node)) throw new FsError('ENOENT');
+      return resolution.node;
+    }
+    throw new FsError(resolution.kind === 'invalid' ? resolution.reason : 'ENOENT');
+  }
+
+  #isHidden(node: PathNode): boolean {
+    if (node.kind !== 'inside') return false;
+    const removal = this.#removals.get(key(node.store, node.snapshot));
+    if (removal === undefined) return false;
+    const parts = node.relative.split('/');
+    for (let i = 1; i <= parts.length; i++) if (removal.hidden.has(parts.slice(0, i).join('/'))) return true;
+    return false;
+  }
+
+  async #snapshot(store: string, name: string): Promise<Snapshot | undefined> {
+    return (await this.#listing(store)).find((s) => s.name === name);
+  }
+
+  /** The local directory of a snapshot, when its store can show files; undefined otherwise. */
+  async #localDirectory(store: string, name: string): Promise<string | undefined> {
+    const { store: s } = this.#stores.get(store)!;
+    return s.snapshotDirectory?.({ name });
+  }
+
+  async #localPath(node: Extract<PathNode, { kind: 'snapshot' | 'inside' }>): Promise<string | undefined> {
+    const directory = await this.#localDirectory(node.store, node.snapshot);
+    if (directory === undefined) return undefined;
+    return node.kind === 'snapshot' ? directory : path.join(directory, node.relative);
+  }
+
+  #window(node: PathNode): { window: CopyWindow; relative: string } | undefined {
+    if (node.kind !== 'snapshot' && node.kind !== 'inside') return undefined;
+    const window = this.#windows.get(key(node.store, node.snapshot));
+    return window && { window, relative: node.kind === 'inside' ? node.relative : '' };
+  }
+
+  // --- reading ---------------------------------------------------------------------------
+
+  async getattr(mountPath: string): Promise<Attributes> {
+    const node = await this.#node(mountPath);
+    const open = this.#window(node);
+    if (open) {
+      const entry = open.window.lookup(open.relative);
+      if (entry === undefined) throw new FsError('ENOENT');
+      return windowAttributes(entry);
+    }
+    switch (node.kind) {
+      case 'root':
+      case 'control':
+      case 'store':
+      case 'group':
+        return this.#directoryAttributes();
+      case 'control-file':
+        return { ...this.#directoryAttributes(), mode: S_IFREG | 0o444, nlink: 1, size: Buffer.byteLength(this.#controlText(node.file)) };
+      case 'snapshot':
+      case 'inside': {
+        const local = await this.#localPath(node);
+        if (local === undefined) {
+          if (node.kind === 'inside') throw new FsError('ENOENT');
+          const created = (await this.#snapshot(node.store, node.snapshot))?.createdAt?.getTime() ?? this.#startedAt;
+          return { ...this.#directoryAttributes(), atime: created, mtime: created, ctime: created };
+        }
+        try {
+          return fromStats(await lstat(local));
+        } catch (error) {
+          // Gone outside the mount: the listing is stale, list the store again next time.
+          if (node.kind === 'snapshot') this.#invalidate(node.store);
+          throw error;
+        }
+      }
+    }
+  }
+
+  async readdir(mountPath: string): Promise<string[]> {
+    const node = await this.#node(mountPath);
+    const open = this.#window(node);
+    if (open) return open.window.list(open.relative);
+    switch (node.kind) {
+      case 'root':
+        return rootEntries(this.#names);
+      case 'control':
+        return ['log', 'status'];
+      case 'control-file':
+        throw new FsError('ENOTDIR');
+      case 'store':
+      case 'group': {
+        const children = (await this.#tree(node.store)).childrenOf(node.kind === 'store' ? '' : node.prefix);
+        if (children === undefined) throw new FsError('ENOENT');
+        return children;
+      }
+      case 'snapshot':
+      case 'inside': {
+        const local = await this.#localPath(node);
+        if (local === undefined) return [];
+        const names = await readdir(local);
+        const removal = this.#removals.get(key(node.store, node.snapshot));
+        if (removal === undefined) return names;
+        const base = node.kind === 'inside' ? `${node.relative}/` : '';
+        return names.filter((n) => !removal.hidden.has(`${base}${n}`));
+      }
+    }
+  }
+
+  async readlink(mountPath: string): Promise<string> {
+    const node = await this.#node(mountPath);
+    const open = this.#window(node);
+    if (open) {
+      const entry = open.window.lookup(open.relative);
+      if (entry?.target === undefined) throw new FsError('EINVAL');
+      return entry.target;
+    }
+    if (node.kind !== 'inside') throw new FsError('EINVAL');
+    const local = await this.#localPath(node);
+    if (local === undefined) throw new FsError('ENOENT');
+    return readlink(local);
+  }
+
+  async open(mountPath: string, flags: number): Promise<number> {
+    const node = await this.#node(mountPath);
+    const open = this.#window(node);
+    if (open) {
+      const entry = open.window.lookup(open.relative);
+      if (entry === undefined) throw new FsError('ENOENT');
+      if ((flags & constants.O_TRUNC) !== 0) open.window.truncate(open.relative, 0);
+      return this.#newWindowHandle(node, open.window, open.relative);
+    }
+    const writing = (flags & O_ACCMODE) !== constants.O_RDONLY || (flags & WRITE_FLAGS) !== 0;
+    if (writing) throw new FsError('EROFS');
+    if (node.kind === 'control-file') return this.#addHandle({ kind: 'text', data: Buffer.from(this.#controlText(node.file)) });
+    if (node.kind !== 'inside') throw new FsError('EISDIR');
+    const local = await this.#localPath(node);
+    if (local === undefined) return this.#addHandle({ kind: 'empty' });
+    return this.#addHandle({ kind: 'local', file: await open_(local) });
+  }
+
+  async read(handle: number, buffer: Buffer, length: number, position: number): Promise<number> {
+    const h = this.#handle(handle);
+    switch (h.kind) {
+      case 'local':
+        return (await h.file.read(buffer, 0, length, position)).bytesRead;
+      case 'text':
+        return position >= h.data.length ? 0 : h.data.copy(buffer, 0, position, Math.min(h.data.length, position + length));
+      case 'empty':
+        return 0;
+      case 'window': {
+        // Reading a file being copied shows the received snapshot's bytes.
+        if (h.received === undefined) return 0;
+        const bytes = await readAt(path.join(h.received, h.relative), position, length);
+        return bytes.copy(buffer, 0);
+      }
+    }
+  }
+
+  async release(handle: number): Promise<void> {
+    const h = this.#handles.get(handle);
+    this.#handles.delete(handle);
+    if (h?.kind === 'local') await h.file.close();
+    if (h?.kind === 'window') h.window.letGo();
+  }
+
+  async listxattr(mountPath: string): Promise<string[]> {
+    return [...(await this.#xattrsOf(mountPath)).keys()];
+  }
+
+  async getxattr(mountPath: string, name: string): Promise<Buffer> {
+    const value = (await this.#xattrsOf(mountPath)).get(name);
+    if (value === undefined) throw new FsError('ENODATA');
+    return value;
+  }
+
+  async #xattrsOf(mountPath: string): Promise<Map<string, Buffer>> {
+    const node = await this.#node(mountPath);
+    const open = this.#window(node);
+    if (open) return open.window.lookup(open.relative)?.xattrs ?? new Map();
+    if (node.kind !== 'inside' && node.kind !== 'snapshot') return new Map();
+    const local = await this.#localPath(node);
+    return local === undefined ? new Map() : this.#xattrs.read(local);
+  }
+
+  // --- changing: transfers, deletes, renames, and the copy window ------------------------
+
+  #refuseIfReadOnly(): void {
+    if (this.#options.readOnly) throw new FsError('EROFS', 'the mount is read-only (--read-only)');
+  }
+
+  async mkdir(mountPath: string, mode: number): Promise<void> {
+    let resolution = await this.#resolve(mountPath);
+    if (resolution.kind === 'found' && resolution.node.kind === 'snapshot' && !this.#window(resolution.node)) {
+      // The cached listing may be stale (a snapshot deleted outside the mount): ask again.
+      this.#invalidate(resolution.node.store);
+      resolution = await this.#resolve(mountPath);
+    }
+    if (resolution.kind === 'invalid') throw new FsError(resolution.reason);
+    if (resolution.kind === 'found') throw new FsError(await this.#existsOrReadOnly(resolution.node));
+    const parentWindow = this.#window(resolution.parent);
+    if (parentWindow) {
+      parentWindow.window.mkdir(join(parentWindow.relative, resolution.name), mode);
+      return;
+    }
+    const parent = resolution.parent;
+    if (parent.kind === 'snapshot' || parent.kind === 'inside') throw new FsError('EROFS');
+    const name = nameInStore(resolution);
+    if (name === undefined || (parent.kind !== 'store' && parent.kind !== 'group')) {
+      throw new FsError('EPERM', `only snapshots can be made, inside a store's directory`);
+    }
+    this.#refuseIfReadOnly();
+    await this.#transferOrGroup(parent.store, name, mode);
+  }
+
+  /** `mkdir /<store>/<name>`: transfers the snapshot of that name, or makes a group directory on the way to one. */
+  async #transferOrGroup(store: string, name: string, mode: number): Promise<void> {
+    const others = this.#options.stores.filter((s) => s.name !== store);
+    const trees = await Promise.all(others.map((s) => this.#tree(s.name).catch(() => undefined)));
+    if (!trees.some((t) => t?.hasSnapshot(name))) {
+      if (trees.some((t) => t?.hasGroup(name))) {
+        this.#addExtraDirectory(store, name);
+        return;
+      }
+      throw new FsError('EPERM', `no mounted store has a snapshot named ${name}`);
+    }
+    const id = key(store, name);
+    if (this.#transfersInFlight.has(id)) throw new FsError('EEXIST', `${name} is being transferred to ${store} already`);
+    this.#transfersInFlight.add(id);
+    const destination = this.#stores.get(store)!;
+    let record: TransferRecord | undefined;
+    try {
+      const sources = others.filter((_, i) => trees[i]?.hasSnapshot(name));
+      await this.#serially(store, () =>
+        transferSnapshot({
+          name,
+          destination,
+          sources,
+          now: new Date(this.#now()),
+          signal: this.#abort.signal,
+          onSkippedSource: (source, error) => this.status.log(`not sending from ${source.name}: ${toFsError(error).message}`),
+          onPlan: (source, step, plan) => {
+            record = this.status.start(name, source.name, store, plan.totalBytes, step.parent?.name ?? null);
+            return { stepStarted: () => {}, bytesMoved: (n) => (record!.bytes += n), stepFinished: () => {} };
+          },
+        }),
+      );
+      if (record) this.status.finish(record, { ok: true });
+    } catch (error) {
+      if (record) this.status.finish(record, { ok: false, reason: toFsError(error).message });
+      throw error;
+    } finally {
+      this.#transfersInFlight.delete(id);
+      this.#invalidate(store);
+    }
+    const directory = await this.#localDirectory(store, name);
+    const root = directory === undefined ? undefined : await lstat(directory).catch(() => undefined);
+    this.#windows.set(
+      id,
+      new CopyWindow({
+        now: this.#now,
+        root: { mode: root?.mode ?? mode, uid: root?.uid ?? 0, gid: root?.gid ?? 0 },
+        readReceived: async (relative, offset, length) =>
+          directory === undefined ? null : readAt(path.join(directory, relative), offset, length),
+      }),
+    );
+  }
+
+  #addExtraDirectory(store: string, prefix: string): void {
+    let set = this.#extraDirectories.get(store);
+    if (set === undefined) this.#extraDirectories.set(store, (set = new Set()));
+    set.add(prefix);
+    this.#extraVersion += 1;
+  }
+
+  async #serially<T>(store: string, work: () => Promise<T>): Promise<T> {
+    let limit = this.#serial.get(store);
+    if (limit === undefined) this.#serial.set(store, (limit = pLimit(1)));
+    this.#changesInFlight += 1;
+    try {
+      return await limit(() => {
+        this.#abort.signal.throwIfAborted();
+        return work();
+      });
+    } finally {
+      this.#changesInFlight -= 1;
+    }
+  }
+
+  async rmdir(mountPath: string): Promise<void> {
+    const node = await this.#node(mountPath);
+    const open = this.#window(node);
+    if (open && open.relative !== '') return open.window.remove(open.relative, true);
+    switch (node.kind) {
+      case 'root':
+      case 'control':
+      case 'control-file':
+      case 'store':
+        throw new FsError('EPERM', `only snapshots can be removed`);
+      case 'group': {
+        const tree = await this.#tree(node.store);
+        if ((tree.childrenOf(node.prefix) ?? []).length > 0) throw new FsError('ENOTEMPTY');
+        this.#extraDirectories.get(node.store)?.delete(node.prefix);
+        this.#extraVersion += 1;
+        return;
+      }
+      case 'inside':
+        this.#refuseIfReadOnly();
+        this.#hide(node);
+        return;
+      case 'snapshot':
+        this.#refuseIfReadOnly();
+        return this.#deleteSnapshot(node.store, node.snapshot);
+    }
+  }
+
+  async unlink(mountPath: string): Promise<void> {
+    const node = await this.#node(mountPath);
+    const open = this.#window(node);
+    if (open && open.relative !== '') return open.window.remove(open.relative, false);
+    if (node.kind !== 'inside') throw new FsError(node.kind === 'control-file' ? 'EPERM' : 'EISDIR');
+    this.#refuseIfReadOnly();
+    this.#hide(node);
+  }
+
+  /** `rm -r` removes entries one by one: hide them; the final `rmdir` deletes the snapshot. */
+  #hide(node: Extract<PathNode, { kind: 'inside' }>): void {
+    const id = key(node.store, node.snapshot);
+    let removal = this.#removals.get(id);
+    if (removal === undefined) this.#removals.set(id, (removal = { hidden: new Set(), last: this.#now() }));
+    removal.hidden.add(node.relative);
+    removal.last = this.#now();
+  }
+
+  async #deleteSnapshot(store: string, name: string): Promise<void> {
+    const id = key(store, name);
+    const { store: target } = this.#stores.get(store)!;
+    if (!target.capabilities.canDelete) throw new FsError('EROFS', `${target.url} does not allow deleting`);
+    try {
+      await this.#serially(store, async () => {
+        const release = await target.lock();
+        try {
+          const all = await target.list();
+          const snapshot = all.find((s) => s.name === name);
+          if (snapshot === undefined) throw new FsError('ENOENT');
+          if (target.capabilities.storesDiffs) {
+            const needing = storedDependents(effectiveUuid(snapshot), await target.storedDiffs());
+            if (needing.length > 0) {
+              const names = all.filter((s) => needing.includes(effectiveUuid(s))).map((s) => s.name);
+              throw new FsError('EBUSY', `${store} still needs ${name}: ${names.join(', ') || needing.join(', ')} ${needing.length === 1 ? 'is' : 'are'} stored as diffs from it (delete ${needing.length === 1 ? 'it' : 'them'} first)`);
+            }
+          }
+          await target.delete(snapshot, this.#abort.signal);
+        } finally {
+          await release();
+        }
+      });
+    } finally {
+      this.#invalidate(store);
+    }
+    this.#windows.delete(id);
+    this.#removals.delete(id);
+    // Keep the groups it was in until rm -r removes them too.
+    const parts = name.split('/');
+    for (let i = 1; i < parts.length; i++) this.#addExtraDirectory(store, parts.slice(0, i).join('/'));
+    this.status.log(`deleted ${name} from ${store}`);
+  }
+
+  async rename(fromPath: string, toPath: string): Promise<void> {
+    const from = await this.#node(fromPath);
+    const to = await this.#resolve(toPath);
+    if (from.kind !== 'snapshot') {
+      throw new FsError(this.#window(from) || from.kind === 'inside' ? 'EROFS' : 'EPERM', `only snapshots can be renamed`);
+    }
+    if (to.kind === 'invalid') throw new FsError(to.reason);
+    if (to.kind === 'found') throw new FsError('EEXIST', `the target exists`);
+    const parent = to.parent;
+    if (parent.kind !== 'store' && parent.kind !== 'group') throw new FsError('EPERM', `a snapshot goes into a store's directory`);
+    // Another store: EXDEV makes mv copy (a transfer) and then remove (a delete), as it should.
+    if (parent.store !== from.store) throw new FsError('EXDEV');
+    this.#refuseIfReadOnly();
+    const newName = nameInStore(to)!;
+    const { store: target } = this.#stores.get(from.store)!;
+    if (target.rename === undefined) throw new FsError('EPERM', `${target.url} cannot rename snapshots`);
+    try {
+      await this.#serially(from.store, async () => {
+        const release = await target.lock();
+        try {
+          const snapshot = (await target.list()).find((s) => s.name === from.snapshot);
+          if (snapshot === undefined) throw new FsError('ENOENT');
+          await target.rename!(snapshot, newName, this.#abort.signal);
+        } finally {
+          await release();
+        }
+      });
+    } finally {
+      this.#invalidate(from.store);
+    }
+    const id = key(from.store, from.snapshot);
+    const window = this.#windows.get(id);
+    this.#windows.delete(id);
+    if (window) this.#windows.set(key(from.store, newName), window);
+    this.status.log(`renamed ${from.snapshot} to ${newName} in ${from.store}`);
+  }
+
+  /** Resolves a path whose last name is new, inside a copy window; otherwise the right refusal. */
+  async #newInWindow(mountPath: string): Promise<{ window: CopyWindow; relative: string; node: PathNode }> {
+    const resolution = await this.#resolve(mountPath);
+    if (resolution.kind === 'invalid') throw new FsError(resolution.reason);
+    if (resolution.kind === 'found') throw new FsError(await this.#existsOrReadOnly(resolution.node));
+    const open = this.#window(resolution.parent);
+    if (open === undefined) {
+      const p = resolution.parent;
+      throw new FsError(p.kind === 'snapshot' || p.kind === 'inside' ? 'EROFS' : 'EPERM', `only snapshots can be made here (mkdir)`);
+    }
+    const relative = join(open.relative, resolution.name);
+    const node = resolution.parent as Extract<PathNode, { kind: 'snapshot' | 'inside' }>;
+    return { window: open.window, relative, node: { kind: 'inside', store: node.store, snapshot: node.snapshot, relative } };
+  }
+
+  /**
+   * Why a new entry cannot be made at a found node: EEXIST when something is there, EROFS
+   * for a name inside a snapshot (outside a copy window) that the snapshot lacks.
+   */
+  async #existsOrReadOnly(node: PathNode): Promise<'EEXIST' | 'EROFS'> {
+    if (node.kind !== 'inside' || this.#window(node)) return 'EEXIST';
+    const local = await this.#localPath(node);
+    const there = local !== undefined && (await lstat(local).then(() => true, () => false));
+    return there ? 'EEXIST' : 'EROFS';
+  }
+
+  async create(mountPath: string, mode: number): Promise<number> {
+    const { window, relative, node } = await this.#newInWindow(mountPath);
+    window.create(relative, mode);
+    return this.#newWindowHandle(node, window, relative);
+  }
+
+  async #newWindowHandle(node: PathNode, window: CopyWindow, relative: string): Promise<number> {
+    const n = node as Extract<PathNode, { kind: 'snapshot' | 'inside' }>;
+    window.hold();
+    return this.#addHandle({ kind: 'window', window, relative, received: await this.#localDirectory(n.store, n.snapshot) });
+  }
+
+  async write(handle: number, buffer: Buffer, length: number, position: number): Promise<number> {
+    const h = this.#handle(handle);
+    if (h.kind !== 'window') throw new FsError('EROFS');
+    await h.window.write(h.relative, position, buffer.subarray(0, length));
+    return length;
+  }
+
+  async symlink(target: string, mountPath: string): Promise<void> {
+    const { window, relative } = await this.#newInWindow(mountPath);
+    window.symlink(relative, target);
+  }
+
+  async mknod(mountPath: string, mode: number): Promise<void> {
+    const { window, relative } = await this.#newInWindow(mountPath);
+    window.mknod(relative, mode);
+  }
+
+  async link(_from: string, toPath: string): Promise<void> {
+    const { window, relative } = await this.#newInWindow(toPath);
+    // A hard link in a copy is recorded as a file of its own (the data is checked where cp writes it).
+    window.create(relative, 0o644);
+  }
+
+  /** chmod, chown, utimens, truncate, setxattr: recorded in a copy window, EROFS elsewhere. */
+  async change(mountPath: string, apply: (window: CopyWindow, relative: string) => void): Promise<void> {
+    const node = await this.#node(mountPath);
+    const open = this.#window(node);
+    if (open === undefined) throw new FsError(node.kind === 'root' || node.kind === 'store' || node.kind === 'group' || node.kind === 'control' ? 'EPERM' : 'EROFS');
+    apply(open.window, open.relative);
+  }
+
+  async truncateHandle(handle: number, size: number): Promise<void> {
+    const h = this.#handle(handle);
+    if (h.kind !== 'window') throw new FsError('EROFS');
+    h.window.truncate(h.relative, size);
+  }
+
+  // --- bookkeeping ----------------------------------------------------------------------
+
+  #addHandle(handle: Handle): number {
+    const n = this.#nextHandle++;
+    this.#handles.set(n, handle);
+    return n;
+  }
+
+  #handle(n: number): Handle {
+    const h = this.#handles.get(n);
+    if (h === undefined) throw new FsError('EBADF');
+    return h;
+  }
+
+  #directoryAttributes(): Attributes {
+    const t = this.#startedAt;
+    return { mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 4096, nlink: 2, atime: t, mtime: t, ctime: t };
+  }
+
+  /**
+   * The text of a control file. `getattr` and `open` share one rendering for a moment, so
+   * that `cat` reads exactly the size it was told (the mount runs with attr_timeout 0, so
+   * the kernel asks for the size each time); any change to the status renders it anew.
+   */
+  #controlText(file: 'status' | 'log'): string {
+    const cached = this.#controlCache.get(file);
+    const version = this.status.version;
+    if (cached !== undefined && cached.version === version && this.#now() - cached.at < CONTROL_RENDER_MS) return cached.text;
+    const text = file === 'status' ? this.status.renderStatus() : this.status.renderLog();
+    this.#controlCache.set(file, { text, at: this.#now(), version });
+    return text;
+  }
+
+  /** Closes idle copy windows and forgets stalled removals. */
+  #sweep(): void {
+    for (const [id, window] of this.#windows) {
+      if (!window.isIdle(this.#options.copyIdleMs)) continue;
+      this.#windows.delete(id);
+      const [store, name] = id.split('\0');
+      this.status.log(
+        `copy into ${store}/${name} finished: ${formatBytes(window.verifiedBytes)} compared equal with the received snapshot` +
+          (window.mismatch ? `; MISMATCH: ${window.mismatch}` : ''),
+      );
+    }
+    const now = this.#now();
+    for (const [id, removal] of this.#removals) {
+      if (now - removal.last >= this.#options.removalIdleMs) {
+        this.#removals.delete(id);
+        this.status.log(`rm of ${id.replace('\0', '/')} stopped before its final rmdir: nothing was deleted`);
+      }
+    }
+  }
+}
+
+function key(store: string, snapshot: string): string {
+  return `${store}\0${snapshot}`;
+}
+
+function join(relative: string, name: string): string {
+  return relative === '' ? name : `${relative}/${name}`;
+}
+
+function open_(file: string): Promise<FileHandle> {
+  return open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+}
+
+/** Up to `length` bytes of `file` at `offset`; fewer at its end; none when it is missing. */
+async function readAt(file: string, offset: number, length: number): Promise<Buffer> {
+  let handle: FileHandle;
+  try {
+    handle = await open_(file);
+  } catch {
+    return Buffer.alloc(0);
+  }
+  try {
+    const buffer = Buffer.alloc(length);
+    let total = 0;
+    while (total < length) {
+      const { bytesRead } = await handle.read(buffer, total, length - total, offset + total);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+    }
+    return buffer.subarray(0, total);
+  } finally {
+    await handle.close();
+  }
+}
+
+function fromStats(st: import('node:fs').Stats): Attributes {
+  return {
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    nlink: st.nlink,
+    rdev: st.rdev,
+    blksize: st.blksize,
+    blocks: st.blocks,
+    atime: st.atimeMs,
+    mtime: st.mtimeMs,
+    ctime: st.ctimeMs,
+  };
+}
+
+function windowAttributes(entry: WindowEntry): Attributes {
+  const isDir = (entry.mode & S_IFMT) === S_IFDIR;
+  return {
+    mode: entry.mode,
+    uid: entry.uid,
+    gid: entry.gid,
+    size: isDir ? 4096 : (entry.mode & S_IFMT) === S_IFLNK ? (entry.target?.length ?? 0) : entry.size,
+    nlink: isDir ? 2 : 1,
+    blocks: Math.ceil(entry.size / 512),
+    atime: entry.atime,
+    mtime: entry.mtime,
+    ctime: entry.ctime,
+  };
+}

@@ -1,0 +1,126 @@
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Fuse from 'fuse-native';
+import { InterruptedError, StoreError, UsageError } from '../model/errors.js';
+import type { NamedStore } from '../sync/transfer-snapshot.js';
+import { MountFilesystem } from './mount-filesystem.js';
+import { mountOps, OP_TIMEOUTS } from './mount-ops.js';
+import { TransferStatus } from './transfer-status.js';
+
+export interface MountSessionOptions {
+  readonly mountPoint: string;
+  readonly stores: readonly NamedStore[];
+  readonly readOnly: boolean;
+  readonly allowOther: boolean;
+  readonly copyIdleMs: number;
+  readonly listingTtlMs: number;
+  readonly status: TransferStatus;
+  /** Aborted by SIGINT/SIGTERM: transfers are aborted (partials removed), then it unmounts. */
+  readonly signal: AbortSignal;
+  /** Called once the mount answers (the daemon's parent exits then). */
+  readonly onReady: () => void;
+  readonly trace?: (line: string) => void;
+}
+
+/** How often the session checks that nobody unmounted it from outside (`fusermount -u`). */
+const MOUNTED_POLL_MS = 500;
+/** How long aborted transfers (and deletes, renames) get to clean up before we unmount anyway. */
+const ABORT_GRACE_MS = 60_000;
+
+/**
+ * Mounts the stores at `mountPoint` and serves until SIGINT/SIGTERM or an unmount from
+ * outside. On the way out, transfers in flight are aborted and their partial receives
+ * removed (the Store contract) before the mount goes, so nothing complete-looking is left.
+ */
+export async function runMountSession(options: MountSessionOptions): Promise<void> {
+  const mountPoint = path.resolve(options.mountPoint);
+  const info = await stat(mountPoint).catch(() => undefined);
+  if (info === undefined) throw new UsageError(`mount point ${mountPoint} does not exist`, { hint: `mkdir -p ${mountPoint}` });
+  if (!info.isDirectory()) throw new UsageError(`mount point ${mountPoint} is not a directory`);
+  if (await isMounted(mountPoint)) {
+    throw new StoreError(`something is mounted at ${mountPoint} already`, { hint: `buttersink umount ${mountPoint}` });
+  }
+
+  const fs = new MountFilesystem({
+    stores: options.stores,
+    readOnly: options.readOnly,
+    copyIdleMs: options.copyIdleMs,
+    listingTtlMs: options.listingTtlMs,
+    removalIdleMs: Math.max(30_000, options.copyIdleMs * 10),
+    status: options.status,
+  });
+  const fuse = new Fuse(mountPoint, mountOps(fs, options.trace), {
+    fsname: 'buttersink',
+    subtype: 'buttersink',
+    allowOther: options.allowOther,
+    // The kernel asks for attributes (almost) every time: the status files change size, and
+    // stores change under us. 0 cannot be passed (fuse-native drops falsy options): 1 ms.
+    // Lookups stay cached for the default second.
+    attrTimeout: 0.001,
+    timeout: OP_TIMEOUTS,
+  });
+  await new Promise<void>((resolve, reject) =>
+    fuse.mount((error) => (error ? reject(new StoreError(`cannot mount at ${mountPoint}: ${error.message}`)) : resolve())),
+  );
+  // Last line of defence: a process that dies anyway (a second signal) detaches the mount
+  // lazily, which needs no answer from this process, so it cannot deadlock.
+  const onExit = (): void => void spawnSync('fusermount', ['-uz', mountPoint], { stdio: 'ignore' });
+  process.once('exit', onExit);
+  const pidFile = await writePidFile(mountPoint);
+  options.status.log(`mounted ${options.stores.map((s) => `${s.name}=${s.store.url}`).join(', ')} at ${mountPoint}${options.readOnly ? ' (read-only)' : ''}`);
+  options.onReady();
+
+  let reason: Error;
+  try {
+    reason = await waitForEnd(mountPoint, options.signal);
+  } finally {
+    await rm(pidFile, { force: true });
+  }
+  options.status.log(`unmounting: ${reason.message}`);
+  fs.shutdown(new InterruptedError(reason.message));
+  const deadline = Date.now() + ABORT_GRACE_MS;
+  while (fs.changesInFlight > 0 && Date.now() < deadline) await sleep(100);
+  if (await isMounted(mountPoint)) {
+    await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
+  }
+  process.removeListener('exit', onExit);
+  for (const { store } of options.stores) await store.close().catch(() => {});
+}
+
+/** Resolves with why the session ends: a signal, or the mount went away. */
+async function waitForEnd(mountPoint: string, signal: AbortSignal): Promise<Error> {
+  while (!signal.aborted) {
+    await sleep(MOUNTED_POLL_MS, undefined, { signal }).catch(() => {});
+    if (!signal.aborted && !(await isMounted(mountPoint))) return new Error('unmounted from outside');
+  }
+  return signal.reason instanceof Error ? signal.reason : new Error('interrupted');
+}
+
+/** Is something mounted exactly at `mountPoint`? (/proc/self/mounts escapes blanks as \040 etc.) */
+export async function isMounted(mountPoint: string): Promise<boolean> {
+  const text = await readFile('/proc/self/mounts', 'utf8');
+  const wanted = escapeMountPath(path.resolve(mountPoint));
+  return text.split('\n').some((line) => line.split(' ')[1] === wanted);
+}
+
+function escapeMountPath(p: string): string {
+  return p.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+/** Where mount processes note their PID, so that `buttersink umount` can stop them cleanly. */
+export function runDirectory(env: NodeJS.ProcessEnv = process.env): string {
+  return env.BUTTERSINK_RUN_DIR ?? '/run/buttersink';
+}
+
+export function pidFileFor(mountPoint: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(runDirectory(env), `mount-${encodeURIComponent(path.resolve(mountPoint))}.pid`);
+}
+
+async function writePidFile(mountPoint: string): Promise<string> {
+  const file = pidFileFor(mountPoint);
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+  await writeFile(file, `${process.pid}\n`);
+  return file;
+}

@@ -1,0 +1,80 @@
+import { execa } from 'execa';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { LRUCache } from 'lru-cache';
+
+type Xattrs = Map<string, Buffer>;
+
+/** How many paths one `getfattr` gets (argument list limits). */
+const PATHS_PER_RUN = 400;
+
+/**
+ * Extended attributes of files in local snapshots. Node has no xattr API, so this runs
+ * `getfattr` (package `attr`) — asynchronously, on the real snapshot directory, never on the
+ * mount (a child touching the mount from inside its own process deadlocks). One run reads a
+ * whole directory's entries, because `ls -l` asks for every entry's ACL xattrs: a spawn per
+ * file would make listings crawl. Results are cached briefly (snapshots are read-only).
+ */
+export class XattrReader {
+  readonly #byDirectory = new LRUCache<string, Promise<Map<string, Xattrs>>>({ max: 256, ttl: 60_000 });
+
+  /** Every xattr of `file` (not following a symlink); an empty map when it has none or on error. */
+  async read(file: string): Promise<Xattrs> {
+    const directory = path.dirname(file);
+    let pending = this.#byDirectory.get(directory);
+    if (pending === undefined) {
+      pending = readDirectoryXattrs(directory).catch(() => new Map<string, Xattrs>());
+      this.#byDirectory.set(directory, pending);
+    }
+    return (await pending).get(path.basename(file)) ?? new Map();
+  }
+}
+
+async function readDirectoryXattrs(directory: string): Promise<Map<string, Xattrs>> {
+  const names = await readdir(directory);
+  const result = new Map<string, Xattrs>();
+  for (let i = 0; i < names.length; i += PATHS_PER_RUN) {
+    const paths = names.slice(i, i + PATHS_PER_RUN).map((n) => path.join(directory, n));
+    const run = await execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', ...paths], {
+      reject: false,
+      stdin: 'ignore',
+    });
+    for (const [file, xattrs] of parseGetfattr(String(run.stdout))) result.set(path.basename(file), xattrs);
+  }
+  return result;
+}
+
+/**
+ * Parses `getfattr -d -e hex` output: `# file: PATH` then `name=0xHEX` lines (a value-less
+ * attribute has no `=`). getfattr escapes odd bytes in paths as `\ooo`.
+ */
+export function parseGetfattr(text: string): Map<string, Xattrs> {
+  const files = new Map<string, Xattrs>();
+  let current: Xattrs | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      current = new Map();
+      files.set(unescapeGetfattr(line.slice('# file: '.length)), current);
+    } else if (current !== undefined && line !== '') {
+      const eq = line.indexOf('=');
+      const name = eq < 0 ? line : line.slice(0, eq);
+      const value = eq < 0 ? '' : line.slice(eq + 1);
+      current.set(name, value.startsWith('0x') ? Buffer.from(value.slice(2), 'hex') : Buffer.from(value.replace(/^"|"$/g, '')));
+    }
+  }
+  return files;
+}
+
+function unescapeGetfattr(text: string): string {
+  const bytes: number[] = [];
+  const raw = Buffer.from(text, 'utf8');
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0x5c && i + 3 < raw.length && /^[0-7]{3}$/.test(raw.subarray(i + 1, i + 4).toString('latin1'))) {
+      bytes.push(parseInt(raw.subarray(i + 1, i + 4).toString('latin1'), 8));
+      i += 3;
+    } else {
+      bytes.push(raw[i]!);
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}

@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { describe, test } from 'node:test';
+import { toFsError } from '../../../src/fuse/fs-error.js';
+import { MountFilesystem } from '../../../src/fuse/mount-filesystem.js';
+import { TransferStatus } from '../../../src/fuse/transfer-status.js';
+import { InterruptedError, StoreError } from '../../../src/model/errors.js';
+import { effectiveUuid, type Snapshot } from '../../../src/model/snapshot.js';
+import type { ReceiveRequest, SendStream, Store, StoredDiff } from '../../../src/model/store.js';
+
+/**
+ * A store in memory that shows no files (like S3, or SSH for now): the mount's rules without
+ * FUSE or btrfs. Streams carry the snapshot as JSON.
+ */
+class MemoryStore implements Store {
+  readonly url: string;
+  readonly capabilities;
+  snapshots: Snapshot[] = [];
+  diffs: StoredDiff[] = [];
+  isDown = false;
+  /** When set, receive waits for the abort signal (a transfer in flight). */
+  hangReceive = false;
+  receiving: (() => void) | undefined;
+  rename?: Store['rename'];
+
+  constructor(url: string, options: { storesDiffs?: boolean; canRename?: boolean } = {}) {
+    this.url = url;
+    this.capabilities = { canDiffAnyPair: true, canReceive: true, canDelete: true, storesDiffs: options.storesDiffs ?? false };
+    if (options.canRename) {
+      this.rename = async (snapshot: Snapshot, newName: string) => {
+        const renamed = { ...snapshot, name: newName };
+        this.snapshots = this.snapshots.map((s) => (s.uuid === snapshot.uuid ? renamed : s));
+        return renamed;
+      };
+    }
+  }
+
+  add(name: string, uuid: string = randomUUID()): Snapshot {
+    const snapshot: Snapshot = { name, uuid, parentUuid: null, receivedUuid: null, generation: 10, creationGeneration: 5, createdAt: new Date(0) };
+    this.snapshots.push(snapshot);
+    return snapshot;
+  }
+
+  async list(): Promise<Snapshot[]> {
+    if (this.isDown) throw new StoreError(`${this.url} cannot be reached`);
+    return [...this.snapshots].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+  async storedDiffs(): Promise<StoredDiff[]> {
+    return this.diffs;
+  }
+  estimateDiff() {
+    return { bytes: 100, exact: true };
+  }
+  async measureDiff() {
+    return { bytes: 100, exact: true };
+  }
+  async send(snapshot: Snapshot): Promise<SendStream> {
+    return { stream: Readable.from([Buffer.from(JSON.stringify(snapshot))]), done: Promise.resolve() };
+  }
+  async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {
+    for await (const _ of stream) void _;
+    if (this.hangReceive) {
+      this.receiving?.();
+      await new Promise<void>((_, reject) => signal?.addEventListener('abort', () => reject(new InterruptedError('interrupted'))));
+    }
+    const received: Snapshot = { ...request.snapshot, name: request.name, uuid: randomUUID(), receivedUuid: effectiveUuid(request.snapshot) };
+    this.snapshots.push(received);
+    return received;
+  }
+  async delete(snapshot: Snapshot): Promise<void> {
+    this.snapshots = this.snapshots.filter((s) => s.uuid !== snapshot.uuid);
+  }
+  async lock() {
+    return async () => {};
+  }
+  async close(): Promise<void> {}
+}
+
+function mountOf(stores: Record<string, MemoryStore>, options: { readOnly?: boolean } = {}) {
+  const status = new TransferStatus();
+  const fs = new MountFilesystem({
+    stores: Object.entries(stores).map(([name, store]) => ({ name, store })),
+    readOnly: options.readOnly ?? false,
+    copyIdleMs: 40,
+    listingTtlMs: 60_000,
+    removalIdleMs: 60_000,
+    status,
+  });
+  return { fs, status };
+}
+
+/** The errno the FUSE ops would answer for what a method threw. */
+const fsError = (errno: string) => (e: unknown) => toFsError(e).errno === errno;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('MountFilesystem over stores that show no files (S3-like)', () => {
+  test('the root, stores and snapshots as directories; snapshots are empty', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    a.add('daily/d1');
+    const { fs } = mountOf({ A: a, B: new MemoryStore('mem://b/') });
+    try {
+      assert.deepEqual(await fs.readdir('/'), ['.buttersink', 'A', 'B']);
+      assert.deepEqual(await fs.readdir('/A'), ['daily', 's1']);
+      assert.deepEqual(await fs.readdir('/A/daily'), ['d1']);
+      assert.deepEqual(await fs.readdir('/A/s1'), []);
+      assert.equal((await fs.getattr('/A/s1')).mode & 0o170000, 0o040000);
+      await assert.rejects(fs.getattr('/A/s1/file'), fsError('ENOENT'));
+      await assert.rejects(fs.getattr('/A/nope'), fsError('ENOENT'));
+      await assert.rejects(fs.open('/A/s1', 0), fsError('EISDIR'));
+      assert.match(String((await fs.getattr('/.buttersink/status')).size), /^\d+$/);
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('mkdir transfers; the copy window takes cp\'s files without comparing; it closes when idle', async () => {
+    const a = new MemoryStore('mem://a/');
+    const source = a.add('s1');
+    const b = new MemoryStore('mem://b/');
+    const { fs, status } = mountOf({ A: a, B: b });
+    try {
+      await fs.mkdir('/B/s1', 0o755);
+      assert.equal(b.snapshots.length, 1);
+      assert.equal(b.snapshots[0]!.receivedUuid, source.uuid);
+      assert.deepEqual(await fs.readdir('/B/s1'), []);
+      const handle = await fs.create('/B/s1/file', 0o640);
+      assert.equal(await fs.write(handle, Buffer.from('data'), 4, 0), 4);
+      await fs.release(handle);
+      assert.equal((await fs.getattr('/B/s1/file')).size, 4);
+      await fs.mkdir('/B/s1/dir', 0o700);
+      assert.deepEqual(await fs.readdir('/B/s1'), ['dir', 'file']);
+      await assert.rejects(fs.create('/B/s1/file', 0o640), fsError('EEXIST'));
+      await sleep(1200);
+      assert.deepEqual(await fs.readdir('/B/s1'), [], 'the window closed: the real (empty) snapshot shows');
+      assert.match(status.renderLog(), /transferred s1 to B/);
+      assert.match(status.renderLog(), /copy into B\/s1 finished/);
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('EPERM for a name no store has, EEXIST for one the destination has, EROFS outside a window', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    const b = new MemoryStore('mem://b/');
+    b.add('s1');
+    const { fs } = mountOf({ A: a, B: b });
+    try {
+      await assert.rejects(fs.mkdir('/B/unknown', 0o755), (e: unknown) => fsError('EPERM')(e) && /no mounted store has a snapshot named unknown/.test((e as Error).message));
+      await assert.rejects(fs.mkdir('/B/s1', 0o755), fsError('EEXIST'));
+      await assert.rejects(fs.mkdir('/C', 0o755), fsError('EPERM'));
+      await assert.rejects(fs.create('/A/s1/new', 0o644), fsError('EROFS'));
+      await assert.rejects(fs.mkdir('/A/s1/new', 0o755), fsError('EROFS'));
+      await assert.rejects(fs.change('/A/s1', (w, r) => w.chmod(r, 0o777)), fsError('EROFS'));
+      await assert.rejects(fs.open('/.buttersink/status', 1), fsError('EROFS'));
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('nested names: mkdir of a group makes it, mkdir below transfers, the group is then not empty', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('daily/d1');
+    const b = new MemoryStore('mem://b/');
+    const { fs } = mountOf({ A: a, B: b });
+    try {
+      await fs.mkdir('/B/daily', 0o755);
+      assert.deepEqual(await fs.readdir('/B'), ['daily']);
+      assert.deepEqual(await fs.readdir('/B/daily'), []);
+      await fs.mkdir('/B/daily/d1', 0o755);
+      assert.deepEqual(b.snapshots.map((s) => s.name), ['daily/d1']);
+      await assert.rejects(fs.rmdir('/B/daily'), fsError('ENOTEMPTY'));
+      await fs.rmdir('/B/daily/d1');
+      await fs.rmdir('/B/daily');
+      assert.deepEqual(await fs.readdir('/B'), []);
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('a read-only mount refuses every change with EROFS', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    const b = new MemoryStore('mem://b/', { canRename: true });
+    b.add('s0');
+    const { fs } = mountOf({ A: a, B: b }, { readOnly: true });
+    try {
+      await assert.rejects(fs.mkdir('/B/s1', 0o755), fsError('EROFS'));
+      await assert.rejects(fs.rmdir('/B/s0'), fsError('EROFS'));
+      await assert.rejects(fs.rename('/B/s0', '/B/s9'), fsError('EROFS'));
+      assert.deepEqual(b.snapshots.map((s) => s.name), ['s0']);
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('rmdir deletes; in a diff store, a snapshot others are stored as diffs from is EBUSY with the reason', async () => {
+    const s3 = new MemoryStore('mem://s3/', { storesDiffs: true });
+    const base = s3.add('base', 'u-base');
+    s3.add('next', 'u-next');
+    s3.add('other', 'u-other');
+    s3.diffs = [
+      { to: 'u-base', from: null, bytes: 100 },
+      { to: 'u-next', from: 'u-base', bytes: 10 },
+      { to: 'u-other', from: null, bytes: 100 },
+    ];
+    const { fs } = mountOf({ S3: s3 });
+    try {
+      await assert.rejects(fs.rmdir('/S3/base'), (e: unknown) => fsError('EBUSY')(e) && /next is stored as diffs from it/.test((e as Error).message));
+      assert.ok(s3.snapshots.includes(base));
+      await fs.rmdir('/S3/other');
+      assert.deepEqual(s3.snapshots.map((s) => s.name).sort(), ['base', 'next']);
+      assert.deepEqual(await fs.readdir('/S3'), ['base', 'next']);
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('mv renames within a store where the store can; EXDEV between stores; EPERM where it cannot', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    const b = new MemoryStore('mem://b/', { canRename: true });
+    b.add('s1');
+    const { fs } = mountOf({ A: a, B: b });
+    try {
+      await fs.rename('/B/s1', '/B/s1-old');
+      assert.deepEqual(await fs.readdir('/B'), ['s1-old']);
+      await assert.rejects(fs.rename('/B/s1-old', '/A/s2'), fsError('EXDEV'));
+      await assert.rejects(fs.rename('/A/s1', '/A/s2'), fsError('EPERM'));
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('a store that is down answers EIO with the reason; the others work', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    const down = new MemoryStore('mem://down/');
+    down.isDown = true;
+    const { fs } = mountOf({ A: a, D: down });
+    try {
+      await assert.rejects(fs.readdir('/D'), (e: unknown) => fsError('EIO')(e) && /cannot be reached/.test((e as Error).message));
+      await assert.rejects(fs.mkdir('/D/s1', 0o755), fsError('EIO'));
+      assert.deepEqual(await fs.readdir('/A'), ['s1']);
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('shutdown aborts a transfer in flight: mkdir fails with EINTR and nothing is received', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    const b = new MemoryStore('mem://b/');
+    b.hangReceive = true;
+    const started = new Promise<void>((resolve) => (b.receiving = resolve));
+    const { fs, status } = mountOf({ A: a, B: b });
+    const making = fs.mkdir('/B/s1', 0o755);
+    await started;
+    assert.match(status.renderStatus(), /transfers in progress \(1\):\n {2}s1 {2}A -> B {2}full/);
+    assert.equal(fs.transfersInFlight, 1);
+    await assert.rejects(fs.mkdir('/B/s1', 0o755), fsError('EEXIST'), 'a second mkdir while the first runs');
+    fs.shutdown(new InterruptedError('unmounting'));
+    await assert.rejects(making, fsError('EINTR'));
+    assert.equal(fs.transfersInFlight, 0);
+    assert.equal(fs.changesInFlight, 0);
+    assert.deepEqual(b.snapshots, []);
+    assert.match(status.renderStatus(), /no transfers in progress[\s\S]*transfer of s1 to B failed/);
+  });
+});
