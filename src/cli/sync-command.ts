@@ -43,7 +43,8 @@ const EXAMPLES = `
 Stores:
   /path/dir/  btrfs:///path/dir/  file:///path/dir/   a directory of snapshots on local btrfs
   /path/dir/name                                     one snapshot (no trailing slash)
-  (ssh://[user@]host[:port]/path/ and s3://bucket/prefix/ are coming in later versions)
+  s3://bucket/prefix/  s3://bucket/prefix/name        an S3 bucket in the original ButterSink's layout
+  (ssh://[user@]host[:port]/path/ is coming in a later version)
 
 Examples:
   buttersink /mnt/pool/snaps/                    list the snapshots there, with sizes
@@ -51,6 +52,8 @@ Examples:
   buttersink /snaps/ /mnt/backup/snaps/          send every snapshot the backup lacks
   buttersink -d /snaps/ /mnt/backup/snaps/       ... and delete those /snaps/ no longer has
   buttersink /snaps/2026-11-28 /mnt/backup/snaps/  send one snapshot
+  buttersink /snaps/ s3://bucket/host1/           upload, as diffs (AWS credentials as usual)
+  buttersink s3://bucket/host1/ /restore/         restore from S3, replaying the chains
 
 Each snapshot is sent as the smallest diff from a snapshot the destination already has (or
 gets earlier in the same run), sizes measured with 'btrfs send --no-data'. Runs as root.
