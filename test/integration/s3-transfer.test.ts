@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { TransferError } from '../../src/model/errors.js';
 import { downloadStream } from '../../src/stores/s3/download-stream.js';
+import { S3Store } from '../../src/stores/s3/s3-store.js';
 import { createS3Client, DEFAULT_S3_SETTINGS } from '../../src/stores/s3/s3-settings.js';
 import { UploadJournal } from '../../src/stores/s3/upload-journal.js';
 import { META_SHA256, partSize, uploadStream, type UploadTarget } from '../../src/stores/s3/upload-stream.js';
@@ -202,6 +203,24 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
       proxy.rule = () => undefined;
     }
     assert.ok(received < data.length, `the consumer got ${received} of ${data.length} bytes`);
+  });
+
+  test('-d forgets unfinished uploads of ours: the next upload of that key starts afresh', async () => {
+    const data = randomBytes(12 * MiB);
+    const key = 'stale/p/s1/abc_None';
+    await assert.rejects(uploadStream(source(data, 11 * MiB), target(key)), /source broke off/);
+    const store = new S3Store({
+      url: `s3://${BUCKET}/stale/p/`,
+      bucket: BUCKET,
+      prefix: 'stale/p',
+      settings: { ...DEFAULT_S3_SETTINGS, endpoint: proxy.endpoint, region: 'us-east-1' },
+      cacheDirectory: cache,
+      client,
+    });
+    assert.equal(await store.removeStale(), 1);
+    assert.equal(await store.removeStale(), 0);
+    const result = await uploadStream(source(data), target(key));
+    assert.equal(result.resumedBytes, 0);
   });
 
   test('a permanent error is not retried: a missing object fails at once', async () => {
