@@ -94,6 +94,8 @@ export function addSyncCommand(program: Command, context: CliContext): void {
       context.output = output;
       context.verbose = flags.verbose === true;
       setCommandTracer((command) => output.debug(`$ ${command}`));
+      if (flags.quiet > 0 && flags.verbose) throw new UsageError('-q and -v contradict each other: use one of them');
+      if (flags.quiet > 0 && flags.progress) throw new UsageError('-q and --progress contradict each other: use one of them');
       if (src === undefined) throw new UsageError('missing store URL', { hint: 'see buttersink --help' });
       if (dst === undefined) await listStore(src, flags, output, context.signal);
       else await syncStores(src, dst, flags, output, context.signal);

@@ -173,6 +173,13 @@ export interface Store {
   lock(): Promise<() => Promise<void>>;
 
   /**
+   * Optional: why this store cannot hold a snapshot of that name (e.g. S3 keys the original
+   * layout could not read back), or undefined when it can. Asked for every planned send
+   * before anything changes, so a bad name fails the run up front, not half way.
+   */
+  nameProblem?(name: string): string | undefined;
+
+  /**
    * Optional, with `-d`: removes leftovers of interrupted runs that would otherwise be
    * resumed later (S3: unfinished multipart uploads). Resolves with how many were removed.
    * The caller holds {@link Store.lock}.

@@ -154,6 +154,10 @@ export function keepNeededParents(plan: Plan, destination: readonly Snapshot[], 
 }
 
 function refuseImpossiblePlans(plan: Plan, destination: Store): void {
+  for (const step of plan.steps) {
+    const problem = step.kind === 'send' ? destination.nameProblem?.(step.snapshot.name) : undefined;
+    if (problem !== undefined) throw new StoreError(problem, { hint: 'leave it out with --exclude, or rename it at the source' });
+  }
   const conflict = plan.conflicts[0];
   if (conflict) {
     throw new StoreError(

@@ -19,7 +19,7 @@ export interface SubvolumeListEntry {
 }
 
 const LINE =
-  /^ID (\d+) gen (\d+) cgen (\d+) top level (\d+)(?: otime (\S+ \S+|-))? parent_uuid (\S+)\s+received_uuid (\S+)\s+uuid (\S+) path (.*)$/;
+  /^ID (\d+) gen (\d+) cgen (\d+) top level (\d+)(?: otime (\S+ \S+|-))? parent_uuid (\S+)\s+received_uuid (\S+)\s+uuid (\S+) path ([\s\S]*)$/;
 
 const NO_UUID = '-';
 
@@ -34,11 +34,20 @@ function parseLocalTime(text: string): Date | null {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-/** Parses the whole output; throws on a line it does not understand (a btrfs-progs change). */
+/**
+ * Parses the whole output; throws on a line it does not understand (a btrfs-progs change).
+ * btrfs prints paths raw, so a snapshot name with a newline spans lines: a line that does not
+ * start a new entry continues the previous entry's path.
+ */
 export function parseSubvolumeList(output: string): SubvolumeListEntry[] {
+  const records: string[] = [];
+  for (const line of (output.endsWith('\n') ? output.slice(0, -1) : output).split('\n')) {
+    if (/^ID /.test(line)) records.push(line);
+    else if (records.length > 0 && !/^(ERROR|WARNING):/.test(line)) records[records.length - 1] += `\n${line}`;
+    else if (line.trim() !== '') throw new Error(`unexpected line from btrfs subvolume list: ${JSON.stringify(line)}`);
+  }
   const entries: SubvolumeListEntry[] = [];
-  for (const line of output.split('\n')) {
-    if (line.trim() === '') continue;
+  for (const line of records) {
     const m = LINE.exec(line);
     if (!m) throw new Error(`unexpected line from btrfs subvolume list: ${JSON.stringify(line)}`);
     entries.push({

@@ -69,10 +69,11 @@ export function trashKey(key: string): string {
 
 /**
  * Whether a snapshot name can be stored: the original's key pattern must read it back as
- * the same name, so no empty segments, `.`/`..`, or a trailing `.bs`.
+ * the same name, so no empty segments, `.`/`..`, a trailing `.bs` or control characters.
  */
 export function isStorableName(name: string): boolean {
-  if (name === '' || name.endsWith(INFO_SUFFIX)) return false;
+  // Control characters (a newline in a name, say) do not survive S3's XML listings everywhere.
+  if (name === '' || name.endsWith(INFO_SUFFIX) || /[\u0000-\u001f\u007f]/.test(name)) return false;
   return name.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
 }
 

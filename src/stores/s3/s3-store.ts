@@ -167,12 +167,19 @@ export class S3Store implements Store {
     return { stream, done };
   }
 
+  nameProblem(name: string): string | undefined {
+    return isStorableName(name)
+      ? undefined
+      : `cannot store a snapshot named ${JSON.stringify(name)} in ${this.url}: S3 keys in the original ButterSink layout could not name it (empty part, . or .., a .bs ending or a control character)`;
+  }
+
   async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {
     const to = effectiveUuid(request.snapshot);
     const from = request.parent === null ? null : effectiveUuid(request.parent);
-    if (!isStorableName(request.name)) {
+    const problem = this.nameProblem(request.name);
+    if (problem !== undefined) {
       stream.destroy();
-      throw new StoreError(`cannot store a snapshot named ${JSON.stringify(request.name)} in S3: the original ButterSink layout could not read it back`);
+      throw new StoreError(problem);
     }
     const inventory = await this.#current();
     const taken = inventory.snapshots.find((s) => s.name === request.name && s.uuid !== to);

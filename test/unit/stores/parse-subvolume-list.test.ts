@@ -120,13 +120,22 @@ describe('parseSubvolumeList', () => {
     assert.equal(entry?.topLevel, 123455);
   });
 
-  test('empty output and blank lines', () => {
+  test('empty output and leading blank lines', () => {
     assert.deepEqual(parseSubvolumeList(''), []);
     assert.deepEqual(parseSubvolumeList('\n'), []);
-    const output = `\n${line({ id: 1, gen: 1, cgen: 1, uuid: U1, path: 'a' })}\n\n${line({ id: 2, gen: 1, cgen: 1, uuid: U2, path: 'b' })}\n`;
+    const output = `\n${line({ id: 1, gen: 1, cgen: 1, uuid: U1, path: 'a' })}\n${line({ id: 2, gen: 1, cgen: 1, uuid: U2, path: 'b' })}\n`;
     assert.deepEqual(
       parseSubvolumeList(output).map((e) => e.id),
       [1, 2],
+    );
+  });
+
+  test('a name with newlines (btrfs prints it raw) continues on the next lines', () => {
+    const names = ['new\nline', 'two\n\nbreaks', 'plain'];
+    const output = `${names.map((path, i) => line({ id: 10 + i, gen: 1, cgen: 1, uuid: U1, path })).join('\n')}\n`;
+    assert.deepEqual(
+      parseSubvolumeList(output).map((e) => e.path),
+      names,
     );
   });
 
