@@ -223,6 +223,33 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
     assert.equal(result.resumedBytes, 0);
   });
 
+  test('killed between completing and attaching the hash: the next lock() attaches it', async () => {
+    const data = randomBytes(11 * MiB);
+    const key = 'pending/p/s1/def_None';
+    proxy.rule = (method, url) => (method === 'PUT' && url.includes('pending/p') && !url.includes('partNumber') ? { kind: 'status', status: 403, code: 'AccessDenied' } : undefined);
+    try {
+      await assert.rejects(uploadStream(source(data), target(key)), /AccessDenied/);
+    } finally {
+      proxy.rule = () => undefined;
+    }
+    const before = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+    assert.equal(before.ContentLength, data.length, 'the object is complete');
+    assert.equal(before.Metadata?.[META_SHA256], undefined, 'but has no hash yet');
+    const store = new S3Store({
+      url: `s3://${BUCKET}/pending/p/`,
+      bucket: BUCKET,
+      prefix: 'pending/p',
+      settings: { ...DEFAULT_S3_SETTINGS, endpoint: proxy.endpoint, region: 'us-east-1' },
+      cacheDirectory: cache,
+      client,
+    });
+    const release = await store.lock();
+    await release();
+    const after = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+    assert.equal(after.Metadata?.[META_SHA256], sha256(data));
+    assert.deepEqual(readdirSync(path.join(cache, 's3-uploads')), []);
+  });
+
   test('a permanent error is not retried: a missing object fails at once', async () => {
     const before = proxy.requests.length;
     await assert.rejects(readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'no/such/object' })), /NoSuchKey/);

@@ -21,7 +21,7 @@ import { diffKey, isStorableName, keyPrefix, parseInventory, trashKey, type List
 import { isNotFound, isNotImplemented, toStoreError } from './s3-errors.js';
 import { createS3Client, customEndpoint, type S3Settings } from './s3-settings.js';
 import { UploadJournal } from './upload-journal.js';
-import { uploadStream } from './upload-stream.js';
+import { attachPendingHashes, uploadStream } from './upload-stream.js';
 
 export interface S3StoreOptions {
   readonly url: string;
@@ -308,7 +308,26 @@ export class S3Store implements Store {
     const directory = path.join(this.#cacheDirectory, 's3-locks');
     await mkdir(directory, { recursive: true });
     const id = createHash('sha256').update(`${this.#endpoint}\0${this.#bucket}\0${this.#prefix}`).digest('hex').slice(0, 32);
-    return lockDirectory(path.join(directory, `${id}.lock`), this.url);
+    const release = await lockDirectory(path.join(directory, `${id}.lock`), this.url);
+    try {
+      // Like the btrfs store's partial cleanup: finish what a killed run left half done.
+      const attached = await attachPendingHashes(
+        {
+          client: this.#client,
+          endpoint: this.#endpoint,
+          bucket: this.#bucket,
+          serverSideEncryption: this.#settings.serverSideEncryption,
+          storageClass: this.#settings.storageClass,
+          journal: this.#journal,
+        },
+        keyPrefix(this.#prefix),
+      );
+      if (attached > 0) this.#warn(`attached the SHA-256 to ${attached} object(s) an interrupted run had completed`);
+    } catch (error) {
+      await release();
+      throw toStoreError(error, `finishing interrupted uploads in ${this.url}`, this.#where);
+    }
+    return release;
   }
 
   async close(): Promise<void> {

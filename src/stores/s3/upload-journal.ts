@@ -20,6 +20,8 @@ export interface UploadRecord {
   readonly uploadId: string;
   readonly startedAt: string;
   readonly parts: readonly PartRecord[];
+  /** Set just before CompleteMultipartUpload: the hash still to attach if the run dies then. */
+  readonly completed?: { readonly sha256: string; readonly bytes: number } | undefined;
 }
 
 /**

@@ -2,9 +2,11 @@ import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateMultipartUploadCommand,
+  HeadObjectCommand,
   ListPartsCommand,
   PutObjectCommand,
   UploadPartCommand,
+  type HeadObjectCommandOutput,
   type S3Client,
   type ServerSideEncryption,
   type StorageClass,
@@ -162,6 +164,9 @@ async function multipart(
   await journaling;
 
   const sha256 = sha.digest('hex');
+  // Journaled before completing: a run killed between completion and the copy that attaches
+  // the hash leaves this note, and the next run's lock() attaches it (attachPendingHashes).
+  await target.journal.save({ ...record(), completed: { sha256, bytes } });
   await client.send(
     new CompleteMultipartUploadCommand({
       Bucket: bucket,
@@ -176,21 +181,58 @@ async function multipart(
     }),
     { abortSignal: signal },
   );
+  await attachHash(target, sha256, bytes);
   await target.journal.remove(target.endpoint, bucket, key);
-  if (bytes <= MAX_COPY_BYTES) {
-    await client.send(
-      new CopyObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        CopySource: `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`,
-        MetadataDirective: 'REPLACE',
-        Metadata: { [META_FORMAT]: '1', [META_SHA256]: sha256, [META_BYTES]: String(bytes) },
-        ...storageOptions(target),
-      }),
-      { abortSignal: signal },
-    );
-  }
   return { bytes, sha256, resumedBytes };
+}
+
+/**
+ * Adds the stream's SHA-256 to a completed object's metadata: a copy onto itself that
+ * replaces the metadata (S3 cannot change metadata otherwise). Objects over 5 GiB, the limit
+ * of a single copy, keep no hash; btrfs receive still checks every command's CRC32C.
+ */
+async function attachHash(target: UploadTarget, sha256: string, bytes: number): Promise<void> {
+  if (bytes > MAX_COPY_BYTES) return;
+  await target.client.send(
+    new CopyObjectCommand({
+      Bucket: target.bucket,
+      Key: target.key,
+      CopySource: `${target.bucket}/${target.key.split('/').map(encodeURIComponent).join('/')}`,
+      MetadataDirective: 'REPLACE',
+      Metadata: { [META_FORMAT]: '1', [META_SHA256]: sha256, [META_BYTES]: String(bytes) },
+      ...storageOptions(target),
+    }),
+    { abortSignal: target.signal },
+  );
+}
+
+/**
+ * Finishes what a run killed right after completing a multipart upload left undone: the
+ * journal says the upload was completed with this hash; if the object is there with that
+ * size, the hash is attached now. If it is not there, the completion never happened and the
+ * upload stays resumable. Returns how many objects got their hash.
+ */
+export async function attachPendingHashes(target: Omit<UploadTarget, 'key' | 'partBytes' | 'concurrency'>, keyPrefix: string): Promise<number> {
+  let attached = 0;
+  for (const record of await target.journal.list(target.endpoint, target.bucket, keyPrefix)) {
+    if (!record.completed) continue;
+    let head: HeadObjectCommandOutput;
+    try {
+      head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: record.key }), { abortSignal: target.signal });
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      await target.journal.save({ ...record, completed: undefined });
+      continue;
+    }
+    const pending = head.Metadata?.[META_SHA256] !== record.completed.sha256;
+    // Another size means the key was written again since: that object is not ours to label.
+    if (pending && head.ContentLength === record.completed.bytes) {
+      await attachHash({ ...target, key: record.key, partBytes: 0, concurrency: 1 }, record.completed.sha256, record.completed.bytes);
+      attached += 1;
+    }
+    await target.journal.remove(target.endpoint, target.bucket, record.key);
+  }
+  return attached;
 }
 
 /**

@@ -1,0 +1,477 @@
+/**
+ * The fault campaign: drives real transfers through faults and checks, after each, that
+ * nothing was lost and nothing incomplete ever looked complete.
+ *
+ *   sudo node dist/scripts/torture.js [--seed N] [--kills N] [--paths LIST] [--record]
+ *
+ * Paths: local-local, local-s3, s3-local (more join as they are added to PATHS below).
+ * Faults per path:
+ *   kill-9      buttersink killed with SIGKILL at a seeded random moment of the transfer,
+ *               then rerun: after the kill every visible snapshot must be complete and equal
+ *               to its source; the rerun must succeed, and then everything must be equal
+ *               and no partial left
+ *   dry-run     -n: the full state of both stores (listing, sizes, object keys) is identical
+ *   concurrent  two syncs into one destination at once: one refuses (exit 6) or both
+ *               succeed one after the other; the result is complete and equal
+ * Per store kind:
+ *   disk-full   destination pool full during the receive: a clear error, no partial, source untouched
+ *   s3 faults   5xx bursts, throttling, resets mid-part and mid-download, truncated bodies,
+ *               an object corrupted in the bucket (detected before the snapshot is visible)
+ *
+ * Prints a table (path x fault: runs, survived, data verified, partials left); --record
+ * writes it into RELIABILITY.md. Exits non-zero when any run did not survive.
+ * Everything lives in loop-device pools and a loopback S3 server under one temporary
+ * directory, removed at the end, also on failure.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = path.join(REPO, 'dist/src/cli/main.js');
+const WORK = mkdtempSync('/tmp/buttersink-torture.');
+process.env.BUTTERSINK_TEST_ROOT = WORK;
+// Imported after BUTTERSINK_TEST_ROOT is set: the pools go under WORK.
+const { createPool, sh } = await import('../test/support/btrfs-pool.js');
+const { makeRichSubvolume, changeRichSubvolume, snapshot } = await import('../test/support/fixtures.js');
+const { treeDigest } = await import('../test/support/tree-digest.js');
+const { startS3Server, FaultProxy } = await import('../test/support/s3-server.js');
+const { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } = await import('@aws-sdk/client-s3');
+const { StreamEndCheck } = await import('../src/sendstream/stream-end-check.js');
+
+// ---- arguments --------------------------------------------------------------------------
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: string): string => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
+};
+const SEED = Number(flag('--seed', '1'));
+const KILLS = Number(flag('--kills', '20'));
+const RECORD = args.includes('--record');
+const ALL_PATHS = ['local-local', 'local-s3', 's3-local'] as const;
+type PathName = (typeof ALL_PATHS)[number];
+const PATHS = flag('--paths', ALL_PATHS.join(',')).split(',') as PathName[];
+
+/** mulberry32: a small seeded PRNG, so a campaign is reproducible from its seed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const random = rng(SEED);
+
+// ---- running the CLI (always asynchronously: the fault proxy lives in this process) -------
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+function run(argv: readonly string[], env: NodeJS.ProcessEnv, killAfterMs?: number): Promise<Run> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [CLI, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  return new Promise((resolve) =>
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? -9 : null), stdout, stderr, seconds: (performance.now() - started) / 1000 });
+    }),
+  );
+}
+
+// ---- results -------------------------------------------------------------------------------
+interface Tally {
+  runs: number;
+  survived: number;
+  verified: number;
+  partialsLeft: number;
+  notes: Set<string>;
+}
+const results = new Map<string, Tally>();
+function tally(pathName: string, fault: string): Tally {
+  const key = `${pathName}\t${fault}`;
+  if (!results.has(key)) results.set(key, { runs: 0, survived: 0, verified: 0, partialsLeft: 0, notes: new Set() });
+  return results.get(key)!;
+}
+function log(message: string): void {
+  process.stderr.write(`[torture ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+// ---- the stores ------------------------------------------------------------------------------
+const src = createPool(1024);
+const dst = createPool(1024);
+const server = await startS3Server(['torture']);
+const s3 = server.client();
+const proxy = await new FaultProxy(server.endpoint).start();
+const baseEnv: NodeJS.ProcessEnv = { ...server.env, BUTTERSINK_CACHE_DIR: path.join(WORK, 'cache') };
+const viaProxy: NodeJS.ProcessEnv = { ...baseEnv, AWS_ENDPOINT_URL_S3: proxy.endpoint };
+let cleaned = false;
+async function cleanup(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  s3.destroy();
+  await proxy.stop().catch(() => {});
+  await server.stop().catch(() => {});
+  src.destroy();
+  dst.destroy();
+  rmSync(WORK, { recursive: true, force: true });
+}
+process.on('SIGINT', () => void cleanup().finally(() => process.exit(130)));
+process.on('SIGTERM', () => void cleanup().finally(() => process.exit(143)));
+
+// A chain of four snapshots, ~60 MiB first, then a few MiB of changes each: long enough for a
+// kill to land anywhere in a transfer, short enough for dozens of runs.
+const data = makeRichSubvolume(src.mountPoint);
+sh('head -c 60000000 /dev/urandom > data/bulk.bin', src.mountPoint);
+const SNAPS = `${src.mountPoint}/snaps`;
+const NAMES = ['t1', 't2', 't3', 't4'];
+snapshot(data, `${SNAPS}/t1`);
+for (let i = 2; i <= NAMES.length; i++) {
+  changeRichSubvolume(data, i);
+  sh(`dd if=/dev/urandom of=data/bulk.bin bs=1M count=4 seek=${i * 7} conv=notrunc status=none`, src.mountPoint);
+  snapshot(data, `${SNAPS}/t${i}`);
+}
+const sourceDigest = new Map(NAMES.map((n) => [n, treeDigest(`${SNAPS}/${n}`).join('\n')]));
+const sourceState = (): string => sh(`btrfs subvolume list -u ${src.mountPoint}`);
+
+// ---- checks ----------------------------------------------------------------------------------
+/** Subvolumes in a destination directory: complete-looking ones by name, and partials. */
+function btrfsState(dir: string): { complete: string[]; partials: string[] } {
+  const rel = path.relative(dst.mountPoint, dir);
+  const lines = sh(`btrfs subvolume list ${dst.mountPoint}`).split('\n').filter(Boolean);
+  const paths = lines.map((l) => l.replace(/^.* path /, '')).filter((p) => p.startsWith(`${rel}/`)).map((p) => p.slice(rel.length + 1));
+  return {
+    complete: paths.filter((p) => !p.includes('.buttersink-partial.')),
+    partials: paths.filter((p) => p.includes('.buttersink-partial.')),
+  };
+}
+/** Every complete-looking snapshot in `dir` equals its source (names must be source names). */
+function btrfsVerify(dir: string, expectAll: boolean): string | null {
+  const { complete } = btrfsState(dir);
+  for (const name of complete) {
+    const ro = sh(`btrfs property get -ts '${dir}/${name}' ro`).trim();
+    if (ro !== 'ro=true') return `${name} is visible but not read-only`;
+    if (treeDigest(`${dir}/${name}`).join('\n') !== sourceDigest.get(name)) return `${name} differs from its source`;
+  }
+  if (expectAll && complete.sort().join() !== NAMES.join()) return `has ${complete.join(',')} instead of ${NAMES.join(',')}`;
+  return null;
+}
+
+async function s3Keys(prefix: string): Promise<{ key: string; size: number; etag: string }[]> {
+  const out: { key: string; size: number; etag: string }[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: 'torture', Prefix: prefix, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) out.push({ key: o.Key!, size: o.Size ?? 0, etag: o.ETag ?? '' });
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
+/** Every object under `prefix` is a whole send stream matching the SHA-256 it carries. */
+async function s3Verify(prefix: string, expectAll: boolean): Promise<string | null> {
+  const keys = await s3Keys(prefix);
+  for (const { key } of keys) {
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'torture', Key: key }));
+    const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: 'torture', Key: key }))).Body!.transformToByteArray());
+    const sha = createHash('sha256').update(body).digest('hex');
+    if (head.Metadata?.['buttersink-sha256'] !== sha) return `${key}: SHA-256 does not match its metadata`;
+    const whole = await new Promise<boolean>((resolve) => {
+      const check = new StreamEndCheck();
+      check.on('error', () => resolve(false));
+      check.on('finish', () => resolve(true));
+      check.resume();
+      check.end(body);
+    });
+    if (!whole) return `${key} is not a whole send stream`;
+  }
+  if (expectAll && keys.length !== NAMES.length) return `${keys.length} objects instead of ${NAMES.length}`;
+  return null;
+}
+function journalEntries(): number {
+  const dir = path.join(WORK, 'cache', 's3-uploads');
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).length : 0;
+}
+/** Restores an S3 prefix into a fresh directory and compares every snapshot with its source. */
+async function s3RestoreVerify(prefix: string): Promise<string | null> {
+  const dir = `${dst.mountPoint}/verify-${prefix.replaceAll('/', '-')}`;
+  mkdirSync(dir, { recursive: true });
+  const res = await run([`s3://torture/${prefix}`, `${dir}/`], baseEnv);
+  if (res.code !== 0) return `restore failed: ${res.stderr.trim().split('\n').at(-1)}`;
+  return btrfsVerify(dir, true);
+}
+
+// ---- the paths ---------------------------------------------------------------------------------
+interface Endpoint {
+  url: string;
+  verify(expectAll: boolean): Promise<string | null>;
+  partials(): number;
+  state(): Promise<string>;
+  deepVerify(): Promise<string | null>;
+}
+let counter = 0;
+function localDestination(): Endpoint {
+  const dir = `${dst.mountPoint}/d${++counter}`;
+  mkdirSync(dir, { recursive: true });
+  return {
+    url: `${dir}/`,
+    verify: async (all) => btrfsVerify(dir, all),
+    partials: () => btrfsState(dir).partials.length,
+    state: async () => sh(`btrfs subvolume list -u ${dst.mountPoint}`),
+    deepVerify: async () => btrfsVerify(dir, true),
+  };
+}
+function s3Destination(): Endpoint {
+  const prefix = `p${++counter}/`;
+  return {
+    url: `s3://torture/${prefix}`,
+    verify: (all) => s3Verify(prefix, all),
+    partials: () => journalEntries(),
+    state: async () => JSON.stringify(await s3Keys('')),
+    deepVerify: () => s3RestoreVerify(prefix),
+  };
+}
+let uploaded = false;
+async function s3Source(): Promise<string> {
+  if (!uploaded) {
+    const res = await run([`${SNAPS}/`, 's3://torture/source/'], baseEnv);
+    if (res.code !== 0) throw new Error(`seeding s3://torture/source/ failed: ${res.stderr}`);
+    uploaded = true;
+  }
+  return 's3://torture/source/';
+}
+async function pathEnds(name: PathName): Promise<{ from: string; to: Endpoint }> {
+  switch (name) {
+    case 'local-local':
+      return { from: `${SNAPS}/`, to: localDestination() };
+    case 'local-s3':
+      return { from: `${SNAPS}/`, to: s3Destination() };
+    case 's3-local':
+      return { from: await s3Source(), to: localDestination() };
+  }
+}
+
+// ---- faults -------------------------------------------------------------------------------------
+async function killNine(name: PathName): Promise<void> {
+  const t = tally(name, 'kill -9, then rerun');
+  // How long a clean run takes, so kills spread over the whole transfer.
+  const clean = await pathEnds(name);
+  const reference = await run([clean.from, clean.to.url], baseEnv);
+  if (reference.code !== 0) throw new Error(`${name}: a clean run failed: ${reference.stderr}`);
+  for (let i = 0; i < KILLS; i++) {
+    const { from, to } = await pathEnds(name);
+    const at = Math.round(random() * reference.seconds * 1000);
+    t.runs += 1;
+    const killed = await run([from, to.url], baseEnv, at);
+    const afterKill = await to.verify(false);
+    if (afterKill !== null) {
+      t.notes.add(`after a kill at ${at} ms: ${afterKill}`);
+      continue;
+    }
+    const rerun = await run([from, to.url], baseEnv);
+    if (rerun.code !== 0) {
+      t.notes.add(`rerun after a kill at ${at} ms (exit ${killed.code}) failed: ${rerun.stderr.trim().split('\n').at(-1)}`);
+      continue;
+    }
+    const problem = await to.verify(true);
+    if (problem !== null) {
+      t.notes.add(`after the rerun: ${problem}`);
+      continue;
+    }
+    t.survived += 1;
+    const left = to.partials();
+    t.partialsLeft += left;
+    // Full byte-for-byte restores are costly for S3: the first and last run of each path.
+    const deep = i === 0 || i === KILLS - 1 ? await to.deepVerify() : null;
+    if (deep !== null) t.notes.add(`deep check: ${deep}`);
+    else t.verified += 1;
+  }
+}
+
+async function dryRun(name: PathName): Promise<void> {
+  const t = tally(name, '-n changes nothing');
+  const { from, to } = await pathEnds(name);
+  // Half there already, so the plan has sends and a delete candidate.
+  await run([`${from}t1`, to.url], baseEnv);
+  for (const args of [['-n'], ['-n', '-d'], ['-n', '-e']]) {
+    t.runs += 1;
+    const [before, srcBefore] = [await to.state(), sourceState()];
+    const res = await run([...args, from, to.url], baseEnv);
+    const [after, srcAfter] = [await to.state(), sourceState()];
+    if (res.code !== 0) t.notes.add(`${args.join(' ')} exited ${res.code}`);
+    else if (before !== after || srcBefore !== srcAfter) t.notes.add(`${args.join(' ')} changed a store`);
+    else {
+      t.survived += 1;
+      t.verified += 1;
+    }
+  }
+}
+
+async function concurrent(name: PathName): Promise<void> {
+  const t = tally(name, 'two syncs at once');
+  for (let i = 0; i < 3; i++) {
+    const { from, to } = await pathEnds(name);
+    t.runs += 1;
+    const [a, b] = await Promise.all([run([from, to.url], baseEnv), run([from, to.url], baseEnv)]);
+    const codes = [a.code, b.code].sort().join(',');
+    if (codes !== '0,6' && codes !== '0,0') {
+      t.notes.add(`exit codes ${codes}: ${[a, b].map((r) => r.stderr.trim().split('\n').at(-1)).join(' | ')}`);
+      continue;
+    }
+    const problem = await to.verify(true);
+    if (problem !== null) t.notes.add(problem);
+    else {
+      t.survived += 1;
+      t.verified += 1;
+      t.partialsLeft += to.partials();
+    }
+  }
+}
+
+async function diskFull(): Promise<void> {
+  const t = tally('local-local', 'destination disk full');
+  const small = createPool(160);
+  try {
+    // Leave ~30 MiB free: the 60 MiB snapshot cannot fit.
+    sh('dd if=/dev/urandom of=filler bs=1M count=95 status=none; sync', small.mountPoint);
+    mkdirSync(`${small.mountPoint}/backup`);
+    const before = sourceState();
+    t.runs += 1;
+    const res = await run([`${SNAPS}/t1`, `${small.mountPoint}/backup/`], baseEnv);
+    const lines = res.stderr.trim().split('\n').filter((l) => l.startsWith('buttersink: '));
+    const partials = sh(`btrfs subvolume list ${small.mountPoint}`).split('\n').filter((l) => l.includes('backup/')).length;
+    if (res.code !== 5) t.notes.add(`exit ${res.code} instead of 5: ${res.stderr.trim()}`);
+    else if (lines.length !== 1 || !/No space left|ENOSPC|space/i.test(lines[0]!)) t.notes.add(`unclear error: ${res.stderr.trim()}`);
+    else if (partials !== 0) t.notes.add(`${partials} subvolumes left in the full pool`);
+    else if (sourceState() !== before) t.notes.add('the source changed');
+    else {
+      t.survived += 1;
+      t.verified += 1;
+    }
+  } finally {
+    small.destroy();
+  }
+}
+
+type Rule = InstanceType<typeof FaultProxy>['rule'];
+async function s3Fault(name: 'local-s3' | 's3-local', fault: string, rule: () => Rule): Promise<void> {
+  const t = tally(name, fault);
+  for (let i = 0; i < 3; i++) {
+    const { from, to } = await pathEnds(name);
+    t.runs += 1;
+    proxy.rule = rule();
+    const res = await run(['--part-size', '5', from, to.url], viaProxy);
+    proxy.rule = () => undefined;
+    if (res.code !== 0) {
+      t.notes.add(`exit ${res.code}: ${res.stderr.trim().split('\n').at(-1)}`);
+      continue;
+    }
+    const problem = await to.verify(true);
+    if (problem !== null) t.notes.add(problem);
+    else {
+      t.survived += 1;
+      t.partialsLeft += to.partials();
+      const deep = i === 0 ? await to.deepVerify() : null;
+      if (deep !== null) t.notes.add(`deep check: ${deep}`);
+      else t.verified += 1;
+    }
+  }
+}
+const nth = (predicate: (method: string, url: string) => boolean, times: number, fault: NonNullable<ReturnType<Rule>>): (() => Rule) => () => {
+  let seen = 0;
+  return (method, url) => (predicate(method, url) && seen++ < times ? fault : undefined);
+};
+const isPart = (method: string, url: string): boolean => method === 'PUT' && url.includes('partNumber=');
+const isGet = (method: string, url: string): boolean => method === 'GET' && !url.includes('list-type') && /\/torture\/[^?]+/.test(url);
+
+async function corruptObject(): Promise<void> {
+  const t = tally('s3-local', 'object corrupted in the bucket');
+  const prefix = 'corrupt/';
+  await run([`${SNAPS}/`, `s3://torture/${prefix}`], baseEnv);
+  const victim = (await s3Keys(prefix)).find((k) => k.key.includes('/t3/'))!;
+  const head = await s3.send(new HeadObjectCommand({ Bucket: 'torture', Key: victim.key }));
+  const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: 'torture', Key: victim.key }))).Body!.transformToByteArray());
+  body[Math.floor(body.length / 2)] = body[Math.floor(body.length / 2)]! ^ 1;
+  await s3.send(new PutObjectCommand({ Bucket: 'torture', Key: victim.key, Body: body, Metadata: head.Metadata }));
+  const to = localDestination();
+  t.runs += 1;
+  const res = await run([`s3://torture/${prefix}`, to.url], baseEnv);
+  const state = btrfsState(to.url.replace(/\/$/, ''));
+  if (res.code !== 5) t.notes.add(`exit ${res.code} instead of 5`);
+  else if (!res.stderr.includes(`${victim.key} is corrupt`)) t.notes.add(`the error does not name the object: ${res.stderr.trim()}`);
+  else if (state.complete.includes('t3') || state.complete.includes('t4') || state.partials.length > 0) t.notes.add(`visible after the failure: ${[...state.complete, ...state.partials].join(', ')}`);
+  else if (btrfsVerify(to.url.replace(/\/$/, ''), false) !== null) t.notes.add('what arrived differs from its source');
+  else {
+    t.survived += 1;
+    t.verified += 1;
+  }
+}
+
+// ---- the campaign ----------------------------------------------------------------------------
+let failed = false;
+try {
+  log(`seed ${SEED}, ${KILLS} kills per path, paths ${PATHS.join(', ')}`);
+  for (const name of PATHS) {
+    log(`${name}: kill -9`);
+    await killNine(name);
+    log(`${name}: -n`);
+    await dryRun(name);
+    log(`${name}: two at once`);
+    await concurrent(name);
+  }
+  if (PATHS.includes('local-local')) {
+    log('local-local: disk full');
+    await diskFull();
+  }
+  if (PATHS.includes('local-s3')) {
+    log('local-s3: S3 faults');
+    await s3Fault('local-s3', '5xx burst on parts', nth(isPart, 4, { kind: 'status', status: 500 }));
+    await s3Fault('local-s3', 'throttling (503 SlowDown)', nth(isPart, 4, { kind: 'status', status: 503, code: 'SlowDown' }));
+    await s3Fault('local-s3', 'connection reset mid-part', nth(isPart, 2, { kind: 'reset-request' }));
+  }
+  if (PATHS.includes('s3-local')) {
+    log('s3-local: S3 faults');
+    await s3Fault('s3-local', 'connection reset mid-download', nth(isGet, 2, { kind: 'cut-response', afterBytes: 3_000_000 }));
+    await s3Fault('s3-local', 'truncated body', nth(isGet, 1, { kind: 'cut-response', afterBytes: 1000 }));
+    await s3Fault('s3-local', '5xx burst on downloads', nth(isGet, 3, { kind: 'status', status: 503 }));
+    await corruptObject();
+  }
+} catch (error) {
+  failed = true;
+  log(`campaign aborted: ${(error as Error).stack ?? String(error)}`);
+} finally {
+  await cleanup();
+}
+
+// ---- report -------------------------------------------------------------------------------------
+const rows = [...results.entries()].map(([key, t]) => {
+  const [p, fault] = key.split('\t');
+  return { p: p!, fault: fault!, ...t };
+});
+const table = [
+  '| path | fault | runs | survived | data verified | partials left | notes |',
+  '| --- | --- | ---: | ---: | ---: | ---: | --- |',
+  ...rows.map((r) => `| ${r.p} | ${r.fault} | ${r.runs} | ${r.survived} | ${r.verified} | ${r.partialsLeft} | ${[...r.notes].slice(0, 3).join('; ').replaceAll('|', '/') || ''} |`),
+].join('\n');
+process.stdout.write(`${table}\n`);
+const lost = rows.some((r) => r.survived !== r.runs || r.partialsLeft > 0);
+if (RECORD) {
+  const file = path.join(REPO, 'RELIABILITY.md');
+  const head = existsSync(file) ? readFileSync(file, 'utf8').split('\n## Campaign results')[0]!.trimEnd() : '# Reliability';
+  const revision = sh(`git -C '${REPO}' rev-parse --short HEAD`).trim();
+  writeFileSync(
+    file,
+    `${head}\n\n## Campaign results\n\n\`sudo node dist/scripts/torture.js --seed ${SEED} --kills ${KILLS} --paths ${PATHS.join(',')}\` at ${revision}, ${new Date().toISOString().slice(0, 10)}.\n\n${table}\n`,
+  );
+}
+process.exitCode = failed || lost ? 1 : 0;
