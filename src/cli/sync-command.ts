@@ -10,6 +10,7 @@ import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
 import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
 import { openStore, type StoreContext } from '../stores/open-store.js';
 import { parseStoreUrl } from '../stores/parse-store-url.js';
+import type { ServerMode } from '../remote/protocol.js';
 import { MEASURE_CONCURRENCY } from '../sync/choose-plan.js';
 import { runSync, selectSnapshots } from '../sync/run-sync.js';
 import { Output } from './output.js';
@@ -28,13 +29,17 @@ interface SyncFlags {
   exclude: RegExp[];
   json?: boolean;
   progress?: boolean;
+  remoteCommand?: string;
+  knownHosts: string[];
 }
 
 const EXAMPLES = `
 Stores:
   /path/dir/  btrfs:///path/dir/  file:///path/dir/   a directory of snapshots on local btrfs
   /path/dir/name                                     one snapshot (no trailing slash)
-  (ssh://[user@]host[:port]/path/ and s3://bucket/prefix/ are coming in later versions)
+  ssh://[user@]host[:port]/path/dir/                 a directory of snapshots on another machine,
+                                                     through 'sudo -n buttersink server' over SSH
+  (s3://bucket/prefix/ is coming in a later version)
 
 Examples:
   buttersink /mnt/pool/snaps/                    list the snapshots there, with sizes
@@ -42,6 +47,8 @@ Examples:
   buttersink /snaps/ /mnt/backup/snaps/          send every snapshot the backup lacks
   buttersink -d /snaps/ /mnt/backup/snaps/       ... and delete those /snaps/ no longer has
   buttersink /snaps/2026-11-28 /mnt/backup/snaps/  send one snapshot
+  buttersink /snaps/ ssh://backup@nas/backup/snaps/  push to a backup server over SSH
+  buttersink ssh://nas:2222/backup/snaps/ /restore/  pull from it
 
 Each snapshot is sent as the smallest diff from a snapshot the destination already has (or
 gets earlier in the same run), sizes measured with 'btrfs send --no-data'. Runs as root.
@@ -68,6 +75,8 @@ export function addSyncCommand(program: Command, context: CliContext): void {
     .option('--exclude <regex>', 'leave out snapshots whose name matches (repeatable); never deleted', collectRegex, [])
     .option('--json', 'print the listing or the plan (-n) as JSON')
     .option('--progress', 'show the progress bar even when stderr is not a terminal')
+    .option('--remote-command <cmd>', "what runs buttersink on an ssh:// store's host (default 'sudo -n buttersink', 'buttersink' as root; env BUTTERSINK_REMOTE_COMMAND)")
+    .option('--known-hosts <file>', 'check SSH host keys against FILE instead of ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts (repeatable; env BUTTERSINK_KNOWN_HOSTS, colon-separated)', collectString, [])
     .addHelpText('after', EXAMPLES)
     .action(async (src: string | undefined, dst: string | undefined, flags: SyncFlags) => {
       const output = new Output({ quiet: flags.quiet, verbose: flags.verbose === true }, checkLogFile(flags.logfile));
@@ -84,9 +93,27 @@ function storeContext(): StoreContext {
   return { cache: new MeasurementCache(defaultCacheDirectory()), isRoot: process.getuid?.() === 0 };
 }
 
+/**
+ * The same context for one store, with what an ssh:// store needs: the least server mode its
+ * role needs (so that sudoers can allow exactly that), and how to reach it.
+ */
+function withSsh(context: StoreContext, mode: ServerMode, flags: SyncFlags): StoreContext {
+  const remoteCommand = flags.remoteCommand ?? (process.env.BUTTERSINK_REMOTE_COMMAND || undefined);
+  const fromEnv = (process.env.BUTTERSINK_KNOWN_HOSTS ?? '').split(':').filter(Boolean);
+  const knownHostsFiles = flags.knownHosts.length > 0 ? flags.knownHosts : fromEnv;
+  return {
+    ...context,
+    ssh: {
+      mode,
+      ...(remoteCommand === undefined ? {} : { remoteCommand }),
+      ...(knownHostsFiles.length > 0 ? { knownHostsFiles } : {}),
+    },
+  };
+}
+
 async function listStore(url: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
   const location = parseStoreUrl(url);
-  const store = openStore(location, storeContext());
+  const store = openStore(location, withSsh(storeContext(), 'r', flags));
   try {
     const all = await store.list();
     const chosen = selectSnapshots(all, { store, selection: location.selection }).filter(
@@ -119,9 +146,9 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
   const context = storeContext();
   const stores: Store[] = [];
   try {
-    const src = openStore(srcLocation, context);
+    const src = openStore(srcLocation, withSsh(context, 'r', flags));
     stores.push(src);
-    const dst = openStore(dstLocation, context);
+    const dst = openStore(dstLocation, withSsh(context, flags.dryRun ? 'r' : flags.delete ? 'w' : 'a', flags));
     stores.push(dst);
     let reporter: ProgressReporter | undefined;
     try {
@@ -174,6 +201,10 @@ function parsePartSize(value: string): number {
     throw new InvalidArgumentError('expected a whole number of MiB from 5 to 5120 (S3 limits)');
   }
   return n;
+}
+
+function collectString(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 function collectRegex(value: string, previous: RegExp[]): RegExp[] {

@@ -1,0 +1,249 @@
+import type { Readable } from 'node:stream';
+import { InterruptedError, TransferError } from '../../model/errors.js';
+import type { Snapshot } from '../../model/snapshot.js';
+import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
+import { modeAllows, type ServerMode } from '../../remote/protocol.js';
+import { fromWireSnapshot, toWireSnapshot } from '../../remote/wire-snapshot.js';
+import type { MeasurementCache } from '../cache/measurement-cache.js';
+import { connectSsh, type SshConnection } from './connect.js';
+import { ServerChannel } from './server-channel.js';
+
+/** Rough cost per generation between related snapshots before anything was measured (as BtrfsStore). */
+const ESTIMATED_BYTES_PER_GENERATION = 64 * 1024;
+
+export interface SshStoreOptions {
+  readonly url: string;
+  readonly host: string;
+  readonly user: string | null;
+  readonly port: number | null;
+  /** The directory of snapshots on the remote. */
+  readonly directory: string;
+  /** What this run needs there: r (a source, a listing), a (a destination), w (with -d). */
+  readonly mode: ServerMode;
+  readonly cache: MeasurementCache;
+  /** This buttersink's version, which the remote one must speak. */
+  readonly version: string;
+  /**
+   * What runs `buttersink` on the remote, before `server --mode M DIR`; default `sudo -n
+   * buttersink`, or `buttersink` when logging in as root.
+   */
+  readonly remoteCommand?: string;
+  /** known_hosts files instead of the user's and the system's. */
+  readonly knownHostsFiles?: readonly string[];
+  readonly configFile?: string;
+}
+
+/**
+ * A directory of snapshots on another machine, through `buttersink server` over SSH.
+ *
+ * One SSH connection per store (a connection costs about a second). On it, one long-lived
+ * control channel carries listings, measurements, deletes and the lock (the remote lock is
+ * held by that channel's server process, so a dropped connection releases it); each send or
+ * receive gets a channel of its own, so that its data has the channel's flow control to
+ * itself. The remote server is a BtrfsStore: a receive there keeps its guarantees (hidden
+ * partial, removed on failure — also when the connection drops, because the server sees its
+ * input end without the stream's end mark).
+ */
+export class SshStore implements Store {
+  readonly url: string;
+  readonly capabilities: StoreCapabilities;
+  readonly #options: SshStoreOptions;
+  #connection: Promise<SshConnection> | undefined;
+  #control: Promise<ServerChannel> | undefined;
+  #listed: readonly Snapshot[] = [];
+  #isClosed = false;
+
+  constructor(options: SshStoreOptions) {
+    this.url = options.url;
+    this.#options = options;
+    this.capabilities = {
+      canDiffAnyPair: true,
+      canReceive: modeAllows(options.mode, 'receive'),
+      canDelete: modeAllows(options.mode, 'delete'),
+      storesDiffs: false,
+    };
+  }
+
+  #connect(): Promise<SshConnection> {
+    const { host, user, port, knownHostsFiles, configFile } = this.#options;
+    this.#connection ??= connectSsh({ host, user, port }, { ...(knownHostsFiles ? { knownHostsFiles } : {}), ...(configFile ? { configFile } : {}) }).then(
+      (connection) => {
+        // Without a listener a dropped connection would crash the process; the channels
+        // report it as a lost connection to whoever waits on them.
+        connection.client.on('error', () => {});
+        return connection;
+      },
+    );
+    return this.#connection;
+  }
+
+  /** A new `buttersink server` process on the shared connection. */
+  async #openChannel(): Promise<ServerChannel> {
+    const { client, target } = await this.#connect();
+    const { remoteCommand, mode, directory, version } = this.#options;
+    const prefix = remoteCommand ?? (target.user === 'root' ? 'buttersink' : 'sudo -n buttersink');
+    return ServerChannel.open(client, `${prefix} server --mode ${mode} ${shellQuote(directory)}`, this.#where(target.alias), version);
+  }
+
+  #where(alias: string): string {
+    return `${alias}:${this.#options.directory}`;
+  }
+
+  #controlChannel(): Promise<ServerChannel> {
+    this.#control ??= this.#openChannel();
+    return this.#control;
+  }
+
+  async list(): Promise<Snapshot[]> {
+    const result = await (await this.#controlChannel()).request('list');
+    if (!Array.isArray(result)) throw new TransferError(`${this.url}: the server's listing is malformed`);
+    this.#listed = result.map(fromWireSnapshot);
+    return [...this.#listed];
+  }
+
+  async storedDiffs(): Promise<StoredDiff[]> {
+    return [];
+  }
+
+  /** A cached measurement when there is one, else a guess from the generation distance. */
+  estimateDiff(snapshot: Snapshot, parent: Snapshot | null): DiffSize {
+    const cached = this.#options.cache.peek(snapshot.uuid, parent?.uuid ?? null);
+    if (cached !== undefined) return { bytes: cached.bytes, exact: true };
+    const generations = parent === null ? snapshot.generation : Math.abs(snapshot.generation - parent.generation) + 1;
+    return { bytes: generations * ESTIMATED_BYTES_PER_GENERATION, exact: false };
+  }
+
+  /** Measured on the remote (`btrfs send --no-data` there), cached here by UUID pair too. */
+  async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal): Promise<DiffSize> {
+    const cached = await this.#options.cache.get(snapshot.uuid, parent?.uuid ?? null);
+    if (cached !== undefined) return { bytes: cached.bytes, exact: true };
+    signal?.throwIfAborted();
+    const result = (await (await this.#controlChannel()).request('measure', {
+      snapshot: toWireSnapshot(snapshot),
+      parent: parent && toWireSnapshot(parent),
+    })) as { bytes?: unknown };
+    if (typeof result?.bytes !== 'number') throw new TransferError(`${this.url}: the server's measurement is malformed`);
+    await this.#options.cache.set(snapshot.uuid, parent?.uuid ?? null, { bytes: result.bytes });
+    return { bytes: result.bytes, exact: true };
+  }
+
+  async send(
+    snapshot: Snapshot,
+    parent: Snapshot | null,
+    options: { cloneSources?: readonly Snapshot[]; signal?: AbortSignal } = {},
+  ): Promise<SendStream> {
+    const channel = await this.#openChannel();
+    const { stream, done } = channel.requestStream('send', {
+      snapshot: toWireSnapshot(snapshot),
+      parent: parent && toWireSnapshot(parent),
+      cloneSources: (options.cloneSources ?? []).map(toWireSnapshot),
+    });
+    const onAbort = (): void => {
+      stream.destroy(new InterruptedError('interrupted'));
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const finished = done
+      .catch((error: unknown) => {
+        throw options.signal?.aborted ? new InterruptedError('interrupted') : asTransferError(error);
+      })
+      .finally(async () => {
+        options.signal?.removeEventListener('abort', onAbort);
+        await channel.close();
+      });
+    finished.catch(() => {});
+    return { stream, done: finished };
+  }
+
+  /**
+   * Streams into a receive on the remote. On failure our side ends without the end mark, so
+   * the server removes its partial; the error is reported once the server confirmed that.
+   */
+  async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {
+    let channel: ServerChannel;
+    try {
+      channel = await this.#openChannel();
+    } catch (error) {
+      stream.destroy();
+      throw error;
+    }
+    const onAbort = (): void => {
+      stream.destroy(new InterruptedError(`interrupted while receiving ${request.name}`));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const answer = channel.request('receive', {
+        name: request.name,
+        snapshot: toWireSnapshot(request.snapshot),
+        parent: request.parent && toWireSnapshot(request.parent),
+        expectedBytes: request.expectedBytes,
+      });
+      // A refusal or failure over there: stop reading the source.
+      answer.catch(() => stream.destroy());
+      let upstream: Error | undefined;
+      try {
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          if (!channel.writeData(chunk)) await channel.drained();
+        }
+        channel.writeEnd();
+      } catch (error) {
+        upstream = error as Error;
+        channel.endInput();
+      }
+      let result: unknown;
+      try {
+        result = await answer;
+      } catch (error) {
+        if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
+        throw asTransferError(error);
+      }
+      if (upstream) {
+        throw signal?.aborted
+          ? new InterruptedError(`interrupted while receiving ${request.name}`)
+          : new TransferError(`receiving ${request.name} on ${this.url}: the stream failed: ${upstream.message}`);
+      }
+      return fromWireSnapshot(result);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      stream.destroy();
+      await channel.close();
+    }
+  }
+
+  async delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    await (await this.#controlChannel()).request('delete', { snapshot: toWireSnapshot(snapshot) });
+  }
+
+  /** Held by the control channel's server process: closing the channel releases it too. */
+  async lock(): Promise<() => Promise<void>> {
+    const control = await this.#controlChannel();
+    await control.request('lock');
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      await control.request('unlock').catch(() => {});
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    const control = await this.#control?.catch(() => undefined);
+    await control?.close().catch(() => {});
+    const connection = await this.#connection?.catch(() => undefined);
+    connection?.client.end();
+    await this.#options.cache.save();
+  }
+}
+
+/** Errors of a transfer are TransferErrors unless they are typed already. */
+function asTransferError(error: unknown): Error {
+  if (error instanceof Error && 'exitCode' in error) return error;
+  return new TransferError(String((error as Error)?.message ?? error));
+}
+
+/** POSIX shell single quoting for the remote command line. */
+export function shellQuote(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}
