@@ -177,9 +177,13 @@ export class SshStore implements Store {
         parent: request.parent && toWireSnapshot(request.parent),
         expectedBytes: request.expectedBytes,
       });
-      // A refusal or failure over there: stop reading the source.
-      answer.catch(() => stream.destroy());
+      // A refusal or failure over there comes first: stop reading the source.
+      let serverFailedFirst = false;
       let upstream: Error | undefined;
+      answer.catch(() => {
+        serverFailedFirst = upstream === undefined;
+        stream.destroy();
+      });
       try {
         for await (const chunk of stream as AsyncIterable<Buffer>) {
           if (!channel.writeData(chunk)) await channel.drained();
@@ -189,19 +193,15 @@ export class SshStore implements Store {
         upstream = error as Error;
         channel.endInput();
       }
-      let result: unknown;
-      try {
-        result = await answer;
-      } catch (error) {
-        if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
-        throw asTransferError(error);
-      }
-      if (upstream) {
-        throw signal?.aborted
-          ? new InterruptedError(`interrupted while receiving ${request.name}`)
-          : new TransferError(`receiving ${request.name} on ${this.url}: the stream failed: ${upstream.message}`);
-      }
-      return fromWireSnapshot(result);
+      // Wait for the answer also when our side failed: it comes once the partial is gone.
+      const result = await answer.then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      );
+      if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
+      if ('error' in result && (upstream === undefined || serverFailedFirst)) throw asTransferError(result.error);
+      if (upstream !== undefined) throw new TransferError(`receiving ${request.name} on ${this.url}: the stream failed: ${upstream.message}`);
+      return fromWireSnapshot((result as { value: unknown }).value);
     } finally {
       signal?.removeEventListener('abort', onAbort);
       stream.destroy();
