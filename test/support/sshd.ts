@@ -25,8 +25,12 @@ export interface TestSshd {
   readonly remoteCommand: string;
   /** Environment for running the CLI as a client of this server. */
   readonly env: NodeJS.ProcessEnv;
-  /** PIDs of the per-connection sshd processes (to cut connections). */
-  connectionPids(): number[];
+  /**
+   * Drops every connection as a network failure would: SIGKILLs the per-connection sshd
+   * processes (not the listener, not the commands they run, which see their stdin end).
+   * Returns how many were killed.
+   */
+  cutConnections(): number;
   /** Stops sshd (SIGTERM, by PID) and removes its files. Idempotent. */
   stop(): Promise<void>;
 }
@@ -92,9 +96,10 @@ export async function startSshd(): Promise<TestSshd> {
     otherPublicKey,
     remoteCommand,
     env: { HOME: home, SSH_AUTH_SOCK: '', BUTTERSINK_REMOTE_COMMAND: remoteCommand },
-    connectionPids() {
-      const out = execFileSync('sh', ['-c', `pgrep -P ${child.pid} || true`], { encoding: 'utf8' });
-      return out.split('\n').filter(Boolean).map(Number);
+    cutConnections() {
+      const pids = sshdDescendants(child.pid!);
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      return pids.length;
     },
     async stop() {
       if (stopped) return;
@@ -107,6 +112,26 @@ export async function startSshd(): Promise<TestSshd> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** sshd processes below `root` (the per-connection monitors and their session processes). */
+function sshdDescendants(root: number): number[] {
+  const table = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,comm='], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 3)
+    .map(([pid, ppid, comm]) => ({ pid: Number(pid), ppid: Number(ppid), comm: comm! }));
+  const found: number[] = [];
+  const walk = (parent: number): void => {
+    for (const p of table) {
+      if (p.ppid === parent && p.comm.startsWith('sshd')) {
+        found.push(p.pid);
+        walk(p.pid);
+      }
+    }
+  };
+  walk(root);
+  return found;
 }
 
 async function freePort(): Promise<number> {

@@ -159,9 +159,14 @@ function hostKeyError(verdict: HostKeyVerdict, key: Buffer, target: SshTarget, k
         { hint: `if the server's key really changed, check the new fingerprint with its admin, then remove the old one: ssh-keygen -R '${name}'` },
       );
     default: {
-      const other = verdict.status === 'unknown' && verdict.otherTypes.length > 0 ? ` (known_hosts has only ${verdict.otherTypes.join(', ')} keys for it)` : '';
-      return new StoreError(`the host key of ${name} is unknown: ${print}${other}; refusing to trust it silently`, {
-        hint: `check the fingerprint with the server's admin, then trust it: ${scan}${knownCount === 0 ? ' (no known_hosts entries were found)' : ''}`,
+      const why =
+        verdict.status === 'unknown' && verdict.otherTypes.length > 0
+          ? ` (known_hosts has only ${verdict.otherTypes.join(', ')} keys for it)`
+          : knownCount === 0
+            ? ' (no known_hosts file has any entry)'
+            : '';
+      return new StoreError(`the host key of ${name} is unknown${why}: ${print}; refusing to trust it silently`, {
+        hint: `check the fingerprint with the server's admin, then trust it: ${scan}`,
       });
     }
   }
