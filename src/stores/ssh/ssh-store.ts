@@ -5,7 +5,7 @@ import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, St
 import { modeAllows, type ServerMode } from '../../remote/protocol.js';
 import { fromWireSnapshot, toWireSnapshot } from '../../remote/wire-snapshot.js';
 import type { MeasurementCache } from '../cache/measurement-cache.js';
-import { connectSsh, type SshConnection } from './connect.js';
+import type { SshConnection } from './connect.js';
 import { ServerChannel } from './server-channel.js';
 
 /** Rough cost per generation between related snapshots before anything was measured (as BtrfsStore). */
@@ -50,6 +50,8 @@ export class SshStore implements Store {
   readonly #options: SshStoreOptions;
   #connection: Promise<SshConnection> | undefined;
   #control: Promise<ServerChannel> | undefined;
+  /** A server process started ahead for the next transfer (starting one costs ~0.2 s). */
+  #spare: Promise<ServerChannel> | undefined;
   #listed: readonly Snapshot[] = [];
   #isClosed = false;
 
@@ -66,14 +68,15 @@ export class SshStore implements Store {
 
   #connect(): Promise<SshConnection> {
     const { host, user, port, knownHostsFiles, configFile } = this.#options;
-    this.#connection ??= connectSsh({ host, user, port }, { ...(knownHostsFiles ? { knownHostsFiles } : {}), ...(configFile ? { configFile } : {}) }).then(
+    // ssh2 is loaded only when an SSH store is used (not by the server, nor local runs).
+    this.#connection ??= import('./connect.js').then(({ connectSsh }) => connectSsh({ host, user, port }, { ...(knownHostsFiles ? { knownHostsFiles } : {}), ...(configFile ? { configFile } : {}) }).then(
       (connection) => {
         // Without a listener a dropped connection would crash the process; the channels
         // report it as a lost connection to whoever waits on them.
         connection.client.on('error', () => {});
         return connection;
       },
-    );
+    ));
     return this.#connection;
   }
 
@@ -92,6 +95,19 @@ export class SshStore implements Store {
   #controlChannel(): Promise<ServerChannel> {
     this.#control ??= this.#openChannel();
     return this.#control;
+  }
+
+  /** A server process of its own for one transfer; the next one starts meanwhile. */
+  #transferChannel(): Promise<ServerChannel> {
+    const channel = this.#spare ?? this.#openChannel();
+    this.#startSpare(true);
+    return channel;
+  }
+
+  #startSpare(replace = false): void {
+    if (this.#spare !== undefined && !replace) return;
+    this.#spare = this.#openChannel();
+    this.#spare.catch(() => {}); // whoever takes it sees the failure
   }
 
   async list(): Promise<Snapshot[]> {
@@ -132,7 +148,7 @@ export class SshStore implements Store {
     parent: Snapshot | null,
     options: { cloneSources?: readonly Snapshot[]; signal?: AbortSignal } = {},
   ): Promise<SendStream> {
-    const channel = await this.#openChannel();
+    const channel = await this.#transferChannel();
     const { stream, done } = channel.requestStream('send', {
       snapshot: toWireSnapshot(snapshot),
       parent: parent && toWireSnapshot(parent),
@@ -161,7 +177,7 @@ export class SshStore implements Store {
   async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {
     let channel: ServerChannel;
     try {
-      channel = await this.#openChannel();
+      channel = await this.#transferChannel();
     } catch (error) {
       stream.destroy();
       throw error;
@@ -217,6 +233,8 @@ export class SshStore implements Store {
   /** Held by the control channel's server process: closing the channel releases it too. */
   async lock(): Promise<() => Promise<void>> {
     const control = await this.#controlChannel();
+    // Locking means transfers follow: have the first one's server ready by then.
+    this.#startSpare();
     await control.request('lock');
     let released = false;
     return async () => {
@@ -229,8 +247,8 @@ export class SshStore implements Store {
   async close(): Promise<void> {
     if (this.#isClosed) return;
     this.#isClosed = true;
-    const control = await this.#control?.catch(() => undefined);
-    await control?.close().catch(() => {});
+    const channels = await Promise.all([this.#control, this.#spare].map((c) => c?.catch(() => undefined)));
+    await Promise.all(channels.map((c) => c?.close().catch(() => {})));
     const connection = await this.#connection?.catch(() => undefined);
     connection?.client.end();
     await this.#options.cache.save();
