@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import { serve } from '../remote/server.js';
+import { fileDescriptorIo } from '../remote/server-io.js';
 import { SERVER_MODES, type ServerMode } from '../remote/protocol.js';
 import { BtrfsStore } from '../stores/btrfs/btrfs-store.js';
 import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
@@ -31,7 +32,9 @@ Example sudoers line on the backup server, allowing the key's user to add snapsh
     .action(async (dir: string, flags: { mode: ServerMode }) => {
       const directory = path.resolve(dir);
       const store = new BtrfsStore({ url: dir, directory, cache: new MeasurementCache(defaultCacheDirectory()) });
-      await serve({ mode: flags.mode, store, directory, input: process.stdin, output: process.stdout, version });
+      const code = await serve({ mode: flags.mode, store, directory, io: fileDescriptorIo(0, 1), version });
+      // Exit now: nothing may linger reading the channel once the client is done.
+      process.exit(code);
     });
 }
 

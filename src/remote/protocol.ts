@@ -2,137 +2,89 @@
  * The wire format between `buttersink` (the client, an SSH store) and `buttersink server` on
  * the remote end of an SSH exec channel, over the channel's stdin/stdout. Pure: no I/O.
  *
- * Every frame is `u32 BE payload length | u8 type | payload`:
- * - {@link FrameType.Message}: a UTF-8 JSON object (hello, request, response);
- * - {@link FrameType.Data}: bytes of the one send stream the channel carries;
- * - {@link FrameType.End}: that stream ended cleanly (a channel that closes without it was cut).
+ * Messages are frames: `u32 BE payload length | u8 type (1) | UTF-8 JSON object`. Both ends
+ * greet first ({@link Hello}); then the client sends requests `{id, op, ...}` and the server
+ * answers each with `{id, ok: true, result}` or `{id, ok: false, error}`.
  *
- * Stream data is framed rather than sent raw so that a cut stream is told apart from a
- * complete one, and so that errors can follow data on the same channel. Flow control is the
- * SSH channel's own window: each stream gets its own channel, and both ends stop reading
- * when the consumer lags, so memory stays bounded whatever the snapshot size.
+ * A send or receive gets an exec channel (a server process) of its own. Its server answers
+ * the request with `{id, ready: true}`, and from then on the stream's bytes flow *raw* on the
+ * channel — from `btrfs send` straight into the channel, or from the channel straight into
+ * `btrfs receive` — so the remote side copies nothing through node, and SSH's channel window
+ * is the flow control (memory stays bounded whatever the snapshot size). A complete stream
+ * ends with the send stream's own END command, which `btrfs receive` requires: a cut stream
+ * is never taken for a whole one. After a receive the server answers with a frame as usual;
+ * after a send it exits, with status 0 when `btrfs send` succeeded, else with
+ * {@link RAW_ERROR_PREFIX} and the error as JSON on its last stderr line.
  */
 
 /** Bumped whenever either end could misunderstand the other. Both ends must agree exactly. */
 export const PROTOCOL_VERSION = 1;
 
-export const FrameType = {
-  Message: 1,
-  Data: 2,
-  End: 3,
-} as const;
-export type FrameType = (typeof FrameType)[keyof typeof FrameType];
-
-const HEADER_BYTES = 5;
+const MESSAGE_FRAME = 1;
+export const FRAME_HEADER_BYTES = 5;
 /** JSON messages are small (a listing of 10,000 snapshots is ~3 MB); more is a broken peer. */
 export const MAX_MESSAGE_BYTES = 64 << 20;
+/** How the server reports a failure on stderr once stdout carries a raw stream. */
+export const RAW_ERROR_PREFIX = 'buttersink-server-error: ';
 
 /** Thrown for bytes that are not this protocol (e.g. a shell profile printing to stdout). */
 export class ProtocolError extends Error {}
 
 export function encodeMessage(value: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(value), 'utf8');
-  return Buffer.concat([header(FrameType.Message, json.length), json]);
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  header.writeUInt32BE(json.length, 0);
+  header.writeUInt8(MESSAGE_FRAME, 4);
+  return Buffer.concat([header, json]);
 }
-
-/** The header of a data frame; the payload is written after it as is (no copy). */
-export function dataHeader(length: number): Buffer {
-  return header(FrameType.Data, length);
-}
-
-export function encodeEnd(): Buffer {
-  return header(FrameType.End, 0);
-}
-
-function header(type: FrameType, length: number): Buffer {
-  const h = Buffer.allocUnsafe(HEADER_BYTES);
-  h.writeUInt32BE(length, 0);
-  h.writeUInt8(type, 4);
-  return h;
-}
-
-/** What {@link FrameDecoder} finds, in order. Data may come in several pieces per frame. */
-export type DecodedEvent =
-  | { readonly kind: 'message'; readonly value: Record<string, unknown> }
-  | { readonly kind: 'data'; readonly chunk: Buffer }
-  | { readonly kind: 'end' };
 
 /**
- * Incremental decoder: feed it whatever the channel delivered, get events back. Data
- * payloads are handed out as they arrive (sub-slices, no copy, no waiting for the whole
- * frame), so a large frame never has to sit in memory; only JSON messages are assembled.
+ * The payload length a frame header announces (`bytes` may go on past the header).
+ * @param isFirst the first frame of a peer: a non-protocol peer's first bytes are shown.
+ * @throws ProtocolError for anything but a message frame of sane size.
+ */
+export function parseFrameHeader(bytes: Buffer, isFirst: boolean): number {
+  const length = bytes.readUInt32BE(0);
+  if (bytes.readUInt8(4) !== MESSAGE_FRAME || length > MAX_MESSAGE_BYTES) {
+    const shown = isFirst ? `: ${JSON.stringify(printable(bytes.subarray(0, 80)))}` : '';
+    throw new ProtocolError(`unexpected bytes instead of a buttersink protocol frame${shown}`);
+  }
+  return length;
+}
+
+/**
+ * Incremental decoder for the client: feed it what the channel delivered, take messages one
+ * at a time. After a `ready` message the rest is a raw stream: {@link FrameDecoder.takeRest}
+ * hands over the bytes that came with the frame.
  */
 export class FrameDecoder {
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  /** Bytes of the current data frame still to come (0: expecting a header). */
-  #dataLeft = 0;
+  #buffer: Buffer = Buffer.alloc(0);
   #sawAnything = false;
 
-  push(chunk: Buffer): DecodedEvent[] {
-    const events: DecodedEvent[] = [];
-    let input = chunk;
-    while (input.length > 0) {
-      if (this.#dataLeft > 0) {
-        const piece = input.subarray(0, this.#dataLeft);
-        this.#dataLeft -= piece.length;
-        input = input.subarray(piece.length);
-        events.push({ kind: 'data', chunk: piece });
-        continue;
-      }
-      this.#pending.push(input);
-      this.#pendingBytes += input.length;
-      input = Buffer.alloc(0);
-      if (this.#pendingBytes < HEADER_BYTES) break;
-      const buffered = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
-      const length = buffered.readUInt32BE(0);
-      const type = buffered.readUInt8(4);
-      this.#checkHeader(type, length, buffered);
-      this.#sawAnything = true;
-      if (type === FrameType.Data) {
-        this.#reset();
-        this.#dataLeft = length;
-        input = buffered.subarray(HEADER_BYTES);
-        continue;
-      }
-      if (type === FrameType.End) {
-        this.#reset();
-        events.push({ kind: 'end' });
-        input = buffered.subarray(HEADER_BYTES);
-        continue;
-      }
-      if (buffered.length < HEADER_BYTES + length) {
-        this.#pending = [buffered];
-        break;
-      }
-      this.#reset();
-      events.push({ kind: 'message', value: parseMessage(buffered.subarray(HEADER_BYTES, HEADER_BYTES + length)) });
-      input = buffered.subarray(HEADER_BYTES + length);
-    }
-    return events;
+  push(chunk: Buffer): void {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
   }
 
-  /** True while a frame is half received: the peer stopped mid-frame. */
-  get isMidFrame(): boolean {
-    return this.#dataLeft > 0 || this.#pendingBytes > 0;
+  /** The next complete message, or undefined until more bytes arrive. */
+  next(): Record<string, unknown> | undefined {
+    if (this.#buffer.length < FRAME_HEADER_BYTES) return undefined;
+    const length = parseFrameHeader(this.#buffer, !this.#sawAnything);
+    if (this.#buffer.length < FRAME_HEADER_BYTES + length) return undefined;
+    this.#sawAnything = true;
+    const message = parseMessage(this.#buffer.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length));
+    this.#buffer = this.#buffer.subarray(FRAME_HEADER_BYTES + length);
+    return message;
   }
 
-  #reset(): void {
-    this.#pending = [];
-    this.#pendingBytes = 0;
-  }
-
-  #checkHeader(type: number, length: number, buffered: Buffer): void {
-    const known = type === FrameType.Message || type === FrameType.Data || type === FrameType.End;
-    if (!known || (type === FrameType.Message && length > MAX_MESSAGE_BYTES) || (type === FrameType.End && length !== 0)) {
-      // The first bytes of a non-buttersink peer are usually text: show them.
-      const shown = this.#sawAnything ? '' : `: ${JSON.stringify(printable(buffered.subarray(0, 80)))}`;
-      throw new ProtocolError(`unexpected bytes instead of a buttersink protocol frame${shown}`);
-    }
+  /** The bytes after the last message taken; the decoder is empty afterwards. */
+  takeRest(): Buffer {
+    const rest = this.#buffer;
+    this.#buffer = Buffer.alloc(0);
+    return rest;
   }
 }
 
-function parseMessage(bytes: Buffer): Record<string, unknown> {
+export function parseMessage(bytes: Buffer): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(bytes.toString('utf8'));

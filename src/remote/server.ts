@@ -1,31 +1,36 @@
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { PermissionError, StoreError, TransferError } from '../model/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
-import type { Store } from '../model/store.js';
+import { NotASendStreamError, renameStreamHead } from '../sendstream/rename-subvolume.js';
+import { COMMAND_HEADER_BYTES, STREAM_HEADER_BYTES } from '../sendstream/stream-format.js';
+import type { BtrfsStore } from '../stores/btrfs/btrfs-store.js';
+import { lastLines } from '../stores/btrfs/last-lines.js';
 import { checkNoSymlinks, checkSnapshotName } from './contain-path.js';
 import {
   checkHello,
-  dataHeader,
-  encodeEnd,
   encodeMessage,
-  FrameDecoder,
+  FRAME_HEADER_BYTES,
   makeHello,
   modeAllows,
+  parseFrameHeader,
+  parseMessage,
+  RAW_ERROR_PREFIX,
   REQUIRED_MODE,
   type Operation,
   type ServerMode,
 } from './protocol.js';
+import type { ServerIo } from './server-io.js';
 import { toWireError } from './wire-errors.js';
 import { fromWireSnapshot, toWireSnapshot } from './wire-snapshot.js';
 
 export interface ServerOptions {
   readonly mode: ServerMode;
-  /** The one directory this server serves (a BtrfsStore on it). */
-  readonly store: Store;
+  /** The one directory this server serves. */
+  readonly store: BtrfsStore;
   readonly directory: string;
-  /** The SSH channel: requests and stream data in, responses and stream data out. */
-  readonly input: Readable;
-  readonly output: Writable;
+  /** The SSH channel's stdin and stdout. */
+  readonly io: ServerIo;
   readonly version: string;
 }
 
@@ -42,73 +47,84 @@ const VERBS: Record<Operation, string> = {
 };
 
 /**
- * `buttersink server`: serves one store over one SSH exec channel until the client closes
- * its side. Everything the client asks passes two gates first: the mode the server was
- * started with (which sudoers can pin), and path containment (names stay inside the
- * directory: no `..`, no absolute paths, no symbolic links on the way).
- *
- * The client closing its side (or the connection dropping) means it is gone: running sends
- * and receives are aborted — a receive removes its partial — and the lock is released.
+ * Feeds `btrfs receive` the renamed stream head, then the rest of the channel: `pv` splices
+ * pipe to pipe without copying through user space (`cat` where pv is missing).
  */
-export async function serve(options: ServerOptions): Promise<void> {
-  await new ServerSession(options).run();
+const RECEIVE_SCRIPT = String.raw`
+set -u -o pipefail
+renamed=$1 directory=$2
+{ printf "$renamed"; if command -v pv >/dev/null; then exec pv -q; fi; exec cat; } | btrfs -q receive "$directory"
+`;
+
+/**
+ * `buttersink server`: serves one btrfs directory over one SSH exec channel. Everything the
+ * client asks passes two gates first: the mode the server was started with (which sudoers
+ * can pin), and path containment (names stay inside the directory: no `..`, no absolute
+ * paths, no symbolic links on the way).
+ *
+ * The control channel (listing, measuring, deleting, the lock) serves requests until the
+ * client closes its side or the connection drops; then running work is aborted and the lock
+ * released. A send or receive uses a channel of its own, and the stream flows between the
+ * channel and btrfs directly (see protocol.ts); the server exits after it.
+ * Resolves with the process's exit status.
+ */
+export async function serve(options: ServerOptions): Promise<number> {
+  return new ServerSession(options).run();
 }
 
 class ServerSession {
   readonly #options: ServerOptions;
   readonly #abort = new AbortController();
   readonly #running = new Set<Promise<void>>();
-  #greeted = false;
-  /** Where stream data of the running receive goes; one stream per channel. */
-  #incoming: PassThrough | undefined;
-  #hasStream = false;
   #releaseLock: (() => Promise<void>) | undefined;
+  #exitCode = 0;
 
   constructor(options: ServerOptions) {
     this.#options = options;
-    options.output.on('error', () => this.#abort.abort(new Error('the client went away')));
   }
 
-  async run(): Promise<void> {
-    const { input, output, version, mode } = this.#options;
-    output.write(encodeMessage(makeHello(version, mode)));
-    const decoder = new FrameDecoder();
+  async run(): Promise<number> {
+    const { io, version, mode } = this.#options;
     try {
-      for await (const chunk of input as AsyncIterable<Buffer>) {
-        for (const event of decoder.push(chunk)) {
-          if (event.kind === 'message') {
-            if (!this.#greeted) {
-              const problem = checkHello(event.value, { version });
-              if (problem !== null) {
-                output.end(encodeMessage({ error: toWireError(new StoreError(problem, { hint: 'install the same buttersink version on both ends' })) }));
-                return;
-              }
-              this.#greeted = true;
-            } else {
-              this.#track(this.#handle(event.value));
-            }
-          } else if (event.kind === 'data') {
-            const incoming = this.#incoming;
-            // Data for a receive that already failed is dropped: the client has its error.
-            if (incoming === undefined || incoming.destroyed) continue;
-            if (!incoming.write(event.chunk)) await drained(incoming);
-          } else {
-            this.#incoming?.end();
-            this.#incoming = undefined;
-          }
+      await io.write(encodeMessage(makeHello(version, mode)));
+      const hello = await this.#readMessage(true);
+      if (hello === null) return 0;
+      const problem = checkHello(hello, { version });
+      if (problem !== null) {
+        await io.write(encodeMessage({ error: toWireError(new StoreError(problem, { hint: 'install the same buttersink version on both ends' })) }));
+        return 2;
+      }
+      for (;;) {
+        const request = await this.#readMessage(false);
+        if (request === null) break; // the client closed its side, or the connection dropped
+        if (request.op === 'send' || request.op === 'receive') {
+          // The stream takes the channel over; nothing more is read from it.
+          await this.#handle(request);
+          break;
         }
+        this.#track(this.#handle(request));
       }
     } catch (error) {
       process.stderr.write(`buttersink server: ${(error as Error).message}\n`);
+      this.#exitCode ||= 2;
     } finally {
-      // The client is gone (or spoke nonsense): a receive without its end mark was cut.
-      this.#incoming?.destroy(new TransferError('the connection was cut in the middle of the stream'));
       this.#abort.abort(new Error('the client went away'));
       await Promise.allSettled([...this.#running]);
       await this.#releaseLock?.().catch(() => {});
       await this.#options.store.close().catch(() => {});
-      output.end();
     }
+    return this.#exitCode;
+  }
+
+  /** The next message, or null at the end of the input. */
+  async #readMessage(isFirst: boolean): Promise<Record<string, unknown> | null> {
+    const header = await this.#options.io.readExactly(FRAME_HEADER_BYTES);
+    if (header.length === 0) return null;
+    if (header.length < FRAME_HEADER_BYTES) throw new Error('the input ended in the middle of a message');
+    const length = parseFrameHeader(header, isFirst);
+    const payload = await this.#options.io.readExactly(length);
+    if (payload.length < length) throw new Error('the input ended in the middle of a message');
+    return parseMessage(payload);
   }
 
   #track(work: Promise<void>): void {
@@ -118,16 +134,26 @@ class ServerSession {
 
   async #handle(request: Record<string, unknown>): Promise<void> {
     const id = request.id;
+    const { io } = this.#options;
+    let isRaw = false;
+    const ready = async (): Promise<void> => {
+      await io.write(encodeMessage({ id, ready: true }));
+      isRaw = request.op === 'send'; // after a send's ready, stdout belongs to the stream
+    };
     try {
-      const result = await this.#run(request);
-      this.#write(encodeMessage({ id, ok: true, result }));
+      const result = await this.#run(request, ready);
+      if (!isRaw) await io.write(encodeMessage({ id, ok: true, result }));
     } catch (error) {
-      this.#write(encodeMessage({ id, ok: false, error: toWireError(error) }));
+      if (isRaw) {
+        process.stderr.write(`${RAW_ERROR_PREFIX}${JSON.stringify(toWireError(error))}\n`);
+        this.#exitCode = 5;
+      } else {
+        await io.write(encodeMessage({ id, ok: false, error: toWireError(error) })).catch(() => {});
+      }
     }
   }
 
-  /** Runs one request; stays synchronous up to a receive's stream sink (see below). */
-  async #run(request: Record<string, unknown>): Promise<unknown> {
+  async #run(request: Record<string, unknown>, ready: () => Promise<void>): Promise<unknown> {
     const op = request.op;
     if (typeof op !== 'string' || !OPERATIONS.has(op)) {
       throw new StoreError(`unknown request ${JSON.stringify(op)}`, { hint: 'install the same buttersink version on both ends' });
@@ -165,13 +191,13 @@ class ServerSession {
         return null;
       }
       case 'send':
-        return this.#send(request, signal);
+        return this.#send(request, ready);
       case 'receive':
-        return this.#receive(request, signal);
+        return this.#receive(request, ready);
     }
   }
 
-  /** Checks and converts snapshots named in a request (null stays null). */
+  /** Checks and converts snapshots named in a request (a null parent stays null). */
   async #snapshots(...values: unknown[]): Promise<(Snapshot | null)[]> {
     const snapshots = values.map((v, i) => (i > 0 && v === null ? null : fromWireSnapshot(v)));
     for (const s of snapshots) if (s) await this.#checkName(s.name);
@@ -183,79 +209,73 @@ class ServerSession {
     await checkNoSymlinks(this.#options.directory, name);
   }
 
-  #claimStream(): void {
-    if (this.#hasStream) throw new StoreError('one stream per channel');
-    this.#hasStream = true;
-  }
-
-  async #send(request: Record<string, unknown>, signal: AbortSignal): Promise<null> {
-    this.#claimStream();
+  /** `btrfs send` writes straight into the channel. */
+  async #send(request: Record<string, unknown>, ready: () => Promise<void>): Promise<null> {
     const clones = Array.isArray(request.cloneSources) ? request.cloneSources : [];
     const [snapshot, parent, ...cloneSources] = await this.#snapshots(request.snapshot, request.parent, ...clones);
-    const sending = await this.#options.store.send(snapshot!, parent ?? null, {
-      cloneSources: cloneSources.filter((c): c is Snapshot => c !== null),
-      signal,
-    });
-    const { output } = this.#options;
-    try {
-      for await (const chunk of sending.stream as AsyncIterable<Buffer>) {
-        if (output.destroyed || signal.aborted) throw new TransferError('the client went away');
-        // Header and payload in one writev; nothing else writes on a stream channel meanwhile.
-        output.cork();
-        output.write(dataHeader(chunk.length));
-        const ok = output.write(chunk);
-        output.uncork();
-        if (!ok) await drained(output);
-      }
-    } catch (error) {
-      sending.stream.destroy();
-      await sending.done; // btrfs send's own error explains more than a broken pipe
-      throw error;
+    const args = this.#options.store.sendArguments(
+      snapshot!,
+      parent ?? null,
+      cloneSources.filter((c): c is Snapshot => c !== null),
+    );
+    await ready();
+    const { code, stderr } = await runChild('btrfs', args, ['ignore', this.#options.io.outputFd, 'pipe']);
+    if (code !== 0) {
+      const tail = lastLines(stderr, 3);
+      throw new TransferError(`btrfs send of ${snapshot!.name} failed${tail ? `: ${tail.replaceAll('\n', ' | ')}` : ''}`, { stderrTail: tail });
     }
-    await sending.done;
-    this.#write(encodeEnd());
     return null;
   }
 
   /**
-   * Receives the stream that follows the request. The sink is set up before the first
-   * `await`, so that data frames decoded right after the request find it.
+   * Reads the stream's head itself (exactly, so nothing more leaves the channel), renames the
+   * subvolume it creates to the store's hidden temporary name, and lets `btrfs receive` read
+   * the rest from the channel. A stream cut short (a dropped connection) lacks its END
+   * command: `btrfs receive` fails, and the store removes the partial.
    */
-  async #receive(request: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
-    this.#claimStream();
-    const incoming = new PassThrough({ highWaterMark: 1 << 20 });
-    this.#incoming = incoming;
-    try {
-      const name = typeof request.name === 'string' ? request.name : '';
-      checkSnapshotName(name);
-      const expectedBytes = typeof request.expectedBytes === 'number' ? request.expectedBytes : 0;
-      await checkNoSymlinks(this.#options.directory, name);
-      const [snapshot, parent] = await this.#snapshots(request.snapshot, request.parent);
-      const received = await this.#options.store.receive(incoming, { name, snapshot: snapshot!, parent: parent ?? null, expectedBytes }, signal);
-      return toWireSnapshot(received);
-    } finally {
-      incoming.destroy();
-    }
-  }
-
-  #write(frame: Buffer): void {
-    const { output } = this.#options;
-    if (!output.destroyed && !output.writableEnded) output.write(frame);
+  async #receive(request: Record<string, unknown>, ready: () => Promise<void>): Promise<unknown> {
+    const name = typeof request.name === 'string' ? request.name : '';
+    checkSnapshotName(name);
+    await checkNoSymlinks(this.#options.directory, name);
+    await this.#snapshots(request.snapshot, request.parent);
+    const { io, store } = this.#options;
+    const received = await store.receiveWith(name, async (directory, temporaryName) => {
+      await ready();
+      const head = await readStreamHead(io);
+      let renamed: Buffer;
+      try {
+        renamed = renameStreamHead(head, temporaryName);
+      } catch (error) {
+        if (error instanceof NotASendStreamError) throw new TransferError(`receiving ${name}: ${error.message}`);
+        throw error;
+      }
+      const escaped = [...renamed].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+      const { code, stderr } = await runChild('bash', ['-c', RECEIVE_SCRIPT, 'buttersink-receive', escaped, directory], [io.inputFd, 'ignore', 'pipe']);
+      if (code !== 0) {
+        const tail = lastLines(stderr, 3);
+        throw new TransferError(`receiving ${name} failed: ${tail.replaceAll('\n', ' | ') || 'the stream was cut'}`, { stderrTail: tail });
+      }
+    });
+    return toWireSnapshot(received);
   }
 }
 
-/** Resolves when `stream` wants more, or can never take more (closed, failed). */
-function drained(stream: Writable): Promise<void> {
-  if (stream.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      stream.off('error', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-    stream.on('error', done);
-  });
+/** The stream header and first command, read exactly from the channel. */
+async function readStreamHead(io: ServerIo): Promise<Buffer> {
+  const start = await io.readExactly(STREAM_HEADER_BYTES + COMMAND_HEADER_BYTES);
+  if (start.length < STREAM_HEADER_BYTES + COMMAND_HEADER_BYTES) throw new TransferError('the stream ended before its first command');
+  const length = start.readUInt32LE(STREAM_HEADER_BYTES);
+  if (length > 1 << 16) throw new TransferError('not a btrfs send stream (its first command is too long)');
+  const payload = await io.readExactly(length);
+  if (payload.length < length) throw new TransferError('the stream ended before its first command');
+  return Buffer.concat([start, payload]);
+}
+
+/** Runs a child with the given stdio; resolves with its exit code and stderr (tail). */
+async function runChild(command: string, args: readonly string[], stdio: ['ignore' | number, 'ignore' | number, 'pipe']): Promise<{ code: number; stderr: string }> {
+  const child = spawn(command, args, { stdio });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-8192)));
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  return { code: code ?? (signal ? 128 : 1), stderr };
 }

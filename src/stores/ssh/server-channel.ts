@@ -1,32 +1,32 @@
 import { Readable } from 'node:stream';
 import type { Client as SshClient, ClientChannel } from 'ssh2';
 import { ButtersinkError, PermissionError, StoreError, TransferError } from '../../model/errors.js';
-import { checkHello, dataHeader, encodeEnd, encodeMessage, FrameDecoder, makeHello, type Operation } from '../../remote/protocol.js';
+import { checkHello, encodeMessage, FrameDecoder, makeHello, RAW_ERROR_PREFIX, type Operation } from '../../remote/protocol.js';
 import { fromWireError } from '../../remote/wire-errors.js';
 import { lastLines } from '../btrfs/last-lines.js';
 
 const STDERR_KEEP = 8192;
 
-/** Where the bytes of a stream the server sends go. */
-interface StreamSink {
-  /** Returns false when the consumer wants no more for now; it calls `resume()` later. */
-  data(chunk: Buffer): boolean;
-  end(): void;
-  fail(error: Error): void;
+interface Waiting {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  /** Called on the server's `ready` for a stream request; true when that answers it (a send). */
+  ready?(): boolean;
 }
 
 /**
  * The client end of one `buttersink server` process on one SSH exec channel: the handshake,
- * requests matched to responses by id, and at most one stream each way. Flow control is the
- * channel's: while the consumer of incoming data lags the channel is paused, which stops
- * ssh2 from widening its window, which stops the server.
+ * requests matched to responses by id, and for a send or receive the raw stream after the
+ * server's `ready` (see protocol.ts). Flow control is the channel's: while the consumer of
+ * incoming data lags the channel is paused, which stops ssh2 from widening its window,
+ * which stops the server.
  */
 export class ServerChannel {
   readonly #channel: ClientChannel;
   readonly #where: string;
   readonly #version: string;
   readonly #decoder = new FrameDecoder();
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly #pending = new Map<number, Waiting>();
   readonly #hello: Promise<void>;
   readonly #closed: Promise<void>;
   #settleHello: { resolve: () => void; reject: (e: Error) => void } | undefined;
@@ -34,7 +34,8 @@ export class ServerChannel {
   #stderr = '';
   #exitCode: number | null = null;
   #failure: Error | undefined;
-  #sink: StreamSink | undefined;
+  /** Where raw stream bytes go once the server said `ready` to a send. */
+  #raw: Readable | undefined;
   #isClosing = false;
 
   private constructor(channel: ClientChannel, where: string, version: string) {
@@ -45,6 +46,7 @@ export class ServerChannel {
     this.#hello.catch(() => {});
     this.#closed = new Promise((resolve) => channel.once('close', resolve));
     channel.on('data', (chunk: Buffer) => this.#onData(chunk));
+    channel.on('end', () => this.#raw?.push(null));
     channel.stderr.on('data', (chunk: Buffer) => {
       this.#stderr = (this.#stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
     });
@@ -71,67 +73,96 @@ export class ServerChannel {
   }
 
   /** Sends a request; resolves with the server's result, rejects with its typed error. */
-  request(op: Operation, args: Record<string, unknown> = {}): Promise<unknown> {
+  request(op: Operation, args: Record<string, unknown> = {}, ready?: () => boolean): Promise<unknown> {
     if (this.#failure) return Promise.reject(this.#failure);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { resolve, reject, ...(ready ? { ready } : {}) });
       this.#channel.write(encodeMessage({ id, op, ...args }));
     });
   }
 
   /**
-   * Sends a request whose answer starts with a stream (a send): the stream ends when the
-   * server marks its end; `done` settles with the server's final word on it.
+   * A send on the server: its stream, and `done`, which settles with the server's exit status
+   * (0: `btrfs send` succeeded) once the channel closed. Destroying the stream closes the
+   * channel, which stops the send over there.
    */
-  requestStream(op: Operation, args: Record<string, unknown>): { stream: Readable; done: Promise<void> } {
-    let isEnded = false;
+  download(op: Operation, args: Record<string, unknown>): { stream: Readable; done: Promise<void> } {
     const stream = new Readable({
       highWaterMark: 1 << 20,
       read: () => this.#channel.resume(),
       destroy: (error, callback) => {
-        // The consumer gave up (or the transfer failed): closing tells the server to stop.
-        if (!isEnded) void this.close();
+        if (!this.#channel.readableEnded) void this.close();
         callback(error);
       },
     });
-    this.#sink = {
-      data: (chunk) => stream.push(chunk),
-      end: () => {
-        isEnded = true;
-        stream.push(null);
-      },
-      fail: (error) => stream.destroy(error),
-    };
-    const done = this.request(op, args).then(
-      () => {
-        if (!isEnded) throw new TransferError(`the stream from ${this.#where} ended without its end mark`);
-      },
-      (error: Error) => {
-        stream.destroy(error);
-        throw error;
-      },
-    );
+    const started = this.request(op, args, () => {
+      this.#raw = stream;
+      const rest = this.#decoder.takeRest();
+      if (rest.length > 0 && !stream.push(rest)) this.#channel.pause();
+      return true; // no other answer comes: the exit status tells the rest
+    });
+    // A refusal comes as a response instead of `ready`; a send that started never answers.
+    let refusal: Error | undefined;
+    started.catch((error: Error) => {
+      refusal = error;
+      stream.destroy(error);
+    });
+    const done = this.#closed.then(() => {
+      if (refusal) throw refusal;
+      if (this.#raw && this.#exitCode === 0) return;
+      throw this.#rawFailure();
+    });
     done.catch(() => {});
     return { stream, done };
   }
 
-  /** Writes stream data; false when the channel's window is full (wait for {@link drained}). */
-  writeData(chunk: Buffer): boolean {
-    if (this.#failure) throw this.#failure;
-    this.#channel.cork();
-    this.#channel.write(dataHeader(chunk.length));
-    const ok = this.#channel.write(chunk);
-    this.#channel.uncork();
-    return ok;
-  }
-
-  writeEnd(): void {
-    this.#channel.write(encodeEnd());
+  /**
+   * A receive on the server: sends the request, streams `source` raw after `ready`, ends our
+   * side, and resolves with the server's result. When `source` fails, our side ends early:
+   * the server sees a stream without its END command, removes its partial and answers; the
+   * source's error is thrown then. A refusal from the server stops reading `source`.
+   */
+  async upload(op: Operation, args: Record<string, unknown>, source: Readable): Promise<unknown> {
+    let isReady = false;
+    let onReady: () => void = () => {};
+    const readyNow = new Promise<void>((resolve) => (onReady = resolve));
+    const answer = this.request(op, args, () => {
+      isReady = true;
+      onReady();
+      return false; // the answer comes after the stream
+    });
+    let serverFailedFirst = false;
+    let upstream: Error | undefined;
+    const answered = answer.then(
+      (value) => ({ value }),
+      (error: Error) => {
+        serverFailedFirst = upstream === undefined;
+        source.destroy();
+        onReady();
+        return { error };
+      },
+    );
+    await readyNow;
+    if (isReady) {
+      try {
+        for await (const chunk of source as AsyncIterable<Buffer>) {
+          if (this.#failure) throw this.#failure;
+          if (!this.#channel.write(chunk)) await this.#drained();
+        }
+      } catch (error) {
+        upstream = error as Error;
+      }
+      this.#channel.end(); // the end of the stream, or of a cut one
+    }
+    const result = await answered;
+    if ('error' in result && (upstream === undefined || serverFailedFirst)) throw result.error;
+    if (upstream !== undefined) throw upstream;
+    return (result as { value: unknown }).value;
   }
 
   /** Resolves when the channel takes more data, or can take none any more. */
-  drained(): Promise<void> {
+  #drained(): Promise<void> {
     if (this.#failure) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
@@ -144,11 +175,6 @@ export class ServerChannel {
     });
   }
 
-  /** Ends our side without an end mark: the server takes a running stream as cut. */
-  endInput(): void {
-    this.#channel.end();
-  }
-
   /** Ends our side and waits for the server to exit (it releases what it held). */
   async close(): Promise<void> {
     this.#isClosing = true;
@@ -157,36 +183,62 @@ export class ServerChannel {
   }
 
   #onData(chunk: Buffer): void {
-    let events;
-    try {
-      events = this.#decoder.push(chunk);
-    } catch (error) {
-      this.#fail(new StoreError(`the remote command on ${this.#where} did not speak the buttersink protocol: ${(error as Error).message}`, {
-        hint: 'make sure nothing (a shell profile, a banner) prints to stdout for non-interactive commands',
-      }));
-      this.#channel.close();
+    if (this.#raw) {
+      if (!this.#raw.push(chunk)) this.#channel.pause();
       return;
     }
-    for (const event of events) {
-      if (event.kind === 'data') {
-        if (this.#sink && !this.#sink.data(event.chunk)) this.#channel.pause();
-      } else if (event.kind === 'end') {
-        this.#sink?.end();
-      } else if (this.#settleHello) {
-        const problem = checkHello(event.value, { version: this.#version });
-        const settle = this.#settleHello;
-        this.#settleHello = undefined;
-        if (problem === null) settle.resolve();
-        else settle.reject(this.#fail(new StoreError(`${this.#where}: ${problem}`, { hint: 'install the same buttersink version on both ends' })));
-      } else if (typeof event.value.id === 'number') {
-        const waiting = this.#pending.get(event.value.id);
-        this.#pending.delete(event.value.id);
-        if (event.value.ok === true) waiting?.resolve(event.value.result);
-        else waiting?.reject(fromWireError(event.value.error, this.#where));
-      } else if (event.value.error !== undefined) {
-        this.#fail(fromWireError(event.value.error, this.#where));
+    this.#decoder.push(chunk);
+    try {
+      for (let message = this.#decoder.next(); message !== undefined; message = this.#raw ? undefined : this.#decoder.next()) {
+        this.#onMessage(message);
+      }
+    } catch (error) {
+      this.#fail(
+        new StoreError(`the remote command on ${this.#where} did not speak the buttersink protocol: ${(error as Error).message}`, {
+          hint: 'make sure nothing (a shell profile, a banner) prints to stdout for non-interactive commands',
+        }),
+      );
+      this.#channel.close();
+    }
+  }
+
+  #onMessage(message: Record<string, unknown>): void {
+    if (this.#settleHello) {
+      const problem = checkHello(message, { version: this.#version });
+      const settle = this.#settleHello;
+      this.#settleHello = undefined;
+      if (problem === null) settle.resolve();
+      else settle.reject(this.#fail(new StoreError(`${this.#where}: ${problem}`, { hint: 'install the same buttersink version on both ends' })));
+      return;
+    }
+    if (typeof message.id !== 'number') {
+      if (message.error !== undefined) this.#fail(fromWireError(message.error, this.#where));
+      return;
+    }
+    const waiting = this.#pending.get(message.id);
+    if (message.ready === true) {
+      if (waiting?.ready?.() === true) {
+        this.#pending.delete(message.id);
+        waiting.resolve(null);
+      }
+      return;
+    }
+    this.#pending.delete(message.id);
+    if (message.ok === true) waiting?.resolve(message.result);
+    else waiting?.reject(fromWireError(message.error, this.#where));
+  }
+
+  /** Why a send failed after it started: the server's last word on stderr, else the cut. */
+  #rawFailure(): Error {
+    const line = this.#stderr.split('\n').reverse().find((l) => l.startsWith(RAW_ERROR_PREFIX));
+    if (line !== undefined) {
+      try {
+        return fromWireError(JSON.parse(line.slice(RAW_ERROR_PREFIX.length)), this.#where);
+      } catch {
+        // fall through: a garbled line is no better than none
       }
     }
+    return this.#failure ?? new TransferError(`the stream from ${this.#where} ended without the server's confirmation (exit ${this.#exitCode ?? 'none'})`);
   }
 
   #onClose(): void {
@@ -195,9 +247,11 @@ export class ServerChannel {
       this.#settleHello = undefined;
       return;
     }
-    const tail = lastLines(this.#stderr, 3).replaceAll('\n', ' | ');
+    // A raw stream that ended without EOF (the connection dropped) is cut.
+    if (this.#raw && !this.#channel.readableEnded) this.#raw.destroy(new TransferError(`the connection to ${this.#where} was lost`));
+    const tail = lastLines(this.#stderr.split('\n').filter((l) => !l.startsWith(RAW_ERROR_PREFIX)).join('\n'), 3).replaceAll('\n', ' | ');
     this.#fail(
-      this.#isClosing
+      this.#isClosing || (this.#raw && this.#exitCode !== null)
         ? new TransferError(`the channel to ${this.#where} was closed`)
         : new TransferError(`the connection to ${this.#where} was lost${tail ? `: ${tail}` : ''}`, { stderrTail: tail }),
     );
@@ -208,8 +262,6 @@ export class ServerChannel {
     this.#failure ??= error;
     for (const waiting of this.#pending.values()) waiting.reject(this.#failure);
     this.#pending.clear();
-    this.#sink?.fail(this.#failure);
-    this.#sink = undefined;
     return this.#failure;
   }
 }

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { InterruptedError, TransferError } from '../../model/errors.js';
+import { ButtersinkError, InterruptedError, TransferError } from '../../model/errors.js';
 import type { Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { modeAllows, type ServerMode } from '../../remote/protocol.js';
@@ -149,7 +149,7 @@ export class SshStore implements Store {
     options: { cloneSources?: readonly Snapshot[]; signal?: AbortSignal } = {},
   ): Promise<SendStream> {
     const channel = await this.#transferChannel();
-    const { stream, done } = channel.requestStream('send', {
+    const { stream, done } = channel.download('send', {
       snapshot: toWireSnapshot(snapshot),
       parent: parent && toWireSnapshot(parent),
       cloneSources: (options.cloneSources ?? []).map(toWireSnapshot),
@@ -171,8 +171,9 @@ export class SshStore implements Store {
   }
 
   /**
-   * Streams into a receive on the remote. On failure our side ends without the end mark, so
-   * the server removes its partial; the error is reported once the server confirmed that.
+   * Streams into a receive on the remote. On failure our side ends before the stream's END,
+   * so the server's `btrfs receive` fails and the partial is removed; the error is reported
+   * once the server confirmed that.
    */
   async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {
     let channel: ServerChannel;
@@ -187,37 +188,21 @@ export class SshStore implements Store {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const answer = channel.request('receive', {
-        name: request.name,
-        snapshot: toWireSnapshot(request.snapshot),
-        parent: request.parent && toWireSnapshot(request.parent),
-        expectedBytes: request.expectedBytes,
-      });
-      // A refusal or failure over there comes first: stop reading the source.
-      let serverFailedFirst = false;
-      let upstream: Error | undefined;
-      answer.catch(() => {
-        serverFailedFirst = upstream === undefined;
-        stream.destroy();
-      });
-      try {
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
-          if (!channel.writeData(chunk)) await channel.drained();
-        }
-        channel.writeEnd();
-      } catch (error) {
-        upstream = error as Error;
-        channel.endInput();
-      }
-      // Wait for the answer also when our side failed: it comes once the partial is gone.
-      const result = await answer.then(
-        (value) => ({ value }),
-        (error: unknown) => ({ error }),
+      const result = await channel.upload(
+        'receive',
+        {
+          name: request.name,
+          snapshot: toWireSnapshot(request.snapshot),
+          parent: request.parent && toWireSnapshot(request.parent),
+          expectedBytes: request.expectedBytes,
+        },
+        stream,
       );
+      return fromWireSnapshot(result);
+    } catch (error) {
       if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
-      if ('error' in result && (upstream === undefined || serverFailedFirst)) throw asTransferError(result.error);
-      if (upstream !== undefined) throw new TransferError(`receiving ${request.name} on ${this.url}: the stream failed: ${upstream.message}`);
-      return fromWireSnapshot((result as { value: unknown }).value);
+      if (error instanceof ButtersinkError) throw error;
+      throw new TransferError(`receiving ${request.name} on ${this.url}: the stream failed: ${(error as Error).message}`);
     } finally {
       signal?.removeEventListener('abort', onAbort);
       stream.destroy();
@@ -257,7 +242,7 @@ export class SshStore implements Store {
 
 /** Errors of a transfer are TransferErrors unless they are typed already. */
 function asTransferError(error: unknown): Error {
-  if (error instanceof Error && 'exitCode' in error) return error;
+  if (error instanceof ButtersinkError) return error;
   return new TransferError(String((error as Error)?.message ?? error));
 }
 

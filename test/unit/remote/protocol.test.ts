@@ -3,79 +3,75 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   checkHello,
-  dataHeader,
-  encodeEnd,
   encodeMessage,
   FrameDecoder,
   makeHello,
   modeAllows,
+  parseFrameHeader,
   PROTOCOL_VERSION,
   ProtocolError,
-  type DecodedEvent,
 } from '../../../src/remote/protocol.js';
 
-/** Decodes `bytes` fed in the given piece sizes; data pieces are joined per frame run. */
-function decodeInPieces(bytes: Buffer, sizes: readonly number[]): { messages: unknown[]; data: Buffer; ends: number } {
-  const decoder = new FrameDecoder();
-  const events: DecodedEvent[] = [];
-  let offset = 0;
-  let i = 0;
-  while (offset < bytes.length) {
-    const size = Math.max(1, sizes[i++ % Math.max(1, sizes.length)] ?? 1);
-    events.push(...decoder.push(bytes.subarray(offset, offset + size)));
-    offset += size;
-  }
-  assert.equal(decoder.isMidFrame, false);
-  return {
-    messages: events.filter((e) => e.kind === 'message').map((e) => (e as { value: unknown }).value),
-    data: Buffer.concat(events.filter((e) => e.kind === 'data').map((e) => (e as { chunk: Buffer }).chunk)),
-    ends: events.filter((e) => e.kind === 'end').length,
-  };
-}
-
 describe('protocol frames', () => {
-  test('messages, data and the end mark survive any split of the byte stream', () => {
+  test('messages survive any split of the byte stream, and the raw bytes after them are handed over intact', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.uint8Array({ minLength: 0, maxLength: 300 }), { maxLength: 6 }),
+        fc.array(fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer(), fc.constant(null))), { maxLength: 5 }),
+        fc.uint8Array({ maxLength: 200 }),
         fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 10 }),
-        (chunks, sizes) => {
-          const payload = chunks.map((c) => Buffer.from(c));
-          const wire = Buffer.concat([
-            encodeMessage({ id: 1, op: 'send' }),
-            ...payload.flatMap((c) => [dataHeader(c.length), c]),
-            encodeEnd(),
-            encodeMessage({ id: 1, ok: true, result: null }),
-          ]);
-          const decoded = decodeInPieces(wire, sizes);
-          assert.deepEqual(decoded.messages, [{ id: 1, op: 'send' }, { id: 1, ok: true, result: null }]);
-          assert.deepEqual(decoded.data, Buffer.concat(payload));
-          assert.equal(decoded.ends, 1);
+        (messages, raw, sizes) => {
+          const values = [...messages.map((m, i) => ({ ...m, id: i })), { id: -1, ready: true }];
+          const wire = Buffer.concat([...values.map(encodeMessage), Buffer.from(raw)]);
+          const decoder = new FrameDecoder();
+          const decoded: unknown[] = [];
+          let rest: Buffer = Buffer.alloc(0);
+          let isRaw = false;
+          for (let offset = 0, i = 0; offset < wire.length; i++) {
+            const piece = wire.subarray(offset, offset + sizes[i % sizes.length]!);
+            offset += piece.length;
+            if (isRaw) {
+              rest = Buffer.concat([rest, piece]);
+              continue;
+            }
+            decoder.push(piece);
+            for (let m = decoder.next(); m !== undefined; m = isRaw ? undefined : decoder.next()) {
+              decoded.push(m);
+              if (m.ready === true) {
+                isRaw = true;
+                rest = decoder.takeRest();
+              }
+            }
+          }
+          assert.deepEqual(decoded, JSON.parse(JSON.stringify(values)));
+          assert.deepEqual(rest, Buffer.from(raw));
         },
       ),
     );
   });
 
-  test('a stream cut in the middle of a frame is visible as such', () => {
+  test('an incomplete frame waits for more bytes', () => {
     const decoder = new FrameDecoder();
-    const frame = Buffer.concat([dataHeader(10), Buffer.alloc(10)]);
-    decoder.push(frame.subarray(0, 8));
-    assert.equal(decoder.isMidFrame, true);
-    decoder.push(frame.subarray(8));
-    assert.equal(decoder.isMidFrame, false);
+    const frame = encodeMessage({ id: 1 });
+    decoder.push(frame.subarray(0, 7));
+    assert.equal(decoder.next(), undefined);
+    decoder.push(frame.subarray(7));
+    assert.deepEqual(decoder.next(), { id: 1 });
   });
 
   test('text that is not the protocol (a shell banner) is refused, showing its start', () => {
     const decoder = new FrameDecoder();
-    assert.throws(() => decoder.push(Buffer.from('Welcome to the backup server!\n')), (e: unknown) => e instanceof ProtocolError && /"Welcome/.test(e.message));
+    decoder.push(Buffer.from('Welcome to the backup server!\n'));
+    assert.throws(() => decoder.next(), (e: unknown) => e instanceof ProtocolError && /"Welcome/.test(e.message));
   });
 
   test('oversized or non-object messages are refused', () => {
     const huge = Buffer.alloc(5);
     huge.writeUInt32BE(0xffffffff, 0);
     huge.writeUInt8(1, 4);
-    assert.throws(() => new FrameDecoder().push(huge), ProtocolError);
-    assert.throws(() => new FrameDecoder().push(encodeMessage([1, 2])), /not a JSON object/);
+    assert.throws(() => parseFrameHeader(huge, false), ProtocolError);
+    const decoder = new FrameDecoder();
+    decoder.push(encodeMessage([1, 2]));
+    assert.throws(() => decoder.next(), /not a JSON object/);
   });
 });
 
