@@ -27,7 +27,8 @@ export function addServerCommand(program: Command, version: string): void {
       `
 Example sudoers line on the backup server, allowing the key's user to add snapshots to
 /backup/snaps/ and nothing else:
-  backup ALL=(root) NOPASSWD: /usr/local/bin/buttersink server --mode a /backup/snaps/`,
+  backup ALL=(root) NOPASSWD: /usr/local/bin/buttersink server --mode a /backup/snaps
+(the directory as the client passes it: absolute, without a trailing slash)`,
     )
     .action(async (dir: string, flags: { mode: ServerMode }) => {
       const directory = path.resolve(dir);

@@ -36,13 +36,14 @@ export interface SshStoreOptions {
 /**
  * A directory of snapshots on another machine, through `buttersink server` over SSH.
  *
- * One SSH connection per store (a connection costs about a second). On it, one long-lived
- * control channel carries listings, measurements, deletes and the lock (the remote lock is
- * held by that channel's server process, so a dropped connection releases it); each send or
- * receive gets a channel of its own, so that its data has the channel's flow control to
- * itself. The remote server is a BtrfsStore: a receive there keeps its guarantees (hidden
- * partial, removed on failure — also when the connection drops, because the server sees its
- * input end without the stream's end mark).
+ * One SSH connection per store (a connection costs about a second with OpenSSH; reuse is
+ * free). On it, one long-lived control channel carries listings, measurements, deletes and
+ * the lock (the remote lock is held by that channel's server process, so a dropped
+ * connection releases it); each send or receive gets a channel and a server process of its
+ * own, started ahead of need, whose stream flows raw between the channel and btrfs (see
+ * protocol.ts). The remote server is a BtrfsStore: a receive there keeps its guarantees
+ * (hidden partial, removed on failure — also when the connection drops, because
+ * `btrfs receive` then sees its input end before the stream's END command).
  */
 export class SshStore implements Store {
   readonly url: string;
@@ -52,7 +53,6 @@ export class SshStore implements Store {
   #control: Promise<ServerChannel> | undefined;
   /** A server process started ahead for the next transfer (starting one costs ~0.2 s). */
   #spare: Promise<ServerChannel> | undefined;
-  #listed: readonly Snapshot[] = [];
   #isClosed = false;
 
   constructor(options: SshStoreOptions) {
@@ -69,14 +69,16 @@ export class SshStore implements Store {
   #connect(): Promise<SshConnection> {
     const { host, user, port, knownHostsFiles, configFile } = this.#options;
     // ssh2 is loaded only when an SSH store is used (not by the server, nor local runs).
-    this.#connection ??= import('./connect.js').then(({ connectSsh }) => connectSsh({ host, user, port }, { ...(knownHostsFiles ? { knownHostsFiles } : {}), ...(configFile ? { configFile } : {}) }).then(
-      (connection) => {
-        // Without a listener a dropped connection would crash the process; the channels
-        // report it as a lost connection to whoever waits on them.
-        connection.client.on('error', () => {});
-        return connection;
-      },
-    ));
+    this.#connection ??= import('./connect.js').then(async ({ connectSsh }) => {
+      const connection = await connectSsh(
+        { host, user, port },
+        { ...(knownHostsFiles ? { knownHostsFiles } : {}), ...(configFile ? { configFile } : {}) },
+      );
+      // Without a listener a dropped connection would crash the process; the channels
+      // report it as a lost connection to whoever waits on them.
+      connection.client.on('error', () => {});
+      return connection;
+    });
     return this.#connection;
   }
 
@@ -113,8 +115,7 @@ export class SshStore implements Store {
   async list(): Promise<Snapshot[]> {
     const result = await (await this.#controlChannel()).request('list');
     if (!Array.isArray(result)) throw new TransferError(`${this.url}: the server's listing is malformed`);
-    this.#listed = result.map(fromWireSnapshot);
-    return [...this.#listed];
+    return result.map(fromWireSnapshot);
   }
 
   async storedDiffs(): Promise<StoredDiff[]> {
