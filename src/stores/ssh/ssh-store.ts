@@ -113,7 +113,10 @@ export class SshStore implements Store {
   }
 
   async list(): Promise<Snapshot[]> {
-    const result = await (await this.#controlChannel()).request('list');
+    const control = await this.#controlChannel();
+    // Listing is how every run starts: have the first transfer's server ready by then.
+    this.#startSpare();
+    const result = await control.request('list');
     if (!Array.isArray(result)) throw new TransferError(`${this.url}: the server's listing is malformed`);
     return result.map(fromWireSnapshot);
   }
@@ -207,7 +210,8 @@ export class SshStore implements Store {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       stream.destroy();
-      await channel.close();
+      // The server answered: it has nothing left to do but exit, which need not be waited for.
+      void channel.close();
     }
   }
 
@@ -219,7 +223,6 @@ export class SshStore implements Store {
   /** Held by the control channel's server process: closing the channel releases it too. */
   async lock(): Promise<() => Promise<void>> {
     const control = await this.#controlChannel();
-    // Locking means transfers follow: have the first one's server ready by then.
     this.#startSpare();
     await control.request('lock');
     let released = false;
@@ -230,11 +233,15 @@ export class SshStore implements Store {
     };
   }
 
+  /**
+   * Releases the control channel (and with it a lock still held) and ends the connection,
+   * which ends a spare server process too, started or still starting.
+   */
   async close(): Promise<void> {
     if (this.#isClosed) return;
     this.#isClosed = true;
-    const channels = await Promise.all([this.#control, this.#spare].map((c) => c?.catch(() => undefined)));
-    await Promise.all(channels.map((c) => c?.close().catch(() => {})));
+    const control = await this.#control?.catch(() => undefined);
+    await control?.close().catch(() => {});
     const connection = await this.#connection?.catch(() => undefined);
     connection?.client.end();
     await this.#options.cache.save();
