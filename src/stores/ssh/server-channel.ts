@@ -46,7 +46,6 @@ export class ServerChannel {
     this.#hello.catch(() => {});
     this.#closed = new Promise((resolve) => channel.once('close', resolve));
     channel.on('data', (chunk: Buffer) => this.#onData(chunk));
-    channel.on('end', () => this.#raw?.push(null));
     channel.stderr.on('data', (chunk: Buffer) => {
       this.#stderr = (this.#stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
     });
@@ -135,7 +134,10 @@ export class ServerChannel {
     let serverFailedFirst = false;
     let upstream: Error | undefined;
     const answered = answer.then(
-      (value) => ({ value }),
+      (value) => {
+        onReady(); // (an answer without `ready` would be a broken server: do not wait forever)
+        return { value };
+      },
       (error: Error) => {
         serverFailedFirst = upstream === undefined;
         source.destroy();
@@ -247,14 +249,18 @@ export class ServerChannel {
       this.#settleHello = undefined;
       return;
     }
-    // A raw stream that ended without EOF (the connection dropped) is cut.
-    if (this.#raw && !this.#channel.readableEnded) this.#raw.destroy(new TransferError(`the connection to ${this.#where} was lost`));
     const tail = lastLines(this.#stderr.split('\n').filter((l) => !l.startsWith(RAW_ERROR_PREFIX)).join('\n'), 3).replaceAll('\n', ' | ');
     this.#fail(
       this.#isClosing || (this.#raw && this.#exitCode !== null)
         ? new TransferError(`the channel to ${this.#where} was closed`)
         : new TransferError(`the connection to ${this.#where} was lost${tail ? `: ${tail}` : ''}`, { stderrTail: tail }),
     );
+    // A raw stream ends only when the server confirmed it (the channel closes after all data
+    // was read and after the exit status): a cut one fails, rather than merely stopping.
+    if (this.#raw && !this.#raw.destroyed) {
+      if (this.#exitCode === 0) this.#raw.push(null);
+      else this.#raw.destroy(this.#rawFailure());
+    }
   }
 
   /** Records the first failure and fails everything waiting; returns that failure. */
