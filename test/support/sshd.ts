@@ -72,6 +72,11 @@ export async function startSshd(): Promise<TestSshd> {
   const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  // Last line of defence, as for pools: a test process that dies still stops its sshd.
+  const killOnExit = (): void => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+  };
+  process.once('exit', killOnExit);
   await waitForPort(port, child, () => stderr);
 
   const home = path.join(dir, 'home');
@@ -104,6 +109,7 @@ export async function startSshd(): Promise<TestSshd> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      process.off('exit', killOnExit);
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');

@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { InterruptedError, StoreError, TransferError } from '../../model/errors.js';
+import { ButtersinkError, InterruptedError, StoreError, TransferError } from '../../model/errors.js';
 import type { Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { StreamMeasurer } from '../../sendstream/measure-stream.js';
@@ -256,6 +256,11 @@ export class BtrfsStore implements Store {
         if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
         if (piped.status === 'rejected' && piped.reason instanceof NotASendStreamError) {
           throw new TransferError(`receiving ${request.name}: ${piped.reason.message}`);
+        }
+        // A source that failed in a way it explains (e.g. a lost SSH connection) says more
+        // than receive's "short read".
+        if (piped.status === 'rejected' && piped.reason instanceof ButtersinkError) {
+          throw new TransferError(`receiving ${request.name}: ${piped.reason.message}`, { cause: piped.reason });
         }
         const res = result.status === 'fulfilled' ? result.value : undefined;
         if (!res || res.exitCode !== 0) {
