@@ -111,6 +111,26 @@ describe('buttersink sync over SSH (real sshd on loopback, remote runs this CLI)
     assert.deepEqual(subvolumes(`${dst.mountPoint}/backup`).map((p) => path.basename(p)), ['s2', 's3']);
   });
 
+  test('keys from ssh-agent (SSH_AUTH_SOCK) log in when HOME has none', () => {
+    const home = mkdtempSync(path.join(cache, 'agent-home-'));
+    const socket = path.join(home, 'agent.sock');
+    const started = execFileSync('ssh-agent', ['-s', '-a', socket], { encoding: 'utf8' });
+    const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(started)?.[1]);
+    assert.ok(agentPid > 0, started);
+    try {
+      execFileSync('ssh-add', ['-q', `${sshd.home}/.ssh/id_ed25519`], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stdio: 'ignore' });
+      const url = `ssh://root@127.0.0.1:${sshd.port}${dst.mountPoint}/backup/`;
+      const withAgent = cli(['--json', '--known-hosts', sshd.knownHosts, url], { env: { ...env, HOME: home, SSH_AUTH_SOCK: socket } });
+      assert.equal(withAgent.code, 0, withAgent.stderr);
+      assert.ok((JSON.parse(withAgent.stdout) as unknown[]).length > 0);
+      const without = cli(['--known-hosts', sshd.knownHosts, url], { env: { ...env, HOME: home, SSH_AUTH_SOCK: '' } });
+      assert.equal(without.code, 3, without.stderr);
+      assert.match(without.stderr, /authentication as root@\[127\.0\.0\.1\]:\d+ failed/);
+    } finally {
+      process.kill(agentPid, 'SIGTERM');
+    }
+  });
+
   test('an unknown host key: exit 4, one line with the fingerprint and how to trust it', () => {
     const empty = path.join(cache, 'empty_known_hosts');
     writeFileSync(empty, '');
