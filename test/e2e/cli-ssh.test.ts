@@ -164,7 +164,7 @@ describe('buttersink sync over SSH (real sshd on loopback, remote runs this CLI)
     const res = await run.done;
     assert.equal(res.code, 5, res.stderr);
     assert.match(res.stderr, /^buttersink: the connection to buttersink-test:.* was lost/);
-    // The server saw its input end without the stream's end mark and removed the partial.
+    // The remote btrfs receive saw its input end before the stream's END command; the partial is gone.
     await waitFor(() => subvolumes(target).length === 0);
     assert.equal(existsSync(`${target}/b1`), false);
 
