@@ -178,14 +178,19 @@ async function s3Keys(prefix: string): Promise<{ key: string; size: number; etag
   } while (token);
   return out;
 }
-/** Every object under `prefix` is a whole send stream matching the SHA-256 it carries. */
+/**
+ * Every object under `prefix` is a whole send stream matching the SHA-256 it carries. Right
+ * after a kill an object may still wait for its hash (the next run attaches it); at the end
+ * (`expectAll`) every object must have it.
+ */
 async function s3Verify(prefix: string, expectAll: boolean): Promise<string | null> {
   const keys = await s3Keys(prefix);
   for (const { key } of keys) {
     const head = await s3.send(new HeadObjectCommand({ Bucket: 'torture', Key: key }));
     const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: 'torture', Key: key }))).Body!.transformToByteArray());
     const sha = createHash('sha256').update(body).digest('hex');
-    if (head.Metadata?.['buttersink-sha256'] !== sha) return `${key}: SHA-256 does not match its metadata`;
+    const recorded = head.Metadata?.['buttersink-sha256'];
+    if (recorded !== undefined ? recorded !== sha : expectAll) return `${key}: SHA-256 ${recorded ?? 'missing'}, content ${sha}`;
     const whole = await new Promise<boolean>((resolve) => {
       const check = new StreamEndCheck();
       check.on('error', () => resolve(false));
@@ -198,17 +203,23 @@ async function s3Verify(prefix: string, expectAll: boolean): Promise<string | nu
   if (expectAll && keys.length !== NAMES.length) return `${keys.length} objects instead of ${NAMES.length}`;
   return null;
 }
-function journalEntries(): number {
+/** Unfinished uploads journaled for keys under `prefix`. */
+function journalEntries(prefix: string): number {
   const dir = path.join(WORK, 'cache', 's3-uploads');
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).length : 0;
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .filter((f) => (JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { key: string }).key.startsWith(prefix)).length;
 }
 /** Restores an S3 prefix into a fresh directory and compares every snapshot with its source. */
 async function s3RestoreVerify(prefix: string): Promise<string | null> {
   const dir = `${dst.mountPoint}/verify-${prefix.replaceAll('/', '-')}`;
   mkdirSync(dir, { recursive: true });
   const res = await run([`s3://torture/${prefix}`, `${dir}/`], baseEnv);
-  if (res.code !== 0) return `restore failed: ${res.stderr.trim().split('\n').at(-1)}`;
-  return btrfsVerify(dir, true);
+  const problem = res.code !== 0 ? `restore failed: ${res.stderr.trim().split('\n').at(-1)}` : btrfsVerify(dir, true);
+  for (const name of btrfsState(dir).complete.concat(btrfsState(dir).partials)) sh(`btrfs -q subvolume delete '${dir}/${name}'`);
+  sh(`btrfs subvolume sync ${dst.mountPoint} && rm -rf '${dir}'`);
+  return problem;
 }
 
 // ---- the paths ---------------------------------------------------------------------------------
@@ -218,6 +229,7 @@ interface Endpoint {
   partials(): number;
   state(): Promise<string>;
   deepVerify(): Promise<string | null>;
+  dispose(): Promise<void>;
 }
 let counter = 0;
 function localDestination(): Endpoint {
@@ -229,6 +241,12 @@ function localDestination(): Endpoint {
     partials: () => btrfsState(dir).partials.length,
     state: async () => sh(`btrfs subvolume list -u ${dst.mountPoint}`),
     deepVerify: async () => btrfsVerify(dir, true),
+    // The pool holds a few chains at most: every destination is removed after its checks.
+    dispose: async () => {
+      const { complete, partials } = btrfsState(dir);
+      for (const name of [...complete, ...partials].sort().reverse()) sh(`btrfs -q subvolume delete '${dir}/${name}'`);
+      sh(`btrfs subvolume sync ${dst.mountPoint} && rm -rf '${dir}'`);
+    },
   };
 }
 function s3Destination(): Endpoint {
@@ -236,7 +254,8 @@ function s3Destination(): Endpoint {
   return {
     url: `s3://torture/${prefix}`,
     verify: (all) => s3Verify(prefix, all),
-    partials: () => journalEntries(),
+    partials: () => journalEntries(prefix),
+    dispose: async () => {},
     state: async () => JSON.stringify(await s3Keys('')),
     deepVerify: () => s3RestoreVerify(prefix),
   };
@@ -262,79 +281,81 @@ async function pathEnds(name: PathName): Promise<{ from: string; to: Endpoint }>
 }
 
 // ---- faults -------------------------------------------------------------------------------------
+/**
+ * One run of a fault on a fresh destination, removed afterwards. `body` returns null when
+ * the run survived with its data verified, or what went wrong.
+ */
+async function attempt(
+  t: Tally,
+  name: PathName,
+  body: (from: string, to: Endpoint) => Promise<{ problem: string | null; verified?: boolean }>,
+): Promise<void> {
+  const { from, to } = await pathEnds(name);
+  t.runs += 1;
+  try {
+    const { problem, verified = true } = await body(from, to);
+    if (problem !== null) {
+      t.notes.add(problem);
+      return;
+    }
+    t.survived += 1;
+    if (verified) t.verified += 1;
+    t.partialsLeft += to.partials();
+  } finally {
+    await to.dispose();
+  }
+}
+
+const lastLine = (r: Run): string => r.stderr.trim().split('\n').at(-1) ?? '';
+
 async function killNine(name: PathName): Promise<void> {
   const t = tally(name, 'kill -9, then rerun');
   // How long a clean run takes, so kills spread over the whole transfer.
   const clean = await pathEnds(name);
   const reference = await run([clean.from, clean.to.url], baseEnv);
+  await clean.to.dispose();
   if (reference.code !== 0) throw new Error(`${name}: a clean run failed: ${reference.stderr}`);
   for (let i = 0; i < KILLS; i++) {
-    const { from, to } = await pathEnds(name);
     const at = Math.round(random() * reference.seconds * 1000);
-    t.runs += 1;
-    const killed = await run([from, to.url], baseEnv, at);
-    const afterKill = await to.verify(false);
-    if (afterKill !== null) {
-      t.notes.add(`after a kill at ${at} ms: ${afterKill}`);
-      continue;
-    }
-    const rerun = await run([from, to.url], baseEnv);
-    if (rerun.code !== 0) {
-      t.notes.add(`rerun after a kill at ${at} ms (exit ${killed.code}) failed: ${rerun.stderr.trim().split('\n').at(-1)}`);
-      continue;
-    }
-    const problem = await to.verify(true);
-    if (problem !== null) {
-      t.notes.add(`after the rerun: ${problem}`);
-      continue;
-    }
-    t.survived += 1;
-    const left = to.partials();
-    t.partialsLeft += left;
-    // Full byte-for-byte restores are costly for S3: the first and last run of each path.
-    const deep = i === 0 || i === KILLS - 1 ? await to.deepVerify() : null;
-    if (deep !== null) t.notes.add(`deep check: ${deep}`);
-    else t.verified += 1;
+    await attempt(t, name, async (from, to) => {
+      const killed = await run([from, to.url], baseEnv, at);
+      const afterKill = await to.verify(false);
+      if (afterKill !== null) return { problem: `after a kill at ${at} ms: ${afterKill}` };
+      const rerun = await run([from, to.url], baseEnv);
+      if (rerun.code !== 0) return { problem: `rerun after a kill at ${at} ms (exit ${killed.code}) failed: ${lastLine(rerun)}` };
+      const problem = await to.verify(true);
+      if (problem !== null) return { problem: `after the rerun (kill at ${at} ms): ${problem}` };
+      // Byte-for-byte restores of S3 prefixes are costly: the first and last run of a path.
+      const deep = i === 0 || i === KILLS - 1 ? await to.deepVerify() : null;
+      return { problem: deep === null ? null : `deep check: ${deep}` };
+    });
   }
 }
 
 async function dryRun(name: PathName): Promise<void> {
   const t = tally(name, '-n changes nothing');
-  const { from, to } = await pathEnds(name);
-  // Half there already, so the plan has sends and a delete candidate.
-  await run([`${from}t1`, to.url], baseEnv);
   for (const args of [['-n'], ['-n', '-d'], ['-n', '-e']]) {
-    t.runs += 1;
-    const [before, srcBefore] = [await to.state(), sourceState()];
-    const res = await run([...args, from, to.url], baseEnv);
-    const [after, srcAfter] = [await to.state(), sourceState()];
-    if (res.code !== 0) t.notes.add(`${args.join(' ')} exited ${res.code}`);
-    else if (before !== after || srcBefore !== srcAfter) t.notes.add(`${args.join(' ')} changed a store`);
-    else {
-      t.survived += 1;
-      t.verified += 1;
-    }
+    await attempt(t, name, async (from, to) => {
+      // One snapshot there already, so the plan has sends and incremental parents.
+      await run([`${from}t1`, to.url], baseEnv);
+      const [before, srcBefore] = [await to.state(), sourceState()];
+      const res = await run([...args, from, to.url], baseEnv);
+      const [after, srcAfter] = [await to.state(), sourceState()];
+      if (res.code !== 0) return { problem: `${args.join(' ')} exited ${res.code}: ${lastLine(res)}` };
+      return { problem: before !== after || srcBefore !== srcAfter ? `${args.join(' ')} changed a store` : null };
+    });
   }
 }
 
 async function concurrent(name: PathName): Promise<void> {
   const t = tally(name, 'two syncs at once');
   for (let i = 0; i < 3; i++) {
-    const { from, to } = await pathEnds(name);
-    t.runs += 1;
-    const [a, b] = await Promise.all([run([from, to.url], baseEnv), run([from, to.url], baseEnv)]);
-    const codes = [a.code, b.code].sort().join(',');
-    if (codes !== '0,6' && codes !== '0,0') {
-      t.notes.add(`exit codes ${codes}: ${[a, b].map((r) => r.stderr.trim().split('\n').at(-1)).join(' | ')}`);
-      continue;
-    }
-    const problem = await to.verify(true);
-    if (problem !== null) t.notes.add(problem);
-    else {
-      t.survived += 1;
-      t.verified += 1;
-      t.partialsLeft += to.partials();
-    }
+    await attempt(t, name, async (from, to) => {
+      const [a, b] = await Promise.all([run([from, to.url], baseEnv), run([from, to.url], baseEnv)]);
+      const codes = [a.code, b.code].sort().join(',');
+      if (codes !== '0,6' && codes !== '0,0') return { problem: `exit codes ${codes}: ${lastLine(a)} / ${lastLine(b)}` };
+      return { problem: await to.verify(true) };
+    });
   }
 }
 
@@ -343,7 +364,7 @@ async function diskFull(): Promise<void> {
   const small = createPool(160);
   try {
     // Leave ~30 MiB free: the 60 MiB snapshot cannot fit.
-    sh('dd if=/dev/urandom of=filler bs=1M count=95 status=none; sync', small.mountPoint);
+    sh('avail=$(df --output=avail -BM . | tail -n 1 | tr -dc 0-9); dd if=/dev/urandom of=filler bs=1M count=$((avail - 30)) status=none; sync', small.mountPoint);
     mkdirSync(`${small.mountPoint}/backup`);
     const before = sourceState();
     t.runs += 1;
@@ -367,24 +388,16 @@ type Rule = InstanceType<typeof FaultProxy>['rule'];
 async function s3Fault(name: 'local-s3' | 's3-local', fault: string, rule: () => Rule): Promise<void> {
   const t = tally(name, fault);
   for (let i = 0; i < 3; i++) {
-    const { from, to } = await pathEnds(name);
-    t.runs += 1;
-    proxy.rule = rule();
-    const res = await run(['--part-size', '5', from, to.url], viaProxy);
-    proxy.rule = () => undefined;
-    if (res.code !== 0) {
-      t.notes.add(`exit ${res.code}: ${res.stderr.trim().split('\n').at(-1)}`);
-      continue;
-    }
-    const problem = await to.verify(true);
-    if (problem !== null) t.notes.add(problem);
-    else {
-      t.survived += 1;
-      t.partialsLeft += to.partials();
-      const deep = i === 0 ? await to.deepVerify() : null;
-      if (deep !== null) t.notes.add(`deep check: ${deep}`);
-      else t.verified += 1;
-    }
+    await attempt(t, name, async (from, to) => {
+      proxy.rule = rule();
+      const res = await run(['--part-size', '5', from, to.url], viaProxy);
+      proxy.rule = () => undefined;
+      if (res.code !== 0) return { problem: `exit ${res.code}: ${lastLine(res)}` };
+      const problem = await to.verify(true);
+      if (problem !== null || i > 0) return { problem };
+      const deep = await to.deepVerify();
+      return { problem: deep === null ? null : `deep check: ${deep}` };
+    });
   }
 }
 const nth = (predicate: (method: string, url: string) => boolean, times: number, fault: NonNullable<ReturnType<Rule>>): (() => Rule) => () => {
@@ -405,15 +418,19 @@ async function corruptObject(): Promise<void> {
   await s3.send(new PutObjectCommand({ Bucket: 'torture', Key: victim.key, Body: body, Metadata: head.Metadata }));
   const to = localDestination();
   t.runs += 1;
-  const res = await run([`s3://torture/${prefix}`, to.url], baseEnv);
-  const state = btrfsState(to.url.replace(/\/$/, ''));
-  if (res.code !== 5) t.notes.add(`exit ${res.code} instead of 5`);
-  else if (!res.stderr.includes(`${victim.key} is corrupt`)) t.notes.add(`the error does not name the object: ${res.stderr.trim()}`);
-  else if (state.complete.includes('t3') || state.complete.includes('t4') || state.partials.length > 0) t.notes.add(`visible after the failure: ${[...state.complete, ...state.partials].join(', ')}`);
-  else if (btrfsVerify(to.url.replace(/\/$/, ''), false) !== null) t.notes.add('what arrived differs from its source');
-  else {
-    t.survived += 1;
-    t.verified += 1;
+  try {
+    const res = await run([`s3://torture/${prefix}`, to.url], baseEnv);
+    const state = btrfsState(to.url.replace(/\/$/, ''));
+    if (res.code !== 5) t.notes.add(`exit ${res.code} instead of 5`);
+    else if (!res.stderr.includes(`${victim.key} is corrupt`)) t.notes.add(`the error does not name the object: ${res.stderr.trim()}`);
+    else if (state.complete.includes('t3') || state.complete.includes('t4') || state.partials.length > 0) t.notes.add(`visible after the failure: ${[...state.complete, ...state.partials].join(', ')}`);
+    else if (btrfsVerify(to.url.replace(/\/$/, ''), false) !== null) t.notes.add('what arrived differs from its source');
+    else {
+      t.survived += 1;
+      t.verified += 1;
+    }
+  } finally {
+    await to.dispose();
   }
 }
 

@@ -1,14 +1,10 @@
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
 import { ButtersinkError, ExitCode, InterruptedError } from '../model/errors.js';
 import { addMountCommands } from './mount-command.js';
+import { packageVersion } from '../model/package-version.js';
 import { Output } from './output.js';
+import { addServerCommand } from './server-command.js';
 import { addSyncCommand, SYNC_HELP } from './sync-command.js';
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 /** State the one error boundary needs from whichever command ran. */
 export interface CliContext {
@@ -34,6 +30,7 @@ export async function runCli(argv: readonly string[], signal: AbortSignal): Prom
     .configureOutput({ outputError: (text, write) => write(`buttersink: ${text.replace(/^error: /, '')}`) });
   addSyncCommand(program, context);
   addMountCommands(program, context);
+  addServerCommand(program, packageVersion());
   program.addHelpText('after', `\nThe default command is sync: 'buttersink [options] [src] dst' (see 'buttersink sync --help').\n${SYNC_HELP}`);
 
   try {

@@ -12,6 +12,7 @@ import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measure
 import { openStore, type StoreContext } from '../stores/open-store.js';
 import type { S3Settings } from '../stores/s3/s3-settings.js';
 import { parseStoreUrl } from '../stores/parse-store-url.js';
+import type { ServerMode } from '../remote/protocol.js';
 import { MEASURE_CONCURRENCY } from '../sync/choose-plan.js';
 import { runSync, selectSnapshots } from '../sync/run-sync.js';
 import { Output } from './output.js';
@@ -37,6 +38,8 @@ interface SyncFlags {
   s3Sse: string;
   s3StorageClass?: string;
   s3Parallel: number;
+  remoteCommand?: string;
+  knownHosts: string[];
 }
 
 const EXAMPLES = `
@@ -44,7 +47,8 @@ Stores:
   /path/dir/  btrfs:///path/dir/  file:///path/dir/   a directory of snapshots on local btrfs
   /path/dir/name                                     one snapshot (no trailing slash)
   s3://bucket/prefix/  s3://bucket/prefix/name        an S3 bucket in the original ButterSink's layout
-  (ssh://[user@]host[:port]/path/ is coming in a later version)
+  ssh://[user@]host[:port]/path/dir/                 a directory of snapshots on another machine,
+                                                     through 'sudo -n buttersink server' over SSH
 
 Examples:
   buttersink /mnt/pool/snaps/                    list the snapshots there, with sizes
@@ -54,6 +58,8 @@ Examples:
   buttersink /snaps/2026-11-28 /mnt/backup/snaps/  send one snapshot
   buttersink /snaps/ s3://bucket/host1/           upload, as diffs (AWS credentials as usual)
   buttersink s3://bucket/host1/ /restore/         restore from S3, replaying the chains
+  buttersink /snaps/ ssh://backup@nas/backup/snaps/  push to a backup server over SSH
+  buttersink ssh://nas:2222/backup/snaps/ /restore/  pull from it
 
 Each snapshot is sent as the smallest diff from a snapshot the destination already has (or
 gets earlier in the same run), sizes measured with 'btrfs send --no-data'. Runs as root.
@@ -88,6 +94,8 @@ export function addSyncCommand(program: Command, context: CliContext): void {
     .option('--s3-sse <mode>', "server-side encryption: 'AES256', 'aws:kms' or 'none'", parseSse, 'AES256')
     .option('--s3-storage-class <class>', 'storage class of uploads (STANDARD, STANDARD_IA, GLACIER_IR, ...)')
     .option('--s3-parallel <n>', 'parts uploaded at once; memory is about part size x (n + 1)', parseParallel, 4)
+    .option('--remote-command <cmd>', "what runs buttersink on an ssh:// store's host (default 'sudo -n buttersink', 'buttersink' as root; env BUTTERSINK_REMOTE_COMMAND)")
+    .option('--known-hosts <file>', 'check SSH host keys against FILE instead of ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts (repeatable; env BUTTERSINK_KNOWN_HOSTS, colon-separated)', collectString, [])
     .addHelpText('after', EXAMPLES)
     .action(async (src: string | undefined, dst: string | undefined, flags: SyncFlags) => {
       const output = new Output({ quiet: flags.quiet, verbose: flags.verbose === true }, checkLogFile(flags.logfile));
@@ -122,9 +130,27 @@ function storeContext(flags: SyncFlags, output: Output): StoreContext {
   };
 }
 
+/**
+ * The same context for one store, with what an ssh:// store needs: the least server mode its
+ * role needs (so that sudoers can allow exactly that), and how to reach it.
+ */
+function withSsh(context: StoreContext, mode: ServerMode, flags: SyncFlags): StoreContext {
+  const remoteCommand = flags.remoteCommand ?? (process.env.BUTTERSINK_REMOTE_COMMAND || undefined);
+  const fromEnv = (process.env.BUTTERSINK_KNOWN_HOSTS ?? '').split(':').filter(Boolean);
+  const knownHostsFiles = flags.knownHosts.length > 0 ? flags.knownHosts : fromEnv;
+  return {
+    ...context,
+    ssh: {
+      mode,
+      ...(remoteCommand === undefined ? {} : { remoteCommand }),
+      ...(knownHostsFiles.length > 0 ? { knownHostsFiles } : {}),
+    },
+  };
+}
+
 async function listStore(url: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
   const location = parseStoreUrl(url);
-  const store = openStore(location, storeContext(flags, output));
+  const store = openStore(location, withSsh(storeContext(flags, output), 'r', flags));
   try {
     const all = await store.list();
     const chosen = selectSnapshots(all, { store, selection: location.selection }).filter(
@@ -171,9 +197,9 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
   const context = storeContext(flags, output);
   const stores: Store[] = [];
   try {
-    const src = openStore(srcLocation, context);
+    const src = openStore(srcLocation, withSsh(context, 'r', flags));
     stores.push(src);
-    const dst = openStore(dstLocation, context);
+    const dst = openStore(dstLocation, withSsh(context, flags.dryRun ? 'r' : flags.delete ? 'w' : 'a', flags));
     stores.push(dst);
     let reporter: ProgressReporter | undefined;
     try {
@@ -242,6 +268,10 @@ function parseParallel(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('expected a whole number from 1 to 64');
   return n;
+}
+
+function collectString(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 function collectRegex(value: string, previous: RegExp[]): RegExp[] {

@@ -1,10 +1,13 @@
-import { PermissionError, StoreError } from '../model/errors.js';
+import { PermissionError } from '../model/errors.js';
+import { packageVersion } from '../model/package-version.js';
 import type { Store } from '../model/store.js';
+import type { ServerMode } from '../remote/protocol.js';
 import { BtrfsStore } from './btrfs/btrfs-store.js';
 import type { MeasurementCache } from './cache/measurement-cache.js';
 import type { StoreLocation } from './parse-store-url.js';
 import { S3Store } from './s3/s3-store.js';
 import { DEFAULT_S3_SETTINGS, type S3Settings } from './s3/s3-settings.js';
+import { SshStore } from './ssh/ssh-store.js';
 
 export interface StoreContext {
   /** One cache per run, shared by its stores, so their writes cannot overwrite each other. */
@@ -17,6 +20,17 @@ export interface StoreContext {
   readonly s3?: S3Settings;
   /** Non-fatal notes for the user (retries, ignored objects). */
   readonly warn?: (message: string) => void;
+  /** For ssh:// stores: what the run needs there, and how to reach it. */
+  readonly ssh?: SshContext;
+}
+
+export interface SshContext {
+  /** r for a source or a listing, a for a destination, w for a destination with -d. */
+  readonly mode: ServerMode;
+  /** Runs buttersink on the remote (default `sudo -n buttersink`, `buttersink` as root). */
+  readonly remoteCommand?: string;
+  /** known_hosts files to use instead of the user's and the system's. */
+  readonly knownHostsFiles?: readonly string[];
 }
 
 /** Opens the store a URL names. Checks only what needs no I/O; the store reports the rest. */
@@ -33,6 +47,19 @@ export function openStore(location: StoreLocation, context: StoreContext): Store
         directory: location.directory,
         cache: context.cache,
       });
+    case 'ssh':
+      // The remote end runs as whoever sudoers allows; locally no root is needed.
+      return new SshStore({
+        url: location.url,
+        host: location.host,
+        user: location.user,
+        port: location.port,
+        directory: location.directory,
+        cache: context.cache,
+        version: packageVersion(),
+        mode: 'r',
+        ...context.ssh,
+      });
     case 's3':
       return new S3Store({
         url: location.url,
@@ -41,10 +68,6 @@ export function openStore(location: StoreLocation, context: StoreContext): Store
         settings: context.s3 ?? DEFAULT_S3_SETTINGS,
         cacheDirectory: context.cacheDirectory,
         onWarning: context.warn,
-      });
-    case 'ssh':
-      throw new StoreError(`${location.kind}:// stores are not available in this version of buttersink yet`, {
-        hint: 'local btrfs directories and S3 work today; SSH stores are on the way',
       });
   }
 }

@@ -48,3 +48,15 @@ export function fuseSuite(): { skip: string | false } {
   if (missing !== null && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
   return { skip: missing ?? false };
 }
+
+/**
+ * Like {@link btrfsSuite}, for suites that also start a real sshd on loopback: OpenSSH's
+ * server must be installed (scripts/install-deps does it).
+ */
+export function sshSuite(): { skip: string | false } {
+  let missing = missingForBtrfs();
+  if (missing === null && !hasCommand('/usr/sbin/sshd')) missing = 'openssh-server is not installed (/usr/sbin/sshd)';
+  if (missing === null && !hasCommand('ssh-keygen')) missing = 'openssh-client is not installed (ssh-keygen)';
+  if (missing !== null && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
+  return { skip: missing ?? false };
+}

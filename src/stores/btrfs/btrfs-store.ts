@@ -230,6 +230,14 @@ export class BtrfsStore implements Store {
     return { stream, done };
   }
 
+  /**
+   * The `btrfs send` arguments for this diff, for a caller that runs send itself with its
+   * output going elsewhere than through node (`buttersink server` hands it the SSH channel).
+   */
+  sendArguments(snapshot: Snapshot, parent: Snapshot | null, cloneSources: readonly Snapshot[] = []): string[] {
+    return ['send', ...this.#sendArgs(snapshot, parent, cloneSources)];
+  }
+
   /** Arguments after `btrfs send` for this diff (quiet, parent, clone sources, snapshot). */
   #sendArgs(snapshot: Snapshot, parent: Snapshot | null, cloneSources: readonly Snapshot[]): string[] {
     const clones = cloneSources.filter((c) => c.uuid !== parent?.uuid && c.uuid !== snapshot.uuid);
@@ -253,8 +261,8 @@ export class BtrfsStore implements Store {
         if (piped.status === 'rejected' && piped.reason instanceof NotASendStreamError) {
           throw new TransferError(`receiving ${request.name}: ${piped.reason.message}`);
         }
-        // The source failed on purpose (e.g. a download's checksum did not match): that is the
-        // cause, and btrfs receive's "short read" only its consequence.
+        // The source failed in a way it explains (a download's checksum did not match, a lost
+        // SSH connection): that is the cause, and btrfs receive's "short read" only its consequence.
         if (piped.status === 'rejected' && piped.reason instanceof ButtersinkError) throw piped.reason;
         const res = result.status === 'fulfilled' ? result.value : undefined;
         if (!res || res.exitCode !== 0) {
@@ -313,6 +321,16 @@ export class BtrfsStore implements Store {
       }
     });
     return { snapshot, bytes };
+  }
+
+  /**
+   * {@link BtrfsStore.receive} for a caller that feeds `btrfs receive` itself (`buttersink
+   * server` connects it to the SSH channel): `run(directory, temporaryName)` must have
+   * `btrfs receive DIRECTORY` create `temporaryName` (the stream renamed with
+   * renameStreamHead) and resolve once it succeeded. Same guarantees and errors.
+   */
+  receiveWith(name: string, run: (directory: string, temporaryName: string) => Promise<void>): Promise<Snapshot> {
+    return this.#receiveAs(name, run);
   }
 
   /**

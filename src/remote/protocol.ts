@@ -1,0 +1,162 @@
+/**
+ * The wire format between `buttersink` (the client, an SSH store) and `buttersink server` on
+ * the remote end of an SSH exec channel, over the channel's stdin/stdout. Pure: no I/O.
+ *
+ * Messages are frames: `u32 BE payload length | u8 type (1) | UTF-8 JSON object`. Both ends
+ * greet first ({@link Hello}); then the client sends requests `{id, op, ...}` and the server
+ * answers each with `{id, ok: true, result}` or `{id, ok: false, error}`.
+ *
+ * A send or receive gets an exec channel (a server process) of its own. Its server answers
+ * the request with `{id, ready: true}`, and from then on the stream's bytes flow *raw* on the
+ * channel — from `btrfs send` straight into the channel, or from the channel straight into
+ * `btrfs receive` — so the remote side copies nothing through node, and SSH's channel window
+ * is the flow control (memory stays bounded whatever the snapshot size). A complete stream
+ * ends with the send stream's own END command, which `btrfs receive` requires: a cut stream
+ * is never taken for a whole one. After a receive the server answers with a frame as usual;
+ * after a send it exits, with status 0 when `btrfs send` succeeded, else with
+ * {@link RAW_ERROR_PREFIX} and the error as JSON on its last stderr line.
+ */
+
+/** Bumped whenever either end could misunderstand the other. Both ends must agree exactly. */
+export const PROTOCOL_VERSION = 1;
+
+const MESSAGE_FRAME = 1;
+export const FRAME_HEADER_BYTES = 5;
+/** JSON messages are small (a listing of 10,000 snapshots is ~3 MB); more is a broken peer. */
+export const MAX_MESSAGE_BYTES = 64 << 20;
+/** How the server reports a failure on stderr once stdout carries a raw stream. */
+export const RAW_ERROR_PREFIX = 'buttersink-server-error: ';
+
+/** Thrown for bytes that are not this protocol (e.g. a shell profile printing to stdout). */
+export class ProtocolError extends Error {}
+
+export function encodeMessage(value: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(value), 'utf8');
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  header.writeUInt32BE(json.length, 0);
+  header.writeUInt8(MESSAGE_FRAME, 4);
+  return Buffer.concat([header, json]);
+}
+
+/**
+ * The payload length a frame header announces (`bytes` may go on past the header).
+ * @param isFirst the first frame of a peer: a non-protocol peer's first bytes are shown.
+ * @throws ProtocolError for anything but a message frame of sane size.
+ */
+export function parseFrameHeader(bytes: Buffer, isFirst: boolean): number {
+  const length = bytes.readUInt32BE(0);
+  if (bytes.readUInt8(4) !== MESSAGE_FRAME || length > MAX_MESSAGE_BYTES) {
+    const shown = isFirst ? `: ${JSON.stringify(printable(bytes.subarray(0, 80)))}` : '';
+    throw new ProtocolError(`unexpected bytes instead of a buttersink protocol frame${shown}`);
+  }
+  return length;
+}
+
+/**
+ * Incremental decoder for the client: feed it what the channel delivered, take messages one
+ * at a time. After a `ready` message the rest is a raw stream: {@link FrameDecoder.takeRest}
+ * hands over the bytes that came with the frame.
+ */
+export class FrameDecoder {
+  #buffer: Buffer = Buffer.alloc(0);
+  #sawAnything = false;
+
+  push(chunk: Buffer): void {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+  }
+
+  /** The next complete message, or undefined until more bytes arrive. */
+  next(): Record<string, unknown> | undefined {
+    if (this.#buffer.length < FRAME_HEADER_BYTES) return undefined;
+    const length = parseFrameHeader(this.#buffer, !this.#sawAnything);
+    if (this.#buffer.length < FRAME_HEADER_BYTES + length) return undefined;
+    this.#sawAnything = true;
+    const message = parseMessage(this.#buffer.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length));
+    this.#buffer = this.#buffer.subarray(FRAME_HEADER_BYTES + length);
+    return message;
+  }
+
+  /** The bytes after the last message taken; the decoder is empty afterwards. */
+  takeRest(): Buffer {
+    const rest = this.#buffer;
+    this.#buffer = Buffer.alloc(0);
+    return rest;
+  }
+}
+
+export function parseMessage(bytes: Buffer): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new ProtocolError('a protocol message is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ProtocolError('a protocol message is not a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+function printable(bytes: Buffer): string {
+  return bytes.toString('latin1').replace(/[^\x20-\x7e\n]/g, '.');
+}
+
+/** What both ends say first. `program` tells a buttersink apart from anything else. */
+export interface Hello {
+  readonly program: 'buttersink';
+  readonly protocol: number;
+  /** The package version, for messages. */
+  readonly version: string;
+  /** The server's mode (server hello only). */
+  readonly mode?: string;
+}
+
+export function makeHello(version: string, mode?: string): Hello {
+  return mode === undefined
+    ? { program: 'buttersink', protocol: PROTOCOL_VERSION, version }
+    : { program: 'buttersink', protocol: PROTOCOL_VERSION, version, mode };
+}
+
+/**
+ * Checks the other end's hello. Returns null when it is compatible, else a sentence saying
+ * which end is older, for the user.
+ */
+export function checkHello(value: Record<string, unknown>, own: { readonly version: string }): string | null {
+  if (value.program !== 'buttersink' || typeof value.protocol !== 'number') {
+    return 'the other end did not greet as buttersink';
+  }
+  if (value.protocol === PROTOCOL_VERSION) return null;
+  const theirs = typeof value.version === 'string' ? value.version : 'unknown';
+  const older = value.protocol < PROTOCOL_VERSION ? 'remote' : 'local';
+  return `protocol version mismatch: local buttersink ${own.version} speaks protocol ${PROTOCOL_VERSION}, remote ${theirs} speaks ${value.protocol} (the ${older} one is older)`;
+}
+
+/** The server's modes: what a client may ask for. Each includes the ones before it. */
+export type ServerMode = 'r' | 'a' | 'w';
+export const SERVER_MODES: readonly ServerMode[] = ['r', 'a', 'w'];
+
+/** Requests a client sends; `id` pairs each with its response. */
+export type Operation = 'list' | 'measure' | 'send' | 'receive' | 'delete' | 'lock' | 'unlock';
+
+/** The least mode each operation needs. */
+export const REQUIRED_MODE: Readonly<Record<Operation, ServerMode>> = {
+  list: 'r',
+  measure: 'r',
+  send: 'r',
+  receive: 'a',
+  lock: 'a',
+  unlock: 'a',
+  delete: 'w',
+};
+
+export function modeAllows(mode: ServerMode, operation: Operation): boolean {
+  return SERVER_MODES.indexOf(mode) >= SERVER_MODES.indexOf(REQUIRED_MODE[operation]);
+}
+
+/** A typed error crossing the wire; `kind` names the {@link ButtersinkError} class. */
+export interface WireError {
+  readonly kind: 'usage' | 'permission' | 'store' | 'transfer' | 'busy' | 'interrupted' | 'internal';
+  readonly message: string;
+  readonly hint?: string;
+  readonly stderrTail?: string;
+}

@@ -1,0 +1,260 @@
+import type { Readable } from 'node:stream';
+import { ButtersinkError, InterruptedError, TransferError } from '../../model/errors.js';
+import type { Snapshot } from '../../model/snapshot.js';
+import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
+import { modeAllows, type ServerMode } from '../../remote/protocol.js';
+import { fromWireSnapshot, toWireSnapshot } from '../../remote/wire-snapshot.js';
+import type { MeasurementCache } from '../cache/measurement-cache.js';
+import type { SshConnection } from './connect.js';
+import { ServerChannel } from './server-channel.js';
+
+/** Rough cost per generation between related snapshots before anything was measured (as BtrfsStore). */
+const ESTIMATED_BYTES_PER_GENERATION = 64 * 1024;
+
+export interface SshStoreOptions {
+  readonly url: string;
+  readonly host: string;
+  readonly user: string | null;
+  readonly port: number | null;
+  /** The directory of snapshots on the remote. */
+  readonly directory: string;
+  /** What this run needs there: r (a source, a listing), a (a destination), w (with -d). */
+  readonly mode: ServerMode;
+  readonly cache: MeasurementCache;
+  /** This buttersink's version, which the remote one must speak. */
+  readonly version: string;
+  /**
+   * What runs `buttersink` on the remote, before `server --mode M DIR`; default `sudo -n
+   * buttersink`, or `buttersink` when logging in as root.
+   */
+  readonly remoteCommand?: string;
+  /** known_hosts files instead of the user's and the system's. */
+  readonly knownHostsFiles?: readonly string[];
+  readonly configFile?: string;
+}
+
+/**
+ * A directory of snapshots on another machine, through `buttersink server` over SSH.
+ *
+ * One SSH connection per store (a connection costs about a second with OpenSSH; reuse is
+ * free). On it, one long-lived control channel carries listings, measurements, deletes and
+ * the lock (the remote lock is held by that channel's server process, so a dropped
+ * connection releases it); each send or receive gets a channel and a server process of its
+ * own, started ahead of need, whose stream flows raw between the channel and btrfs (see
+ * protocol.ts). The remote server is a BtrfsStore: a receive there keeps its guarantees
+ * (hidden partial, removed on failure — also when the connection drops, because
+ * `btrfs receive` then sees its input end before the stream's END command).
+ */
+export class SshStore implements Store {
+  readonly url: string;
+  readonly capabilities: StoreCapabilities;
+  readonly #options: SshStoreOptions;
+  #connection: Promise<SshConnection> | undefined;
+  #control: Promise<ServerChannel> | undefined;
+  /** A server process started ahead for the next transfer (starting one costs ~0.2 s). */
+  #spare: Promise<ServerChannel> | undefined;
+  #isClosed = false;
+
+  constructor(options: SshStoreOptions) {
+    this.url = options.url;
+    this.#options = options;
+    this.capabilities = {
+      canDiffAnyPair: true,
+      canReceive: modeAllows(options.mode, 'receive'),
+      canDelete: modeAllows(options.mode, 'delete'),
+      storesDiffs: false,
+    };
+  }
+
+  #connect(): Promise<SshConnection> {
+    const { host, user, port, knownHostsFiles, configFile } = this.#options;
+    // ssh2 is loaded only when an SSH store is used (not by the server, nor local runs).
+    this.#connection ??= import('./connect.js').then(async ({ connectSsh }) => {
+      const connection = await connectSsh(
+        { host, user, port },
+        { ...(knownHostsFiles ? { knownHostsFiles } : {}), ...(configFile ? { configFile } : {}) },
+      );
+      // Without a listener a dropped connection would crash the process; the channels
+      // report it as a lost connection to whoever waits on them.
+      connection.client.on('error', () => {});
+      return connection;
+    });
+    return this.#connection;
+  }
+
+  /** A new `buttersink server` process on the shared connection. */
+  async #openChannel(): Promise<ServerChannel> {
+    const { client, target } = await this.#connect();
+    const { remoteCommand, mode, directory, version } = this.#options;
+    const prefix = remoteCommand ?? (target.user === 'root' ? 'buttersink' : 'sudo -n buttersink');
+    return ServerChannel.open(client, `${prefix} server --mode ${mode} ${shellQuote(directory)}`, this.#where(target.alias), version);
+  }
+
+  #where(alias: string): string {
+    return `${alias}:${this.#options.directory}`;
+  }
+
+  #controlChannel(): Promise<ServerChannel> {
+    this.#control ??= this.#openChannel();
+    return this.#control;
+  }
+
+  /** A server process of its own for one transfer; the next one starts meanwhile. */
+  #transferChannel(): Promise<ServerChannel> {
+    const channel = this.#spare ?? this.#openChannel();
+    this.#startSpare(true);
+    return channel;
+  }
+
+  #startSpare(replace = false): void {
+    if (this.#spare !== undefined && !replace) return;
+    this.#spare = this.#openChannel();
+    this.#spare.catch(() => {}); // whoever takes it sees the failure
+  }
+
+  async list(): Promise<Snapshot[]> {
+    const control = await this.#controlChannel();
+    // Listing is how every run starts: have the first transfer's server ready by then.
+    this.#startSpare();
+    const result = await control.request('list');
+    if (!Array.isArray(result)) throw new TransferError(`${this.url}: the server's listing is malformed`);
+    return result.map(fromWireSnapshot);
+  }
+
+  async storedDiffs(): Promise<StoredDiff[]> {
+    return [];
+  }
+
+  /** A cached measurement when there is one, else a guess from the generation distance. */
+  estimateDiff(snapshot: Snapshot, parent: Snapshot | null): DiffSize {
+    const cached = this.#options.cache.peek(snapshot.uuid, parent?.uuid ?? null);
+    if (cached !== undefined) return { bytes: cached.bytes, exact: true };
+    const generations = parent === null ? snapshot.generation : Math.abs(snapshot.generation - parent.generation) + 1;
+    return { bytes: generations * ESTIMATED_BYTES_PER_GENERATION, exact: false };
+  }
+
+  /** Measured on the remote (`btrfs send --no-data` there), cached here by UUID pair too. */
+  async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal): Promise<DiffSize> {
+    const cached = await this.#options.cache.get(snapshot.uuid, parent?.uuid ?? null);
+    if (cached !== undefined) return { bytes: cached.bytes, exact: true };
+    signal?.throwIfAborted();
+    const result = (await (await this.#controlChannel()).request('measure', {
+      snapshot: toWireSnapshot(snapshot),
+      parent: parent && toWireSnapshot(parent),
+    })) as { bytes?: unknown };
+    if (typeof result?.bytes !== 'number') throw new TransferError(`${this.url}: the server's measurement is malformed`);
+    await this.#options.cache.set(snapshot.uuid, parent?.uuid ?? null, { bytes: result.bytes });
+    return { bytes: result.bytes, exact: true };
+  }
+
+  async send(
+    snapshot: Snapshot,
+    parent: Snapshot | null,
+    options: { cloneSources?: readonly Snapshot[]; signal?: AbortSignal } = {},
+  ): Promise<SendStream> {
+    const channel = await this.#transferChannel();
+    const { stream, done } = channel.download('send', {
+      snapshot: toWireSnapshot(snapshot),
+      parent: parent && toWireSnapshot(parent),
+      cloneSources: (options.cloneSources ?? []).map(toWireSnapshot),
+    });
+    const onAbort = (): void => {
+      stream.destroy(new InterruptedError('interrupted'));
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const finished = done
+      .catch((error: unknown) => {
+        throw options.signal?.aborted ? new InterruptedError('interrupted') : asTransferError(error);
+      })
+      .finally(async () => {
+        options.signal?.removeEventListener('abort', onAbort);
+        await channel.close();
+      });
+    finished.catch(() => {});
+    return { stream, done: finished };
+  }
+
+  /**
+   * Streams into a receive on the remote. On failure our side ends before the stream's END,
+   * so the server's `btrfs receive` fails and the partial is removed; the error is reported
+   * once the server confirmed that.
+   */
+  async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {
+    let channel: ServerChannel;
+    try {
+      channel = await this.#transferChannel();
+    } catch (error) {
+      stream.destroy();
+      throw error;
+    }
+    const onAbort = (): void => {
+      stream.destroy(new InterruptedError(`interrupted while receiving ${request.name}`));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const result = await channel.upload(
+        'receive',
+        {
+          name: request.name,
+          snapshot: toWireSnapshot(request.snapshot),
+          parent: request.parent && toWireSnapshot(request.parent),
+          expectedBytes: request.expectedBytes,
+        },
+        stream,
+      );
+      return fromWireSnapshot(result);
+    } catch (error) {
+      if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
+      if (error instanceof ButtersinkError) throw error;
+      throw new TransferError(`receiving ${request.name} on ${this.url}: the stream failed: ${(error as Error).message}`);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      stream.destroy();
+      // The server answered: it has nothing left to do but exit, which need not be waited for.
+      void channel.close();
+    }
+  }
+
+  async delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    await (await this.#controlChannel()).request('delete', { snapshot: toWireSnapshot(snapshot) });
+  }
+
+  /** Held by the control channel's server process: closing the channel releases it too. */
+  async lock(): Promise<() => Promise<void>> {
+    const control = await this.#controlChannel();
+    this.#startSpare();
+    await control.request('lock');
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      await control.request('unlock').catch(() => {});
+    };
+  }
+
+  /**
+   * Releases the control channel (and with it a lock still held) and ends the connection,
+   * which ends a spare server process too, started or still starting.
+   */
+  async close(): Promise<void> {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    const control = await this.#control?.catch(() => undefined);
+    await control?.close().catch(() => {});
+    const connection = await this.#connection?.catch(() => undefined);
+    connection?.client.end();
+    await this.#options.cache.save();
+  }
+}
+
+/** Errors of a transfer are TransferErrors unless they are typed already. */
+function asTransferError(error: unknown): Error {
+  if (error instanceof ButtersinkError) return error;
+  return new TransferError(String((error as Error)?.message ?? error));
+}
+
+/** POSIX shell single quoting for the remote command line. */
+export function shellQuote(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}

@@ -1,0 +1,261 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { BusyError, PermissionError, StoreError, TransferError } from '../../src/model/errors.js';
+import type { Snapshot } from '../../src/model/snapshot.js';
+import type { ServerMode } from '../../src/remote/protocol.js';
+import { BtrfsStore } from '../../src/stores/btrfs/btrfs-store.js';
+import { MeasurementCache } from '../../src/stores/cache/measurement-cache.js';
+import { fingerprint } from '../../src/stores/ssh/known-hosts.js';
+import { SshStore } from '../../src/stores/ssh/ssh-store.js';
+import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
+import { sshSuite } from '../support/prerequisites.js';
+import { startSshd, type TestSshd } from '../support/sshd.js';
+import { treeDigest } from '../support/tree-digest.js';
+
+const suite = sshSuite();
+
+function allSubvolumes(mount: string): string[] {
+  return execFileSync('btrfs', ['subvolume', 'list', mount], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.replace(/^.* path /, ''))
+    .sort();
+}
+
+describe('SshStore against a real sshd and buttersink server', suite, () => {
+  let sshd: TestSshd;
+  let pool: BtrfsPool;
+  let cacheDir: string;
+  let local: BtrfsStore;
+  let snaps: Snapshot[];
+  const open: SshStore[] = [];
+
+  const remote = (dir: string, mode: ServerMode, extra: { knownHostsFiles?: string[]; remoteCommand?: string } = {}): SshStore => {
+    const store = new SshStore({
+      url: `ssh://root@127.0.0.1:${sshd.port}${dir}/`,
+      host: '127.0.0.1',
+      user: 'root',
+      port: sshd.port,
+      directory: dir,
+      mode,
+      cache: new MeasurementCache(mkdtempSync(path.join(cacheDir, 'c-'))),
+      version: '0.1.0',
+      remoteCommand: sshd.remoteCommand,
+      knownHostsFiles: [sshd.knownHosts],
+      configFile: '/nonexistent',
+      ...extra,
+    });
+    open.push(store);
+    return store;
+  };
+
+  before(async () => {
+    sshd = await startSshd();
+    pool = createPool(256);
+    cacheDir = mkdtempSync(path.join(os.tmpdir(), 'buttersink-cache-'));
+    // The client's key is found through HOME (os.homedir()), as a user's would be.
+    process.env.HOME = sshd.home;
+    process.env.SSH_AUTH_SOCK = '';
+    sh(
+      `btrfs -q subvolume create data && head -c 3000000 /dev/urandom > data/a && mkdir -p snaps/nested pushed pulled &&
+       btrfs -q subvolume snapshot -r data snaps/one &&
+       head -c 400000 /dev/urandom > data/b && btrfs -q subvolume snapshot -r data 'snaps/nested/two with space'`,
+      pool.mountPoint,
+    );
+    local = new BtrfsStore({ url: 'local', directory: `${pool.mountPoint}/snaps`, cache: new MeasurementCache(cacheDir) });
+    snaps = await local.list();
+  });
+  after(async () => {
+    for (const store of open) await store.close().catch(() => {});
+    await sshd?.stop();
+    pool?.destroy();
+    if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  test('lists and measures like the local store does', async () => {
+    const store = remote(`${pool.mountPoint}/snaps`, 'r');
+    const listed = await store.list();
+    assert.deepEqual(listed, snaps);
+    const [two, one] = listed;
+    const remoteSize = await store.measureDiff(two!, one!);
+    const localSize = await local.measureDiff(two!, one!);
+    assert.deepEqual(remoteSize, localSize);
+  });
+
+  test('push: a full then an incremental receive over SSH, byte for byte', async () => {
+    const store = remote(`${pool.mountPoint}/pushed`, 'a');
+    const release = await store.lock();
+    try {
+      const [two, one] = snaps;
+      for (const [snapshot, parent] of [[one!, null], [two!, one!]] as const) {
+        const sending = await local.send(snapshot, parent);
+        const received = await store.receive(sending.stream, { name: snapshot.name, snapshot, parent, expectedBytes: 0 });
+        await sending.done;
+        assert.equal(received.receivedUuid, snapshot.uuid);
+        assertSameTree(`${pool.mountPoint}/snaps/${snapshot.name}`, `${pool.mountPoint}/pushed/${snapshot.name}`);
+      }
+      assert.deepEqual((await store.list()).map((s) => s.name), ['nested/two with space', 'one']);
+    } finally {
+      await release();
+    }
+  });
+
+  test('pull: the stream comes from the remote, with backpressure, byte for byte', async () => {
+    const store = remote(`${pool.mountPoint}/snaps`, 'r');
+    const into = new BtrfsStore({ url: 'pulled', directory: `${pool.mountPoint}/pulled`, cache: new MeasurementCache(cacheDir) });
+    const release = await into.lock();
+    try {
+      const one = snaps.find((s) => s.name === 'one')!;
+      const sending = await store.send(one, null);
+      const received = await into.receive(sending.stream, { name: 'one', snapshot: one, parent: null, expectedBytes: 0 });
+      await sending.done;
+      assert.equal(received.receivedUuid, one.uuid);
+      assertSameTree(`${pool.mountPoint}/snaps/one`, `${pool.mountPoint}/pulled/one`);
+    } finally {
+      await release();
+    }
+  });
+
+  test('a cut stream is refused by the remote receive, which leaves nothing behind', async () => {
+    const store = remote(`${pool.mountPoint}/pushed`, 'a');
+    const before = allSubvolumes(pool.mountPoint);
+    const one = snaps.find((s) => s.name === 'one')!;
+    const sending = await local.send(one, null);
+    let seen = 0;
+    sending.stream.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > 1_000_000) sending.stream.destroy(new Error('cut on purpose'));
+    });
+    sending.stream.pause();
+    await assert.rejects(
+      store.receive(sending.stream, { name: 'cut', snapshot: one, parent: null, expectedBytes: 0 }),
+      (e: unknown) => e instanceof TransferError && /cut on purpose|stream failed/.test(e.message),
+    );
+    await sending.done.catch(() => {});
+    assert.deepEqual(allSubvolumes(pool.mountPoint), before);
+    assert.equal(existsSync(`${pool.mountPoint}/pushed/cut`), false);
+  });
+
+  test('mode r refuses receive and lock; mode a refuses delete', async () => {
+    const one = snaps.find((s) => s.name === 'one')!;
+    const reader = remote(`${pool.mountPoint}/pushed`, 'r');
+    const sending = await local.send(one, null);
+    await assert.rejects(
+      reader.receive(sending.stream, { name: 'sneaky', snapshot: one, parent: null, expectedBytes: 0 }),
+      (e: unknown) => e instanceof PermissionError && /receiving refused: the server runs in mode r \(read\)/.test(e.message),
+    );
+    await sending.done.catch(() => {});
+    await assert.rejects(reader.lock(), PermissionError);
+    assert.equal(existsSync(`${pool.mountPoint}/pushed/sneaky`), false);
+
+    const adder = remote(`${pool.mountPoint}/pushed`, 'a');
+    const [pushedOne] = (await adder.list()).filter((s) => s.name === 'one');
+    await assert.rejects(adder.delete(pushedOne!), (e: unknown) => e instanceof PermissionError && /deleting refused.*mode a/.test(e.message));
+    assert.equal(existsSync(`${pool.mountPoint}/pushed/one`), true);
+  });
+
+  test('names that leave the directory are refused: .., absolute, symbolic links', async () => {
+    symlinkSync(pool.mountPoint, `${pool.mountPoint}/pushed/escape`);
+    const store = remote(`${pool.mountPoint}/pushed`, 'w');
+    const one = snaps.find((s) => s.name === 'one')!;
+    const before = allSubvolumes(pool.mountPoint);
+    for (const name of ['../outside', '/outside', 'escape/outside', 'nested/../../outside']) {
+      const sending = await local.send(one, null);
+      await assert.rejects(
+        store.receive(sending.stream, { name, snapshot: one, parent: null, expectedBytes: 0 }),
+        (e: unknown) => e instanceof PermissionError && /refused snapshot name/.test(e.message),
+        name,
+      );
+      await sending.done.catch(() => {});
+    }
+    // Deleting or sending through the link (the pool's own snapshots) is refused as well.
+    const victim = { ...one, name: 'escape/snaps/one' };
+    await assert.rejects(store.delete(victim), PermissionError);
+    await assert.rejects(store.measureDiff({ ...one, name: '../snaps/one', uuid: 'not-cached' }, null), PermissionError);
+    assert.deepEqual(allSubvolumes(pool.mountPoint), before);
+    assert.equal(existsSync(`${pool.mountPoint}/outside`), false);
+    rmSync(`${pool.mountPoint}/pushed/escape`);
+  });
+
+  test('the remote lock is exclusive and goes with the channel that holds it', async () => {
+    const first = remote(`${pool.mountPoint}/pushed`, 'a');
+    const release = await first.lock();
+    await assert.rejects(remote(`${pool.mountPoint}/pushed`, 'a').lock(), (e: unknown) => e instanceof BusyError && /another buttersink/.test(e.message));
+    await release();
+    const second = remote(`${pool.mountPoint}/pushed`, 'a');
+    const again = await second.lock();
+    // Closing the store (its channel) releases the lock without unlock.
+    await second.close();
+    void again;
+    const third = remote(`${pool.mountPoint}/pushed`, 'a');
+    await (await third.lock())();
+  });
+
+  test('an unknown host key is refused with its fingerprint and how to trust it', async () => {
+    const empty = path.join(cacheDir, 'empty_known_hosts');
+    writeFileSync(empty, '');
+    const store = remote(`${pool.mountPoint}/snaps`, 'r', { knownHostsFiles: [empty] });
+    const print = fingerprint(Buffer.from(sshd.hostPublicKey.split(' ')[1]!, 'base64'));
+    await assert.rejects(store.list(), (e: unknown) => {
+      assert.ok(e instanceof StoreError);
+      assert.match(e.message, new RegExp(`host key of \\[127\\.0\\.0\\.1\\]:${sshd.port} is unknown[^:]*: ssh-ed25519 ${print.replace(/[+/]/g, '\\$&')}`));
+      assert.match(e.hint!, new RegExp(`ssh-keyscan -p ${sshd.port} 127\\.0\\.0\\.1 >> ~/\\.ssh/known_hosts`));
+      return true;
+    });
+  });
+
+  test('a changed host key is refused loudly', async () => {
+    const wrong = path.join(cacheDir, 'wrong_known_hosts');
+    writeFileSync(wrong, `[127.0.0.1]:${sshd.port} ${sshd.otherPublicKey}\n`);
+    const store = remote(`${pool.mountPoint}/snaps`, 'r', { knownHostsFiles: [wrong] });
+    await assert.rejects(store.list(), (e: unknown) => e instanceof StoreError && /HOST KEY of \[127\.0\.0\.1\]:\d+ HAS CHANGED/.test(e.message));
+  });
+
+  test('a hashed known_hosts entry is accepted', async () => {
+    const hashed = path.join(cacheDir, 'hashed_known_hosts');
+    writeFileSync(hashed, `[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
+    execFileSync('ssh-keygen', ['-q', '-H', '-f', hashed], { stdio: 'ignore' });
+    assert.match(execFileSync('cat', [hashed], { encoding: 'utf8' }), /^\|1\|/);
+    const store = remote(`${pool.mountPoint}/snaps`, 'r', { knownHostsFiles: [hashed] });
+    assert.equal((await store.list()).length, 2);
+  });
+
+  test('a missing remote buttersink and a remote that is not btrfs are clear StoreErrors', async () => {
+    const missing = remote(`${pool.mountPoint}/snaps`, 'r', { remoteCommand: '/nonexistent/buttersink' });
+    await assert.rejects(missing.list(), (e: unknown) => e instanceof StoreError && /buttersink is not installed on 127\.0\.0\.1:/.test(e.message));
+    const notBtrfs = remote('/tmp', 'r');
+    await assert.rejects(notBtrfs.list(), (e: unknown) => e instanceof StoreError && /\/tmp is not on a btrfs filesystem/.test(e.message));
+  });
+
+  test('a remote speaking another protocol version is refused with both versions', async () => {
+    // A stand-in server that greets with protocol 99.
+    const fake = `${process.execPath} -e 'const j=Buffer.from(JSON.stringify({program:"buttersink",protocol:99,version:"9.0.0"}));const h=Buffer.alloc(5);h.writeUInt32BE(j.length);h[4]=1;process.stdout.write(Buffer.concat([h,j]));setTimeout(()=>{},200)' --`;
+    const store = remote(`${pool.mountPoint}/snaps`, 'r', { remoteCommand: fake });
+    await assert.rejects(store.list(), (e: unknown) => e instanceof StoreError && /protocol version mismatch: local buttersink 0\.1\.0 speaks protocol 1, remote 9\.0\.0 speaks 99/.test(e.message));
+  });
+
+  test('authentication failure is a PermissionError naming what was tried', async () => {
+    const store = new SshStore({
+      url: 'x',
+      host: '127.0.0.1',
+      user: 'no-such-user',
+      port: sshd.port,
+      directory: '/tmp',
+      mode: 'r',
+      cache: new MeasurementCache(cacheDir),
+      version: '0.1.0',
+      knownHostsFiles: [sshd.knownHosts],
+      configFile: '/nonexistent',
+    });
+    open.push(store);
+    await assert.rejects(store.list(), (e: unknown) => e instanceof PermissionError && /authentication as no-such-user@\[127\.0\.0\.1\]:\d+ failed \(tried: ~\/\.ssh\/id_ed25519\)/.test(e.message));
+  });
+});
+
+function assertSameTree(a: string, b: string): void {
+  assert.deepEqual(treeDigest(b), treeDigest(a), `${b} differs from ${a}`);
+}

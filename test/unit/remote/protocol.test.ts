@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  checkHello,
+  encodeMessage,
+  FrameDecoder,
+  makeHello,
+  modeAllows,
+  parseFrameHeader,
+  PROTOCOL_VERSION,
+  ProtocolError,
+} from '../../../src/remote/protocol.js';
+
+describe('protocol frames', () => {
+  test('messages survive any split of the byte stream, and the raw bytes after them are handed over intact', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer(), fc.constant(null))), { maxLength: 5 }),
+        fc.uint8Array({ maxLength: 200 }),
+        fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 10 }),
+        (messages, raw, sizes) => {
+          const values = [...messages.map((m, i) => ({ ...m, id: i })), { id: -1, ready: true }];
+          const wire = Buffer.concat([...values.map(encodeMessage), Buffer.from(raw)]);
+          const decoder = new FrameDecoder();
+          const decoded: unknown[] = [];
+          let rest: Buffer = Buffer.alloc(0);
+          let isRaw = false;
+          for (let offset = 0, i = 0; offset < wire.length; i++) {
+            const piece = wire.subarray(offset, offset + sizes[i % sizes.length]!);
+            offset += piece.length;
+            if (isRaw) {
+              rest = Buffer.concat([rest, piece]);
+              continue;
+            }
+            decoder.push(piece);
+            for (let m = decoder.next(); m !== undefined; m = isRaw ? undefined : decoder.next()) {
+              decoded.push(m);
+              if (m.ready === true) {
+                isRaw = true;
+                rest = decoder.takeRest();
+              }
+            }
+          }
+          assert.deepEqual(decoded, JSON.parse(JSON.stringify(values)));
+          assert.deepEqual(rest, Buffer.from(raw));
+        },
+      ),
+    );
+  });
+
+  test('an incomplete frame waits for more bytes', () => {
+    const decoder = new FrameDecoder();
+    const frame = encodeMessage({ id: 1 });
+    decoder.push(frame.subarray(0, 7));
+    assert.equal(decoder.next(), undefined);
+    decoder.push(frame.subarray(7));
+    assert.deepEqual(decoder.next(), { id: 1 });
+  });
+
+  test('text that is not the protocol (a shell banner) is refused, showing its start', () => {
+    const decoder = new FrameDecoder();
+    decoder.push(Buffer.from('Welcome to the backup server!\n'));
+    assert.throws(() => decoder.next(), (e: unknown) => e instanceof ProtocolError && /"Welcome/.test(e.message));
+  });
+
+  test('oversized or non-object messages are refused', () => {
+    const huge = Buffer.alloc(5);
+    huge.writeUInt32BE(0xffffffff, 0);
+    huge.writeUInt8(1, 4);
+    assert.throws(() => parseFrameHeader(huge, false), ProtocolError);
+    const decoder = new FrameDecoder();
+    decoder.push(encodeMessage([1, 2]));
+    assert.throws(() => decoder.next(), /not a JSON object/);
+  });
+});
+
+describe('protocol handshake', () => {
+  test('the same protocol version is accepted', () => {
+    assert.equal(checkHello({ ...makeHello('9.9.9', 'r') }, { version: '1.0.0' }), null);
+  });
+
+  test('a mismatch names both versions and which end is older', () => {
+    const newer = checkHello({ program: 'buttersink', protocol: PROTOCOL_VERSION + 1, version: '2.0.0' }, { version: '0.1.0' });
+    assert.match(newer!, /mismatch: local buttersink 0\.1\.0 speaks protocol 1, remote 2\.0\.0 speaks 2 \(the local one is older\)/);
+    const older = checkHello({ program: 'buttersink', protocol: 0, version: '0.0.1' }, { version: '0.1.0' });
+    assert.match(older!, /the remote one is older/);
+    assert.match(checkHello({ hello: 'something else' }, { version: '0.1.0' })!, /did not greet as buttersink/);
+  });
+
+  test('modes include the ones before them', () => {
+    assert.equal(modeAllows('r', 'send'), true);
+    assert.equal(modeAllows('r', 'receive'), false);
+    assert.equal(modeAllows('r', 'lock'), false);
+    assert.equal(modeAllows('a', 'receive'), true);
+    assert.equal(modeAllows('a', 'delete'), false);
+    assert.equal(modeAllows('w', 'delete'), true);
+  });
+});
