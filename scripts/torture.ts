@@ -292,8 +292,10 @@ async function attempt(
 ): Promise<void> {
   const { from, to } = await pathEnds(name);
   t.runs += 1;
+  const started = performance.now();
   try {
     const { problem, verified = true } = await body(from, to);
+    log(`  ${name}: run ${t.runs} ${problem === null ? 'survived' : `FAILED: ${problem}`} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
     if (problem !== null) {
       t.notes.add(problem);
       return;

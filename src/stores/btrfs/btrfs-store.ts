@@ -263,7 +263,10 @@ export class BtrfsStore implements Store {
         }
         // The source failed in a way it explains (a download's checksum did not match, a lost
         // SSH connection): that is the cause, and btrfs receive's "short read" only its consequence.
-        if (piped.status === 'rejected' && piped.reason instanceof ButtersinkError) throw piped.reason;
+        if (piped.status === 'rejected' && piped.reason instanceof ButtersinkError) {
+          const cause = piped.reason;
+          throw cause instanceof TransferError ? new TransferError(`receiving ${request.name}: ${cause.message}`, { cause, hint: cause.hint }) : cause;
+        }
         const res = result.status === 'fulfilled' ? result.value : undefined;
         if (!res || res.exitCode !== 0) {
           const stderr = lastLines(String(res?.stderr ?? ''), 3);
