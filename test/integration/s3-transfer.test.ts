@@ -121,6 +121,26 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
     assert.deepEqual(await readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'faults/5xx' })), data);
   });
 
+  test('a stream of many parts, one of them retried, is stored intact', async () => {
+    // 8 parts, 2 at a time, part buffers reused (test/unit/stores/s3/upload-stream.test.ts
+    // checks that directly); part 3 fails twice before it is stored.
+    const data = randomBytes(38 * MiB);
+    let failures = 0;
+    proxy.rule = (method, url) =>
+      method === 'PUT' && url.includes('partNumber=3') && failures++ < 2 ? { kind: 'status', status: 500 } : undefined;
+    try {
+      const result = await uploadStream(source(data), target('multi/many'));
+      assert.equal(result.bytes, data.length);
+    } finally {
+      proxy.rule = () => undefined;
+    }
+    assert.equal(failures, 3);
+    assert.equal(puts('multi/many'), 10);
+    const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'multi/many' }));
+    assert.equal(head.Metadata?.[META_SHA256], sha256(data));
+    assert.deepEqual(await readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'multi/many' })), data);
+  });
+
   test('a connection reset mid-part is retried', async () => {
     const data = randomBytes(11 * MiB);
     let resets = 0;

@@ -55,10 +55,11 @@ export function partSize(base: number, n: number): number {
 }
 
 /**
- * Streams `input` into one S3 object without ever holding more than about
- * `partBytes x (concurrency + 1)` bytes: a stream that fits in one part is a single PUT,
- * anything longer a multipart upload whose parts go `concurrency` at a time while the next
- * one is read (backpressure: the input is not read while all slots are busy).
+ * Streams `input` into one S3 object without ever holding more than `partBytes x
+ * max(concurrency, 2)` bytes of parts: a stream that fits in one part is a single PUT,
+ * anything longer a multipart upload whose parts go `concurrency` at a time, the next one
+ * read while a slot is free (backpressure: the input is not read while all slots are busy),
+ * into the buffer of a part already stored.
  *
  * The object becomes visible only at the end (PUT or CompleteMultipartUpload are atomic), and
  * only if `input` ended cleanly: an error or abort leaves the multipart upload open and its
@@ -68,18 +69,19 @@ export function partSize(base: number, n: number): number {
  */
 export async function uploadStream(input: AsyncIterable<Buffer>, target: UploadTarget): Promise<UploadResult> {
   const sha = createHash('sha256');
-  const parts = readParts(input, (n) => partSize(target.partBytes, n), sha);
+  const buffers = new PartBuffers();
+  const parts = readParts(input, (n) => partSize(target.partBytes, n), sha, buffers);
   const first = await parts.next();
   const second = first.done ? first : await parts.next();
   if (second.done) {
-    const body = first.done ? Buffer.alloc(0) : first.value;
+    const body = first.done ? Buffer.alloc(0) : first.value.body;
     const sha256 = sha.digest('hex');
     await target.client.send(
       new PutObjectCommand({
         Bucket: target.bucket,
         Key: target.key,
         Body: body,
-        ContentMD5: createHash('md5').update(body).digest('base64'),
+        ContentMD5: (first.done ? createHash('md5').digest() : first.value.md5).toString('base64'),
         Metadata: { [META_FORMAT]: '1', [META_SHA256]: sha256, [META_BYTES]: String(body.length) },
         ...storageOptions(target),
       }),
@@ -87,14 +89,15 @@ export async function uploadStream(input: AsyncIterable<Buffer>, target: UploadT
     );
     return { bytes: body.length, sha256, resumedBytes: 0 };
   }
-  return multipart(target, [first.value, second.value], parts, sha);
+  return multipart(target, [first.value, second.value], parts, sha, buffers);
 }
 
 async function multipart(
   target: UploadTarget,
-  firstParts: Buffer[],
-  rest: AsyncGenerator<Buffer>,
+  firstParts: Part[],
+  rest: AsyncGenerator<Part>,
   sha: ReturnType<typeof createHash>,
+  buffers: PartBuffers,
 ): Promise<UploadResult> {
   const { client, bucket, key, signal } = target;
   const { uploadId, previous, startedAt } = await openUpload(target);
@@ -131,19 +134,22 @@ async function multipart(
       yield* firstParts;
       yield* rest;
     })();
-    for await (const body of all) {
+    for await (const { body, md5 } of all) {
       partNumber += 1;
       if (partNumber > MAX_PARTS) throw new Error(`the stream needs more than ${MAX_PARTS} parts`);
       bytes += body.length;
-      const md5 = createHash('md5').update(body).digest();
       const old = previous.get(partNumber);
       if (old && old.bytes === body.length && old.md5 === md5.toString('hex')) {
         done.set(partNumber, old);
         resumedBytes += body.length;
+        buffers.give(body);
         continue;
       }
       const task = upload(partNumber, body, md5).then(
-        () => void inFlight.delete(task),
+        () => {
+          inFlight.delete(task);
+          buffers.give(body); // stored: its bytes are no longer needed, even for a retry
+        },
         (error: unknown) => {
           inFlight.delete(task);
           failure ??= error;
@@ -271,31 +277,69 @@ function storageOptions(target: UploadTarget): { ServerSideEncryption?: ServerSi
   };
 }
 
+/** A part as cut from the input: its bytes and their MD5 (Content-MD5, and the journal's record). */
+interface Part {
+  readonly body: Buffer;
+  readonly md5: Buffer;
+}
+
+/**
+ * Part buffers, reused: once a part is stored its buffer takes the bytes of a later one. An
+ * upload so holds its parts in flight and the one being filled, however long the stream;
+ * with a fresh buffer per part the old ones waited for the garbage collector and the
+ * allocator, and the process grew to about twice that.
+ */
+class PartBuffers {
+  readonly #free: Buffer[] = [];
+
+  take(size: number): Buffer {
+    const buffer = this.#free.pop();
+    return buffer !== undefined && buffer.length === size ? buffer : Buffer.allocUnsafeSlow(size);
+  }
+
+  /** A buffer {@link take} returned, whose part is done with (never a shorter last part's view). */
+  give(body: Buffer): void {
+    if (body.byteOffset === 0 && body.length === body.buffer.byteLength) this.#free.push(body);
+  }
+}
+
 /**
  * Cuts the input into parts of `sizeOf(n)` bytes (the last one shorter), hashing every byte
- * into `sha` on the way. Holds one part plus one input chunk at most.
+ * into `sha` and each part's bytes into its MD5 as they arrive (so that no hash of a whole
+ * part holds up the event loop at once). Parts are copied into buffers from `buffers`; a
+ * buffer is taken only when the next part's first byte arrives, i.e. after the consumer has
+ * asked for that part.
  */
-async function* readParts(input: AsyncIterable<Buffer>, sizeOf: (n: number) => number, sha: ReturnType<typeof createHash>): AsyncGenerator<Buffer> {
+async function* readParts(
+  input: AsyncIterable<Buffer>,
+  sizeOf: (n: number) => number,
+  sha: ReturnType<typeof createHash>,
+  buffers: PartBuffers,
+): AsyncGenerator<Part> {
   let n = 1;
   let want = sizeOf(n);
-  let chunks: Buffer[] = [];
+  let part: Buffer | undefined;
+  let md5 = createHash('md5');
   let have = 0;
   for await (const data of input) {
     sha.update(data);
-    let chunk = data;
-    while (have + chunk.length >= want) {
-      const take = want - have;
-      chunks.push(chunk.subarray(0, take));
-      yield Buffer.concat(chunks, want);
-      chunk = chunk.subarray(take);
-      chunks = [];
-      have = 0;
-      want = sizeOf(++n);
-    }
-    if (chunk.length > 0) {
-      chunks.push(chunk);
-      have += chunk.length;
+    let offset = 0;
+    while (offset < data.length) {
+      part ??= buffers.take(want);
+      const take = Math.min(want - have, data.length - offset);
+      const piece = data.subarray(offset, offset + take);
+      piece.copy(part, have);
+      md5.update(piece);
+      have += take;
+      offset += take;
+      if (have === want) {
+        yield { body: part, md5: md5.digest() };
+        part = undefined;
+        md5 = createHash('md5');
+        have = 0;
+        want = sizeOf(++n);
+      }
     }
   }
-  if (have > 0) yield Buffer.concat(chunks, have);
+  if (part !== undefined && have > 0) yield { body: part.subarray(0, have), md5: md5.digest() };
 }
