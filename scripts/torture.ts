@@ -4,7 +4,8 @@
  *
  *   sudo node dist/scripts/torture.js [--seed N] [--kills N] [--paths LIST] [--record]
  *
- * Paths: local-local, local-s3, s3-local (more join as they are added to PATHS below).
+ * Paths: local-local, local-s3, s3-local, local-ssh, ssh-local (a real sshd on loopback whose
+ * remote command is this checkout's CLI).
  * Faults per path:
  *   kill-9      buttersink killed with SIGKILL at a seeded random moment of the transfer,
  *               then rerun: after the kill every visible snapshot must be complete and equal
@@ -23,7 +24,7 @@
  * Everything lives in loop-device pools and a loopback S3 server under one temporary
  * directory, removed at the end, also on failure.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -40,6 +41,7 @@ const { treeDigest } = await import('../test/support/tree-digest.js');
 const { startS3Server, FaultProxy } = await import('../test/support/s3-server.js');
 const { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } = await import('@aws-sdk/client-s3');
 const { StreamEndCheck } = await import('../src/sendstream/stream-end-check.js');
+const { startSshd } = await import('../test/support/sshd.js');
 
 // ---- arguments --------------------------------------------------------------------------
 const args = process.argv.slice(2);
@@ -50,7 +52,7 @@ const flag = (name: string, fallback: string): string => {
 const SEED = Number(flag('--seed', '1'));
 const KILLS = Number(flag('--kills', '20'));
 const RECORD = args.includes('--record');
-const ALL_PATHS = ['local-local', 'local-s3', 's3-local'] as const;
+const ALL_PATHS = ['local-local', 'local-s3', 's3-local', 'local-ssh', 'ssh-local'] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS = flag('--paths', ALL_PATHS.join(',')).split(',') as PathName[];
 
@@ -74,14 +76,20 @@ interface Run {
   stderr: string;
   seconds: number;
 }
-function run(argv: readonly string[], env: NodeJS.ProcessEnv, killAfterMs?: number): Promise<Run> {
+/** What a fault does to a running transfer, `at` ms after it started. */
+interface Interrupt {
+  readonly at: number;
+  readonly action: (child: ChildProcess) => void;
+}
+const killNineAt = (at: number): Interrupt => ({ at, action: (child) => child.kill('SIGKILL') });
+function run(argv: readonly string[], env: NodeJS.ProcessEnv, interrupt?: Interrupt): Promise<Run> {
   const started = performance.now();
   const child = spawn(process.execPath, [CLI, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  const timer = interrupt === undefined ? undefined : setTimeout(() => interrupt.action(child), interrupt.at);
   return new Promise((resolve) =>
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -111,10 +119,14 @@ function log(message: string): void {
 // ---- the stores ------------------------------------------------------------------------------
 const src = createPool(1024);
 const dst = createPool(1024);
+// Deleted subvolumes are cleaned at the next commit (30 s by default): commit every second, so
+// that removing a run's destination (subvolume sync) does not wait half a minute each time.
+sh(`mount -o remount,commit=1 ${dst.mountPoint}`);
 const server = await startS3Server(['torture']);
 const s3 = server.client();
 const proxy = await new FaultProxy(server.endpoint).start();
-const baseEnv: NodeJS.ProcessEnv = { ...server.env, BUTTERSINK_CACHE_DIR: path.join(WORK, 'cache') };
+const sshd = PATHS.some((p) => p.includes('ssh')) ? await startSshd() : undefined;
+const baseEnv: NodeJS.ProcessEnv = { ...sshd?.env, ...server.env, BUTTERSINK_CACHE_DIR: path.join(WORK, 'cache') };
 const viaProxy: NodeJS.ProcessEnv = { ...baseEnv, AWS_ENDPOINT_URL_S3: proxy.endpoint };
 let cleaned = false;
 async function cleanup(): Promise<void> {
@@ -123,6 +135,7 @@ async function cleanup(): Promise<void> {
   s3.destroy();
   await proxy.stop().catch(() => {});
   await server.stop().catch(() => {});
+  await sshd?.stop().catch(() => {});
   src.destroy();
   dst.destroy();
   rmSync(WORK, { recursive: true, force: true });
@@ -277,6 +290,12 @@ async function pathEnds(name: PathName): Promise<{ from: string; to: Endpoint }>
       return { from: `${SNAPS}/`, to: s3Destination() };
     case 's3-local':
       return { from: await s3Source(), to: localDestination() };
+    case 'local-ssh': {
+      const to = localDestination();
+      return { from: `${SNAPS}/`, to: { ...to, url: `ssh://buttersink-test${to.url}` } };
+    }
+    case 'ssh-local':
+      return { from: `ssh://buttersink-test${SNAPS}/`, to: localDestination() };
   }
 }
 
@@ -311,16 +330,41 @@ async function attempt(
 const lastLine = (r: Run): string => r.stderr.trim().split('\n').at(-1) ?? '';
 
 async function killNine(name: PathName): Promise<void> {
-  const t = tally(name, 'kill -9, then rerun');
+  await interrupted(name, 'kill -9, then rerun', KILLS, killNineAt);
+}
+
+/** The remote `buttersink server` processes (started by our sshd for our runs). */
+function killRemoteServers(): void {
+  let pids: string[] = [];
+  try {
+    pids = execFileSync('pgrep', ['-f', `${CLI} server`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  } catch {
+    // none running at this moment
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/**
+ * Runs a transfer, interrupts it at a seeded random moment, checks nothing incomplete is
+ * visible, reruns it, and checks everything arrived whole and no partial is left.
+ */
+async function interrupted(name: PathName, fault: string, count: number, interrupt: (at: number) => Interrupt): Promise<void> {
+  const t = tally(name, fault);
   // How long a clean run takes, so kills spread over the whole transfer.
   const clean = await pathEnds(name);
   const reference = await run([clean.from, clean.to.url], baseEnv);
   await clean.to.dispose();
   if (reference.code !== 0) throw new Error(`${name}: a clean run failed: ${reference.stderr}`);
-  for (let i = 0; i < KILLS; i++) {
+  for (let i = 0; i < count; i++) {
     const at = Math.round(random() * reference.seconds * 1000);
     await attempt(t, name, async (from, to) => {
-      const killed = await run([from, to.url], baseEnv, at);
+      const killed = await run([from, to.url], baseEnv, interrupt(at));
       const afterKill = await to.verify(false);
       if (afterKill !== null) return { problem: `after a kill at ${at} ms: ${afterKill}` };
       const rerun = await run([from, to.url], baseEnv);
@@ -328,7 +372,7 @@ async function killNine(name: PathName): Promise<void> {
       const problem = await to.verify(true);
       if (problem !== null) return { problem: `after the rerun (kill at ${at} ms): ${problem}` };
       // Byte-for-byte restores of S3 prefixes are costly: the first and last run of a path.
-      const deep = i === 0 || i === KILLS - 1 ? await to.deepVerify() : null;
+      const deep = i === 0 || i === count - 1 ? await to.deepVerify() : null;
       return { problem: deep === null ? null : `deep check: ${deep}` };
     });
   }
@@ -361,8 +405,8 @@ async function concurrent(name: PathName): Promise<void> {
   }
 }
 
-async function diskFull(): Promise<void> {
-  const t = tally('local-local', 'destination disk full');
+async function diskFull(name: PathName, urlOf: (dir: string) => string): Promise<void> {
+  const t = tally(name, 'destination disk full');
   const small = createPool(160);
   try {
     // Leave ~30 MiB free: the 60 MiB snapshot cannot fit.
@@ -370,7 +414,7 @@ async function diskFull(): Promise<void> {
     mkdirSync(`${small.mountPoint}/backup`);
     const before = sourceState();
     t.runs += 1;
-    const res = await run([`${SNAPS}/t1`, `${small.mountPoint}/backup/`], baseEnv);
+    const res = await run([`${SNAPS}/t1`, urlOf(`${small.mountPoint}/backup`)], baseEnv);
     const lines = res.stderr.trim().split('\n').filter((l) => l.startsWith('buttersink: '));
     const partials = sh(`btrfs subvolume list ${small.mountPoint}`).split('\n').filter((l) => l.includes('backup/')).length;
     if (res.code !== 5) t.notes.add(`exit ${res.code} instead of 5: ${res.stderr.trim()}`);
@@ -450,7 +494,16 @@ try {
   }
   if (PATHS.includes('local-local')) {
     log('local-local: disk full');
-    await diskFull();
+    await diskFull('local-local', (dir) => `${dir}/`);
+  }
+  for (const name of PATHS.filter((p): p is 'local-ssh' | 'ssh-local' => p.includes('ssh'))) {
+    log(`${name}: connection cut, remote buttersink killed`);
+    await interrupted(name, 'connection cut mid-stream', Math.max(3, Math.round(KILLS / 4)), (at) => ({ at, action: () => sshd!.cutConnections() }));
+    await interrupted(name, 'remote buttersink killed', Math.max(3, Math.round(KILLS / 4)), (at) => ({ at, action: killRemoteServers }));
+  }
+  if (PATHS.includes('local-ssh')) {
+    log('local-ssh: remote disk full');
+    await diskFull('local-ssh', (dir) => `ssh://buttersink-test${dir}/`);
   }
   if (PATHS.includes('local-s3')) {
     log('local-s3: S3 faults');
