@@ -5,7 +5,8 @@
  *   sudo node dist/scripts/torture.js [--seed N] [--kills N] [--paths LIST] [--record]
  *
  * Paths: local-local, local-s3, s3-local, local-ssh, ssh-local (a real sshd on loopback whose
- * remote command is this checkout's CLI).
+ * remote command is this checkout's CLI), and mount (`mkdir` of each snapshot in a
+ * `buttersink mount` of the two pools; the mount process is what gets killed).
  * Faults per path:
  *   kill-9      buttersink killed with SIGKILL at a seeded random moment of the transfer,
  *               then rerun: after the kill every visible snapshot must be complete and equal
@@ -42,6 +43,7 @@ const { startS3Server, FaultProxy } = await import('../test/support/s3-server.js
 const { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } = await import('@aws-sdk/client-s3');
 const { StreamEndCheck } = await import('../src/sendstream/stream-end-check.js');
 const { startSshd } = await import('../test/support/sshd.js');
+const { startMount } = await import('../test/support/fuse-mount.js');
 
 // ---- arguments --------------------------------------------------------------------------
 const args = process.argv.slice(2);
@@ -52,7 +54,7 @@ const flag = (name: string, fallback: string): string => {
 const SEED = Number(flag('--seed', '1'));
 const KILLS = Number(flag('--kills', '20'));
 const RECORD = args.includes('--record');
-const ALL_PATHS = ['local-local', 'local-s3', 's3-local', 'local-ssh', 'ssh-local'] as const;
+const ALL_PATHS = ['local-local', 'local-s3', 's3-local', 'local-ssh', 'ssh-local', 'mount'] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS = flag('--paths', ALL_PATHS.join(',')).split(',') as PathName[];
 
@@ -243,6 +245,12 @@ interface Endpoint {
   state(): Promise<string>;
   deepVerify(): Promise<string | null>;
   dispose(): Promise<void>;
+  /**
+   * Waits for work the store's server finishes on its own after a client died: s3rver writes
+   * objects in place, so while it still completes an upload whose client was killed, a listing
+   * can show a half-written file (S3 itself completes atomically).
+   */
+  settle(): Promise<void>;
 }
 let counter = 0;
 function localDestination(): Endpoint {
@@ -254,6 +262,7 @@ function localDestination(): Endpoint {
     partials: () => btrfsState(dir).partials.length,
     state: async () => sh(`btrfs subvolume list -u ${dst.mountPoint}`),
     deepVerify: async () => btrfsVerify(dir, true),
+    settle: async () => {},
     // The pool holds a few chains at most: every destination is removed after its checks.
     dispose: async () => {
       const { complete, partials } = btrfsState(dir);
@@ -269,6 +278,7 @@ function s3Destination(): Endpoint {
     verify: (all) => s3Verify(prefix, all),
     partials: () => journalEntries(prefix),
     dispose: async () => {},
+    settle: () => new Promise((resolve) => setTimeout(resolve, 1000)),
     state: async () => JSON.stringify(await s3Keys('')),
     deepVerify: () => s3RestoreVerify(prefix),
   };
@@ -296,6 +306,51 @@ async function pathEnds(name: PathName): Promise<{ from: string; to: Endpoint }>
     }
     case 'ssh-local':
       return { from: `ssh://buttersink-test${SNAPS}/`, to: localDestination() };
+    case 'mount':
+      return { from: `${SNAPS}/`, to: localDestination() };
+  }
+}
+
+// ---- the mount path ----------------------------------------------------------------------------
+/**
+ * Copies the chain through a FUSE mount of both pools: `mkdir -p MNT/dst/<name>...`, each mkdir
+ * a transfer. The interrupt acts on the mount process; the mount is always taken down after.
+ */
+async function mountCopy(dir: string, interrupt?: Interrupt): Promise<Run> {
+  const started = performance.now();
+  const mount = await startMount(['--store', `src=${SNAPS}/`, '--store', `dst=${dir}/`], baseEnv);
+  try {
+    const child = spawn('mkdir', ['-p', ...NAMES.map((n) => `${mount.mountPoint}/dst/${n}`)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = interrupt === undefined ? undefined : setTimeout(() => interrupt.action(mount.child), interrupt.at);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    clearTimeout(timer);
+    return { code, stdout: '', stderr, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await mount.stop();
+  }
+}
+
+async function mountKills(): Promise<void> {
+  const t = tally('mount', 'kill -9 of the mount mid-mkdir, then again');
+  const clean = localDestination();
+  const reference = await mountCopy(clean.url.replace(/\/$/, ''));
+  const problem = reference.code === 0 ? await clean.verify(true) : `a clean mount copy failed: ${reference.stderr}`;
+  await clean.dispose();
+  if (problem !== null) throw new Error(problem);
+  for (let i = 0; i < KILLS; i++) {
+    const at = Math.round(random() * reference.seconds * 1000);
+    await attempt(t, 'mount', async (_from, to) => {
+      const dir = to.url.replace(/\/$/, '');
+      await mountCopy(dir, killNineAt(at));
+      const afterKill = await to.verify(false);
+      if (afterKill !== null) return { problem: `after a kill at ${at} ms: ${afterKill}` };
+      const again = await mountCopy(dir);
+      if (again.code !== 0) return { problem: `mkdir after a kill at ${at} ms failed: ${again.stderr.trim()}` };
+      const rest = await to.verify(true);
+      return { problem: rest === null ? null : `after the second mount (kill at ${at} ms): ${rest}` };
+    });
   }
 }
 
@@ -365,6 +420,7 @@ async function interrupted(name: PathName, fault: string, count: number, interru
     const at = Math.round(random() * reference.seconds * 1000);
     await attempt(t, name, async (from, to) => {
       const killed = await run([from, to.url], baseEnv, interrupt(at));
+      await to.settle();
       const afterKill = await to.verify(false);
       if (afterKill !== null) return { problem: `after a kill at ${at} ms: ${afterKill}` };
       const rerun = await run([from, to.url], baseEnv);
@@ -484,7 +540,11 @@ async function corruptObject(): Promise<void> {
 let failed = false;
 try {
   log(`seed ${SEED}, ${KILLS} kills per path, paths ${PATHS.join(', ')}`);
-  for (const name of PATHS) {
+  if (PATHS.includes('mount')) {
+    log('mount: kill -9 of the mount process');
+    await mountKills();
+  }
+  for (const name of PATHS.filter((p) => p !== 'mount')) {
     log(`${name}: kill -9`);
     await killNine(name);
     log(`${name}: -n`);

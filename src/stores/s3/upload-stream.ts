@@ -1,4 +1,5 @@
 import {
+  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateMultipartUploadCommand,
@@ -56,16 +57,16 @@ export function partSize(base: number, n: number): number {
 
 /**
  * Streams `input` into one S3 object without ever holding more than `partBytes x
- * max(concurrency, 2)` bytes of parts: a stream that fits in one part is a single PUT,
- * anything longer a multipart upload whose parts go `concurrency` at a time, the next one
- * read while a slot is free (backpressure: the input is not read while all slots are busy),
- * into the buffer of a part already stored.
+ * max(concurrency, 2)` bytes of parts: always a multipart upload (only an empty stream is a
+ * plain PUT), whose parts go `concurrency` at a time, the next one read while a slot is free
+ * (backpressure: the input is not read while all slots are busy), into the buffer of a part
+ * already stored.
  *
- * The object becomes visible only at the end (PUT or CompleteMultipartUpload are atomic), and
- * only if `input` ended cleanly: an error or abort leaves the multipart upload open and its
- * acknowledged parts in the {@link UploadJournal}, so the next run sends only what is missing.
- * A SHA-256 of the whole stream is stored in the object's metadata (for multipart uploads by a
- * metadata-replacing copy onto itself, as the hash is known only at the end).
+ * The object becomes visible only at CompleteMultipartUpload, and only if `input` ended
+ * cleanly: an error or abort leaves the multipart upload open and its acknowledged parts in
+ * the {@link UploadJournal}, so the next run sends only what is missing. A SHA-256 of the whole
+ * stream is stored in the object's metadata: at creation when the stream fits in one part,
+ * else by a metadata-replacing copy onto itself once the hash is known.
  */
 export async function uploadStream(input: AsyncIterable<Buffer>, target: UploadTarget): Promise<UploadResult> {
   const sha = createHash('sha256');
@@ -73,24 +74,38 @@ export async function uploadStream(input: AsyncIterable<Buffer>, target: UploadT
   const parts = readParts(input, (n) => partSize(target.partBytes, n), sha, buffers);
   const first = await parts.next();
   const second = first.done ? first : await parts.next();
-  if (second.done) {
-    const body = first.done ? Buffer.alloc(0) : first.value.body;
+  if (first.done) {
+    // An empty object: nothing that could be half written, so a plain PUT.
     const sha256 = sha.digest('hex');
     await target.client.send(
       new PutObjectCommand({
         Bucket: target.bucket,
         Key: target.key,
-        Body: body,
-        ContentMD5: (first.done ? createHash('md5').digest() : first.value.md5).toString('base64'),
-        Metadata: { [META_FORMAT]: '1', [META_SHA256]: sha256, [META_BYTES]: String(body.length) },
+        Body: Buffer.alloc(0),
+        ContentMD5: createHash('md5').digest('base64'),
+        Metadata: metadata(sha256, 0),
         ...storageOptions(target),
       }),
       { abortSignal: target.signal },
     );
-    return { bytes: body.length, sha256, resumedBytes: 0 };
+    return { bytes: 0, sha256, resumedBytes: 0 };
+  }
+  if (second.done) {
+    // One part: still a multipart upload, because a PUT cut off mid-body is stored half-written
+    // by some S3-compatible servers (s3rver does), while parts stay invisible until completed.
+    // The whole stream is known here, so its hash goes in at creation and no copy is needed.
+    const sha256 = sha.digest('hex');
+    return multipart(target, [first.value], emptyParts(), sha, buffers, metadata(sha256, first.value.body.length));
   }
   return multipart(target, [first.value, second.value], parts, sha, buffers);
 }
+
+function metadata(sha256: string, bytes: number): Record<string, string> {
+  return { [META_FORMAT]: '1', [META_SHA256]: sha256, [META_BYTES]: String(bytes) };
+}
+
+// eslint-disable-next-line require-yield
+async function* emptyParts(): AsyncGenerator<Part> {}
 
 async function multipart(
   target: UploadTarget,
@@ -98,9 +113,11 @@ async function multipart(
   rest: AsyncGenerator<Part>,
   sha: ReturnType<typeof createHash>,
   buffers: PartBuffers,
+  /** The object's final metadata when known before the upload starts (one part). */
+  knownMetadata?: Record<string, string>,
 ): Promise<UploadResult> {
   const { client, bucket, key, signal } = target;
-  const { uploadId, previous, startedAt } = await openUpload(target);
+  const { uploadId, previous, startedAt } = await openUpload(target, knownMetadata);
   const done = new Map<number, PartRecord>();
   const record = (): UploadRecord => ({
     version: 1,
@@ -169,7 +186,7 @@ async function multipart(
   }
   await journaling;
 
-  const sha256 = sha.digest('hex');
+  const sha256 = knownMetadata?.[META_SHA256] ?? sha.digest('hex');
   // Journaled before completing: a run killed between completion and the copy that attaches
   // the hash leaves this note, and the next run's lock() attaches it (attachPendingHashes).
   await target.journal.save({ ...record(), completed: { sha256, bytes } });
@@ -187,7 +204,7 @@ async function multipart(
     }),
     { abortSignal: signal },
   );
-  await attachHash(target, sha256, bytes);
+  if (knownMetadata === undefined) await attachHash(target, sha256, bytes);
   await target.journal.remove(target.endpoint, bucket, key);
   return { bytes, sha256, resumedBytes };
 }
@@ -245,10 +262,16 @@ export async function attachPendingHashes(target: Omit<UploadTarget, 'key' | 'pa
  * Resumes the journal's upload for this key when the server still has it (checked with
  * ListParts where implemented), else starts a new one.
  */
-async function openUpload(target: UploadTarget): Promise<{ uploadId: string; previous: Map<number, PartRecord>; startedAt: string }> {
+async function openUpload(
+  target: UploadTarget,
+  knownMetadata: Record<string, string> | undefined,
+): Promise<{ uploadId: string; previous: Map<number, PartRecord>; startedAt: string }> {
   const { client, bucket, key, signal } = target;
   const saved = await target.journal.load(target.endpoint, bucket, key);
-  if (saved) {
+  if (saved && knownMetadata !== undefined) {
+    // One part now: nothing worth resuming, and the old upload lacks the final metadata.
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: saved.uploadId }), { abortSignal: signal }).catch(() => {});
+  } else if (saved) {
     try {
       const listed = await client.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: saved.uploadId }), { abortSignal: signal });
       const onServer = new Map((listed.Parts ?? []).map((p) => [p.PartNumber, p.ETag]));
@@ -263,7 +286,7 @@ async function openUpload(target: UploadTarget): Promise<{ uploadId: string; pre
     }
   }
   const created = await client.send(
-    new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: { [META_FORMAT]: '1' }, ...storageOptions(target) }),
+    new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: knownMetadata ?? { [META_FORMAT]: '1' }, ...storageOptions(target) }),
     { abortSignal: signal },
   );
   if (!created.UploadId) throw new Error('the server started a multipart upload without an upload id');
