@@ -3,9 +3,8 @@ import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promise
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { effectiveUuid, type Snapshot } from '../model/snapshot.js';
+import type { Snapshot } from '../model/snapshot.js';
 import { formatBytes } from '../planner/format-bytes.js';
-import { storedDependents } from '../sync/stored-dependents.js';
 import { transferSnapshot, type NamedStore } from '../sync/transfer-snapshot.js';
 import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from './copy-window.js';
 import { FsError, toFsError } from './fs-error.js';
@@ -512,13 +511,7 @@ export class MountFilesystem {
           const all = await target.list();
           const snapshot = all.find((s) => s.name === name);
           if (snapshot === undefined) throw new FsError('ENOENT');
-          if (target.capabilities.storesDiffs) {
-            const needing = storedDependents(effectiveUuid(snapshot), await target.storedDiffs());
-            if (needing.length > 0) {
-              const names = all.filter((s) => needing.includes(effectiveUuid(s))).map((s) => s.name);
-              throw new FsError('EBUSY', `${store} still needs ${name}: ${names.join(', ') || needing.join(', ')} ${needing.length === 1 ? 'is' : 'are'} stored as diffs from it (delete ${needing.length === 1 ? 'it' : 'them'} first)`);
-            }
-          }
+          // A diff store refuses (StillNeededError: EBUSY) what others are stored as diffs from.
           await target.delete(snapshot, this.#abort.signal);
         } finally {
           await release();
@@ -685,10 +678,13 @@ export class MountFilesystem {
     for (const [id, window] of this.#windows) {
       if (!window.isIdle(this.#options.copyIdleMs)) continue;
       this.#windows.delete(id);
-      const [store, name] = id.split('\0');
+      const [store, name] = id.split('\0') as [string, string];
+      const compared = this.#stores.get(store)?.store.snapshotDirectory !== undefined;
       this.status.log(
-        `copy into ${store}/${name} finished: ${formatBytes(window.verifiedBytes)} compared equal with the received snapshot` +
-          (window.mismatch ? `; MISMATCH: ${window.mismatch}` : ''),
+        compared
+          ? `copy into ${store}/${name} finished: ${formatBytes(window.verifiedBytes)} compared equal with the received snapshot` +
+              (window.mismatch ? `; MISMATCH: ${window.mismatch}` : '')
+          : `copy into ${store}/${name} finished: ${formatBytes(window.uncheckedBytes)} written, not compared (${store} cannot show a snapshot's files)`,
       );
     }
     const now = this.#now();

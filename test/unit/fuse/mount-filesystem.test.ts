@@ -5,9 +5,10 @@ import { describe, test } from 'node:test';
 import { toFsError } from '../../../src/fuse/fs-error.js';
 import { MountFilesystem } from '../../../src/fuse/mount-filesystem.js';
 import { TransferStatus } from '../../../src/fuse/transfer-status.js';
-import { InterruptedError, StoreError } from '../../../src/model/errors.js';
+import { InterruptedError, StillNeededError, StoreError } from '../../../src/model/errors.js';
 import { effectiveUuid, type Snapshot } from '../../../src/model/snapshot.js';
 import type { ReceiveRequest, SendStream, Store, StoredDiff } from '../../../src/model/store.js';
+import { storedDependents } from '../../../src/sync/stored-dependents.js';
 
 /**
  * A store in memory that shows no files (like S3, or SSH for now): the mount's rules without
@@ -69,6 +70,12 @@ class MemoryStore implements Store {
     return received;
   }
   async delete(snapshot: Snapshot): Promise<void> {
+    if (this.capabilities.storesDiffs) {
+      // What S3Store.delete does: the shared rule, refused with StillNeededError.
+      const needing = storedDependents(effectiveUuid(snapshot), this.diffs);
+      const names = this.snapshots.filter((s) => needing.includes(effectiveUuid(s))).map((s) => s.name);
+      if (names.length > 0) throw new StillNeededError(`refusing to delete ${snapshot.name}: ${names.join(', ')} is stored as diffs from it`, names);
+    }
     this.snapshots = this.snapshots.filter((s) => s.uuid !== snapshot.uuid);
   }
   async lock() {
@@ -135,7 +142,7 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       await sleep(1200);
       assert.deepEqual(await fs.readdir('/B/s1'), [], 'the window closed: the real (empty) snapshot shows');
       assert.match(status.renderLog(), /transferred s1 to B/);
-      assert.match(status.renderLog(), /copy into B\/s1 finished/);
+      assert.match(status.renderLog(), /copy into B\/s1 finished: 4 B written, not compared \(B cannot show a snapshot's files\)/);
     } finally {
       fs.shutdown(new Error('done'));
     }
