@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { createPool, type BtrfsPool } from '../support/btrfs-pool.js';
+import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
 import { freshDirectory, isMounted, startMount, type RunningMount } from '../support/fuse-mount.js';
 import { fuseSuite } from '../support/prerequisites.js';
+import { cli } from '../support/run-cli.js';
 import { s3Suite, startS3Server, type S3Server } from '../support/s3-server.js';
 import { treeDigest } from '../support/tree-digest.js';
 
@@ -33,6 +34,14 @@ function errnoOf(call: () => unknown): string {
 function run(command: string, args: readonly string[]): { code: number | null; stderr: string } {
   const result = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
   return { code: result.status, stderr: result.stderr };
+}
+
+/** Runs a command without waiting for it (one that blocks in the mount until it is stopped). */
+function runAsync(command: string, args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
 }
 
 function uuidOf(subvolume: string): string {
@@ -68,7 +77,7 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
   before(async () => {
     server = await startS3Server([BUCKET]);
     client = server.client();
-    local = createPool(512);
+    local = createPool(1024);
     restore = createPool(512);
     const work = freshDirectory('work-s3-');
     env = {
@@ -86,6 +95,8 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     snapshot(data, `${snaps()}/daily/d1`);
     snapshot(data, `${snaps()}/solo`);
     for (const n of ['s1', 's2', 's3', 'daily/d1', 'solo']) uuid[n] = uuidOf(`${snaps()}/${n}`);
+    // Big enough that its upload is still running when a test unmounts.
+    sh(`btrfs -q subvolume create big && head -c 250000000 /dev/urandom > big/blob && btrfs -q subvolume snapshot -r big snaps/big`, local.mountPoint);
     mkdirSync(`${restore.mountPoint}/snaps`);
     mount = await startMount(
       ['--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`, '--store', `restore=${restore.mountPoint}/snaps/`, '--copy-idle', '1'],
@@ -150,12 +161,13 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     assert.deepEqual(readdirSync(`${mnt}/s3/daily`), ['d1']);
   });
 
-  test('S3 -> local: mkdir restores from S3 byte for byte, and a later snapshot through its chain', async () => {
+  test('S3 -> local: cp -r and mkdir restore from S3 byte for byte, and a later snapshot through its chain', async () => {
     // A mount where S3 is the only source, so the restore cannot come from the local pool.
     const only = await startMount(['--store', `s3=${s3Url}`, '--store', `restore=${restore.mountPoint}/snaps/`], env);
     mounts.push(only);
     try {
-      mkdirSync(`${only.mountPoint}/restore/s1`);
+      const copied = run('cp', ['-r', `${only.mountPoint}/s3/s1`, `${only.mountPoint}/restore/`]);
+      assert.equal(copied.code, 0, copied.stderr);
       assert.deepEqual(treeDigest(`${restore.mountPoint}/snaps/s1`), treeDigest(`${snaps()}/s1`));
       // s3 is stored only as a diff from s2, which is a diff from s1: the chain is replayed.
       mkdirSync(`${only.mountPoint}/restore/s3`);
@@ -201,6 +213,38 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     assert.ok(existsSync(`${snaps()}/s2`), 'the local source is untouched');
   });
 
+  test('unmounting while an upload to S3 runs aborts it: nothing shows in the bucket; a later mkdir completes it', async () => {
+    const other = await startMount(['--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`], env);
+    mounts.push(other);
+    try {
+      const upload = runAsync('mkdir', [`${other.mountPoint}/s3/big`]);
+      const otherStatus = (): string => readFileSync(`${other.mountPoint}/.buttersink/status`, 'utf8');
+      for (let waited = 0; !/transfers in progress \(1\)/.test(otherStatus()); waited += 20) {
+        assert.ok(waited < 30_000, `the upload did not start:\n${otherStatus()}`);
+        await sleep(20);
+      }
+      const stopped = cli(['umount', other.mountPoint], { env });
+      assert.equal(stopped.code, 0, `${stopped.stderr}\nmount output:\n${other.output()}`);
+      const result = await upload;
+      assert.notEqual(result.code, 0, 'the interrupted mkdir must not succeed');
+      assert.ok(!isMounted(other.mountPoint));
+      assert.deepEqual(await keys('host/big'), [], 'no object of the aborted upload is visible');
+    } finally {
+      await other.stop();
+    }
+    // A new mount (same cache directory) finishes it; then it goes to the trash again.
+    const again = await startMount(['--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`], env);
+    mounts.push(again);
+    try {
+      mkdirSync(`${again.mountPoint}/s3/big`);
+      assert.deepEqual(await keys('host/big/'), [`host/big/${uuidOf(`${snaps()}/big`)}_None`]);
+      rmdirSync(`${again.mountPoint}/s3/big`);
+      assert.deepEqual(await keys('host/big/'), []);
+    } finally {
+      await again.stop();
+    }
+  });
+
   test('an S3 store that cannot be reached answers EIO with the reason; the other stores still work', async () => {
     const port = await closedPort();
     const down = await startMount(['--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`], {
@@ -210,13 +254,14 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     mounts.push(down);
     try {
       const started = Date.now();
+      assert.deepEqual(readdirSync(down.mountPoint), ['.buttersink', 'local', 's3'], 'the root needs no listing');
       assert.equal(errnoOf(() => readdirSync(`${down.mountPoint}/s3`)), 'EIO');
       assert.ok(Date.now() - started < 30_000, `the failed listing took ${Date.now() - started} ms`);
       const downStatus = readFileSync(`${down.mountPoint}/.buttersink/status`, 'utf8');
       assert.match(downStatus, /listing s3 \(s3:\/\/backups\/host\/\)/);
       assert.match(downStatus, /127\.0\.0\.1:\d+/, 'the reason names the endpoint');
       assert.equal(errnoOf(() => mkdirSync(`${down.mountPoint}/s3/solo`)), 'EIO');
-      assert.deepEqual(readdirSync(`${down.mountPoint}/local`).sort(), ['daily', 's1', 's2', 's3', 'solo']);
+      assert.deepEqual(readdirSync(`${down.mountPoint}/local`).sort(), ['big', 'daily', 's1', 's2', 's3', 'solo']);
       assert.ok(readFileSync(`${down.mountPoint}/local/s1/dir with space/deeper/file`, 'utf8').length > 0);
     } finally {
       await down.stop();
