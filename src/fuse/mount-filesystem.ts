@@ -35,6 +35,13 @@ export interface MountOptions {
   readonly copyIdleMs: number;
   /** Listings are refreshed after this long (and after our own changes). */
   readonly listingTtlMs: number;
+  /**
+   * A lookup waits this long for a store's listing, then answers EIO with the reason (the
+   * listing goes on, and serves later lookups if it succeeds). Without it, a store that
+   * accepts connections but never answers would hold `ls` until fuse-native's own op
+   * timeout answers ETIMEDOUT, with no reason anywhere. Default 30 s.
+   */
+  readonly storeTimeoutMs?: number;
   /** An `rm -r` that stops for this long is forgotten: its hidden entries show again. */
   readonly removalIdleMs: number;
   readonly status: TransferStatus;
@@ -54,6 +61,7 @@ interface Removal {
 }
 
 const O_ACCMODE = 3;
+const DEFAULT_STORE_TIMEOUT_MS = 30_000;
 /** How long one rendering of a control file serves getattr and open (progress numbers move). */
 const CONTROL_RENDER_MS = 250;
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR | constants.O_TRUNC | constants.O_APPEND;
@@ -125,11 +133,19 @@ export class MountFilesystem {
   // --- lookups -------------------------------------------------------------------------
 
   async #listing(store: string): Promise<Snapshot[]> {
+    const limit = this.#options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${formatSeconds(limit)}`)), limit);
+      timer.unref();
+    });
     try {
-      const list = await this.#listings.fetch(store);
+      const list = await Promise.race([this.#listings.fetch(store), deadline]);
       return list ?? [];
     } catch (error) {
       throw new FsError('EIO', `listing ${store} (${this.#stores.get(store)!.store.url}): ${toFsError(error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -695,6 +711,10 @@ export class MountFilesystem {
       }
     }
   }
+}
+
+function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(3))} s`;
 }
 
 function key(store: string, snapshot: string): string {

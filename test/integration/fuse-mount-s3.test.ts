@@ -268,6 +268,31 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     }
   });
 
+  test('an S3 endpoint that accepts connections but never answers: ls is EIO after --store-timeout, with the reason', async () => {
+    const held: net.Socket[] = [];
+    const hole = net.createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
+    const { port } = hole.address() as net.AddressInfo;
+    const hung = await startMount(['--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`, '--store-timeout', '2'], {
+      ...env,
+      AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}`,
+    });
+    mounts.push(hung);
+    try {
+      const started = Date.now();
+      assert.equal(errnoOf(() => readdirSync(`${hung.mountPoint}/s3`)), 'EIO');
+      const took = Date.now() - started;
+      assert.ok(took >= 1500 && took < 15_000, `answered after ${took} ms`);
+      assert.match(readFileSync(`${hung.mountPoint}/.buttersink/status`, 'utf8'), /listing s3 \(s3:\/\/backups\/host\/\): no answer within 2 s/);
+      assert.ok(readdirSync(`${hung.mountPoint}/local`).includes('s1'), 'the local store still answers');
+    } finally {
+      await hung.stop();
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => hole.close(resolve));
+    }
+    assert.ok(!isMounted(hung.mountPoint));
+  });
+
   // Last: it stops the S3 server under the main mount.
   test('S3 going down under a running mount: mkdir and rmdir are EIO with the reason; local stores still work', async () => {
     await server.stop();
