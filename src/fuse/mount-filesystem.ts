@@ -137,7 +137,6 @@ export class MountFilesystem {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${formatSeconds(limit)}`)), limit);
-      timer.unref();
     });
     try {
       const list = await Promise.race([this.#listings.fetch(store), deadline]);

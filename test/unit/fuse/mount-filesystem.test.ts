@@ -20,6 +20,8 @@ class MemoryStore implements Store {
   snapshots: Snapshot[] = [];
   diffs: StoredDiff[] = [];
   isDown = false;
+  /** When set, list never answers (an endpoint that accepts connections and goes silent). */
+  isSilent = false;
   /** When set, receive waits for the abort signal (a transfer in flight). */
   hangReceive = false;
   receiving: (() => void) | undefined;
@@ -45,6 +47,7 @@ class MemoryStore implements Store {
 
   async list(): Promise<Snapshot[]> {
     if (this.isDown) throw new StoreError(`${this.url} cannot be reached`);
+    if (this.isSilent) return new Promise<Snapshot[]>(() => {});
     return [...this.snapshots].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
   async storedDiffs(): Promise<StoredDiff[]> {
@@ -84,13 +87,14 @@ class MemoryStore implements Store {
   async close(): Promise<void> {}
 }
 
-function mountOf(stores: Record<string, MemoryStore>, options: { readOnly?: boolean } = {}) {
+function mountOf(stores: Record<string, MemoryStore>, options: { readOnly?: boolean; storeTimeoutMs?: number } = {}) {
   const status = new TransferStatus();
   const fs = new MountFilesystem({
     stores: Object.entries(stores).map(([name, store]) => ({ name, store })),
     readOnly: options.readOnly ?? false,
     copyIdleMs: 40,
     listingTtlMs: 60_000,
+    storeTimeoutMs: options.storeTimeoutMs,
     removalIdleMs: 60_000,
     status,
   });
@@ -251,6 +255,23 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       await assert.rejects(fs.readdir('/D'), (e: unknown) => fsError('EIO')(e) && /cannot be reached/.test((e as Error).message));
       await assert.rejects(fs.mkdir('/D/s1', 0o755), fsError('EIO'));
       assert.deepEqual(await fs.readdir('/A'), ['s1']);
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('a store that never answers its listing is EIO after storeTimeoutMs, with the reason; the others answer', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    const silent = new MemoryStore('mem://silent/');
+    silent.isSilent = true;
+    const { fs } = mountOf({ A: a, S: silent }, { storeTimeoutMs: 100 });
+    try {
+      const started = Date.now();
+      await assert.rejects(fs.readdir('/S'), (e: unknown) => fsError('EIO')(e) && /listing S \(mem:\/\/silent\/\): no answer within 0.1 s/.test((e as Error).message));
+      assert.ok(Date.now() - started < 2000);
+      assert.deepEqual(await fs.readdir('/A'), ['s1']);
+      await assert.rejects(fs.mkdir('/S/s1', 0o755), fsError('EIO'));
     } finally {
       fs.shutdown(new Error('done'));
     }
