@@ -399,11 +399,23 @@ export class MountFilesystem {
   /** `mkdir /<store>/<name>`: transfers the snapshot of that name, or makes a group directory on the way to one. */
   async #transferOrGroup(store: string, name: string, mode: number): Promise<void> {
     const others = this.#options.stores.filter((s) => s.name !== store);
-    const trees = await Promise.all(others.map((s) => this.#tree(s.name).catch(() => undefined)));
+    const failures: FsError[] = [];
+    const trees = await Promise.all(
+      others.map((s) =>
+        this.#tree(s.name).catch((error: unknown) => {
+          failures.push(toFsError(error));
+          return undefined;
+        }),
+      ),
+    );
     if (!trees.some((t) => t?.hasSnapshot(name))) {
       if (trees.some((t) => t?.hasGroup(name))) {
         this.#addExtraDirectory(store, name);
         return;
+      }
+      // A store that could not be listed may well hold it: that is no EPERM (no such snapshot).
+      if (failures.length > 0) {
+        throw new FsError('EIO', `no store that answered has a snapshot named ${name}; ${failures.map((f) => f.message).join('; ')}`);
       }
       throw new FsError('EPERM', `no mounted store has a snapshot named ${name}`);
     }

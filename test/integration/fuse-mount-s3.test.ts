@@ -261,6 +261,12 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
       assert.match(downStatus, /listing s3 \(s3:\/\/backups\/host\/\)/);
       assert.match(downStatus, /127\.0\.0\.1:\d+/, 'the reason names the endpoint');
       assert.equal(errnoOf(() => mkdirSync(`${down.mountPoint}/s3/solo`)), 'EIO');
+      // A name no reachable store has might be in S3: EIO with the reason, not EPERM.
+      assert.equal(errnoOf(() => mkdirSync(`${down.mountPoint}/local/only-in-s3`)), 'EIO');
+      assert.match(
+        readFileSync(`${down.mountPoint}/.buttersink/status`, 'utf8'),
+        /no store that answered has a snapshot named only-in-s3; listing s3 \(s3:\/\/backups\/host\/\): .*ECONNREFUSED/,
+      );
       assert.deepEqual(readdirSync(`${down.mountPoint}/local`).sort(), ['big', 'daily', 's1', 's2', 's3', 'solo']);
       assert.ok(readFileSync(`${down.mountPoint}/local/s1/dir with space/deeper/file`, 'utf8').length > 0);
     } finally {

@@ -255,6 +255,12 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       await assert.rejects(fs.readdir('/D'), (e: unknown) => fsError('EIO')(e) && /cannot be reached/.test((e as Error).message));
       await assert.rejects(fs.mkdir('/D/s1', 0o755), fsError('EIO'));
       assert.deepEqual(await fs.readdir('/A'), ['s1']);
+      // The only store that might hold it is down: EIO with the reason, not EPERM (no such snapshot).
+      await assert.rejects(
+        fs.mkdir('/A/only-in-d', 0o755),
+        (e: unknown) => fsError('EIO')(e) && /no store that answered has a snapshot named only-in-d; listing D \(mem:\/\/down\/\): .*cannot be reached/.test((e as Error).message),
+      );
+      await assert.rejects(fs.mkdir('/A/s1', 0o755), fsError('EEXIST'));
     } finally {
       fs.shutdown(new Error('done'));
     }
