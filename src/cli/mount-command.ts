@@ -29,6 +29,7 @@ interface MountFlags {
   verbose?: boolean;
   copyIdle: number;
   listingTtl: number;
+  storeTimeout: number;
 }
 
 /** The daemon child tells its parent "mounted" on this file descriptor. */
@@ -61,6 +62,7 @@ export function addMountCommands(program: Command, context: CliContext): void {
     .option('-v, --verbose', 'log every failed filesystem operation')
     .option('--copy-idle <seconds>', 'close a copy window after this long without an operation', parseSeconds, 3)
     .option('--listing-ttl <seconds>', 'refresh cached store listings after this long', parseSeconds, 30)
+    .option('--store-timeout <seconds>', 'answer EIO when a store does not list within this long (S3 endpoint not answering)', parseSeconds, 30)
     .addHelpText('after', MOUNT_HELP)
     .action(async (mountPoint: string, flags: MountFlags) => {
       const daemonChild = process.env[READY_FD_VARIABLE] !== undefined;
@@ -114,6 +116,7 @@ async function mountForeground(mountPoint: string, flags: MountFlags, output: Ou
     allowOther: flags.allowOther === true,
     copyIdleMs: flags.copyIdle * 1000,
     listingTtlMs: flags.listingTtl * 1000,
+    storeTimeoutMs: flags.storeTimeout * 1000,
     status,
     signal,
     trace: flags.verbose ? (line) => output.debug(line) : undefined,

@@ -68,6 +68,8 @@ export class CopyWindow {
   #busy = 0;
   /** Bytes compared equal, and the first mismatch seen, for the status file. */
   verifiedBytes = 0;
+  /** Bytes written where the received file could not be read (a store that shows no files): recorded only. */
+  uncheckedBytes = 0;
   mismatch: string | undefined;
 
   constructor(options: CopyWindowOptions) {
@@ -156,6 +158,7 @@ export class CopyWindow {
         throw new WindowError('EIO', this.mismatch);
       }
       if (received !== null) this.verifiedBytes += data.length;
+      else this.uncheckedBytes += data.length;
       entry.size = Math.max(entry.size, offset + data.length);
       entry.mtime = entry.ctime = this.#now();
     } finally {

@@ -1,4 +1,4 @@
-import { BusyError, InterruptedError, PermissionError, StoreError, TransferError } from '../model/errors.js';
+import { BusyError, InterruptedError, PermissionError, StillNeededError, StoreError, TransferError } from '../model/errors.js';
 import { NoSuchSnapshotError, SnapshotExistsError } from '../sync/transfer-snapshot.js';
 import { WindowError } from './copy-window.js';
 
@@ -47,6 +47,7 @@ export function toFsError(error: unknown): FsError {
   if (error instanceof SnapshotExistsError) return new FsError('EEXIST', message);
   if (error instanceof NoSuchSnapshotError) return new FsError('EPERM', message);
   if (error instanceof BusyError) return new FsError('EBUSY', message);
+  if (error instanceof StillNeededError) return new FsError('EBUSY', error.hint ? `${message} (${error.hint})` : message);
   if (error instanceof PermissionError) return new FsError('EACCES', message);
   if (error instanceof InterruptedError) return new FsError('EINTR', message);
   if (error instanceof TransferError || error instanceof StoreError) return new FsError('EIO', message);

@@ -3,9 +3,8 @@ import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promise
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { effectiveUuid, type Snapshot } from '../model/snapshot.js';
+import type { Snapshot } from '../model/snapshot.js';
 import { formatBytes } from '../planner/format-bytes.js';
-import { storedDependents } from '../sync/stored-dependents.js';
 import { transferSnapshot, type NamedStore } from '../sync/transfer-snapshot.js';
 import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from './copy-window.js';
 import { FsError, toFsError } from './fs-error.js';
@@ -36,6 +35,13 @@ export interface MountOptions {
   readonly copyIdleMs: number;
   /** Listings are refreshed after this long (and after our own changes). */
   readonly listingTtlMs: number;
+  /**
+   * A lookup waits this long for a store's listing, then answers EIO with the reason (the
+   * listing goes on, and serves later lookups if it succeeds). Without it, a store that
+   * accepts connections but never answers would hold `ls` until fuse-native's own op
+   * timeout answers ETIMEDOUT, with no reason anywhere. Default 30 s.
+   */
+  readonly storeTimeoutMs?: number;
   /** An `rm -r` that stops for this long is forgotten: its hidden entries show again. */
   readonly removalIdleMs: number;
   readonly status: TransferStatus;
@@ -55,6 +61,7 @@ interface Removal {
 }
 
 const O_ACCMODE = 3;
+const DEFAULT_STORE_TIMEOUT_MS = 30_000;
 /** How long one rendering of a control file serves getattr and open (progress numbers move). */
 const CONTROL_RENDER_MS = 250;
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_RDWR | constants.O_TRUNC | constants.O_APPEND;
@@ -126,11 +133,18 @@ export class MountFilesystem {
   // --- lookups -------------------------------------------------------------------------
 
   async #listing(store: string): Promise<Snapshot[]> {
+    const limit = this.#options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${formatSeconds(limit)}`)), limit);
+    });
     try {
-      const list = await this.#listings.fetch(store);
+      const list = await Promise.race([this.#listings.fetch(store), deadline]);
       return list ?? [];
     } catch (error) {
       throw new FsError('EIO', `listing ${store} (${this.#stores.get(store)!.store.url}): ${toFsError(error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -385,11 +399,23 @@ export class MountFilesystem {
   /** `mkdir /<store>/<name>`: transfers the snapshot of that name, or makes a group directory on the way to one. */
   async #transferOrGroup(store: string, name: string, mode: number): Promise<void> {
     const others = this.#options.stores.filter((s) => s.name !== store);
-    const trees = await Promise.all(others.map((s) => this.#tree(s.name).catch(() => undefined)));
+    const failures: FsError[] = [];
+    const trees = await Promise.all(
+      others.map((s) =>
+        this.#tree(s.name).catch((error: unknown) => {
+          failures.push(toFsError(error));
+          return undefined;
+        }),
+      ),
+    );
     if (!trees.some((t) => t?.hasSnapshot(name))) {
       if (trees.some((t) => t?.hasGroup(name))) {
         this.#addExtraDirectory(store, name);
         return;
+      }
+      // A store that could not be listed may well hold it: that is no EPERM (no such snapshot).
+      if (failures.length > 0) {
+        throw new FsError('EIO', `no store that answered has a snapshot named ${name}; ${failures.map((f) => f.message).join('; ')}`);
       }
       throw new FsError('EPERM', `no mounted store has a snapshot named ${name}`);
     }
@@ -512,13 +538,7 @@ export class MountFilesystem {
           const all = await target.list();
           const snapshot = all.find((s) => s.name === name);
           if (snapshot === undefined) throw new FsError('ENOENT');
-          if (target.capabilities.storesDiffs) {
-            const needing = storedDependents(effectiveUuid(snapshot), await target.storedDiffs());
-            if (needing.length > 0) {
-              const names = all.filter((s) => needing.includes(effectiveUuid(s))).map((s) => s.name);
-              throw new FsError('EBUSY', `${store} still needs ${name}: ${names.join(', ') || needing.join(', ')} ${needing.length === 1 ? 'is' : 'are'} stored as diffs from it (delete ${needing.length === 1 ? 'it' : 'them'} first)`);
-            }
-          }
+          // A diff store refuses (StillNeededError: EBUSY) what others are stored as diffs from.
           await target.delete(snapshot, this.#abort.signal);
         } finally {
           await release();
@@ -685,10 +705,13 @@ export class MountFilesystem {
     for (const [id, window] of this.#windows) {
       if (!window.isIdle(this.#options.copyIdleMs)) continue;
       this.#windows.delete(id);
-      const [store, name] = id.split('\0');
+      const [store, name] = id.split('\0') as [string, string];
+      const compared = this.#stores.get(store)?.store.snapshotDirectory !== undefined;
       this.status.log(
-        `copy into ${store}/${name} finished: ${formatBytes(window.verifiedBytes)} compared equal with the received snapshot` +
-          (window.mismatch ? `; MISMATCH: ${window.mismatch}` : ''),
+        compared
+          ? `copy into ${store}/${name} finished: ${formatBytes(window.verifiedBytes)} compared equal with the received snapshot` +
+              (window.mismatch ? `; MISMATCH: ${window.mismatch}` : '')
+          : `copy into ${store}/${name} finished: ${formatBytes(window.uncheckedBytes)} written, not compared (${store} cannot show a snapshot's files)`,
       );
     }
     const now = this.#now();
@@ -699,6 +722,10 @@ export class MountFilesystem {
       }
     }
   }
+}
+
+function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(3))} s`;
 }
 
 function key(store: string, snapshot: string): string {

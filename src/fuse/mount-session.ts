@@ -16,6 +16,8 @@ export interface MountSessionOptions {
   readonly allowOther: boolean;
   readonly copyIdleMs: number;
   readonly listingTtlMs: number;
+  /** A lookup waits this long for a store's listing, then answers EIO. */
+  readonly storeTimeoutMs: number;
   readonly status: TransferStatus;
   /** Aborted by SIGINT/SIGTERM: transfers are aborted (partials removed), then it unmounts. */
   readonly signal: AbortSignal;
@@ -48,6 +50,7 @@ export async function runMountSession(options: MountSessionOptions): Promise<voi
     readOnly: options.readOnly,
     copyIdleMs: options.copyIdleMs,
     listingTtlMs: options.listingTtlMs,
+    storeTimeoutMs: options.storeTimeoutMs,
     removalIdleMs: Math.max(30_000, options.copyIdleMs * 10),
     status: options.status,
   });

@@ -49,6 +49,20 @@ export class StoreError extends ButtersinkError {
   readonly exitCode = ExitCode.Store;
 }
 
+/**
+ * A diff store refuses to delete a snapshot that others are stored as diffs from (see
+ * `storedDependents`): they could not be restored any more. Nothing was deleted.
+ */
+export class StillNeededError extends StoreError {
+  /** Names of the snapshots that need it. */
+  readonly dependents: readonly string[];
+
+  constructor(message: string, dependents: readonly string[], options?: { cause?: unknown; hint?: string }) {
+    super(message, options);
+    this.dependents = dependents;
+  }
+}
+
 /** A child command (btrfs send/receive/...) failed; carries its command line and stderr tail. */
 export class TransferError extends ButtersinkError {
   readonly exitCode = ExitCode.Transfer;

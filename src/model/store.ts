@@ -147,6 +147,8 @@ export interface Store {
   /**
    * Deletes a snapshot (a diff store may move it to a trash area instead). Idempotent: a
    * snapshot that is already gone is not an error. The caller holds {@link Store.lock}.
+   * @throws StillNeededError (a diff store) when other snapshots it holds are stored only as
+   *   diffs from this one (`storedDependents`); nothing is deleted then.
    */
   delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void>;
 

@@ -7,6 +7,7 @@ import type { TransferObserver } from '../progress/transfer-observer.js';
 import type { CandidatePair } from './candidate-parents.js';
 import { choosePlan } from './choose-plan.js';
 import { executePlan, type ExecuteResult } from './execute-plan.js';
+import { soleParents } from './stored-dependents.js';
 
 export interface SyncSide {
   readonly store: Store;
@@ -126,19 +127,14 @@ export function keepNeededParents(plan: Plan, destination: readonly Snapshot[], 
   if (deletes.length === 0) return plan;
   const doomed = new Set(deletes.map((d) => effectiveUuid(d.snapshot)));
   const stays = (uuid: string): boolean => !doomed.has(uuid);
-  // A stored snapshot needs `from` when every diff of it starts there (no full, no other parent).
-  const needs = new Map<string, Set<string>>();
-  for (const s of destination) {
-    const own = diffs.filter((d) => d.to === effectiveUuid(s));
-    const parents = new Set(own.map((d) => d.from));
-    if (own.length > 0 && !parents.has(null) && parents.size === 1) needs.set(effectiveUuid(s), parents as Set<string>);
-  }
+  // A listed snapshot needs its sole parent (the rule the store's delete enforces, too).
+  const listed = new Set(destination.map(effectiveUuid));
+  const needs = [...soleParents(diffs)].filter(([uuid]) => listed.has(uuid));
   // Undo deletes of parents that a staying snapshot needs, until nothing changes.
   for (let changed = true; changed; ) {
     changed = false;
-    for (const [uuid, parents] of needs) {
-      if (!stays(uuid)) continue;
-      for (const parent of parents) if (doomed.delete(parent)) changed = true;
+    for (const [uuid, parent] of needs) {
+      if (stays(uuid) && doomed.delete(parent)) changed = true;
     }
   }
   const kept = deletes.filter((d) => !doomed.has(effectiveUuid(d.snapshot)));

@@ -41,6 +41,7 @@ export function isTransient(error: unknown): boolean {
   const status = httpStatus(error);
   const code = codeOf(error);
   if (status !== undefined) return status >= 500 || status === 429 || code === 'SlowDown' || code === 'RequestTimeout';
+  if (code === 'TimeoutError') return true;
   const errno = (error as { code?: string } | undefined)?.code;
   if (errno !== undefined && NETWORK_CODES.has(errno)) return true;
   const message = String((error as Error | undefined)?.message ?? '');
@@ -82,6 +83,9 @@ export function toStoreError(error: unknown, what: string, where: { bucket: stri
     return new StoreError(`${what}: cannot reach the S3 endpoint ${where.endpoint} (${errno})`, {
       hint: 'check --s3-endpoint / AWS_ENDPOINT_URL_S3 and the network',
     });
+  }
+  if (code === 'TimeoutError') {
+    return new TransferError(`${what}: the S3 endpoint ${where.endpoint} did not answer (${(error as Error).message})`, { cause: error });
   }
   const detail = code && code !== 'Error' ? code : (error as Error)?.message?.split('\n')[0] ?? String(error);
   return new TransferError(`${what}: ${detail}${status ? ` (HTTP ${status})` : ''}`, { cause: error });

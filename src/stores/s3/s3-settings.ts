@@ -37,6 +37,14 @@ export const DEFAULT_S3_SETTINGS: S3Settings = {
 
 /** Attempts per request (standard retry mode: exponential backoff with jitter for 5xx, throttling, resets). */
 const MAX_ATTEMPTS = 6;
+/**
+ * The SDK waits forever by default: an endpoint that accepts connections but never answers
+ * (a hung server, a dropped route) would hold a transfer, or the mount's `ls`, for good.
+ * A connection must be made within this long...
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+/** ...and a socket may be idle (no byte either way) this long; each is a retried TimeoutError. */
+export const SOCKET_IDLE_TIMEOUT_MS = 60_000;
 
 export function customEndpoint(settings: S3Settings, env: NodeJS.ProcessEnv = process.env): string | undefined {
   return settings.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL ?? undefined;
@@ -58,6 +66,7 @@ export function createS3Client(settings: S3Settings, env: NodeJS.ProcessEnv = pr
     maxAttempts: MAX_ATTEMPTS,
     retryMode: 'standard',
     credentials: credentialChain(env),
+    requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, socketTimeout: SOCKET_IDLE_TIMEOUT_MS },
   };
   if (endpoint !== undefined) config.endpoint = endpoint;
   if (checksum !== undefined) {

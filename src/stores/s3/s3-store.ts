@@ -11,9 +11,10 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { StoreError, TransferError } from '../../model/errors.js';
+import { StillNeededError, StoreError, TransferError } from '../../model/errors.js';
 import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
+import { storedDependents } from '../../sync/stored-dependents.js';
 import { IncompleteStreamError, StreamEndCheck } from '../../sendstream/stream-end-check.js';
 import { lockDirectory } from '../btrfs/directory-lock.js';
 import { downloadStream } from './download-stream.js';
@@ -225,17 +226,19 @@ export class S3Store implements Store {
 
   /**
    * Moves every diff of `snapshot` under `trash/` (copy, then delete), as the original did.
-   * Refused while another snapshot's diff in this store needs it as its parent: deleting it
-   * would make that snapshot impossible to restore.
+   * Refused ({@link StillNeededError}) while another snapshot in this store is stored only as
+   * diffs from it (`storedDependents`): deleting it would make that one impossible to restore.
    */
   async delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
     const inventory = await this.#list(signal);
     const uuid = effectiveUuid(snapshot);
     const dependents = this.dependentsOf(inventory, uuid);
     if (dependents.length > 0) {
-      throw new StoreError(
-        `refusing to delete ${snapshot.name} from ${this.url}: ${dependents.join(', ')} ${dependents.length === 1 ? 'is' : 'are'} stored as diffs from it`,
-        { hint: 'delete those first, or keep it' },
+      const one = dependents.length === 1;
+      throw new StillNeededError(
+        `refusing to delete ${snapshot.name} from ${this.url}: ${dependents.join(', ')} ${one ? 'is' : 'are'} stored as diffs from it`,
+        dependents,
+        { hint: `delete ${one ? 'it' : 'those'} first, or keep ${snapshot.name}` },
       );
     }
     for (const diff of inventory.diffs.filter((d) => d.to === uuid)) {
@@ -260,13 +263,8 @@ export class S3Store implements Store {
 
   /** Names of the snapshots (other than `uuid` itself) whose only stored diffs start from `uuid`. */
   dependentsOf(inventory: S3Inventory, uuid: string): string[] {
-    const names: string[] = [];
-    for (const s of inventory.snapshots) {
-      if (s.uuid === uuid) continue;
-      const diffs = inventory.diffs.filter((d) => d.to === s.uuid);
-      if (diffs.length > 0 && diffs.every((d) => d.from === uuid)) names.push(s.name);
-    }
-    return names;
+    const needing = new Set(storedDependents(uuid, inventory.diffs));
+    return inventory.snapshots.filter((s) => needing.has(s.uuid)).map((s) => s.name);
   }
 
   /**

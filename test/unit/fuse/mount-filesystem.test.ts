@@ -5,9 +5,10 @@ import { describe, test } from 'node:test';
 import { toFsError } from '../../../src/fuse/fs-error.js';
 import { MountFilesystem } from '../../../src/fuse/mount-filesystem.js';
 import { TransferStatus } from '../../../src/fuse/transfer-status.js';
-import { InterruptedError, StoreError } from '../../../src/model/errors.js';
+import { InterruptedError, StillNeededError, StoreError } from '../../../src/model/errors.js';
 import { effectiveUuid, type Snapshot } from '../../../src/model/snapshot.js';
 import type { ReceiveRequest, SendStream, Store, StoredDiff } from '../../../src/model/store.js';
+import { storedDependents } from '../../../src/sync/stored-dependents.js';
 
 /**
  * A store in memory that shows no files (like S3, or SSH for now): the mount's rules without
@@ -19,6 +20,8 @@ class MemoryStore implements Store {
   snapshots: Snapshot[] = [];
   diffs: StoredDiff[] = [];
   isDown = false;
+  /** When set, list never answers (an endpoint that accepts connections and goes silent). */
+  isSilent = false;
   /** When set, receive waits for the abort signal (a transfer in flight). */
   hangReceive = false;
   receiving: (() => void) | undefined;
@@ -44,6 +47,7 @@ class MemoryStore implements Store {
 
   async list(): Promise<Snapshot[]> {
     if (this.isDown) throw new StoreError(`${this.url} cannot be reached`);
+    if (this.isSilent) return new Promise<Snapshot[]>(() => {});
     return [...this.snapshots].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
   async storedDiffs(): Promise<StoredDiff[]> {
@@ -69,6 +73,12 @@ class MemoryStore implements Store {
     return received;
   }
   async delete(snapshot: Snapshot): Promise<void> {
+    if (this.capabilities.storesDiffs) {
+      // What S3Store.delete does: the shared rule, refused with StillNeededError.
+      const needing = storedDependents(effectiveUuid(snapshot), this.diffs);
+      const names = this.snapshots.filter((s) => needing.includes(effectiveUuid(s))).map((s) => s.name);
+      if (names.length > 0) throw new StillNeededError(`refusing to delete ${snapshot.name}: ${names.join(', ')} is stored as diffs from it`, names);
+    }
     this.snapshots = this.snapshots.filter((s) => s.uuid !== snapshot.uuid);
   }
   async lock() {
@@ -77,13 +87,14 @@ class MemoryStore implements Store {
   async close(): Promise<void> {}
 }
 
-function mountOf(stores: Record<string, MemoryStore>, options: { readOnly?: boolean } = {}) {
+function mountOf(stores: Record<string, MemoryStore>, options: { readOnly?: boolean; storeTimeoutMs?: number } = {}) {
   const status = new TransferStatus();
   const fs = new MountFilesystem({
     stores: Object.entries(stores).map(([name, store]) => ({ name, store })),
     readOnly: options.readOnly ?? false,
     copyIdleMs: 40,
     listingTtlMs: 60_000,
+    storeTimeoutMs: options.storeTimeoutMs,
     removalIdleMs: 60_000,
     status,
   });
@@ -135,7 +146,7 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       await sleep(1200);
       assert.deepEqual(await fs.readdir('/B/s1'), [], 'the window closed: the real (empty) snapshot shows');
       assert.match(status.renderLog(), /transferred s1 to B/);
-      assert.match(status.renderLog(), /copy into B\/s1 finished/);
+      assert.match(status.renderLog(), /copy into B\/s1 finished: 4 B written, not compared \(B cannot show a snapshot's files\)/);
     } finally {
       fs.shutdown(new Error('done'));
     }
@@ -244,6 +255,29 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       await assert.rejects(fs.readdir('/D'), (e: unknown) => fsError('EIO')(e) && /cannot be reached/.test((e as Error).message));
       await assert.rejects(fs.mkdir('/D/s1', 0o755), fsError('EIO'));
       assert.deepEqual(await fs.readdir('/A'), ['s1']);
+      // The only store that might hold it is down: EIO with the reason, not EPERM (no such snapshot).
+      await assert.rejects(
+        fs.mkdir('/A/only-in-d', 0o755),
+        (e: unknown) => fsError('EIO')(e) && /no store that answered has a snapshot named only-in-d; listing D \(mem:\/\/down\/\): .*cannot be reached/.test((e as Error).message),
+      );
+      await assert.rejects(fs.mkdir('/A/s1', 0o755), fsError('EEXIST'));
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('a store that never answers its listing is EIO after storeTimeoutMs, with the reason; the others answer', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    const silent = new MemoryStore('mem://silent/');
+    silent.isSilent = true;
+    const { fs } = mountOf({ A: a, S: silent }, { storeTimeoutMs: 100 });
+    try {
+      const started = Date.now();
+      await assert.rejects(fs.readdir('/S'), (e: unknown) => fsError('EIO')(e) && /listing S \(mem:\/\/silent\/\): no answer within 0.1 s/.test((e as Error).message));
+      assert.ok(Date.now() - started < 2000);
+      assert.deepEqual(await fs.readdir('/A'), ['s1']);
+      await assert.rejects(fs.mkdir('/S/s1', 0o755), fsError('EIO'));
     } finally {
       fs.shutdown(new Error('done'));
     }
