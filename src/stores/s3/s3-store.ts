@@ -119,11 +119,6 @@ export class S3Store implements Store {
     return (await this.#current()).diffs.map((d) => ({ to: d.to, from: d.from, bytes: d.bytes }));
   }
 
-  /** The diffs stored for one snapshot (for listings). */
-  async diffsOf(snapshot: Snapshot): Promise<S3Diff[]> {
-    return (await this.#current()).diffs.filter((d) => d.to === effectiveUuid(snapshot));
-  }
-
   #stored(snapshot: Snapshot, parent: Snapshot | null): S3Diff | undefined {
     const to = effectiveUuid(snapshot);
     const from = parent === null ? null : effectiveUuid(parent);
@@ -232,7 +227,7 @@ export class S3Store implements Store {
   async delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
     const inventory = await this.#list(signal);
     const uuid = effectiveUuid(snapshot);
-    const dependents = this.dependentsOf(inventory, uuid);
+    const dependents = this.#dependentsOf(inventory, uuid);
     if (dependents.length > 0) {
       const one = dependents.length === 1;
       throw new StillNeededError(
@@ -262,7 +257,7 @@ export class S3Store implements Store {
   }
 
   /** Names of the snapshots (other than `uuid` itself) whose only stored diffs start from `uuid`. */
-  dependentsOf(inventory: S3Inventory, uuid: string): string[] {
+  #dependentsOf(inventory: S3Inventory, uuid: string): string[] {
     const needing = new Set(storedDependents(uuid, inventory.diffs));
     return inventory.snapshots.filter((s) => needing.has(s.uuid)).map((s) => s.name);
   }
