@@ -134,13 +134,23 @@ let cleaned = false;
 async function cleanup(): Promise<void> {
   if (cleaned) return;
   cleaned = true;
-  s3.destroy();
-  await proxy.stop().catch(() => {});
-  await server.stop().catch(() => {});
-  await sshd?.stop().catch(() => {});
-  src.destroy();
-  dst.destroy();
-  rmSync(WORK, { recursive: true, force: true });
+  // Every step on its own: one that fails must not leave the rest (pools, sshd) behind.
+  const steps: (() => unknown)[] = [
+    () => s3.destroy(),
+    () => proxy.stop(),
+    () => server.stop(),
+    () => sshd?.stop(),
+    () => src.destroy(),
+    () => dst.destroy(),
+    () => rmSync(WORK, { recursive: true, force: true }),
+  ];
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (error) {
+      log(`cleanup: ${(error as Error).message}`);
+    }
+  }
 }
 process.on('SIGINT', () => void cleanup().finally(() => process.exit(130)));
 process.on('SIGTERM', () => void cleanup().finally(() => process.exit(143)));
