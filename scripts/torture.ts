@@ -33,7 +33,8 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(REPO, 'dist/src/cli/main.js');
-const WORK = mkdtempSync('/tmp/buttersink-torture.');
+// Inside the test root when run by scripts/test (which sweeps it even after a crash).
+const WORK = mkdtempSync(path.join(process.env.BUTTERSINK_TEST_ROOT ?? '/tmp', 'buttersink-torture.'));
 process.env.BUTTERSINK_TEST_ROOT = WORK;
 // Imported after BUTTERSINK_TEST_ROOT is set: the pools go under WORK.
 const { createPool, sh } = await import('../test/support/btrfs-pool.js');
