@@ -13,7 +13,7 @@ import { TransferStatus } from '../fuse/transfer-status.js';
 import { BusyError, PermissionError, StoreError, UsageError } from '../model/errors.js';
 import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
 import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
-import { openStore } from '../stores/open-store.js';
+import { openStore, type SshContext } from '../stores/open-store.js';
 import { parseStoreUrl } from '../stores/parse-store-url.js';
 import type { NamedStore } from '../sync/transfer-snapshot.js';
 import { Output } from './output.js';
@@ -99,7 +99,13 @@ async function mountForeground(mountPoint: string, flags: MountFlags, output: Ou
   }
   const cacheDirectory = defaultCacheDirectory();
   // Not annotated: stores that need more (S3's cache directory, warnings) find it here.
-  const context = { cache: new MeasurementCache(cacheDirectory), isRoot: true, cacheDirectory, warn: (m: string) => output.warn(m) };
+  const context = {
+    cache: new MeasurementCache(cacheDirectory),
+    isRoot: true,
+    cacheDirectory,
+    warn: (m: string) => output.warn(m),
+    ssh: mountSshContext(flags.readOnly === true),
+  };
   const stores: NamedStore[] = [];
   for (const [name, url] of urls) {
     const parsed = parseStoreUrl(url);
@@ -122,6 +128,21 @@ async function mountForeground(mountPoint: string, flags: MountFlags, output: Ou
     trace: flags.verbose ? (line) => output.debug(line) : undefined,
     onReady: () => signalReady(),
   });
+}
+
+/**
+ * How the mount reaches ssh:// stores: any of them may receive (mkdir, cp -r) and delete
+ * (rmdir, rm -r), so the server runs in mode w; with --read-only in mode r. The remote
+ * command and known_hosts files come from the environment, as for sync.
+ */
+export function mountSshContext(readOnly: boolean, env: NodeJS.ProcessEnv = process.env): SshContext {
+  const remoteCommand = env.BUTTERSINK_REMOTE_COMMAND || undefined;
+  const knownHostsFiles = (env.BUTTERSINK_KNOWN_HOSTS ?? '').split(':').filter(Boolean);
+  return {
+    mode: readOnly ? 'r' : 'w',
+    ...(remoteCommand === undefined ? {} : { remoteCommand }),
+    ...(knownHostsFiles.length > 0 ? { knownHostsFiles } : {}),
+  };
 }
 
 /** In the daemon child: tells the waiting parent that the mount is up. */

@@ -208,6 +208,26 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
     });
   });
 
+  test('a connection that failed to come up is tried again by the next request', async () => {
+    const later = path.join(cacheDir, 'later_known_hosts');
+    writeFileSync(later, '');
+    const store = remote(`${pool.mountPoint}/snaps`, 'r', { knownHostsFiles: [later] });
+    await assert.rejects(store.list(), (e: unknown) => e instanceof StoreError && /is unknown/.test(e.message));
+    writeFileSync(later, `[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
+    assert.deepEqual(await store.list(), snaps);
+  });
+
+  test('a dropped connection is made again by the next request (a mount outlives it)', async () => {
+    const store = remote(`${pool.mountPoint}/snaps`, 'r');
+    assert.deepEqual(await store.list(), snaps);
+    assert.ok(sshd.cutConnections() > 0);
+    // Requests already on the dropped connection fail; once it is seen closed, the next connects again.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(await store.list(), snaps);
+    const [two, one] = snaps;
+    assert.deepEqual(await store.measureDiff(two!, one!), await local.measureDiff(two!, one!));
+  });
+
   test('a changed host key is refused loudly', async () => {
     const wrong = path.join(cacheDir, 'wrong_known_hosts');
     writeFileSync(wrong, `[127.0.0.1]:${sshd.port} ${sshd.otherPublicKey}\n`);

@@ -37,11 +37,11 @@ export interface SshStoreOptions {
  * A directory of snapshots on another machine, through `buttersink server` over SSH.
  *
  * One SSH connection per store (a connection costs about a second with OpenSSH; reuse is
- * free). On it, one long-lived control channel carries listings, measurements, deletes and
- * the lock (the remote lock is held by that channel's server process, so a dropped
- * connection releases it); each send or receive gets a channel and a server process of its
- * own, started ahead of need, whose stream flows raw between the channel and btrfs (see
- * protocol.ts). The remote server is a BtrfsStore: a receive there keeps its guarantees
+ * free), made again by the next request once it dropped or failed to come up. On it, one
+ * long-lived control channel carries listings, measurements, deletes and the lock (the
+ * remote lock is held by that channel's server process, so a dropped connection releases
+ * it); each send or receive gets a channel and a server process of its own, started ahead
+ * of need, whose stream flows raw between the channel and btrfs (see protocol.ts). The remote server is a BtrfsStore: a receive there keeps its guarantees
  * (hidden partial, removed on failure — also when the connection drops, because
  * `btrfs receive` then sees its input end before the stream's END command).
  */
@@ -67,9 +67,10 @@ export class SshStore implements Store {
   }
 
   #connect(): Promise<SshConnection> {
+    if (this.#connection !== undefined) return this.#connection;
     const { host, user, port, knownHostsFiles, configFile } = this.#options;
     // ssh2 is loaded only when an SSH store is used (not by the server, nor local runs).
-    this.#connection ??= import('./connect.js').then(async ({ connectSsh }) => {
+    const attempt: Promise<SshConnection> = import('./connect.js').then(async ({ connectSsh }) => {
       const connection = await connectSsh(
         { host, user, port },
         { ...(knownHostsFiles ? { knownHostsFiles } : {}), ...(configFile ? { configFile } : {}) },
@@ -77,9 +78,22 @@ export class SshStore implements Store {
       // Without a listener a dropped connection would crash the process; the channels
       // report it as a lost connection to whoever waits on them.
       connection.client.on('error', () => {});
+      // What waits on it fails; the next request connects again (a mount outlives a
+      // dropped connection or a host that was down for a while).
+      connection.client.once('close', () => this.#forget(attempt));
       return connection;
     });
-    return this.#connection;
+    attempt.catch(() => this.#forget(attempt));
+    this.#connection = attempt;
+    return attempt;
+  }
+
+  /** Drops a connection that closed or never came up, with its channels. */
+  #forget(connection: Promise<SshConnection>): void {
+    if (this.#connection !== connection || this.#isClosed) return;
+    this.#connection = undefined;
+    this.#control = undefined;
+    this.#spare = undefined;
   }
 
   /** A new `buttersink server` process on the shared connection. */

@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createPool, type BtrfsPool } from '../support/btrfs-pool.js';
+import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
+import { freshDirectory, isMounted, startMount, type RunningMount } from '../support/fuse-mount.js';
+import { fuseSuite, sshSuite } from '../support/prerequisites.js';
+import { startSshd, type TestSshd } from '../support/sshd.js';
+import { treeDigest } from '../support/tree-digest.js';
+
+// The mount and sshd (and the remote `buttersink server` it starts) each run in processes of
+// their own, so the synchronous fs calls and spawnSync below cannot deadlock anything.
+
+const suite = (() => {
+  const fuse = fuseSuite();
+  return fuse.skip ? fuse : sshSuite();
+})();
+
+function errnoOf(call: () => unknown): string {
+  try {
+    call();
+    return 'ok';
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? String(error);
+  }
+}
+
+function run(command: string, args: readonly string[]): { code: number | null; stderr: string } {
+  const result = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  return { code: result.status, stderr: result.stderr };
+}
+
+/** The `btrfs subvolume show` fields of a subvolume: UUID, Parent UUID, Received UUID, Flags. */
+function show(subvolume: string): Record<string, string> {
+  const text = execFileSync('btrfs', ['subvolume', 'show', subvolume], { encoding: 'utf8' });
+  const fields: Record<string, string> = {};
+  for (const match of text.matchAll(/^\s*(UUID|Parent UUID|Received UUID|Flags):\s+(\S+)/gm)) fields[match[1]!] = match[2]!;
+  return fields;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A port nothing listens on (bound, then closed again). */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('buttersink mount with an SSH store (real sshd on loopback) and a local btrfs pool', suite, () => {
+  let sshd: TestSshd;
+  let local: BtrfsPool;
+  let remote: BtrfsPool;
+  let env: NodeJS.ProcessEnv;
+  let mount: RunningMount;
+  let mnt: string;
+  const mounts: RunningMount[] = [];
+  const snaps = (): string => `${local.mountPoint}/snaps`;
+  const backup = (): string => `${remote.mountPoint}/backup`;
+  const sshUrl = (): string => `ssh://buttersink-test${backup()}/`;
+
+  before(async () => {
+    sshd = await startSshd();
+    local = createPool(512);
+    remote = createPool(512);
+    const work = freshDirectory('work-ssh-');
+    // The client's HOME (ssh config alias, key, known_hosts) copied out of sshd's directory,
+    // which sshd.stop() removes: the last test stops sshd and must still resolve the alias.
+    const home = path.join(work, 'home');
+    cpSync(sshd.home, home, { recursive: true });
+    env = {
+      ...sshd.env,
+      HOME: home,
+      BUTTERSINK_CACHE_DIR: path.join(work, 'cache'),
+      BUTTERSINK_RUN_DIR: path.join(work, 'run'),
+      XDG_CONFIG_HOME: path.join(work, 'config'),
+    };
+    const data = makeRichSubvolume(local.mountPoint);
+    snapshot(data, `${snaps()}/s1`);
+    changeRichSubvolume(data, 1);
+    snapshot(data, `${snaps()}/s2`);
+    snapshot(data, `${snaps()}/solo`);
+    mkdirSync(backup());
+    // A short listing TTL, so that the last test sees sshd go away without waiting 30 s.
+    mount = await startMount(
+      ['--store', `local=${snaps()}/`, '--store', `nas=${sshUrl()}`, '--copy-idle', '1', '--listing-ttl', '1', '--store-timeout', '10'],
+      env,
+    );
+    mounts.push(mount);
+    mnt = mount.mountPoint;
+  });
+
+  after(async () => {
+    // Every mount goes, also when a test failed; then sshd and the pools.
+    for (const m of mounts) await m.stop();
+    for (const m of mounts) assert.ok(!isMounted(m.mountPoint), `${m.mountPoint} is still mounted`);
+    await sshd?.stop();
+    remote?.destroy();
+    local?.destroy();
+  });
+
+  const status = (): string => readFileSync(`${mnt}/.buttersink/status`, 'utf8');
+  const log = (): string => readFileSync(`${mnt}/.buttersink/log`, 'utf8');
+  /** The snapshots on the remote pool (not the btrfs store's work directory). */
+  const received = (): string[] => readdirSync(backup()).filter((n) => n !== '.buttersink').sort();
+
+  test('the SSH store is a directory listing the remote snapshots; empty at first', () => {
+    assert.deepEqual(readdirSync(mnt), ['.buttersink', 'local', 'nas']);
+    assert.deepEqual(readdirSync(`${mnt}/nas`), []);
+    assert.deepEqual(readdirSync(`${mnt}/local`).sort(), ['s1', 's2', 'solo']);
+  });
+
+  test('mkdir in the SSH store sends the snapshot over SSH, byte for byte', () => {
+    mkdirSync(`${mnt}/nas/s1`);
+    assert.deepEqual(received(), ['s1']);
+    assert.deepEqual(treeDigest(`${backup()}/s1`), treeDigest(`${snaps()}/s1`));
+    const s1 = show(`${backup()}/s1`);
+    assert.equal(s1['Received UUID'], show(`${snaps()}/s1`).UUID);
+    assert.match(s1.Flags ?? '', /readonly/);
+    assert.deepEqual(readdirSync(`${mnt}/nas`), ['s1']);
+    assert.equal(errnoOf(() => mkdirSync(`${mnt}/nas/s1`)), 'EEXIST');
+    assert.match(log(), /transfer s1: local -> nas \(full/);
+  });
+
+  test('cp -r local/<snap> nas/ exits 0 and sends an incremental from the parent the remote holds', async () => {
+    const result = run('cp', ['-r', `${mnt}/local/s2`, `${mnt}/nas/`]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(received(), ['s1', 's2']);
+    assert.deepEqual(treeDigest(`${backup()}/s2`), treeDigest(`${snaps()}/s2`));
+    const s2 = show(`${backup()}/s2`);
+    assert.equal(s2['Received UUID'], show(`${snaps()}/s2`).UUID);
+    assert.equal(s2['Parent UUID'], show(`${backup()}/s1`).UUID, 'received onto the remote s1: an incremental');
+    assert.match(log(), /transfer s2: local -> nas \(from s1/);
+    await sleep(2500); // the copy window closes (idle 1 s)
+    assert.deepEqual(readdirSync(`${mnt}/nas`).sort(), ['s1', 's2']);
+  });
+
+  test('rmdir in the SSH store deletes the snapshot on the remote', () => {
+    rmdirSync(`${mnt}/nas/s1`);
+    assert.deepEqual(received(), ['s2']);
+    assert.deepEqual(readdirSync(`${mnt}/nas`), ['s2']);
+    assert.ok(existsSync(`${snaps()}/s1`), 'the local source is untouched');
+    assert.deepEqual(treeDigest(`${backup()}/s2`), treeDigest(`${snaps()}/s2`), 's2 does not need s1 any more');
+  });
+
+  test('--read-only: the SSH store is listed, mkdir and rmdir are EROFS, nothing changes on the remote', async () => {
+    const ro = await startMount(['--read-only', '--store', `local=${snaps()}/`, '--store', `nas=${sshUrl()}`], env);
+    mounts.push(ro);
+    try {
+      assert.deepEqual(readdirSync(`${ro.mountPoint}/nas`), ['s2']);
+      assert.equal(errnoOf(() => mkdirSync(`${ro.mountPoint}/nas/solo`)), 'EROFS');
+      assert.equal(errnoOf(() => rmdirSync(`${ro.mountPoint}/nas/s2`)), 'EROFS');
+      assert.deepEqual(received(), ['s2']);
+    } finally {
+      await ro.stop();
+    }
+  });
+
+  test('an SSH store nothing listens for: ls is EIO with the reason in status; the local store still works', async () => {
+    const port = await closedPort();
+    const down = await startMount(['--store', `local=${snaps()}/`, '--store', `nas=ssh://root@127.0.0.1:${port}${backup()}/`], env);
+    mounts.push(down);
+    try {
+      const started = Date.now();
+      assert.deepEqual(readdirSync(down.mountPoint), ['.buttersink', 'local', 'nas'], 'the root needs no listing');
+      assert.equal(errnoOf(() => readdirSync(`${down.mountPoint}/nas`)), 'EIO');
+      assert.ok(Date.now() - started < 30_000, `the failed listing took ${Date.now() - started} ms`);
+      const downStatus = readFileSync(`${down.mountPoint}/.buttersink/status`, 'utf8');
+      assert.match(downStatus, /listing nas \(ssh:\/\/root@127\.0\.0\.1:\d+\//, downStatus);
+      assert.match(downStatus, /cannot connect to 127\.0\.0\.1:\d+: connection refused/, downStatus);
+      assert.equal(errnoOf(() => mkdirSync(`${down.mountPoint}/nas/solo`)), 'EIO');
+      assert.deepEqual(readdirSync(`${down.mountPoint}/local`).sort(), ['s1', 's2', 'solo']);
+      assert.ok(readFileSync(`${down.mountPoint}/local/s1/dir with space/deeper/file`, 'utf8').length > 0);
+    } finally {
+      await down.stop();
+    }
+    assert.ok(!isMounted(down.mountPoint));
+  });
+
+  test('a dropped SSH connection does not end the store: the next operation connects again', async () => {
+    assert.ok(sshd.cutConnections() > 0, 'the mount holds a connection');
+    await sleep(1500); // the cached listing (--listing-ttl 1) goes stale
+    assert.deepEqual(readdirSync(`${mnt}/nas`), ['s2']);
+    mkdirSync(`${mnt}/nas/solo`);
+    assert.deepEqual(received(), ['s2', 'solo']);
+    assert.deepEqual(treeDigest(`${backup()}/solo`), treeDigest(`${snaps()}/solo`));
+  });
+
+  // Last: it stops sshd under the main mount.
+  test('sshd going away under a running mount: ls, mkdir and rmdir are EIO with the reason; the local store still works', async () => {
+    // Stopping the listener alone leaves the mount's established connection working:
+    // drop it as a network failure would, then stop sshd so that no new one can be made.
+    assert.ok(sshd.cutConnections() > 0, 'the mount holds a connection');
+    await sshd.stop();
+    await sleep(1500); // the cached listing goes stale
+    assert.equal(errnoOf(() => readdirSync(`${mnt}/nas`)), 'EIO');
+    assert.match(status(), /listing nas \(ssh:\/\/buttersink-test\/.*\/backup\/\): cannot connect to .*connection refused/);
+    assert.equal(errnoOf(() => mkdirSync(`${mnt}/nas/s1`)), 'EIO');
+    assert.equal(errnoOf(() => rmdirSync(`${mnt}/nas/s2`)), 'EIO');
+    assert.deepEqual(readdirSync(`${mnt}/local`).sort(), ['s1', 's2', 'solo']);
+    assert.ok(readFileSync(`${mnt}/local/s1/dir with space/deeper/file`, 'utf8').length > 0);
+    assert.deepEqual(received(), ['s2', 'solo']);
+  });
+});
