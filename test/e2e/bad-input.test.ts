@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +9,7 @@ import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { btrfsSuite } from '../support/prerequisites.js';
 import { cli } from '../support/run-cli.js';
 import { s3Suite, startS3Server, type S3Server } from '../support/s3-server.js';
+import { closedPort } from '../support/helpers.js';
 
 // The bad-input matrix (with the cases in cli-sync.test.ts): every case is refused with one
 // line on stderr, a documented exit code, and no change to any store.
@@ -19,15 +19,6 @@ const suite = (() => {
   const btrfs = btrfsSuite();
   return btrfs.skip ? btrfs : s3Suite();
 })();
-
-/** A TCP port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('bad input with S3 and local stores: one line, documented exit code, nothing changed', suite, () => {
   let server: S3Server;

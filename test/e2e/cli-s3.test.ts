@@ -11,16 +11,13 @@ import { btrfsSuite } from '../support/prerequisites.js';
 import { cli, cliInBackground } from '../support/run-cli.js';
 import { FaultProxy, s3Suite, startS3Server, type S3Server } from '../support/s3-server.js';
 import { treeDigest } from '../support/tree-digest.js';
+import { uuidOf } from '../support/helpers.js';
 
 const BUCKET = 'backups';
 const suite = (() => {
   const btrfs = btrfsSuite();
   return btrfs.skip ? btrfs : s3Suite();
 })();
-
-function uuidOf(subvolume: string): string {
-  return /^\s*UUID:\s+(\S+)/m.exec(execFileSync('btrfs', ['subvolume', 'show', subvolume], { encoding: 'utf8' }))![1]!;
-}
 
 /** Subvolumes in `dir` (a directory at the top of its pool) as the filesystem shows them, partial or not. */
 function subvolumesIn(dir: string): string[] {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -11,15 +10,12 @@ import { cli } from '../support/run-cli.js';
 import { s3Suite, startS3Server, type S3Server } from '../support/s3-server.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { treeDigest } from '../support/tree-digest.js';
+import { uuidOf } from '../support/helpers.js';
 
 const suite = (() => {
   const ssh = sshSuite();
   return ssh.skip ? ssh : s3Suite();
 })();
-
-function uuidOf(subvolume: string): string {
-  return /^\s*UUID:\s+(\S+)/m.exec(execFileSync('btrfs', ['subvolume', 'show', subvolume], { encoding: 'utf8' }))![1]!;
-}
 
 // A remote btrfs directory on one side, an S3 bucket on the other: the stream passes through
 // the local machine (SshStore.send into S3Store.receive, and back).

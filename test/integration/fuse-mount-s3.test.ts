@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { fuseSuite } from '../support/prerequisites.js';
 import { cli } from '../support/run-cli.js';
 import { s3Suite, startS3Server, type S3Server } from '../support/s3-server.js';
 import { treeDigest } from '../support/tree-digest.js';
+import { closedPort, errnoOf, run, runAsync, sleep, uuidOf } from '../support/helpers.js';
 
 // The mount and s3rver each run in a process of their own, so the synchronous fs calls and
 // spawnSync below cannot deadlock anything served from this process.
@@ -21,45 +22,6 @@ const suite = (() => {
   const fuse = fuseSuite();
   return fuse.skip ? fuse : s3Suite();
 })();
-
-function errnoOf(call: () => unknown): string {
-  try {
-    call();
-    return 'ok';
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code ?? String(error);
-  }
-}
-
-function run(command: string, args: readonly string[]): { code: number | null; stderr: string } {
-  const result = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-  return { code: result.status, stderr: result.stderr };
-}
-
-/** Runs a command without waiting for it (one that blocks in the mount until it is stopped). */
-function runAsync(command: string, args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
-}
-
-function uuidOf(subvolume: string): string {
-  return /^\s*UUID:\s+(\S+)/m.exec(execFileSync('btrfs', ['subvolume', 'show', subvolume], { encoding: 'utf8' }))![1]!;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A port nothing listens on (bound, then closed again). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs pools', suite, () => {
   let server: S3Server;

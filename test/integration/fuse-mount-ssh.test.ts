@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPool, type BtrfsPool } from '../support/btrfs-pool.js';
@@ -10,6 +9,7 @@ import { freshDirectory, isMounted, startMount, type RunningMount } from '../sup
 import { fuseSuite, sshSuite } from '../support/prerequisites.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { treeDigest } from '../support/tree-digest.js';
+import { closedPort, errnoOf, run, sleep } from '../support/helpers.js';
 
 // The mount and sshd (and the remote `buttersink server` it starts) each run in processes of
 // their own, so the synchronous fs calls and spawnSync below cannot deadlock anything.
@@ -19,39 +19,12 @@ const suite = (() => {
   return fuse.skip ? fuse : sshSuite();
 })();
 
-function errnoOf(call: () => unknown): string {
-  try {
-    call();
-    return 'ok';
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code ?? String(error);
-  }
-}
-
-function run(command: string, args: readonly string[]): { code: number | null; stderr: string } {
-  const result = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-  return { code: result.status, stderr: result.stderr };
-}
-
 /** The `btrfs subvolume show` fields of a subvolume: UUID, Parent UUID, Received UUID, Flags. */
 function show(subvolume: string): Record<string, string> {
   const text = execFileSync('btrfs', ['subvolume', 'show', subvolume], { encoding: 'utf8' });
   const fields: Record<string, string> = {};
   for (const match of text.matchAll(/^\s*(UUID|Parent UUID|Received UUID|Flags):\s+(\S+)/gm)) fields[match[1]!] = match[2]!;
   return fields;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A port nothing listens on (bound, then closed again). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe('buttersink mount with an SSH store (real sshd on loopback) and a local btrfs pool', suite, () => {

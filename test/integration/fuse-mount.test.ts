@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   appendFileSync,
   chmodSync,
@@ -23,32 +23,9 @@ import { freshDirectory, isMounted, startMount, type RunningMount } from '../sup
 import { fuseSuite } from '../support/prerequisites.js';
 import { cli } from '../support/run-cli.js';
 import { treeDigest } from '../support/tree-digest.js';
+import { errnoOf, run, runAsync, sleep } from '../support/helpers.js';
 
 const suite = fuseSuite();
-
-/** The errno code a sync fs call on the mount failed with, or 'ok'. */
-function errnoOf(call: () => unknown): string {
-  try {
-    call();
-    return 'ok';
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code ?? String(error);
-  }
-}
-
-/** Runs a command (cp, rm, mv...) to its end; returns its exit code and stderr. */
-function run(command: string, args: readonly string[]): { code: number | null; stderr: string } {
-  const result = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-  return { code: result.status, stderr: result.stderr };
-}
-
-/** Runs a command without blocking this process (for concurrent copies). */
-function runAsync(command: string, args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
-}
 
 /** Every subvolume of a pool (read-only or not, partial or not), as paths. */
 function subvolumes(pool: BtrfsPool): string[] {
@@ -57,10 +34,6 @@ function subvolumes(pool: BtrfsPool): string[] {
     .filter(Boolean)
     .map((l) => l.replace(/^.* path /, ''))
     .sort();
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Waits until the copy windows closed (idle 1 s in these tests) so the real snapshots show. */
