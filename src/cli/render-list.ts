@@ -1,3 +1,4 @@
+import { toWireSnapshot } from '../remote/wire-snapshot.js';
 import type { Snapshot } from '../model/snapshot.js';
 import type { DiffSize } from '../model/store.js';
 import { formatBytes } from '../planner/format-bytes.js';
@@ -33,14 +34,9 @@ export function renderList(listed: readonly ListedSnapshot[]): string[] {
 }
 
 export function listToJson(listed: readonly ListedSnapshot[]): unknown {
+  // The snapshot's fields as the SSH protocol sends them: one JSON shape for a snapshot.
   return listed.map(({ snapshot: s, size, diffs }) => ({
-    name: s.name,
-    uuid: s.uuid,
-    parentUuid: s.parentUuid,
-    receivedUuid: s.receivedUuid,
-    generation: s.generation,
-    creationGeneration: s.creationGeneration,
-    createdAt: s.createdAt?.toISOString() ?? null,
+    ...toWireSnapshot(s),
     bytes: size.bytes,
     exact: size.exact,
     ...(diffs ? { diffs: diffs.map((d) => ({ from: d.from, bytes: d.bytes })) } : {}),
