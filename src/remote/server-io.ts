@@ -1,8 +1,11 @@
-import { read, write } from 'node:fs';
+import { constants, fstatSync, openSync, read, write } from 'node:fs';
 import { promisify } from 'node:util';
 
 const readAsync = promisify(read);
 const writeAsync = promisify(write);
+
+/** How long to wait before retrying a descriptor that said EAGAIN (one we could not make blocking). */
+const RETRY_MS = 2;
 
 /**
  * The server's side of the SSH channel as plain file descriptors. Not node streams: a stream
@@ -19,35 +22,61 @@ export interface ServerIo {
   write(data: Buffer): Promise<void>;
 }
 
+/**
+ * The channel as {@link ServerIo}. sshd hands the command pipes that are already in
+ * non-blocking mode (O_NONBLOCK is a flag of the pipe's open file, shared by every process
+ * holding it): a write of more than the pipe's 64 KiB then fails with EAGAIN half done, and
+ * `btrfs send`/`receive` given the descriptor would fail the same way. Node cannot clear the
+ * flag (no fcntl), but a pipe reopened through /proc/self/fd is a new open file of the same
+ * pipe, blocking. Sockets cannot be reopened so: for them EAGAIN is retried after a pause.
+ */
 export function fileDescriptorIo(inputFd = 0, outputFd = 1): ServerIo {
+  const input = blockingPipe(inputFd, constants.O_RDONLY);
+  const output = blockingPipe(outputFd, constants.O_WRONLY);
   let queue: Promise<void> = Promise.resolve();
   return {
-    inputFd,
-    outputFd,
+    inputFd: input,
+    outputFd: output,
     async readExactly(length) {
       const buffer = Buffer.alloc(length);
       let filled = 0;
       while (filled < length) {
-        const n = await readAsync(inputFd, buffer, filled, length - filled, null).then(
-          (r) => r.bytesRead,
-          async (error: NodeJS.ErrnoException) => {
-            if (error.code !== 'EAGAIN') throw error;
-            await new Promise((r) => setTimeout(r, 5)); // someone made it non-blocking: poll
-            return -1;
-          },
-        );
+        const n = await retryingAgain(() => readAsync(input, buffer, filled, length - filled, null).then((r) => r.bytesRead));
         if (n === 0) break;
-        if (n > 0) filled += n;
+        filled += n;
       }
       return buffer.subarray(0, filled);
     },
     write(data) {
       const next = queue.then(async () => {
         let offset = 0;
-        while (offset < data.length) offset += (await writeAsync(outputFd, data, offset, data.length - offset)).bytesWritten;
+        while (offset < data.length) {
+          offset += await retryingAgain(() => writeAsync(output, data, offset, data.length - offset).then((r) => r.bytesWritten));
+        }
       });
       queue = next.catch(() => {});
       return next;
     },
   };
+}
+
+/** `fd` itself, or when it is a pipe, a blocking descriptor of the same pipe. */
+function blockingPipe(fd: number, flags: number): number {
+  try {
+    if (!fstatSync(fd).isFIFO()) return fd;
+    return openSync(`/proc/self/fd/${fd}`, flags);
+  } catch {
+    return fd; // no /proc: the retries below still make it work
+  }
+}
+
+async function retryingAgain(call: () => Promise<number>): Promise<number> {
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
+  }
 }
