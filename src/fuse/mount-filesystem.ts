@@ -4,6 +4,7 @@ import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Snapshot } from '../model/snapshot.js';
+import type { SnapshotFiles } from '../model/store.js';
 import { formatBytes } from '../planner/format-bytes.js';
 import { transferSnapshot, type NamedStore } from '../sync/transfer-snapshot.js';
 import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from './copy-window.js';
@@ -48,11 +49,18 @@ export interface MountOptions {
   readonly now?: () => number;
 }
 
+/** A received snapshot's files, as far as comparing a copy with them needs. */
+interface ReceivedFiles {
+  lstat(relative: string): Promise<{ mode: number; uid: number; gid: number }>;
+  read(relative: string, offset: number, length: number): Promise<Buffer>;
+}
+
 type Handle =
   | { readonly kind: 'local'; readonly file: FileHandle }
+  | { readonly kind: 'remote'; readonly files: SnapshotFiles; readonly relative: string }
   | { readonly kind: 'text'; readonly data: Buffer }
   | { readonly kind: 'empty' }
-  | { readonly kind: 'window'; readonly window: CopyWindow; readonly relative: string; readonly received: string | undefined };
+  | { readonly kind: 'window'; readonly window: CopyWindow; readonly relative: string; readonly received: ReceivedFiles | undefined };
 
 /** An `rm -r` walking a snapshot: what it unlinked so far is hidden from the view. */
 interface Removal {
@@ -211,10 +219,42 @@ export class MountFilesystem {
     return s.snapshotDirectory?.({ name });
   }
 
+  /**
+   * How the mount reads a received snapshot's files (to compare a copy with it): from its
+   * local directory, or through its store (an SSH store's server); undefined when the store
+   * cannot show them (S3). A file the snapshot lacks reads as empty.
+   */
+  async #receivedFiles(store: string, name: string): Promise<ReceivedFiles | undefined> {
+    const directory = await this.#localDirectory(store, name);
+    if (directory !== undefined) {
+      return { lstat: async (relative) => lstat(path.join(directory, relative)), read: (relative, offset, length) => readAt(path.join(directory, relative), offset, length) };
+    }
+    const remote = this.#remoteFiles({ kind: 'snapshot', store, snapshot: name });
+    if (remote === undefined) return undefined;
+    const { files } = remote;
+    return {
+      lstat: (relative) => files.lstat(relative),
+      read: (relative, offset, length) => files.read(relative, offset, length).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT' || error.code === 'EISDIR' || error.code === 'ELOOP') return Buffer.alloc(0);
+        throw error;
+      }),
+    };
+  }
+
   async #localPath(node: Extract<PathNode, { kind: 'snapshot' | 'inside' }>): Promise<string | undefined> {
     const directory = await this.#localDirectory(node.store, node.snapshot);
     if (directory === undefined) return undefined;
     return node.kind === 'snapshot' ? directory : path.join(directory, node.relative);
+  }
+
+  /**
+   * A snapshot's files through its store, asynchronously (an SSH store's server), when the
+   * store has no local directory for them but can show them; undefined otherwise.
+   */
+  #remoteFiles(node: Extract<PathNode, { kind: 'snapshot' | 'inside' }>): { files: SnapshotFiles; relative: string } | undefined {
+    const { store: s } = this.#stores.get(node.store)!;
+    if (s.snapshotDirectory !== undefined || s.snapshotFiles === undefined) return undefined;
+    return { files: s.snapshotFiles({ name: node.snapshot }), relative: node.kind === 'inside' ? node.relative : '' };
   }
 
   #window(node: PathNode): { window: CopyWindow; relative: string } | undefined {
@@ -243,6 +283,15 @@ export class MountFilesystem {
         return { ...this.#directoryAttributes(), mode: S_IFREG | 0o444, nlink: 1, size: Buffer.byteLength(this.#controlText(node.file)) };
       case 'snapshot':
       case 'inside': {
+        const remote = this.#remoteFiles(node);
+        if (remote !== undefined) {
+          try {
+            return { ...(await remote.files.lstat(remote.relative)) };
+          } catch (error) {
+            if (node.kind === 'snapshot') this.#invalidate(node.store);
+            throw error;
+          }
+        }
         const local = await this.#localPath(node);
         if (local === undefined) {
           if (node.kind === 'inside') throw new FsError('ENOENT');
@@ -279,9 +328,10 @@ export class MountFilesystem {
       }
       case 'snapshot':
       case 'inside': {
-        const local = await this.#localPath(node);
-        if (local === undefined) return [];
-        const names = await readdir(local);
+        const remote = this.#remoteFiles(node);
+        const local = remote === undefined ? await this.#localPath(node) : undefined;
+        if (remote === undefined && local === undefined) return [];
+        const names = remote !== undefined ? await remote.files.readdir(remote.relative) : await readdir(local!);
         const removal = this.#removals.get(key(node.store, node.snapshot));
         if (removal === undefined) return names;
         const base = node.kind === 'inside' ? `${node.relative}/` : '';
@@ -299,6 +349,8 @@ export class MountFilesystem {
       return entry.target;
     }
     if (node.kind !== 'inside') throw new FsError('EINVAL');
+    const remote = this.#remoteFiles(node);
+    if (remote !== undefined) return remote.files.readlink(remote.relative);
     const local = await this.#localPath(node);
     if (local === undefined) throw new FsError('ENOENT');
     return readlink(local);
@@ -317,6 +369,13 @@ export class MountFilesystem {
     if (writing) throw new FsError('EROFS');
     if (node.kind === 'control-file') return this.#addHandle({ kind: 'text', data: Buffer.from(this.#controlText(node.file)) });
     if (node.kind !== 'inside') throw new FsError('EISDIR');
+    const remote = this.#remoteFiles(node);
+    if (remote !== undefined) {
+      const attributes = await remote.files.lstat(remote.relative);
+      if ((attributes.mode & S_IFMT) === S_IFDIR) throw new FsError('EISDIR');
+      if ((attributes.mode & S_IFMT) !== S_IFREG) throw new FsError('EINVAL');
+      return this.#addHandle({ kind: 'remote', ...remote });
+    }
     const local = await this.#localPath(node);
     if (local === undefined) return this.#addHandle({ kind: 'empty' });
     return this.#addHandle({ kind: 'local', file: await open_(local) });
@@ -327,6 +386,8 @@ export class MountFilesystem {
     switch (h.kind) {
       case 'local':
         return (await h.file.read(buffer, 0, length, position)).bytesRead;
+      case 'remote':
+        return (await h.files.read(h.relative, position, length)).copy(buffer, 0);
       case 'text':
         return position >= h.data.length ? 0 : h.data.copy(buffer, 0, position, Math.min(h.data.length, position + length));
       case 'empty':
@@ -334,7 +395,7 @@ export class MountFilesystem {
       case 'window': {
         // Reading a file being copied shows the received snapshot's bytes.
         if (h.received === undefined) return 0;
-        const bytes = await readAt(path.join(h.received, h.relative), position, length);
+        const bytes = await h.received.read(h.relative, position, length);
         return bytes.copy(buffer, 0);
       }
     }
@@ -362,6 +423,8 @@ export class MountFilesystem {
     const open = this.#window(node);
     if (open) return open.window.lookup(open.relative)?.xattrs ?? new Map();
     if (node.kind !== 'inside' && node.kind !== 'snapshot') return new Map();
+    const remote = this.#remoteFiles(node);
+    if (remote !== undefined) return (await remote.files.xattrs?.(remote.relative)) ?? new Map();
     const local = await this.#localPath(node);
     return local === undefined ? new Map() : this.#xattrs.read(local);
   }
@@ -448,15 +511,14 @@ export class MountFilesystem {
       this.#transfersInFlight.delete(id);
       this.#invalidate(store);
     }
-    const directory = await this.#localDirectory(store, name);
-    const root = directory === undefined ? undefined : await lstat(directory).catch(() => undefined);
+    const received = await this.#receivedFiles(store, name);
+    const root = await received?.lstat('').catch(() => undefined);
     this.#windows.set(
       id,
       new CopyWindow({
         now: this.#now,
         root: { mode: root?.mode ?? mode, uid: root?.uid ?? 0, gid: root?.gid ?? 0 },
-        readReceived: async (relative, offset, length) =>
-          directory === undefined ? null : readAt(path.join(directory, relative), offset, length),
+        readReceived: async (relative, offset, length) => (received === undefined ? null : received.read(relative, offset, length)),
       }),
     );
   }
@@ -613,6 +675,8 @@ export class MountFilesystem {
    */
   async #existsOrReadOnly(node: PathNode): Promise<'EEXIST' | 'EROFS'> {
     if (node.kind !== 'inside' || this.#window(node)) return 'EEXIST';
+    const remote = this.#remoteFiles(node);
+    if (remote !== undefined) return (await remote.files.lstat(remote.relative).then(() => true, () => false)) ? 'EEXIST' : 'EROFS';
     const local = await this.#localPath(node);
     const there = local !== undefined && (await lstat(local).then(() => true, () => false));
     return there ? 'EEXIST' : 'EROFS';
@@ -627,7 +691,7 @@ export class MountFilesystem {
   async #newWindowHandle(node: PathNode, window: CopyWindow, relative: string): Promise<number> {
     const n = node as Extract<PathNode, { kind: 'snapshot' | 'inside' }>;
     window.hold();
-    return this.#addHandle({ kind: 'window', window, relative, received: await this.#localDirectory(n.store, n.snapshot) });
+    return this.#addHandle({ kind: 'window', window, relative, received: await this.#receivedFiles(n.store, n.snapshot) });
   }
 
   async write(handle: number, buffer: Buffer, length: number, position: number): Promise<number> {
@@ -706,7 +770,8 @@ export class MountFilesystem {
       if (!window.isIdle(this.#options.copyIdleMs)) continue;
       this.#windows.delete(id);
       const [store, name] = id.split('\0') as [string, string];
-      const compared = this.#stores.get(store)?.store.snapshotDirectory !== undefined;
+      const s = this.#stores.get(store)?.store;
+      const compared = s?.snapshotDirectory !== undefined || s?.snapshotFiles !== undefined;
       this.status.log(
         compared
           ? `copy into ${store}/${name} finished: ${formatBytes(window.verifiedBytes)} compared equal with the received snapshot` +

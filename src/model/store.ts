@@ -167,6 +167,16 @@ export interface Store {
   snapshotDirectory?(snapshot: Pick<Snapshot, 'name'>): string;
 
   /**
+   * Optional: read-only access to a snapshot's files where the store has no local directory
+   * for them (an SSH store browses through its server), for the FUSE mount. Paths are relative
+   * to the snapshot's root (`''` is the root itself), `/`-separated, never followed through a
+   * symbolic link. Failures reject with an error carrying `code` (`ENOENT`, `ENOTDIR`, ...) as
+   * node's fs does, or with a typed {@link ButtersinkError}. Consulted only when
+   * {@link Store.snapshotDirectory} is absent.
+   */
+  snapshotFiles?(snapshot: Pick<Snapshot, 'name'>): SnapshotFiles;
+
+  /**
    * Takes the store's writer lock, so that two buttersinks cannot write into it at once,
    * and removes partial receives that earlier crashed runs left behind. Resolves with the
    * function that releases it.
@@ -190,4 +200,33 @@ export interface Store {
 
   /** Releases resources (connections, caches). Safe to call twice. */
   close(): Promise<void>;
+}
+
+/** A file's attributes inside a snapshot, as `lstat` gives them (times in milliseconds). */
+export interface FileAttributes {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly nlink: number;
+  readonly rdev: number;
+  readonly blksize: number;
+  readonly blocks: number;
+  readonly atime: number;
+  readonly mtime: number;
+  readonly ctime: number;
+}
+
+/** Asynchronous, read-only access to one snapshot's files (see {@link Store.snapshotFiles}). */
+export interface SnapshotFiles {
+  /** The attributes of the entry itself (a symbolic link is not followed). */
+  lstat(relative: string): Promise<FileAttributes>;
+  /** The names in a directory (without `.` and `..`). */
+  readdir(relative: string): Promise<string[]>;
+  /** The target of a symbolic link. */
+  readlink(relative: string): Promise<string>;
+  /** Up to `length` bytes of a regular file from `offset` (fewer at its end). */
+  read(relative: string, offset: number, length: number): Promise<Buffer>;
+  /** The entry's extended attributes (empty when it has none). */
+  xattrs?(relative: string): Promise<Map<string, Buffer>>;
 }

@@ -136,12 +136,14 @@ export type ServerMode = 'r' | 'a' | 'w';
 export const SERVER_MODES: readonly ServerMode[] = ['r', 'a', 'w'];
 
 /** Requests a client sends; `id` pairs each with its response. */
-export type Operation = 'list' | 'measure' | 'send' | 'receive' | 'delete' | 'lock' | 'unlock';
+/** `browse` reads a snapshot's files for the mount (see browse.ts): a read, in every mode. */
+export type Operation = 'list' | 'measure' | 'browse' | 'send' | 'receive' | 'delete' | 'lock' | 'unlock';
 
 /** The least mode each operation needs. */
 export const REQUIRED_MODE: Readonly<Record<Operation, ServerMode>> = {
   list: 'r',
   measure: 'r',
+  browse: 'r',
   send: 'r',
   receive: 'a',
   lock: 'a',

@@ -6,6 +6,7 @@ import { NotASendStreamError, renameStreamHead } from '../sendstream/rename-subv
 import { COMMAND_HEADER_BYTES, STREAM_HEADER_BYTES } from '../sendstream/stream-format.js';
 import type { BtrfsStore } from '../stores/btrfs/btrfs-store.js';
 import { lastLines } from '../stores/btrfs/last-lines.js';
+import { browse } from './browse.js';
 import { checkNoSymlinks, checkSnapshotName } from './contain-path.js';
 import {
   checkHello,
@@ -39,6 +40,7 @@ const MODE_NAMES: Record<ServerMode, string> = { r: 'r (read)', a: 'a (add)', w:
 const VERBS: Record<Operation, string> = {
   list: 'listing',
   measure: 'measuring',
+  browse: 'browsing',
   send: 'sending',
   receive: 'receiving',
   lock: 'locking',
@@ -175,6 +177,8 @@ class ServerSession {
         const size = await store.measureDiff(snapshot!, parent ?? null, signal);
         return { bytes: size.bytes, exact: size.exact };
       }
+      case 'browse':
+        return browse(directory, request);
       case 'delete': {
         const [snapshot] = await this.#snapshots(request.snapshot);
         await store.delete(snapshot!, signal);

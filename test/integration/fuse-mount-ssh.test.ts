@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPool, type BtrfsPool } from '../support/btrfs-pool.js';
@@ -113,6 +113,34 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
     assert.match(log(), /transfer s2: local -> nas \(from s1/);
     await sleep(2500); // the copy window closes (idle 1 s)
     assert.deepEqual(readdirSync(`${mnt}/nas`).sort(), ['s1', 's2']);
+    // cp's bytes were compared with what the remote received, read back through its server.
+    assert.match(log(), /copy into nas\/s2 finished: \d[\d.]* MiB compared equal with the received snapshot\n/);
+  });
+
+  test('a snapshot in the SSH store is browsable through the server: ls, stat, cat, symlinks, xattrs', () => {
+    const real = `${backup()}/s2`;
+    const seen = `${mnt}/nas/s2`;
+    const walk = (rel: string): void => {
+      const r = lstatSync(path.join(real, rel));
+      const m = lstatSync(path.join(seen, rel));
+      assert.deepEqual([m.mode, m.size, m.uid, m.gid, Math.floor(m.mtimeMs)], [r.mode, r.size, r.uid, r.gid, Math.floor(r.mtimeMs)], rel);
+      if (r.isSymbolicLink()) assert.equal(readlinkSync(path.join(seen, rel)), readlinkSync(path.join(real, rel)), rel);
+      else if (r.isFile()) assert.ok(readFileSync(path.join(seen, rel)).equals(readFileSync(path.join(real, rel))), rel);
+      else if (r.isDirectory()) {
+        assert.deepEqual(readdirSync(path.join(seen, rel)).sort(), readdirSync(path.join(real, rel)).sort(), rel);
+        for (const entry of readdirSync(path.join(real, rel))) walk(path.join(rel, entry));
+      }
+    };
+    walk('');
+    // The tools a user runs (in processes of their own): ls, stat, cat, getfattr.
+    assert.equal(run('ls', ['-la', seen]).code, 0);
+    const out = (command: string, args: string[], cwd?: string): string => execFileSync(command, args, { encoding: 'utf8', ...(cwd ? { cwd } : {}) });
+    assert.equal(out('stat', ['-c', '%s %a %F', `${seen}/ünïcødé/datei`]), out('stat', ['-c', '%s %a %F', `${real}/ünïcødé/datei`]));
+    assert.equal(out('cat', [`${seen}/ünïcødé/datei`]), readFileSync(`${real}/ünïcødé/datei`, 'utf8'));
+    assert.equal(out('readlink', [`${seen}/dangling`]), '/nonexistent/target\n');
+    const xattrs = (dir: string): string => out('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '.'], dir).split('\n').sort().join('\n');
+    assert.equal(xattrs(seen), xattrs(real));
+    assert.equal(errnoOf(() => readFileSync(`${seen}/no such file`)), 'ENOENT');
   });
 
   test('rmdir in the SSH store deletes the snapshot on the remote', () => {
@@ -150,7 +178,7 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
       assert.match(downStatus, /cannot connect to 127\.0\.0\.1:\d+: connection refused/, downStatus);
       assert.equal(errnoOf(() => mkdirSync(`${down.mountPoint}/nas/solo`)), 'EIO');
       assert.deepEqual(readdirSync(`${down.mountPoint}/local`).sort(), ['s1', 's2', 'solo']);
-      assert.ok(readFileSync(`${down.mountPoint}/local/s1/dir with space/deeper/file`, 'utf8').length > 0);
+      assert.ok(readFileSync(`${down.mountPoint}/local/s1/ünïcødé/datei`, 'utf8').length > 0);
     } finally {
       await down.stop();
     }
@@ -178,7 +206,7 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
     assert.equal(errnoOf(() => mkdirSync(`${mnt}/nas/s1`)), 'EIO');
     assert.equal(errnoOf(() => rmdirSync(`${mnt}/nas/s2`)), 'EIO');
     assert.deepEqual(readdirSync(`${mnt}/local`).sort(), ['s1', 's2', 'solo']);
-    assert.ok(readFileSync(`${mnt}/local/s1/dir with space/deeper/file`, 'utf8').length > 0);
+    assert.ok(readFileSync(`${mnt}/local/s1/ünïcødé/datei`, 'utf8').length > 0);
     assert.deepEqual(received(), ['s2', 'solo']);
   });
 });

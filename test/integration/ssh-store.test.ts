@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -64,6 +64,13 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
       `btrfs -q subvolume create data && head -c 3000000 /dev/urandom > data/a && mkdir -p snaps/nested pushed pulled &&
        btrfs -q subvolume snapshot -r data snaps/one &&
        head -c 400000 /dev/urandom > data/b && btrfs -q subvolume snapshot -r data 'snaps/nested/two with space'`,
+      pool.mountPoint,
+    );
+    // A snapshot to browse, with links (made first: snapshotting later waits on the tests' sends).
+    sh(
+      `btrfs -q subvolume create bdata && head -c 3000000 /dev/urandom > bdata/a && mkdir -p bdata/sub browse/plain && echo hello > bdata/sub/small &&
+       ln -s /etc bdata/out && ln -s sub/small bdata/rel && setfattr -n user.note -v remote bdata/sub/small &&
+       btrfs -q subvolume snapshot -r bdata browse/snap`,
       pool.mountPoint,
     );
     local = new BtrfsStore({ url: 'local', directory: `${pool.mountPoint}/snaps`, cache: new MeasurementCache(cacheDir) });
@@ -156,6 +163,49 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
     const [pushedOne] = (await adder.list()).filter((s) => s.name === 'one');
     await assert.rejects(adder.delete(pushedOne!), (e: unknown) => e instanceof PermissionError && /deleting refused.*mode a/.test(e.message));
     assert.equal(existsSync(`${pool.mountPoint}/pushed/one`), true);
+  });
+
+  test('browsing a snapshot through the server: listings, attributes, links, contents, xattrs; cached', async () => {
+    const root = `${pool.mountPoint}/browse/snap`;
+    const store = remote(`${pool.mountPoint}/browse`, 'r');
+    const files = store.snapshotFiles({ name: 'snap' });
+    assert.deepEqual((await files.readdir('')).sort(), readdirSync(root).sort());
+    assert.deepEqual(await files.readdir('sub'), ['small']);
+    for (const relative of ['', 'a', 'sub', 'sub/small', 'out', 'rel']) {
+      const st = lstatSync(path.join(root, relative));
+      const attributes = await files.lstat(relative);
+      assert.deepEqual([attributes.mode, attributes.size, attributes.uid, attributes.nlink, attributes.mtime], [st.mode, st.size, st.uid, st.nlink, st.mtimeMs], relative);
+    }
+    assert.equal(await files.readlink('out'), '/etc');
+    assert.equal(await files.readlink('rel'), 'sub/small');
+    const a = readFileSync(path.join(root, 'a'));
+    assert.ok((await files.read('a', 0, a.length)).equals(a), 'a whole file over several blocks');
+    assert.ok((await files.read('a', 262_000, 5000)).equals(a.subarray(262_000, 267_000)), 'across a block boundary');
+    assert.equal((await files.read('a', a.length - 10, 100)).length, 10, 'short at the end');
+    assert.equal((await files.read('sub/small', 0, 4096)).toString(), 'hello\n');
+    assert.equal((await files.xattrs!('sub/small')).get('user.note')?.toString(), 'remote');
+    // Links are never followed on the server.
+    await assert.rejects(files.readdir('out'), (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOTDIR');
+    await assert.rejects(files.read('rel', 0, 10), (e: unknown) => (e as NodeJS.ErrnoException).code === 'ELOOP');
+    await assert.rejects(files.lstat('missing'), (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOENT');
+    // Cached: a snapshot is read-only (the file changed under it would not show anyway).
+    assert.ok((await files.read('a', 0, 100)).equals(a.subarray(0, 100)));
+  });
+
+  test('browsing stays inside the snapshot: .., absolute paths and links on the way are refused', async () => {
+    symlinkSync(`${pool.mountPoint}/snaps`, `${pool.mountPoint}/browse/linked`);
+    const store = remote(`${pool.mountPoint}/browse`, 'r');
+    const files = store.snapshotFiles({ name: 'snap' });
+    for (const relative of ['..', '../snap/a', 'sub/../../snap/a', '/etc/passwd', 'out/passwd', 'out/..', 'sub//small', './a']) {
+      await assert.rejects(files.lstat(relative), (e: unknown) => e instanceof PermissionError && /refused/.test(e.message), relative);
+      await assert.rejects(files.read(relative, 0, 10), PermissionError, relative);
+    }
+    for (const name of ['../snaps/one', '/etc', 'linked/one', 'linked']) {
+      await assert.rejects(store.snapshotFiles({ name }).readdir(''), (e: unknown) => e instanceof PermissionError && /refused/.test(e.message), name);
+    }
+    // A directory that is not a snapshot is not browsed either.
+    await assert.rejects(store.snapshotFiles({ name: 'plain' }).readdir(''), PermissionError);
+    rmSync(`${pool.mountPoint}/browse/linked`);
   });
 
   test('names that leave the directory are refused: .., absolute, symbolic links', async () => {

@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream';
 import { ButtersinkError, InterruptedError, TransferError } from '../../model/errors.js';
 import type { Snapshot } from '../../model/snapshot.js';
-import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
+import type { DiffSize, ReceiveRequest, SendStream, SnapshotFiles, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { modeAllows, type ServerMode } from '../../remote/protocol.js';
 import { fromWireSnapshot, toWireSnapshot } from '../../remote/wire-snapshot.js';
 import type { MeasurementCache } from '../cache/measurement-cache.js';
 import type { SshConnection } from './connect.js';
+import { RemoteFiles } from './remote-files.js';
 import { ServerChannel } from './server-channel.js';
 
 /** Rough cost per generation between related snapshots before anything was measured (as BtrfsStore). */
@@ -54,6 +55,8 @@ export class SshStore implements Store {
   /** A server process started ahead for the next transfer (starting one costs ~0.2 s). */
   #spare: Promise<ServerChannel> | undefined;
   #isClosed = false;
+  /** Browsing snapshots' files for the mount, cached; made on first use. */
+  #files: RemoteFiles | undefined;
 
   constructor(options: SshStoreOptions) {
     this.url = options.url;
@@ -231,7 +234,23 @@ export class SshStore implements Store {
 
   async delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted();
-    await (await this.#controlChannel()).request('delete', { snapshot: toWireSnapshot(snapshot) });
+    try {
+      await (await this.#controlChannel()).request('delete', { snapshot: toWireSnapshot(snapshot) });
+    } finally {
+      this.#files?.clear();
+    }
+  }
+
+  /**
+   * A snapshot's files, read-only, through the server on the control channel (`browse`
+   * requests, allowed in every mode and contained in the snapshot there); answers are cached.
+   */
+  snapshotFiles(snapshot: Pick<Snapshot, 'name'>): SnapshotFiles {
+    this.#files ??= new RemoteFiles(
+      async (args) => (await this.#controlChannel()).request('browse', args),
+      `${this.url}`,
+    );
+    return this.#files.of(snapshot.name);
   }
 
   /** Held by the control channel's server process: closing the channel releases it too. */

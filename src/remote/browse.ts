@@ -1,0 +1,136 @@
+import { execa } from 'execa';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { parseGetfattr } from '../fuse/read-xattrs.js';
+import { PermissionError } from '../model/errors.js';
+import type { FileAttributes } from '../model/store.js';
+import { checkNoSymlinks, checkSnapshotName } from './contain-path.js';
+
+/** The most bytes one `read` answers with (base64 in a JSON frame, far below MAX_MESSAGE_BYTES). */
+export const MAX_BROWSE_READ_BYTES = 1 << 20;
+
+/** What a client may ask about a snapshot's files. */
+export type BrowseAction = 'lstat' | 'readdir' | 'readlink' | 'read' | 'xattrs';
+const ACTIONS = new Set<string>(['lstat', 'readdir', 'readlink', 'read', 'xattrs']);
+
+/** Filesystem errors that are answers (they go back as `{errno}`), not failures of the server. */
+const ANSWER_CODES = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'EINVAL', 'ELOOP', 'EACCES']);
+
+/** A btrfs subvolume's root directory always has this inode number. */
+const SUBVOLUME_ROOT_INODE = 256;
+
+/**
+ * Checks a path inside a snapshot as a client sent it: `''` (the snapshot's root) or a
+ * relative `/`-separated path with no empty, `.` or `..` component. Pure.
+ * @throws PermissionError for anything that could name a place outside the snapshot.
+ */
+export function checkRelativePath(relative: string): void {
+  if (relative === '') return;
+  const refuse = (why: string): never => {
+    throw new PermissionError(`refused path ${JSON.stringify(relative)} inside a snapshot: ${why}`, {
+      hint: 'browsing stays inside the snapshot',
+    });
+  };
+  if (relative.length > 16384) refuse('too long');
+  if (relative.includes('\0')) refuse('contains a NUL byte');
+  if (relative.startsWith('/')) refuse('absolute paths are not allowed');
+  for (const part of relative.split('/')) {
+    if (part === '' || part === '.') refuse('empty or "." path component');
+    if (part === '..') refuse('".." is not allowed');
+  }
+}
+
+/**
+ * One browse request on the server, for `buttersink mount` of an SSH store: read-only, and
+ * contained in the snapshot. The snapshot name and the path are checked (no `..`, nothing
+ * absolute), no component on the way may be a symbolic link, the snapshot must be a
+ * subvolume's root, and the entry itself is never followed (`lstat`, `readlink`, files are
+ * opened with O_NOFOLLOW). Snapshots are read-only, so what was checked stays so.
+ * Resolves with the result, or `{errno}` when the filesystem says no (ENOENT, ...).
+ * @throws PermissionError when the request would leave the snapshot.
+ */
+export async function browse(directory: string, request: Record<string, unknown>): Promise<unknown> {
+  const snapshot = typeof request.snapshot === 'string' ? request.snapshot : '';
+  const relative = typeof request.path === 'string' ? request.path : '';
+  const action = typeof request.action === 'string' ? request.action : '';
+  if (!ACTIONS.has(action)) throw new PermissionError(`unknown browse action ${JSON.stringify(action)}`);
+  checkSnapshotName(snapshot);
+  checkRelativePath(relative);
+  try {
+    await checkNoSymlinks(directory, snapshot);
+    const root = path.join(directory, snapshot);
+    const rootInfo = await lstat(root);
+    if (!rootInfo.isDirectory() || rootInfo.ino !== SUBVOLUME_ROOT_INODE) {
+      throw new PermissionError(`refused browsing ${JSON.stringify(snapshot)}: not a snapshot`);
+    }
+    if (relative !== '') {
+      // Every directory on the way must be a real directory (the last entry is not followed).
+      const cut = relative.lastIndexOf('/');
+      if (cut > 0) await checkNoSymlinks(root, relative.slice(0, cut));
+    }
+    const file = relative === '' ? root : path.join(root, relative);
+    switch (action as BrowseAction) {
+      case 'lstat':
+        return attributesOf(await lstat(file));
+      case 'readdir': {
+        // readdir would follow a link: only a real directory is listed.
+        const info = await lstat(file);
+        if (!info.isDirectory()) return { errno: 'ENOTDIR' };
+        const names = await readdir(file);
+        // The attributes come along: `ls -l` asks for every entry's right after.
+        const entries = await Promise.all(
+          names.map(async (name) => ({ name, attributes: await lstat(path.join(file, name)).then(attributesOf, () => null) })),
+        );
+        return { entries };
+      }
+      case 'readlink':
+        return { target: await readlink(file) };
+      case 'xattrs': {
+        await lstat(file); // ENOENT as an answer
+        // getfattr -h reads the entry itself, never a link's target.
+        const run = await execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', file], { reject: false, stdin: 'ignore' });
+        const found = [...parseGetfattr(String(run.stdout)).values()][0] ?? new Map<string, Buffer>();
+        return { xattrs: Object.fromEntries([...found].map(([name, value]) => [name, value.toString('base64')])) };
+      }
+      case 'read': {
+        const offset = Math.max(0, Number(request.offset) || 0);
+        const length = Math.min(MAX_BROWSE_READ_BYTES, Math.max(0, Number(request.length) || 0));
+        const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+        try {
+          if (!(await handle.stat()).isFile()) return { errno: 'EISDIR' };
+          const buffer = Buffer.alloc(length);
+          let total = 0;
+          while (total < length) {
+            const { bytesRead } = await handle.read(buffer, total, length - total, offset + total);
+            if (bytesRead === 0) break;
+            total += bytesRead;
+          }
+          return { data: buffer.subarray(0, total).toString('base64') };
+        } finally {
+          await handle.close();
+        }
+      }
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (code !== undefined && ANSWER_CODES.has(code)) return { errno: code };
+    throw error;
+  }
+}
+
+export function attributesOf(st: import('node:fs').Stats): FileAttributes {
+  return {
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    nlink: st.nlink,
+    rdev: st.rdev,
+    blksize: st.blksize,
+    blocks: st.blocks,
+    atime: st.atimeMs,
+    mtime: st.mtimeMs,
+    ctime: st.ctimeMs,
+  };
+}
