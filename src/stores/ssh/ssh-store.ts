@@ -227,6 +227,8 @@ export class SshStore implements Store {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       stream.destroy();
+      // What was browsed under this name before (a snapshot deleted by someone else) is gone.
+      this.#files?.clear();
       // The server answered: it has nothing left to do but exit, which need not be waited for.
       void channel.close();
     }
