@@ -6,6 +6,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { Snapshot } from '../model/snapshot.js';
 import type { SnapshotFiles } from '../model/store.js';
 import { formatBytes } from '../planner/format-bytes.js';
+import { attributesOf, readRange } from '../stores/btrfs/local-files.js';
 import { transferSnapshot, type NamedStore } from '../sync/transfer-snapshot.js';
 import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from './copy-window.js';
 import { FsError, toFsError } from './fs-error.js';
@@ -299,7 +300,7 @@ export class MountFilesystem {
           return { ...this.#directoryAttributes(), atime: created, mtime: created, ctime: created };
         }
         try {
-          return fromStats(await lstat(local));
+          return attributesOf(await lstat(local));
         } catch (error) {
           // Gone outside the mount: the listing is stale, list the store again next time.
           if (node.kind === 'snapshot') this.#invalidate(node.store);
@@ -814,34 +815,12 @@ async function readAt(file: string, offset: number, length: number): Promise<Buf
     return Buffer.alloc(0);
   }
   try {
-    const buffer = Buffer.alloc(length);
-    let total = 0;
-    while (total < length) {
-      const { bytesRead } = await handle.read(buffer, total, length - total, offset + total);
-      if (bytesRead === 0) break;
-      total += bytesRead;
-    }
-    return buffer.subarray(0, total);
+    return await readRange(handle, offset, length);
   } finally {
     await handle.close();
   }
 }
 
-function fromStats(st: import('node:fs').Stats): Attributes {
-  return {
-    mode: st.mode,
-    uid: st.uid,
-    gid: st.gid,
-    size: st.size,
-    nlink: st.nlink,
-    rdev: st.rdev,
-    blksize: st.blksize,
-    blocks: st.blocks,
-    atime: st.atimeMs,
-    mtime: st.mtimeMs,
-    ctime: st.ctimeMs,
-  };
-}
 
 function windowAttributes(entry: WindowEntry): Attributes {
   const isDir = (entry.mode & S_IFMT) === S_IFDIR;

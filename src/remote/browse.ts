@@ -4,7 +4,7 @@ import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { parseGetfattr } from '../fuse/read-xattrs.js';
 import { PermissionError } from '../model/errors.js';
-import type { FileAttributes } from '../model/store.js';
+import { attributesOf, readRange } from '../stores/btrfs/local-files.js';
 import { checkNoSymlinks, checkSnapshotName } from './contain-path.js';
 
 /** The most bytes one `read` answers with (base64 in a JSON frame, far below MAX_MESSAGE_BYTES). */
@@ -99,14 +99,7 @@ export async function browse(directory: string, request: Record<string, unknown>
         const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
         try {
           if (!(await handle.stat()).isFile()) return { errno: 'EISDIR' };
-          const buffer = Buffer.alloc(length);
-          let total = 0;
-          while (total < length) {
-            const { bytesRead } = await handle.read(buffer, total, length - total, offset + total);
-            if (bytesRead === 0) break;
-            total += bytesRead;
-          }
-          return { data: buffer.subarray(0, total).toString('base64') };
+          return { data: (await readRange(handle, offset, length)).toString('base64') };
         } finally {
           await handle.close();
         }
@@ -117,20 +110,4 @@ export async function browse(directory: string, request: Record<string, unknown>
     if (code !== undefined && ANSWER_CODES.has(code)) return { errno: code };
     throw error;
   }
-}
-
-export function attributesOf(st: import('node:fs').Stats): FileAttributes {
-  return {
-    mode: st.mode,
-    uid: st.uid,
-    gid: st.gid,
-    size: st.size,
-    nlink: st.nlink,
-    rdev: st.rdev,
-    blksize: st.blksize,
-    blocks: st.blocks,
-    atime: st.atimeMs,
-    mtime: st.mtimeMs,
-    ctime: st.ctimeMs,
-  };
 }
