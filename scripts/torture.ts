@@ -15,6 +15,10 @@
  *   dry-run     -n: the full state of both stores (listing, sizes, object keys) is identical
  *   concurrent  two syncs into one destination at once: one refuses (exit 6) or both
  *               succeed one after the other; the result is complete and equal
+ * The mount path has its own analogues of these (see "the mount path" below): a --read-only
+ * mount refusing mkdir/rmdir with EROFS and browsing through a rw mount (both pools' state
+ * identical), two mkdir of one snapshot at once, a mount mkdir racing a CLI sync, SIGTERM
+ * and umount mid-mkdir, and a full destination pool under a mkdir.
  * Per store kind:
  *   disk-full   destination pool full during the receive: a clear error, no partial, source untouched
  *   s3 faults   5xx bursts, throttling, resets mid-part and mid-download, truncated bodies,
