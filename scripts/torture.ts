@@ -15,6 +15,10 @@
  *   dry-run     -n: the full state of both stores (listing, sizes, object keys) is identical
  *   concurrent  two syncs into one destination at once: one refuses (exit 6) or both
  *               succeed one after the other; the result is complete and equal
+ * The mount path has its own analogues of these (see "the mount path" below): a --read-only
+ * mount refusing mkdir/rmdir with EROFS and browsing through a rw mount (both pools' state
+ * identical), two mkdir of one snapshot at once, a mount mkdir racing a CLI sync, SIGTERM
+ * and umount mid-mkdir, and a full destination pool under a mkdir.
  * Per store kind:
  *   disk-full   destination pool full during the receive: a clear error, no partial, source untouched
  *   s3 faults   5xx bursts, throttling, resets mid-part and mid-download, truncated bodies,
@@ -159,6 +163,8 @@ process.on('SIGTERM', () => void cleanup().finally(() => process.exit(143)));
 // A chain of four snapshots, ~60 MiB first, then a few MiB of changes each: long enough for a
 // kill to land anywhere in a transfer, short enough for dozens of runs.
 const data = makeRichSubvolume(src.mountPoint);
+// An xattr on the snapshots' root too: the mount shows a snapshot's root from its store's directory.
+sh(`setfattr -n user.root -v 'snapshot root' '${data}'`);
 sh('head -c 60000000 /dev/urandom > data/bulk.bin', src.mountPoint);
 const SNAPS = `${src.mountPoint}/snaps`;
 const NAMES = ['t1', 't2', 't3', 't4'];
@@ -170,6 +176,22 @@ for (let i = 2; i <= NAMES.length; i++) {
 }
 const sourceDigest = new Map(NAMES.map((n) => [n, treeDigest(`${SNAPS}/${n}`).join('\n')]));
 const sourceState = (): string => sh(`btrfs subvolume list -u ${src.mountPoint}`);
+/**
+ * A snapshot's digest as a FUSE mount can show it: times in whole milliseconds (fuse-native
+ * passes milliseconds) and no hard-link identity (the mount numbers inodes per path).
+ */
+const viewDigest = (root: string): string =>
+  treeDigest(root)
+    .map((l) => l.replace(/ (\d+)\d{6}( [0-9a-f]{64})?( hardlink-of .*)?$/, (_m, ms: string, hash = '') => ` ${ms}${hash}`))
+    .join('\n');
+const sourceView = new Map(NAMES.map((n) => [n, viewDigest(`${SNAPS}/${n}`)]));
+/** What the mount shows of `name` at `mountPath` equals the source snapshot (null) or not. */
+function viewVerify(mountPath: string, name: string): string | null {
+  const seen = viewDigest(mountPath).split('\n');
+  const want = sourceView.get(name)!.split('\n');
+  const diff = seen.filter((l) => !want.includes(l)).concat(want.filter((l) => !seen.includes(l)).map((l) => `missing: ${l}`));
+  return diff.length === 0 ? null : `${mountPath} through the mount differs from ${name}: ${diff.slice(0, 3).join(' / ')}`;
+}
 
 // ---- checks ----------------------------------------------------------------------------------
 /** Subvolumes in a destination directory: complete-looking ones by name, and partials. */
@@ -323,45 +345,276 @@ async function pathEnds(name: PathName): Promise<{ from: string; to: Endpoint }>
 }
 
 // ---- the mount path ----------------------------------------------------------------------------
-/**
- * Copies the chain through a FUSE mount of both pools: `mkdir -p MNT/dst/<name>...`, each mkdir
- * a transfer. The interrupt acts on the mount process; the mount is always taken down after.
- */
-async function mountCopy(dir: string, interrupt?: Interrupt): Promise<Run> {
-  const started = performance.now();
-  const mount = await startMount(['--store', `src=${SNAPS}/`, '--store', `dst=${dir}/`], baseEnv);
+type RunningMount = Awaited<ReturnType<typeof startMount>>;
+/** What a fault does to a running mount, `at` ms after the mkdir started. */
+interface MountInterrupt {
+  readonly at: number;
+  readonly action: (mount: RunningMount) => void;
+  /** How the fault's own tool fared, for the log (`buttersink umount`, `fusermount -u`). */
+  readonly outcome?: () => Promise<string>;
+}
+const mountSignalAt = (signal: NodeJS.Signals) => (at: number): MountInterrupt => ({ at, action: (m) => m.child.kill(signal) });
+
+/** Runs a command (not the CLI) asynchronously: the mount lives in another process, but stay safe. */
+function command(file: string, argv: readonly string[], delayMs = 0): Promise<Run> {
+  return new Promise((resolve) =>
+    setTimeout(() => {
+      const started = performance.now();
+      const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code, signal) =>
+        resolve({ code: code ?? (signal ? -9 : null), stdout, stderr, seconds: (performance.now() - started) / 1000 }),
+      );
+    }, delayMs),
+  );
+}
+
+/** A `buttersink mount` of the source snapshots (`src`) and `dir` (`dst`), always taken down after `body`. */
+async function withMount<T>(dir: string, extra: readonly string[], body: (mount: RunningMount) => Promise<T>): Promise<T> {
+  const mount = await startMount([...extra, '--store', `src=${SNAPS}/`, '--store', `dst=${dir}/`], baseEnv);
   try {
-    const child = spawn('mkdir', ['-p', ...NAMES.map((n) => `${mount.mountPoint}/dst/${n}`)], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = interrupt === undefined ? undefined : setTimeout(() => interrupt.action(mount.child), interrupt.at);
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    clearTimeout(timer);
-    return { code, stdout: '', stderr, seconds: (performance.now() - started) / 1000 };
+    return await body(mount);
   } finally {
     await mount.stop();
   }
 }
 
-async function mountKills(): Promise<void> {
-  const t = tally('mount', 'kill -9 of the mount mid-mkdir, then again');
+/**
+ * Copies the chain through a FUSE mount of both pools: `mkdir -p MNT/dst/<name>...`, each mkdir
+ * a transfer. The interrupt acts on the mount; the mount is always taken down after.
+ */
+async function mountCopy(dir: string, interrupt?: MountInterrupt): Promise<Run> {
+  return withMount(dir, [], async (mount) => {
+    // `seconds` is the mkdir's alone (not the mount's start): faults spread over the transfers.
+    const timer = interrupt === undefined ? undefined : setTimeout(() => interrupt.action(mount), interrupt.at);
+    const res = await command('mkdir', ['-p', ...NAMES.map((n) => `${mount.mountPoint}/dst/${n}`)]);
+    clearTimeout(timer);
+    return res;
+  });
+}
+
+/** How long a clean mount copy of the chain takes (and a check that one works at all). */
+let mountReference: number | undefined;
+async function mountReferenceSeconds(): Promise<number> {
+  if (mountReference !== undefined) return mountReference;
   const clean = localDestination();
   const reference = await mountCopy(clean.url.replace(/\/$/, ''));
   const problem = reference.code === 0 ? await clean.verify(true) : `a clean mount copy failed: ${reference.stderr}`;
   await clean.dispose();
   if (problem !== null) throw new Error(problem);
-  for (let i = 0; i < KILLS; i++) {
-    const at = Math.round(random() * reference.seconds * 1000);
+  mountReference = reference.seconds;
+  return mountReference;
+}
+
+/**
+ * Interrupts a mount copy at a seeded random moment, checks nothing incomplete is visible,
+ * copies again through a second mount, and checks everything arrived whole with no partial.
+ */
+async function mountInterrupted(fault: string, count: number, interrupt: (at: number) => MountInterrupt): Promise<void> {
+  const t = tally('mount', fault);
+  const seconds = await mountReferenceSeconds();
+  for (let i = 0; i < count; i++) {
+    const at = Math.round(random() * seconds * 1000);
     await attempt(t, 'mount', async (_from, to) => {
       const dir = to.url.replace(/\/$/, '');
-      await mountCopy(dir, killNineAt(at));
+      const fault = interrupt(at);
+      const hit = await mountCopy(dir, fault);
       const afterKill = await to.verify(false);
-      if (afterKill !== null) return { problem: `after a kill at ${at} ms: ${afterKill}` };
+      if (afterKill !== null) return { problem: `after the fault at ${at} ms: ${afterKill}` };
+      const between = btrfsState(dir);
+      const tool = (await fault.outcome?.()) ?? '';
+      const detail = `fault at ${at} ms${tool}: mkdir exit ${hit.code} ${hit.stderr.trim().split('\n').at(-1) ?? ''}; ${between.complete.length} whole, ${between.partials.length} partial after it`;
       const again = await mountCopy(dir);
-      if (again.code !== 0) return { problem: `mkdir after a kill at ${at} ms failed: ${again.stderr.trim()}` };
+      if (again.code !== 0) return { problem: `mkdir after the fault at ${at} ms failed: ${again.stderr.trim()}` };
       const rest = await to.verify(true);
-      return { problem: rest === null ? null : `after the second mount (kill at ${at} ms): ${rest}` };
+      return { problem: rest === null ? null : `after the second mount (fault at ${at} ms): ${rest}`, detail };
     });
+  }
+}
+
+async function mountKills(): Promise<void> {
+  await mountInterrupted('kill -9 of the mount mid-mkdir, then again', KILLS, mountSignalAt('SIGKILL'));
+}
+
+async function mountTerminations(): Promise<void> {
+  const count = Math.max(3, Math.round(KILLS / 4));
+  await mountInterrupted('SIGTERM of the mount mid-mkdir, then again', count, mountSignalAt('SIGTERM'));
+  // `buttersink umount` (SIGTERM through the PID file, waits for the process) and a bare
+  // `fusermount -u` (the session notices the mount went away), taking turns.
+  let turn = 0;
+  await mountInterrupted('umount mid-mkdir (buttersink umount, fusermount -u), then again', count, (at) => {
+    const how = turn++ % 2 === 0 ? [process.execPath, CLI, 'umount'] : ['fusermount', '-u'];
+    const label = how[0] === 'fusermount' ? 'fusermount -u' : 'buttersink umount';
+    let done: Promise<Run> | undefined;
+    return {
+      at,
+      action: (m) => void (done = command(how[0]!, [...how.slice(1), m.mountPoint])),
+      outcome: async () => {
+        if (done === undefined) return ` (${label}: not reached)`;
+        const r = await done;
+        return ` (${label}: exit ${r.code}${r.code === 0 ? '' : ` ${r.stderr.trim()}`})`;
+      },
+    };
+  });
+}
+
+/**
+ * The mount's `-n`: with the destination half filled, a --read-only mount refuses mkdir of a
+ * missing snapshot and rmdir of a present one with EROFS; browsing a snapshot (ls -lR, reading
+ * files, xattrs) through a normal mount changes nothing. Both pools' full state is compared.
+ */
+async function mountReadOnly(): Promise<void> {
+  const t = tally('mount', 'read-only mount and browsing change nothing');
+  const state = (): string => `${sourceState()}\n${sh(`btrfs subvolume list -u ${dst.mountPoint}`)}`;
+  const cases: { name: string; extra: string[]; act: (mnt: string) => Promise<string | null> }[] = [
+    {
+      name: 'mkdir in a --read-only mount',
+      extra: ['--read-only'],
+      act: async (mnt) => refusedReadOnly(await command('mkdir', [`${mnt}/dst/${NAMES[2]}`]), 'mkdir'),
+    },
+    {
+      name: 'rmdir in a --read-only mount',
+      extra: ['--read-only'],
+      act: async (mnt) => refusedReadOnly(await command('rmdir', [`${mnt}/dst/${NAMES[0]}`]), 'rmdir'),
+    },
+    {
+      name: 'browsing in a rw mount',
+      extra: [],
+      act: async (mnt) => {
+        const name = NAMES[Math.floor(random() * 2)]!;
+        for (const [file, argv] of [
+          ['ls', ['-laR', `${mnt}/src/${name}`, `${mnt}/dst/${name}`, `${mnt}/src`, `${mnt}/dst`]],
+          ['getfattr', ['-R', '-h', '-d', '-m', '-', `${mnt}/dst/${name}`]],
+          ['cat', [`${mnt}/.buttersink/status`, `${mnt}/.buttersink/log`]],
+        ] as const) {
+          const res = await command(file, argv);
+          if (res.code !== 0) return `${file} exited ${res.code}: ${res.stderr.trim().split('\n').at(-1)}`;
+        }
+        // Every file read through the mount, byte for byte (tree-digest), on both sides.
+        return viewVerify(`${mnt}/dst/${name}`, name) ?? viewVerify(`${mnt}/src/${NAMES[3]}`, NAMES[3]!);
+      },
+    },
+  ];
+  for (const c of cases) {
+    await attempt(t, 'mount', async (from, to) => {
+      // Half the chain there already, so there is something to refuse both ways.
+      const seeded = await run([`${from}${NAMES[0]}`, to.url], baseEnv);
+      const seeded2 = await run([`${from}${NAMES[1]}`, to.url], baseEnv);
+      if (seeded.code !== 0 || seeded2.code !== 0) return { problem: `filling the destination failed: ${lastLine(seeded)} ${lastLine(seeded2)}` };
+      const before = state();
+      const problem = await withMount(to.url.replace(/\/$/, ''), c.extra, (m) => c.act(m.mountPoint));
+      if (problem !== null) return { problem: `${c.name}: ${problem}` };
+      if (state() !== before) return { problem: `${c.name} changed a pool` };
+      const half = await to.verify(false);
+      if (half !== null) return { problem: `${c.name}: ${half}` };
+      const { complete } = btrfsState(to.url.replace(/\/$/, ''));
+      return { problem: complete.sort().join() === NAMES.slice(0, 2).join() ? null : `${c.name}: the destination now has ${complete.join(',')}` };
+    });
+  }
+}
+function refusedReadOnly(res: Run, what: string): string | null {
+  if (res.code === 0) return `${what} succeeded`;
+  return /Read-only file system/.test(res.stderr) ? null : `${what} failed otherwise: ${res.stderr.trim()}`;
+}
+
+/**
+ * Two at once through the mount: (a) two `mkdir` of one snapshot in one mount, started
+ * together; (b) a mount's `mkdir -p` of the chain and a CLI sync into the same directory,
+ * the sync starting at a seeded random moment. Nothing corrupt or duplicated, and a rerun of
+ * the sync completes everything.
+ */
+async function mountConcurrent(): Promise<void> {
+  const count = Math.max(3, Math.round(KILLS / 4));
+  const same = tally('mount', 'two mkdir of one snapshot at once');
+  for (let i = 0; i < count; i++) {
+    const name = NAMES[1 + Math.floor(random() * (NAMES.length - 1))]!;
+    await attempt(same, 'mount', async (from, to) => {
+      const dir = to.url.replace(/\/$/, '');
+      // The first snapshot there already (the mkdir sends a diff from it), and shown by `ls -l`
+      // before: what the mount read of the store's directory must not hide the newcomer's xattrs.
+      const seeded = await run([`${from}${NAMES[0]}`, to.url], baseEnv);
+      if (seeded.code !== 0) return { problem: `filling the destination failed: ${lastLine(seeded)}` };
+      const [a, b, view] = await withMount(dir, ['--copy-idle', '0.5'], async (m) => {
+        await command('ls', ['-l', `${m.mountPoint}/dst`]);
+        const both = await Promise.all([command('mkdir', [`${m.mountPoint}/dst/${name}`]), command('mkdir', [`${m.mountPoint}/dst/${name}`])]);
+        // What the mount shows of the new snapshot once its copy window (where a `cp -r` would
+        // write) closed: everything, byte for byte, the xattrs of its root too.
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        return [...both, viewVerify(`${m.mountPoint}/dst/${name}`, name)] as const;
+      });
+      if (view !== null) return { problem: view };
+      const ok = (r: Run): boolean => r.code === 0 || /File exists/.test(r.stderr);
+      if (!(a.code === 0 || b.code === 0) || !ok(a) || !ok(b)) return { problem: `mkdir ${name} twice: exit ${a.code} (${a.stderr.trim()}), exit ${b.code} (${b.stderr.trim()})` };
+      const problem = await to.verify(false);
+      if (problem !== null) return { problem };
+      const { complete } = btrfsState(dir);
+      const detail = `mkdir ${name} twice: exit ${a.code}, exit ${b.code} ${[a, b].map((r) => r.stderr.trim()).join(' ')}`;
+      const want = [NAMES[0], name].join();
+      return { problem: complete.sort().join() === want ? null : `after mkdir ${name} twice the destination has ${complete.join(',')}`, detail };
+    });
+  }
+  const mixed = tally('mount', 'mount mkdir and CLI sync at once');
+  // The sync's start is offset from the mkdir's by a seeded amount from "the whole sync
+  // before" to "the whole mkdir before", so the two meet at every stage of each other.
+  const mkdirMs = (await mountReferenceSeconds()) * 1000;
+  const probe = await pathEnds('mount');
+  const syncMs = (await run([probe.from, probe.to.url], baseEnv)).seconds * 1000;
+  await probe.to.dispose();
+  for (let i = 0; i < count; i++) {
+    const delay = Math.round(random() * (syncMs + mkdirMs) - syncMs);
+    await attempt(mixed, 'mount', async (from, to) => {
+      const dir = to.url.replace(/\/$/, '');
+      const later = <T>(ms: number, work: () => Promise<T>): Promise<T> => new Promise((resolve) => setTimeout(() => void work().then(resolve), Math.max(0, ms)));
+      const [mk, cli] = await withMount(dir, [], (m) =>
+        Promise.all([
+          later(-delay, () => command('mkdir', ['-p', ...NAMES.map((n) => `${m.mountPoint}/dst/${n}`)])),
+          later(delay, () => run([from, to.url], baseEnv)),
+        ]),
+      );
+      if (cli.code !== 0 && cli.code !== 6) return { problem: `the sync (started at ${delay} ms) exited ${cli.code}: ${lastLine(cli)}` };
+      if (mk.code !== 0 && !/busy|exists/i.test(mk.stderr)) return { problem: `mkdir -p failed unfittingly (sync at ${delay} ms): ${mk.stderr.trim()}` };
+      const between = await to.verify(false);
+      if (between !== null) return { problem: `after both (sync at ${delay} ms): ${between}` };
+      const rerun = await run([from, to.url], baseEnv);
+      if (rerun.code !== 0) return { problem: `rerun (sync at ${delay} ms) failed: ${lastLine(rerun)}` };
+      const detail = `sync at ${delay} ms: sync exit ${cli.code}, mkdir -p exit ${mk.code} ${mk.stderr.trim().split('\n').at(-1) ?? ''}`;
+      return { problem: await to.verify(true), detail };
+    });
+  }
+}
+
+/**
+ * `mkdir` in a mount whose destination is a nearly full pool: the mkdir fails with ENOSPC or
+ * EIO, the status file names the reason, no partial remains and the source is untouched.
+ */
+async function mountDiskFull(): Promise<void> {
+  const t = tally('mount', 'destination disk full');
+  const small = createPool(160);
+  try {
+    sh('avail=$(df --output=avail -BM . | tail -n 1 | tr -dc 0-9); dd if=/dev/urandom of=filler bs=1M count=$((avail - 30)) status=none; sync', small.mountPoint);
+    mkdirSync(`${small.mountPoint}/backup`);
+    const before = sourceState();
+    t.runs += 1;
+    const { res, status } = await withMount(`${small.mountPoint}/backup`, [], async (m) => ({
+      res: await command('mkdir', [`${m.mountPoint}/dst/${NAMES[0]}`]),
+      status: (await command('cat', [`${m.mountPoint}/.buttersink/status`])).stdout,
+    }));
+    const partials = sh(`btrfs subvolume list ${small.mountPoint}`).split('\n').filter((l) => l.includes('backup/')).length;
+    log(`  mount: disk full: mkdir exit ${res.code} ${res.stderr.trim()}; status: ${status.split('\n').filter((l) => l.includes('error') || l.includes('failed')).join(' / ')}`);
+    if (res.code === 0) t.notes.add('mkdir succeeded on a full pool');
+    else if (!/No space left|Input\/output error/.test(res.stderr)) t.notes.add(`mkdir failed with another errno: ${res.stderr.trim()}`);
+    else if (!/No space left|ENOSPC/i.test(status)) t.notes.add(`the status file does not name the reason: ${status.trim().replaceAll('\n', ' / ')}`);
+    else if (partials !== 0) t.notes.add(`${partials} subvolumes left in the full pool`);
+    else if (sourceState() !== before) t.notes.add('the source changed');
+    else {
+      t.survived += 1;
+      t.verified += 1;
+    }
+  } finally {
+    small.destroy();
   }
 }
 
@@ -373,14 +626,15 @@ async function mountKills(): Promise<void> {
 async function attempt(
   t: Tally,
   name: PathName,
-  body: (from: string, to: Endpoint) => Promise<{ problem: string | null; verified?: boolean }>,
+  body: (from: string, to: Endpoint) => Promise<{ problem: string | null; verified?: boolean; detail?: string }>,
 ): Promise<void> {
   const { from, to } = await pathEnds(name);
   t.runs += 1;
   const started = performance.now();
   try {
-    const { problem, verified = true } = await body(from, to);
-    log(`  ${name}: run ${t.runs} ${problem === null ? 'survived' : `FAILED: ${problem}`} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+    const { problem, verified = true, detail } = await body(from, to);
+    const how = detail === undefined ? '' : `; ${detail}`;
+    log(`  ${name}: run ${t.runs} ${problem === null ? 'survived' : `FAILED: ${problem}`} (${((performance.now() - started) / 1000).toFixed(1)} s${how})`);
     if (problem !== null) {
       t.notes.add(problem);
       return;
@@ -554,6 +808,14 @@ try {
   if (PATHS.includes('mount')) {
     log('mount: kill -9 of the mount process');
     await mountKills();
+    log('mount: read-only and browsing');
+    await mountReadOnly();
+    log('mount: two at once');
+    await mountConcurrent();
+    log('mount: SIGTERM and umount mid-mkdir');
+    await mountTerminations();
+    log('mount: disk full');
+    await mountDiskFull();
   }
   for (const name of PATHS.filter((p) => p !== 'mount')) {
     log(`${name}: kill -9`);

@@ -16,21 +16,36 @@ const PATHS_PER_RUN = 400;
  * file would make listings crawl. Results are cached briefly (snapshots are read-only).
  */
 export class XattrReader {
-  readonly #byDirectory = new LRUCache<string, Promise<Map<string, Xattrs>>>({ max: 256, ttl: 60_000 });
+  readonly #byDirectory = new LRUCache<string, Promise<DirectoryXattrs>>({ max: 256, ttl: 60_000 });
 
   /** Every xattr of `file` (not following a symlink); an empty map when it has none or on error. */
   async read(file: string): Promise<Xattrs> {
     const directory = path.dirname(file);
-    let pending = this.#byDirectory.get(directory);
+    const name = path.basename(file);
+    let read = await this.#read(directory, false);
+    // A directory of snapshots is not read-only: a snapshot that arrived after the directory
+    // was read (a mkdir through the mount, a sync outside it) must not show as having none.
+    if (!read.names.has(name)) read = await this.#read(directory, true);
+    return read.xattrs.get(name) ?? new Map();
+  }
+
+  #read(directory: string, fresh: boolean): Promise<DirectoryXattrs> {
+    let pending = fresh ? undefined : this.#byDirectory.get(directory);
     if (pending === undefined) {
-      pending = readDirectoryXattrs(directory).catch(() => new Map<string, Xattrs>());
+      pending = readDirectoryXattrs(directory).catch(() => ({ names: new Set<string>(), xattrs: new Map<string, Xattrs>() }));
       this.#byDirectory.set(directory, pending);
     }
-    return (await pending).get(path.basename(file)) ?? new Map();
+    return pending;
   }
 }
 
-async function readDirectoryXattrs(directory: string): Promise<Map<string, Xattrs>> {
+/** A directory's entries when it was read, and the xattrs of those that have any. */
+interface DirectoryXattrs {
+  readonly names: ReadonlySet<string>;
+  readonly xattrs: ReadonlyMap<string, Xattrs>;
+}
+
+async function readDirectoryXattrs(directory: string): Promise<DirectoryXattrs> {
   const names = await readdir(directory);
   const result = new Map<string, Xattrs>();
   for (let i = 0; i < names.length; i += PATHS_PER_RUN) {
@@ -41,7 +56,7 @@ async function readDirectoryXattrs(directory: string): Promise<Map<string, Xattr
     });
     for (const [file, xattrs] of parseGetfattr(String(run.stdout))) result.set(path.basename(file), xattrs);
   }
-  return result;
+  return { names: new Set(names), xattrs: result };
 }
 
 /**
