@@ -58,29 +58,48 @@ export function parseFrameHeader(bytes: Buffer, isFirst: boolean): number {
  * hands over the bytes that came with the frame.
  */
 export class FrameDecoder {
-  #buffer: Buffer = Buffer.alloc(0);
+  /** What arrived and was not taken yet, in pieces: joined once a whole frame is there. */
+  #chunks: Buffer[] = [];
+  #length = 0;
   #sawAnything = false;
 
   push(chunk: Buffer): void {
-    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
   }
 
   /** The next complete message, or undefined until more bytes arrive. */
   next(): Record<string, unknown> | undefined {
-    if (this.#buffer.length < FRAME_HEADER_BYTES) return undefined;
-    const length = parseFrameHeader(this.#buffer, !this.#sawAnything);
-    if (this.#buffer.length < FRAME_HEADER_BYTES + length) return undefined;
+    if (this.#length < FRAME_HEADER_BYTES) return undefined;
+    if (this.#chunks[0]!.length < FRAME_HEADER_BYTES) this.#join();
+    const length = parseFrameHeader(this.#chunks[0]!, !this.#sawAnything);
+    if (this.#length < FRAME_HEADER_BYTES + length) return undefined;
+    // Joining only here keeps a large frame that came in many pieces linear to assemble.
+    const buffer = this.#join();
     this.#sawAnything = true;
-    const message = parseMessage(this.#buffer.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length));
-    this.#buffer = this.#buffer.subarray(FRAME_HEADER_BYTES + length);
+    const message = parseMessage(buffer.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length));
+    this.#take(FRAME_HEADER_BYTES + length);
     return message;
   }
 
   /** The bytes after the last message taken; the decoder is empty afterwards. */
   takeRest(): Buffer {
-    const rest = this.#buffer;
-    this.#buffer = Buffer.alloc(0);
+    const rest = this.#join();
+    this.#chunks = [];
+    this.#length = 0;
     return rest;
+  }
+
+  #join(): Buffer {
+    if (this.#chunks.length !== 1) this.#chunks = [Buffer.concat(this.#chunks, this.#length)];
+    return this.#chunks[0]!;
+  }
+
+  #take(bytes: number): void {
+    const rest = this.#chunks[0]!.subarray(bytes);
+    this.#chunks = rest.length > 0 ? [rest] : [];
+    this.#length -= bytes;
   }
 }
 

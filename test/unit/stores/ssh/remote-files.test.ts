@@ -23,7 +23,7 @@ function fakeServer(file: Buffer) {
       case 'readdir':
         return { entries: [{ name: 'f', attributes: { mode: 0o100644, size: file.length } }, { name: 'gone', attributes: null }] };
       case 'lstat':
-        return { mode: 0o40755, size: 4096 };
+        return args.path === 'f' ? { mode: 0o100644, size: file.length } : { mode: 0o40755, size: 4096 };
       default:
         return {};
     }
@@ -38,12 +38,30 @@ describe('RemoteFiles: an SSH snapshot read through the server, cached', () => {
     const server = fakeServer(file);
     const files = new RemoteFiles(server.request, 'nas').of('snap');
     assert.ok((await files.read('f', 0, file.length)).equals(file));
-    assert.equal(server.asked.length, 3, 'three blocks, one request each');
+    assert.equal(server.asked.length, 3, 'three blocks, one request each (no size known: no read-ahead)');
     const at = BROWSE_BLOCK_BYTES - 100;
     assert.ok((await files.read('f', at, 300)).equals(file.subarray(at, at + 300)));
     assert.ok((await files.read('f', file.length - 10, 4096)).equals(file.subarray(file.length - 10)));
     assert.equal((await files.read('f', file.length + 5, 4096)).length, 0);
     assert.equal(server.asked.length, 3, 'all from the cache');
+  });
+
+  test('a file read in order gets its next blocks asked for ahead, never past its end', async () => {
+    const big = Buffer.alloc(10 * BROWSE_BLOCK_BYTES, 7);
+    const server = fakeServer(big);
+    const files = new RemoteFiles(server.request, 'nas').of('snap');
+    await files.lstat('f');
+    const reads = () => server.asked.filter((a) => a.action === 'read').map((a) => Number(a.offset) / BROWSE_BLOCK_BYTES);
+    assert.equal((await files.read('f', 0, 131072)).length, 131072);
+    assert.deepEqual(reads(), [0, 1, 2, 3, 4], 'the block needed, then four ahead');
+    for (let offset = 131072; offset < big.length; offset += 131072) assert.equal((await files.read('f', offset, 131072)).length, 131072);
+    assert.deepEqual(reads(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'each block once, none past the end');
+    // A read elsewhere (a seek) asks only for what it needs.
+    const other = fakeServer(big);
+    const seeking = new RemoteFiles(other.request, 'nas').of('snap');
+    await seeking.lstat('f');
+    await seeking.read('f', 5 * BROWSE_BLOCK_BYTES + 10, 100);
+    assert.deepEqual(other.asked.filter((a) => a.action === 'read').map((a) => Number(a.offset) / BROWSE_BLOCK_BYTES), [5]);
   });
 
   test('a listing brings its entries attributes: lstat after readdir asks nothing', async () => {
