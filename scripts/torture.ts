@@ -587,8 +587,8 @@ async function mountConcurrent(): Promise<void> {
 }
 
 /**
- * `mkdir` in a mount whose destination is a nearly full pool: the mkdir fails with ENOSPC or
- * EIO, the status file names the reason, no partial remains and the source is untouched.
+ * `mkdir` in a mount whose destination is a nearly full pool: the mkdir fails with ENOSPC,
+ * the status file names the reason, no partial remains and the source is untouched.
  */
 async function mountDiskFull(): Promise<void> {
   const t = tally('mount', 'destination disk full');
@@ -605,7 +605,7 @@ async function mountDiskFull(): Promise<void> {
     const partials = sh(`btrfs subvolume list ${small.mountPoint}`).split('\n').filter((l) => l.includes('backup/')).length;
     log(`  mount: disk full: mkdir exit ${res.code} ${res.stderr.trim()}; status: ${status.split('\n').filter((l) => l.includes('error') || l.includes('failed')).join(' / ')}`);
     if (res.code === 0) t.notes.add('mkdir succeeded on a full pool');
-    else if (!/No space left|Input\/output error/.test(res.stderr)) t.notes.add(`mkdir failed with another errno: ${res.stderr.trim()}`);
+    else if (!/No space left on device/.test(res.stderr)) t.notes.add(`mkdir failed with another errno than ENOSPC: ${res.stderr.trim()}`);
     else if (!/No space left|ENOSPC/i.test(status)) t.notes.add(`the status file does not name the reason: ${status.trim().replaceAll('\n', ' / ')}`);
     else if (partials !== 0) t.notes.add(`${partials} subvolumes left in the full pool`);
     else if (sourceState() !== before) t.notes.add('the source changed');

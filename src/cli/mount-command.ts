@@ -44,6 +44,9 @@ Layout:  MOUNTPOINT/<store>/<snapshot>/...   MOUNTPOINT/.buttersink/status, log
   mv MNT/B/OLD MNT/B/NEW      rename it within B
   watch cat MNT/.buttersink/status
 
+Snapshots in local and SSH stores show their files read-only (SSH: read through the remote
+buttersink server, cached); snapshots in S3 show as empty directories.
+
 Stores come from [stores] in the configuration file (--config, else
 $XDG_CONFIG_HOME/buttersink/config.toml, else /etc/buttersink/config.toml) and --store.`;
 

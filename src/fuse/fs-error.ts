@@ -19,6 +19,7 @@ export type Errno =
   | 'ENOTEMPTY'
   | 'ENODATA'
   | 'EINTR'
+  | 'ENOSPC'
   | 'ENOTSUP';
 
 /** A filesystem answer other than success. `message`, when set, goes to the status file's errors. */
@@ -50,6 +51,9 @@ export function toFsError(error: unknown): FsError {
   if (error instanceof StillNeededError) return new FsError('EBUSY', error.hint ? `${message} (${error.hint})` : message);
   if (error instanceof PermissionError) return new FsError('EACCES', message);
   if (error instanceof InterruptedError) return new FsError('EINTR', message);
+  // A receive into a full filesystem (local, or on an SSH remote): btrfs says so in strerror's
+  // words, which reach here inside the transfer error's message.
+  if ((error as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC' || /No space left on device/.test(message)) return new FsError('ENOSPC', message);
   if (error instanceof TransferError || error instanceof StoreError) return new FsError('EIO', message);
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES' || code === 'EISDIR' || code === 'EINVAL') return new FsError(code);
