@@ -821,7 +821,6 @@ async function readAt(file: string, offset: number, length: number): Promise<Buf
   }
 }
 
-
 function windowAttributes(entry: WindowEntry): Attributes {
   const isDir = (entry.mode & S_IFMT) === S_IFDIR;
   return {

@@ -44,19 +44,24 @@ export function checkRelativePath(relative: string): void {
 /**
  * One browse request on the server, for `buttersink mount` of an SSH store: read-only, and
  * contained in the snapshot. The snapshot name and the path are checked (no `..`, nothing
- * absolute), no component on the way may be a symbolic link, the snapshot must be a
- * subvolume's root, and the entry itself is never followed (`lstat`, `readlink`, files are
- * opened with O_NOFOLLOW). Snapshots are read-only, so what was checked stays so.
+ * absolute), no component on the way may be a symbolic link, the snapshot must be one of the
+ * directory's read-only snapshots (`isSnapshot`) and a subvolume's root, and the entry itself
+ * is never followed (`lstat`, `readlink`, files are opened with O_NOFOLLOW). Snapshots are
+ * read-only, so what was checked stays so (a writable subvolume could swap a checked
+ * directory for a link between the check and the read).
  * Resolves with the result, or `{errno}` when the filesystem says no (ENOENT, ...).
  * @throws PermissionError when the request would leave the snapshot.
  */
-export async function browse(directory: string, request: Record<string, unknown>): Promise<unknown> {
+export async function browse(directory: string, request: Record<string, unknown>, isSnapshot: (name: string) => Promise<boolean>): Promise<unknown> {
   const snapshot = typeof request.snapshot === 'string' ? request.snapshot : '';
   const relative = typeof request.path === 'string' ? request.path : '';
   const action = typeof request.action === 'string' ? request.action : '';
   if (!ACTIONS.has(action)) throw new PermissionError(`unknown browse action ${JSON.stringify(action)}`);
   checkSnapshotName(snapshot);
   checkRelativePath(relative);
+  if (!(await isSnapshot(snapshot))) {
+    throw new PermissionError(`refused browsing ${JSON.stringify(snapshot)}: not a read-only snapshot in ${directory}`);
+  }
   try {
     await checkNoSymlinks(directory, snapshot);
     const root = path.join(directory, snapshot);

@@ -80,6 +80,9 @@ class ServerSession {
   readonly #running = new Set<Promise<void>>();
   #releaseLock: (() => Promise<void>) | undefined;
   #exitCode = 0;
+  /** The read-only snapshots' names at the last listing, and a listing under way. */
+  #snapshotNames: Promise<ReadonlySet<string>> | undefined;
+  #listing: Promise<ReadonlySet<string>> | undefined;
 
   constructor(options: ServerOptions) {
     this.#options = options;
@@ -178,7 +181,7 @@ class ServerSession {
         return { bytes: size.bytes, exact: size.exact };
       }
       case 'browse':
-        return browse(directory, request);
+        return browse(directory, request, (name) => this.#isSnapshot(name));
       case 'delete': {
         const [snapshot] = await this.#snapshots(request.snapshot);
         await store.delete(snapshot!, signal);
@@ -202,6 +205,23 @@ class ServerSession {
   }
 
   /** Checks and converts snapshots named in a request (a null parent stays null). */
+  /**
+   * Whether `name` is one of the directory's read-only snapshots (what `list` shows), for
+   * browsing: only snapshots are browsed, since only what cannot change stays as checked.
+   * A name not in the last listing (a snapshot received since) lists the directory again;
+   * concurrent misses share one listing.
+   */
+  async #isSnapshot(name: string): Promise<boolean> {
+    const known = await this.#snapshotNames?.catch(() => undefined);
+    if (known?.has(name)) return true;
+    this.#listing ??= this.#options.store
+      .list()
+      .then((listed) => new Set(listed.map((s) => s.name)))
+      .finally(() => (this.#listing = undefined));
+    this.#snapshotNames = this.#listing;
+    return (await this.#listing).has(name);
+  }
+
   async #snapshots(...values: unknown[]): Promise<(Snapshot | null)[]> {
     const snapshots = values.map((v, i) => (i > 0 && v === null ? null : fromWireSnapshot(v)));
     for (const s of snapshots) if (s) await this.#checkName(s.name);

@@ -204,8 +204,12 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
     for (const name of ['../snaps/one', '/etc', 'linked/one', 'linked']) {
       await assert.rejects(store.snapshotFiles({ name }).readdir(''), (e: unknown) => e instanceof PermissionError && /refused/.test(e.message), name);
     }
-    // A directory that is not a snapshot is not browsed either.
+    // A directory that is not a snapshot is not browsed either, nor a writable subvolume
+    // (what is checked there could change before it is read).
     await assert.rejects(store.snapshotFiles({ name: 'plain' }).readdir(''), PermissionError);
+    sh('btrfs -q subvolume create browse/writable && echo x > browse/writable/f', pool.mountPoint);
+    await assert.rejects(store.snapshotFiles({ name: 'writable' }).read('f', 0, 10), (e: unknown) => e instanceof PermissionError && /not a read-only snapshot/.test(e.message));
+    sh('btrfs -q subvolume delete browse/writable', pool.mountPoint);
     rmSync(`${pool.mountPoint}/browse/linked`);
   });
 
