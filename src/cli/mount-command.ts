@@ -8,7 +8,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { execa } from 'execa';
 import { loadConfig, parseStoreOption } from '../config/load-config.js';
-import { isMounted, pidFileFor, runMountSession } from '../fuse/mount-session.js';
 import { TransferStatus } from '../fuse/transfer-status.js';
 import { BusyError, PermissionError, StoreError, UsageError } from '../model/errors.js';
 import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
@@ -114,10 +113,13 @@ async function mountForeground(mountPoint: string, flags: MountFlags, output: Ou
     const parsed = parseStoreUrl(url);
     // A store is always a directory of snapshots here, trailing slash or not.
     const location = parsed.selection === null ? parsed : parseStoreUrl(`${url}/`);
-    stores.push({ name, store: openStore(location, context) });
+    stores.push({ name, store: await openStore(location, context) });
   }
   if (flags.verbose) setCommandTracer((command) => output.debug(`$ ${command}`));
   const status = new TransferStatus(Date.now, (line) => output.info(line));
+  // Loaded here, not with the CLI: fuse-native is for the mount alone (sync and the remote
+  // server start faster without it).
+  const { runMountSession } = await import('../fuse/mount-session.js');
   await runMountSession({
     mountPoint,
     stores,
@@ -200,6 +202,7 @@ async function daemonize(mountPoint: string): Promise<number> {
  * unmounts) and waits until it is gone; without one, `fusermount -u`.
  */
 async function unmount(mountPoint: string): Promise<void> {
+  const { isMounted, pidFileFor } = await import('../fuse/mount-session.js');
   const target = path.resolve(mountPoint);
   if (!(await isMounted(target))) throw new UsageError(`nothing is mounted at ${target}`);
   const pid = Number((await readFile(pidFileFor(target), 'utf8').catch(() => '')).trim());

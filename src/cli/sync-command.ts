@@ -150,7 +150,7 @@ function withSsh(context: StoreContext, mode: ServerMode, flags: SyncFlags): Sto
 
 async function listStore(url: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
   const location = parseStoreUrl(url);
-  const store = openStore(location, withSsh(storeContext(flags, output), 'r', flags));
+  const store = await openStore(location, withSsh(storeContext(flags, output), 'r', flags));
   try {
     const all = await store.list();
     const chosen = selectSnapshots(all, { store, selection: location.selection }).filter(
@@ -197,9 +197,9 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
   const context = storeContext(flags, output);
   const stores: Store[] = [];
   try {
-    const src = openStore(srcLocation, withSsh(context, 'r', flags));
+    const src = await openStore(srcLocation, withSsh(context, 'r', flags));
     stores.push(src);
-    const dst = openStore(dstLocation, withSsh(context, flags.dryRun ? 'r' : flags.delete ? 'w' : 'a', flags));
+    const dst = await openStore(dstLocation, withSsh(context, flags.dryRun ? 'r' : flags.delete ? 'w' : 'a', flags));
     stores.push(dst);
     let reporter: ProgressReporter | undefined;
     try {
