@@ -154,8 +154,10 @@ export function checkHello(value: Record<string, unknown>, own: { readonly versi
 export type ServerMode = 'r' | 'a' | 'w';
 export const SERVER_MODES: readonly ServerMode[] = ['r', 'a', 'w'];
 
-/** Requests a client sends; `id` pairs each with its response. */
-/** `browse` reads a snapshot's files for the mount (see browse.ts): a read, in every mode. */
+/**
+ * Requests a client sends; `id` pairs each with its response. `browse` reads a snapshot's
+ * files for the mount (see browse.ts): a read, allowed in every mode.
+ */
 export type Operation = 'list' | 'measure' | 'browse' | 'send' | 'receive' | 'delete' | 'lock' | 'unlock';
 
 /** The least mode each operation needs. */

@@ -204,7 +204,6 @@ class ServerSession {
     }
   }
 
-  /** Checks and converts snapshots named in a request (a null parent stays null). */
   /**
    * Whether `name` is one of the directory's read-only snapshots (what `list` shows), for
    * browsing: only snapshots are browsed, since only what cannot change stays as checked.
@@ -222,6 +221,7 @@ class ServerSession {
     return (await this.#listing).has(name);
   }
 
+  /** Checks and converts snapshots named in a request (a null parent stays null). */
   async #snapshots(...values: unknown[]): Promise<(Snapshot | null)[]> {
     const snapshots = values.map((v, i) => (i > 0 && v === null ? null : fromWireSnapshot(v)));
     for (const s of snapshots) if (s) await this.#checkName(s.name);
