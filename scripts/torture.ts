@@ -592,21 +592,34 @@ async function mountConcurrent(): Promise<void> {
  */
 async function mountDiskFull(): Promise<void> {
   const t = tally('mount', 'destination disk full');
+  await fullPoolRun(t, async (backup) => {
+    const { res, status } = await withMount(backup, [], async (m) => ({
+      res: await command('mkdir', [`${m.mountPoint}/dst/${NAMES[0]}`]),
+      status: (await command('cat', [`${m.mountPoint}/.buttersink/status`])).stdout,
+    }));
+    log(`  mount: disk full: mkdir exit ${res.code} ${res.stderr.trim()}; status: ${status.split('\n').filter((l) => l.includes('error') || l.includes('failed')).join(' / ')}`);
+    if (res.code === 0) return 'mkdir succeeded on a full pool';
+    if (!/No space left on device/.test(res.stderr)) return `mkdir failed with another errno than ENOSPC: ${res.stderr.trim()}`;
+    if (!/No space left|ENOSPC/i.test(status)) return `the status file does not name the reason: ${status.trim().replaceAll('\n', ' / ')}`;
+    return null;
+  });
+}
+
+/**
+ * One run into a small pool left with ~30 MiB free (the 60 MiB first snapshot cannot fit):
+ * `act` transfers into the pool's `backup` directory and says what was wrong with how that
+ * failed (null: a clear failure); then no partial may be left and the source must be untouched.
+ */
+async function fullPoolRun(t: Tally, act: (backup: string) => Promise<string | null>): Promise<void> {
   const small = createPool(160);
   try {
     sh('avail=$(df --output=avail -BM . | tail -n 1 | tr -dc 0-9); dd if=/dev/urandom of=filler bs=1M count=$((avail - 30)) status=none; sync', small.mountPoint);
     mkdirSync(`${small.mountPoint}/backup`);
     const before = sourceState();
     t.runs += 1;
-    const { res, status } = await withMount(`${small.mountPoint}/backup`, [], async (m) => ({
-      res: await command('mkdir', [`${m.mountPoint}/dst/${NAMES[0]}`]),
-      status: (await command('cat', [`${m.mountPoint}/.buttersink/status`])).stdout,
-    }));
+    const problem = await act(`${small.mountPoint}/backup`);
     const partials = sh(`btrfs subvolume list ${small.mountPoint}`).split('\n').filter((l) => l.includes('backup/')).length;
-    log(`  mount: disk full: mkdir exit ${res.code} ${res.stderr.trim()}; status: ${status.split('\n').filter((l) => l.includes('error') || l.includes('failed')).join(' / ')}`);
-    if (res.code === 0) t.notes.add('mkdir succeeded on a full pool');
-    else if (!/No space left on device/.test(res.stderr)) t.notes.add(`mkdir failed with another errno than ENOSPC: ${res.stderr.trim()}`);
-    else if (!/No space left|ENOSPC/i.test(status)) t.notes.add(`the status file does not name the reason: ${status.trim().replaceAll('\n', ' / ')}`);
+    if (problem !== null) t.notes.add(problem);
     else if (partials !== 0) t.notes.add(`${partials} subvolumes left in the full pool`);
     else if (sourceState() !== before) t.notes.add('the source changed');
     else {
@@ -728,27 +741,13 @@ async function concurrent(name: PathName): Promise<void> {
 
 async function diskFull(name: PathName, urlOf: (dir: string) => string): Promise<void> {
   const t = tally(name, 'destination disk full');
-  const small = createPool(160);
-  try {
-    // Leave ~30 MiB free: the 60 MiB snapshot cannot fit.
-    sh('avail=$(df --output=avail -BM . | tail -n 1 | tr -dc 0-9); dd if=/dev/urandom of=filler bs=1M count=$((avail - 30)) status=none; sync', small.mountPoint);
-    mkdirSync(`${small.mountPoint}/backup`);
-    const before = sourceState();
-    t.runs += 1;
-    const res = await run([`${SNAPS}/t1`, urlOf(`${small.mountPoint}/backup`)], baseEnv);
+  await fullPoolRun(t, async (backup) => {
+    const res = await run([`${SNAPS}/t1`, urlOf(backup)], baseEnv);
     const lines = res.stderr.trim().split('\n').filter((l) => l.startsWith('buttersink: '));
-    const partials = sh(`btrfs subvolume list ${small.mountPoint}`).split('\n').filter((l) => l.includes('backup/')).length;
-    if (res.code !== 5) t.notes.add(`exit ${res.code} instead of 5: ${res.stderr.trim()}`);
-    else if (lines.length !== 1 || !/No space left|ENOSPC|space/i.test(lines[0]!)) t.notes.add(`unclear error: ${res.stderr.trim()}`);
-    else if (partials !== 0) t.notes.add(`${partials} subvolumes left in the full pool`);
-    else if (sourceState() !== before) t.notes.add('the source changed');
-    else {
-      t.survived += 1;
-      t.verified += 1;
-    }
-  } finally {
-    small.destroy();
-  }
+    if (res.code !== 5) return `exit ${res.code} instead of 5: ${res.stderr.trim()}`;
+    if (lines.length !== 1 || !/No space left|ENOSPC|space/i.test(lines[0]!)) return `unclear error: ${res.stderr.trim()}`;
+    return null;
+  });
 }
 
 type Rule = InstanceType<typeof FaultProxy>['rule'];
