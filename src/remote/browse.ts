@@ -7,7 +7,7 @@ import { PermissionError } from '../model/errors.js';
 import { attributesOf, readRange } from '../stores/btrfs/local-files.js';
 import { checkNoSymlinks, checkSnapshotName } from './contain-path.js';
 
-/** The most bytes one `read` answers with (base64 in a JSON frame, far below MAX_MESSAGE_BYTES). */
+/** The most bytes one `read` answers with (in a data frame, far below MAX_MESSAGE_BYTES). */
 export const MAX_BROWSE_READ_BYTES = 1 << 20;
 
 /** What a client may ask about a snapshot's files. */
@@ -104,7 +104,7 @@ export async function browse(directory: string, request: Record<string, unknown>
         const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
         try {
           if (!(await handle.stat()).isFile()) return { errno: 'EISDIR' };
-          return { data: (await readRange(handle, offset, length)).toString('base64') };
+          return { data: await readRange(handle, offset, length) }; // raw bytes: a data frame
         } finally {
           await handle.close();
         }

@@ -4,7 +4,10 @@
  *
  * Messages are frames: `u32 BE payload length | u8 type (1) | UTF-8 JSON object`. Both ends
  * greet first ({@link Hello}); then the client sends requests `{id, op, ...}` and the server
- * answers each with `{id, ok: true, result}` or `{id, ok: false, error}`.
+ * answers each with `{id, ok: true, result}` or `{id, ok: false, error}`. An answer carrying
+ * file bytes (a browse `read`) is a data frame instead, so the bytes need no base64:
+ * `u32 BE payload length | u8 type (2) | u32 BE JSON length | JSON | bytes`, the bytes being
+ * `result.data` (a Buffer once decoded). Only the server sends data frames.
  *
  * A send or receive gets an exec channel (a server process) of its own. Its server answers
  * the request with `{id, ready: true}`, and from then on the stream's bytes flow *raw* on the
@@ -21,7 +24,9 @@
 export const PROTOCOL_VERSION = 1;
 
 const MESSAGE_FRAME = 1;
+const DATA_FRAME = 2;
 export const FRAME_HEADER_BYTES = 5;
+const DATA_JSON_LENGTH_BYTES = 4;
 /** JSON messages are small (a listing of 10,000 snapshots is ~3 MB); more is a broken peer. */
 export const MAX_MESSAGE_BYTES = 64 << 20;
 /** How the server reports a failure on stderr once stdout carries a raw stream. */
@@ -38,14 +43,26 @@ export function encodeMessage(value: unknown): Buffer {
   return Buffer.concat([header, json]);
 }
 
+/** An answer `{id, ok: true, result}` whose `result.data` are raw bytes, as a data frame. */
+export function encodeDataAnswer(id: unknown, result: Record<string, unknown>, data: Buffer): Buffer {
+  const json = Buffer.from(JSON.stringify({ id, ok: true, result: { ...result, data: null } }), 'utf8');
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES + DATA_JSON_LENGTH_BYTES);
+  header.writeUInt32BE(DATA_JSON_LENGTH_BYTES + json.length + data.length, 0);
+  header.writeUInt8(DATA_FRAME, 4);
+  header.writeUInt32BE(json.length, FRAME_HEADER_BYTES);
+  return Buffer.concat([header, json, data]);
+}
+
 /**
  * The payload length a frame header announces (`bytes` may go on past the header).
  * @param isFirst the first frame of a peer: a non-protocol peer's first bytes are shown.
  * @throws ProtocolError for anything but a message frame of sane size.
  */
-export function parseFrameHeader(bytes: Buffer, isFirst: boolean): number {
+export function parseFrameHeader(bytes: Buffer, isFirst: boolean, allowData = false): number {
   const length = bytes.readUInt32BE(0);
-  if (bytes.readUInt8(4) !== MESSAGE_FRAME || length > MAX_MESSAGE_BYTES) {
+  const type = bytes.readUInt8(4);
+  const known = type === MESSAGE_FRAME || (allowData && type === DATA_FRAME && length >= DATA_JSON_LENGTH_BYTES);
+  if (!known || length > MAX_MESSAGE_BYTES) {
     const shown = isFirst ? `: ${JSON.stringify(printable(bytes.subarray(0, 80)))}` : '';
     throw new ProtocolError(`unexpected bytes instead of a buttersink protocol frame${shown}`);
   }
@@ -73,12 +90,13 @@ export class FrameDecoder {
   next(): Record<string, unknown> | undefined {
     if (this.#length < FRAME_HEADER_BYTES) return undefined;
     if (this.#chunks[0]!.length < FRAME_HEADER_BYTES) this.#join();
-    const length = parseFrameHeader(this.#chunks[0]!, !this.#sawAnything);
+    const length = parseFrameHeader(this.#chunks[0]!, !this.#sawAnything, this.#sawAnything);
     if (this.#length < FRAME_HEADER_BYTES + length) return undefined;
     // Joining only here keeps a large frame that came in many pieces linear to assemble.
     const buffer = this.#join();
     this.#sawAnything = true;
-    const message = parseMessage(buffer.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length));
+    const payload = buffer.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length);
+    const message = buffer.readUInt8(4) === DATA_FRAME ? parseDataAnswer(payload) : parseMessage(payload);
     this.#take(FRAME_HEADER_BYTES + length);
     return message;
   }
@@ -101,6 +119,18 @@ export class FrameDecoder {
     this.#chunks = rest.length > 0 ? [rest] : [];
     this.#length -= bytes;
   }
+}
+
+/** A data frame's payload: the answer, with the bytes (copied out of the frame) as `result.data`. */
+function parseDataAnswer(payload: Buffer): Record<string, unknown> {
+  const jsonLength = payload.readUInt32BE(0);
+  if (DATA_JSON_LENGTH_BYTES + jsonLength > payload.length) throw new ProtocolError('a data frame is shorter than its JSON');
+  const message = parseMessage(payload.subarray(DATA_JSON_LENGTH_BYTES, DATA_JSON_LENGTH_BYTES + jsonLength));
+  const result = message.result;
+  if (typeof result !== 'object' || result === null) throw new ProtocolError('a data frame carries no result');
+  // A copy: the frame's buffer holds whatever else arrived with it.
+  (result as Record<string, unknown>).data = Buffer.from(payload.subarray(DATA_JSON_LENGTH_BYTES + jsonLength));
+  return message;
 }
 
 export function parseMessage(bytes: Buffer): Record<string, unknown> {

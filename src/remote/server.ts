@@ -10,6 +10,7 @@ import { browse } from './browse.js';
 import { checkNoSymlinks, checkSnapshotName } from './contain-path.js';
 import {
   checkHello,
+  encodeDataAnswer,
   encodeMessage,
   FRAME_HEADER_BYTES,
   makeHello,
@@ -147,7 +148,11 @@ class ServerSession {
     };
     try {
       const result = await this.#run(request, ready);
-      if (!isRaw) await io.write(encodeMessage({ id, ok: true, result }));
+      if (!isRaw) {
+        // File bytes (a browse read) go raw in a data frame, not base64 in JSON.
+        const data = (result as { data?: unknown } | null)?.data;
+        await io.write(Buffer.isBuffer(data) ? encodeDataAnswer(id, result as Record<string, unknown>, data) : encodeMessage({ id, ok: true, result }));
+      }
     } catch (error) {
       if (isRaw) {
         process.stderr.write(`${RAW_ERROR_PREFIX}${JSON.stringify(toWireError(error))}\n`);

@@ -149,8 +149,8 @@ export class RemoteFiles {
         (result) => {
           const r = result as { errno?: unknown; data?: unknown } | null;
           if (typeof r?.errno === 'string') throw errnoError(r.errno, relative);
-          if (typeof r?.data !== 'string') throw new TransferError(`${this.#where}: the server's file data is malformed`);
-          return Buffer.from(r.data, 'base64');
+          if (!Buffer.isBuffer(r?.data)) throw new TransferError(`${this.#where}: the server's file data is malformed`);
+          return r.data;
         },
       );
       this.#blocks.set(k, pending);

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   checkHello,
+  encodeDataAnswer,
   encodeMessage,
   FrameDecoder,
   makeHello,
@@ -47,6 +48,36 @@ describe('protocol frames', () => {
         },
       ),
     );
+  });
+
+  test('data frames carry raw bytes as result.data, whatever the split, between JSON messages', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 3000 }), fc.integer({ min: 1, max: 97 }), (bytes, size) => {
+        const data = Buffer.from(bytes);
+        const wire = Buffer.concat([encodeMessage(makeHello('1')), encodeDataAnswer(7, { note: 'x' }, data), encodeMessage({ id: 8, ok: true, result: 1 })]);
+        const decoder = new FrameDecoder();
+        const decoded: Record<string, unknown>[] = [];
+        for (let offset = 0; offset < wire.length; offset += size) {
+          decoder.push(wire.subarray(offset, offset + size));
+          for (let m = decoder.next(); m !== undefined; m = decoder.next()) decoded.push(m);
+        }
+        assert.equal(decoded.length, 3);
+        const answer = decoded[1] as { id: number; ok: boolean; result: { note: string; data: Buffer } };
+        assert.equal(answer.id, 7);
+        assert.equal(answer.result.note, 'x');
+        assert.ok(Buffer.isBuffer(answer.result.data) && answer.result.data.equals(data));
+        assert.deepEqual(decoded[2], { id: 8, ok: true, result: 1 });
+      }),
+    );
+  });
+
+  test('a data frame is refused as a first frame and where only messages are allowed (the server reading requests)', () => {
+    const frame = encodeDataAnswer(1, {}, Buffer.from('abc'));
+    const decoder = new FrameDecoder();
+    decoder.push(frame);
+    assert.throws(() => decoder.next(), ProtocolError);
+    assert.throws(() => parseFrameHeader(frame, false), ProtocolError);
+    assert.equal(parseFrameHeader(frame, false, true), frame.length - 5);
   });
 
   test('an incomplete frame waits for more bytes', () => {

@@ -18,7 +18,7 @@ function fakeServer(file: Buffer) {
     switch (args.action) {
       case 'read': {
         const offset = Number(args.offset);
-        return { data: file.subarray(offset, offset + Number(args.length)).toString('base64') };
+        return { data: file.subarray(offset, offset + Number(args.length)) };
       }
       case 'readdir':
         return { entries: [{ name: 'f', attributes: { mode: 0o100644, size: file.length } }, { name: 'gone', attributes: null }] };
