@@ -23,10 +23,11 @@ export interface ServerIo {
 }
 
 /**
- * The channel as {@link ServerIo}. sshd hands the command pipes that are already in
- * non-blocking mode (O_NONBLOCK is a flag of the pipe's open file, shared by every process
- * holding it): a write of more than the pipe's 64 KiB then fails with EAGAIN half done, and
- * `btrfs send`/`receive` given the descriptor would fail the same way. Node cannot clear the
+ * The channel as {@link ServerIo}. Under sshd the server's pipes were seen in non-blocking
+ * mode (/proc/PID/fdinfo; O_NONBLOCK is a flag of the pipe's open file, shared by every
+ * process holding it, so any of them may set it): a write of more than the pipe's 64 KiB then
+ * fails with EAGAIN half done, and `btrfs send`/`receive` given the descriptor could fail the
+ * same way. Node cannot clear the
  * flag (no fcntl), but a pipe reopened through /proc/self/fd is a new open file of the same
  * pipe, blocking. Sockets cannot be reopened so: for them EAGAIN is retried after a pause.
  */
