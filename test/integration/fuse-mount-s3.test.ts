@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
-import { freshDirectory, isMounted, startMount, type RunningMount } from '../support/fuse-mount.js';
+import { freshDirectory, isMounted, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
 import { fuseSuite } from '../support/prerequisites.js';
 import { cli } from '../support/run-cli.js';
 import { s3Suite, startS3Server, type S3Server } from '../support/s3-server.js';
@@ -70,8 +70,7 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
 
   after(async () => {
     // Every mount goes, also when a test failed; then the server and the pools.
-    for (const m of mounts) await m.stop();
-    for (const m of mounts) assert.ok(!isMounted(m.mountPoint), `${m.mountPoint} is still mounted`);
+    await stopMounts(mounts);
     client?.destroy();
     await server?.stop();
     restore?.destroy();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPool, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
-import { freshDirectory, isMounted, startMount, type RunningMount } from '../support/fuse-mount.js';
+import { freshDirectory, isMounted, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
 import { fuseSuite, sshSuite } from '../support/prerequisites.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { treeDigest } from '../support/tree-digest.js';
@@ -72,8 +72,7 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
 
   after(async () => {
     // Every mount goes, also when a test failed; then sshd and the pools.
-    for (const m of mounts) await m.stop();
-    for (const m of mounts) assert.ok(!isMounted(m.mountPoint), `${m.mountPoint} is still mounted`);
+    await stopMounts(mounts);
     await sshd?.stop();
     remote?.destroy();
     local?.destroy();

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
-import { freshDirectory, isMounted, startMount, type RunningMount } from '../support/fuse-mount.js';
+import { freshDirectory, isMounted, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
 import { fuseSuite } from '../support/prerequisites.js';
 import { cli } from '../support/run-cli.js';
 import { treeDigest } from '../support/tree-digest.js';
@@ -73,8 +73,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
 
   after(async () => {
     // Every mount goes, also when a test failed; then the pools.
-    for (const m of mounts) await m.stop();
-    for (const m of mounts) assert.ok(!isMounted(m.mountPoint), `${m.mountPoint} is still mounted`);
+    await stopMounts(mounts);
     b?.destroy();
     a?.destroy();
   });

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -32,6 +33,12 @@ export function isMounted(mountPoint: string): boolean {
 }
 
 /** A fresh directory under the test root (swept by scripts/test even if a test crashes). */
+/** Stops every mount (also after a failed test) and asserts none is left mounted. */
+export async function stopMounts(mounts: readonly RunningMount[]): Promise<void> {
+  for (const m of mounts) await m.stop();
+  for (const m of mounts) assert.ok(!isMounted(m.mountPoint), `${m.mountPoint} is still mounted`);
+}
+
 export function freshDirectory(prefix: string): string {
   mkdirSync(POOL_ROOT, { recursive: true });
   return mkdtempSync(path.join(POOL_ROOT, prefix));
