@@ -1,4 +1,5 @@
 import { constants, fstatSync, openSync, read, write } from 'node:fs';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 
 const readAsync = promisify(read);
@@ -6,6 +7,8 @@ const writeAsync = promisify(write);
 
 /** How long to wait before retrying a descriptor that said EAGAIN (one we could not make blocking). */
 const RETRY_MS = 2;
+/** Reads of a send stream from the channel: large, so a stream costs few thread-pool round trips. */
+const REST_CHUNK_BYTES = 1 << 20;
 
 /**
  * The server's side of the SSH channel as plain file descriptors. Not node streams: a stream
@@ -14,12 +17,16 @@ const RETRY_MS = 2;
  * writes here are blocking calls in libuv's thread pool, for exactly the bytes asked.
  */
 export interface ServerIo {
-  readonly inputFd: number;
   readonly outputFd: number;
   /** Reads exactly `length` bytes; fewer only at the end of the input. */
   readExactly(length: number): Promise<Buffer>;
   /** Writes all of `data`; writes happen in call order. */
   write(data: Buffer): Promise<void>;
+  /**
+   * The rest of the input as a stream (a receive's send stream), read only as fast as it is
+   * consumed. `before` runs once before the first read (the server answers `ready` there).
+   */
+  rest(before: () => Promise<void>): Readable;
 }
 
 /**
@@ -36,7 +43,6 @@ export function fileDescriptorIo(inputFd = 0, outputFd = 1): ServerIo {
   const output = blockingPipe(outputFd, constants.O_WRONLY);
   let queue: Promise<void> = Promise.resolve();
   return {
-    inputFd: input,
     outputFd: output,
     async readExactly(length) {
       const buffer = Buffer.alloc(length);
@@ -47,6 +53,20 @@ export function fileDescriptorIo(inputFd = 0, outputFd = 1): ServerIo {
         filled += n;
       }
       return buffer.subarray(0, filled);
+    },
+    rest(before) {
+      return Readable.from(
+        (async function* () {
+          await before();
+          for (;;) {
+            const buffer = Buffer.allocUnsafe(REST_CHUNK_BYTES);
+            const n = await retryingAgain(() => readAsync(input, buffer, 0, buffer.length, null).then((r) => r.bytesRead));
+            if (n === 0) return;
+            yield buffer.subarray(0, n);
+          }
+        })(),
+        { objectMode: false, highWaterMark: REST_CHUNK_BYTES },
+      );
     },
     write(data) {
       const next = queue.then(async () => {

@@ -2,8 +2,6 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { PermissionError, StoreError, TransferError } from '../model/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
-import { NotASendStreamError, renameStreamHead } from '../sendstream/rename-subvolume.js';
-import { COMMAND_HEADER_BYTES, STREAM_HEADER_BYTES } from '../sendstream/stream-format.js';
 import type { BtrfsStore } from '../stores/btrfs/btrfs-store.js';
 import { lastLines } from '../stores/btrfs/last-lines.js';
 import { browse } from './browse.js';
@@ -48,16 +46,6 @@ const VERBS: Record<Operation, string> = {
   unlock: 'unlocking',
   delete: 'deleting',
 };
-
-/**
- * Feeds `btrfs receive` the renamed stream head, then the rest of the channel: `pv` splices
- * pipe to pipe without copying through user space (`cat` where pv is missing).
- */
-const RECEIVE_SCRIPT = String.raw`
-set -u -o pipefail
-renamed=$1 directory=$2
-{ printf "$renamed"; if command -v pv >/dev/null; then exec pv -q; fi; exec cat; } | btrfs -q receive "$directory"
-`;
 
 /**
  * `buttersink server`: serves one btrfs directory over one SSH exec channel. Everything the
@@ -257,47 +245,21 @@ class ServerSession {
   }
 
   /**
-   * Reads the stream's head itself (exactly, so nothing more leaves the channel), renames the
-   * subvolume it creates to the store's hidden temporary name, and lets `btrfs receive` read
-   * the rest from the channel. A stream cut short (a dropped connection) lacks its END
-   * command: `btrfs receive` fails, and the store removes the partial.
+   * The stream flows from the channel through node into the store's receive, which treats it as
+   * hostile: it is validated command by command before `btrfs receive` (chrooted) sees it, and
+   * the result must be the snapshot the request named. A stream cut short (a dropped
+   * connection) lacks its END command: the receive fails, and the store removes the partial.
    */
   async #receive(request: Record<string, unknown>, ready: () => Promise<void>): Promise<unknown> {
     const name = typeof request.name === 'string' ? request.name : '';
     checkSnapshotName(name);
     await checkNoSymlinks(this.#options.directory, name);
-    await this.#snapshots(request.snapshot, request.parent);
+    const [snapshot, parent] = await this.#snapshots(request.snapshot, request.parent);
     const { io, store } = this.#options;
-    const received = await store.receiveWith(name, async (directory, temporaryName) => {
-      await ready();
-      const head = await readStreamHead(io);
-      let renamed: Buffer;
-      try {
-        renamed = renameStreamHead(head, temporaryName);
-      } catch (error) {
-        if (error instanceof NotASendStreamError) throw new TransferError(`receiving ${name}: ${error.message}`);
-        throw error;
-      }
-      const escaped = [...renamed].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
-      const { code, stderr } = await runChild('bash', ['-c', RECEIVE_SCRIPT, 'buttersink-receive', escaped, directory], [io.inputFd, 'ignore', 'pipe']);
-      if (code !== 0) {
-        const tail = lastLines(stderr, 3);
-        throw new TransferError(`receiving ${name} failed: ${tail.replaceAll('\n', ' | ') || 'the stream was cut'}`, { stderrTail: tail });
-      }
-    });
+    const expectedBytes = typeof request.expectedBytes === 'number' && Number.isSafeInteger(request.expectedBytes) ? request.expectedBytes : 0;
+    const received = await store.receive(io.rest(ready), { name, snapshot: snapshot!, parent: parent ?? null, expectedBytes }, this.#abort.signal);
     return toWireSnapshot(received);
   }
-}
-
-/** The stream header and first command, read exactly from the channel. */
-async function readStreamHead(io: ServerIo): Promise<Buffer> {
-  const start = await io.readExactly(STREAM_HEADER_BYTES + COMMAND_HEADER_BYTES);
-  if (start.length < STREAM_HEADER_BYTES + COMMAND_HEADER_BYTES) throw new TransferError('the stream ended before its first command');
-  const length = start.readUInt32LE(STREAM_HEADER_BYTES);
-  if (length > 1 << 16) throw new TransferError('not a btrfs send stream (its first command is too long)');
-  const payload = await io.readExactly(length);
-  if (payload.length < length) throw new TransferError('the stream ended before its first command');
-  return Buffer.concat([start, payload]);
 }
 
 /** Runs a child with the given stdio; resolves with its exit code and stderr (tail). */

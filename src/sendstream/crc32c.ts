@@ -1,4 +1,17 @@
-/** CRC-32C (Castagnoli), as btrfs send streams use it: seed 0, no final xor (FACTS). */
+import { createRequire } from 'node:module';
+
+/**
+ * CRC-32C (Castagnoli) as btrfs send streams use it: seed 0, no final xor (FACTS). `seed`
+ * continues a checksum over several pieces: `crc32c(b, crc32c(a))` is the checksum of a+b.
+ *
+ * Every byte of a stream from another machine is checked (the validator), so speed matters:
+ * `@node-rs/crc32` (SSE4.2/ARMv8 instructions, ~5.8 GB/s here) when its prebuilt binary loads,
+ * else a table in JavaScript (~450 MB/s here), so that an unusual platform still works.
+ */
+export function crc32c(data: Uint8Array, seed = 0): number {
+  return implementation(data, seed);
+}
+
 const TABLE = (() => {
   const table = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
@@ -9,8 +22,22 @@ const TABLE = (() => {
   return table;
 })();
 
-export function crc32c(data: Uint8Array, seed = 0): number {
+export function crc32cTable(data: Uint8Array, seed = 0): number {
   let crc = seed >>> 0;
   for (let i = 0; i < data.length; i++) crc = TABLE[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
   return crc >>> 0;
 }
+
+/** The native one computes the standard CRC-32C (inverted in and out): undo both inversions. */
+function loadNative(): ((data: Uint8Array, seed: number) => number) | undefined {
+  try {
+    const native = createRequire(import.meta.url)('@node-rs/crc32') as { crc32c(input: Uint8Array, initialState?: number): number };
+    const fast = (data: Uint8Array, seed: number): number => ~native.crc32c(data, ~seed >>> 0) >>> 0;
+    const probe = Buffer.from('btrfs-stream');
+    return fast(probe, 7) === crc32cTable(probe, 7) ? fast : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const implementation = loadNative() ?? crc32cTable;

@@ -39,6 +39,13 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
   let root: string;
   let env: NodeJS.ProcessEnv;
   const snaps = (): string => `${src.mountPoint}/snaps`;
+  const extraPools: BtrfsPool[] = [];
+  /** A fresh destination pool, destroyed with the suite. */
+  const ownPool = (): BtrfsPool => {
+    const pool = createPool(256);
+    extraPools.push(pool);
+    return pool;
+  };
 
   before(async () => {
     server = await startS3Server([BUCKET]);
@@ -56,6 +63,7 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
   });
 
   after(async () => {
+    for (const pool of extraPools) pool.destroy();
     client?.destroy();
     await server?.stop();
     src?.destroy();
@@ -111,10 +119,22 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
   });
 
   test('restoring one snapshot from S3 replays its chain', () => {
-    mkdirSync(`${dst.mountPoint}/one`);
-    const res = cli([`s3://${BUCKET}/host/s3`, `${dst.mountPoint}/one/`], { env });
+    // A pool of its own: the restores above hold the same chain, which makes parents ambiguous (next test).
+    const pool = ownPool();
+    mkdirSync(`${pool.mountPoint}/one`);
+    const res = cli([`s3://${BUCKET}/host/s3`, `${pool.mountPoint}/one/`], { env });
     assert.equal(res.code, 0, res.stderr);
-    assert.deepEqual(treeDigest(`${dst.mountPoint}/one/s3`), treeDigest(`${snaps()}/s3`));
+    assert.deepEqual(treeDigest(`${pool.mountPoint}/one/s3`), treeDigest(`${snaps()}/s3`));
+  });
+
+  test('a second restore of a chain onto the same filesystem is refused: btrfs receive could take the other copy as parent', () => {
+    // dst holds restore/s1..s3 (first test). s1 arrives (a full stream names no parent); s2 would
+    // name s1's UUID, which two subvolumes on this filesystem now carry.
+    mkdirSync(`${dst.mountPoint}/second`);
+    const res = cli([`s3://${BUCKET}/host/s2`, `${dst.mountPoint}/second/`], { env });
+    assert.equal(res.code, 5, res.stderr);
+    assert.match(res.stderr, /receiving s2: the stream was refused: 2 subvolumes on this filesystem carry received UUID [0-9a-f-]{36}/);
+    assert.deepEqual(subvolumesIn(`${dst.mountPoint}/second`).map((p) => path.basename(p)), ['s1']);
   });
 
   test('an object corrupted in the bucket is detected before the snapshot becomes visible', async () => {
@@ -155,10 +175,11 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
         ['s2', u2, [{ from: 's1', bytes: diff.length }]],
       ],
     );
-    mkdirSync(`${dst.mountPoint}/legacy`);
-    const res = cli([`s3://${BUCKET}/legacy/box/`, `${dst.mountPoint}/legacy/`], { env });
+    const pool = ownPool();
+    mkdirSync(`${pool.mountPoint}/legacy`);
+    const res = cli([`s3://${BUCKET}/legacy/box/`, `${pool.mountPoint}/legacy/`], { env });
     assert.equal(res.code, 0, res.stderr);
-    assert.deepEqual(treeDigest(`${dst.mountPoint}/legacy/s2`), treeDigest(`${snaps()}/s2`));
+    assert.deepEqual(treeDigest(`${pool.mountPoint}/legacy/s2`), treeDigest(`${snaps()}/s2`));
   });
 
   test('-n changes nothing in the bucket; -d moves to trash/ and keeps parents that stored diffs need', async () => {

@@ -5,14 +5,17 @@ import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ButtersinkError, InterruptedError, StoreError, TransferError } from '../../model/errors.js';
-import type { Snapshot } from '../../model/snapshot.js';
+import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { StreamMeasurer } from '../../sendstream/measure-stream.js';
 import { NotASendStreamError, renameStreamHead, SubvolumeRenamer } from '../../sendstream/rename-subvolume.js';
+import { RefusedStreamError, StreamValidator, type ReceiveScope } from '../../sendstream/stream-validator.js';
 import type { MeasurementCache } from '../cache/measurement-cache.js';
 import { lockDirectory } from './directory-lock.js';
 import { pipeSendToReceive, StreamHeadMismatchError } from './pipe-send-to-receive.js';
 import { readStreamHead } from './read-stream-head.js';
+import { receiveSources } from './receive-sources.js';
+import { SnapshotTree } from './snapshot-tree.js';
 import { lastLines } from './last-lines.js';
 import { locateDirectory, type DirectoryLocation } from './locate-directory.js';
 import { parseSubvolumeList, type SubvolumeListEntry } from './parse-subvolume-list.js';
@@ -249,22 +252,40 @@ export class BtrfsStore implements Store {
     ];
   }
 
+  /**
+   * Every stream that comes through here is treated as hostile (it comes from another machine,
+   * a bucket, or a remote server): it passes a {@link StreamValidator} on its way into
+   * `btrfs receive -e --chroot`, and the result must be the snapshot that was asked for.
+   */
   async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {
+    let scope: { scope: ReceiveScope; parent: Snapshot | null };
+    try {
+      scope = await this.#receiveScope(request, signal);
+    } catch (error) {
+      stream.destroy();
+      throw error;
+    }
+    const expected = { receivedUuid: scope.scope.uuid, parentUuid: scope.parent?.uuid ?? null };
     return this.#receiveAs(
       request.name,
       async (directory, temporaryName) => {
-        const args = ['receive', directory];
+        // -e: stop at the first END (nothing after it is applied); -C: chroot into the directory,
+        // so that even a path the validator let through cannot resolve outside it.
+        const args = ['receive', '-e', '-C', directory];
+        const validator = new StreamValidator(scope.scope);
         const renamer = new SubvolumeRenamer(temporaryName);
         const child = spawnBtrfs(args, { stdin: 'pipe', stdout: 'ignore', signal });
-        const [piped, result] = await Promise.allSettled([pipeline(stream, renamer, child.stdin!), child]);
+        const [piped, result] = await Promise.allSettled([pipeline(stream, validator, renamer, child.stdin!), child]);
         if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
         if (piped.status === 'rejected' && piped.reason instanceof NotASendStreamError) {
           throw new TransferError(`receiving ${request.name}: ${piped.reason.message}`);
         }
-        // The source failed in a way it explains (a download's checksum did not match, a lost
-        // SSH connection): that is the cause, and btrfs receive's "short read" only its consequence.
+        // The source failed in a way it explains (a refused stream, a download's checksum that
+        // did not match, a lost SSH connection): that is the cause, and btrfs receive's "short
+        // read" only its consequence.
         if (piped.status === 'rejected' && piped.reason instanceof ButtersinkError) {
           const cause = piped.reason;
+          if (cause instanceof RefusedStreamError) throw new RefusedStreamError(`receiving ${request.name}: ${cause.message}`, { cause });
           throw cause instanceof TransferError ? new TransferError(`receiving ${request.name}: ${cause.message}`, { cause, hint: cause.hint }) : cause;
         }
         const res = result.status === 'fulfilled' ? result.value : undefined;
@@ -281,7 +302,38 @@ export class BtrfsStore implements Store {
         }
       },
       () => stream.destroy(),
+      expected,
     );
+  }
+
+  /**
+   * What a stream for `request` may refer to: its UUIDs as requested, and as parent or clone
+   * source only this directory's read-only snapshots that `btrfs receive` cannot mistake for a
+   * subvolume elsewhere on the filesystem (see {@link receiveSources}).
+   */
+  async #receiveScope(request: ReceiveRequest, signal?: AbortSignal): Promise<{ scope: ReceiveScope; parent: Snapshot | null }> {
+    const location = await this.#locate();
+    const [listed, everything] = await Promise.all([
+      this.#listAll(signal),
+      runBtrfs(['subvolume', 'list', '-R', '-u', '-q', '-c', '-g', location.directory], { signal, what: `listing ${location.directory}` }),
+    ]);
+    const sources = receiveSources(listed, parseSubvolumeList(everything));
+    const trees = new Map<string, SnapshotTree>();
+    const treeOf = (s: Snapshot): SnapshotTree => {
+      let tree = trees.get(s.name);
+      if (tree === undefined) trees.set(s.name, (tree = new SnapshotTree(this.pathOf(s))));
+      return tree;
+    };
+    const parentUuid = request.parent === null ? null : effectiveUuid(request.parent);
+    return {
+      scope: {
+        uuid: effectiveUuid(request.snapshot),
+        parentUuid,
+        sources: new Map([...sources.byUuid].map(([uuid, s]) => [uuid, treeOf(s)])),
+        unsafe: sources.ambiguous,
+      },
+      parent: parentUuid === null ? null : (sources.byUuid.get(parentUuid) ?? null),
+    };
   }
 
   /**
@@ -327,16 +379,6 @@ export class BtrfsStore implements Store {
   }
 
   /**
-   * {@link BtrfsStore.receive} for a caller that feeds `btrfs receive` itself (`buttersink
-   * server` connects it to the SSH channel): `run(directory, temporaryName)` must have
-   * `btrfs receive DIRECTORY` create `temporaryName` (the stream renamed with
-   * renameStreamHead) and resolve once it succeeded. Same guarantees and errors.
-   */
-  receiveWith(name: string, run: (directory: string, temporaryName: string) => Promise<void>): Promise<Snapshot> {
-    return this.#receiveAs(name, run);
-  }
-
-  /**
    * Receives under a hidden temporary name in the final directory, checks the result is
    * complete, and renames it into place; on any failure removes the partial and rethrows.
    */
@@ -344,6 +386,7 @@ export class BtrfsStore implements Store {
     name: string,
     run: (directory: string, temporaryName: string) => Promise<void>,
     onEarlyFailure: () => void = () => {},
+    expected?: ReceivedIdentity,
   ): Promise<Snapshot> {
     const finalPath = this.pathOf({ name });
     if (await exists(finalPath)) {
@@ -355,7 +398,7 @@ export class BtrfsStore implements Store {
     await mkdir(directory, { recursive: true });
     try {
       await run(directory, path.basename(temporary));
-      const show = await this.#checkComplete(temporary);
+      const show = await this.#checkComplete(temporary, expected);
       if (await exists(finalPath)) throw new StoreError(`${finalPath} appeared while receiving; keeping the existing one`);
       // Same directory: renaming a read-only subvolume across directories fails with EROFS.
       await rename(temporary, finalPath);
@@ -375,11 +418,22 @@ export class BtrfsStore implements Store {
     }
   }
 
-  /** A receive is complete when the subvolume is read-only and has a received UUID (FACTS). */
-  async #checkComplete(subvolume: string): Promise<SubvolumeShow> {
+  /**
+   * A receive is complete when the subvolume is read-only and has a received UUID (FACTS); a
+   * receive of an untrusted stream must also have made exactly the snapshot asked for, from
+   * exactly the parent the validator allowed (the last line of defence should the validator
+   * and btrfs receive ever disagree about which subvolume a UUID names).
+   */
+  async #checkComplete(subvolume: string, expected?: ReceivedIdentity): Promise<SubvolumeShow> {
     const show = parseSubvolumeShow(await runBtrfs(['subvolume', 'show', subvolume], { failure: 'transfer' }));
     if (!show.isReadOnly || show.receivedUuid === null || show.uuid === null) {
       throw new TransferError(`btrfs receive ended but ${subvolume} is incomplete (not read-only or no received UUID)`);
+    }
+    if (expected !== undefined && (show.receivedUuid !== expected.receivedUuid || show.parentUuid !== expected.parentUuid)) {
+      throw new RefusedStreamError(
+        `btrfs receive made snapshot ${show.receivedUuid} from parent ${show.parentUuid ?? 'none'}, ` +
+          `not ${expected.receivedUuid} from ${expected.parentUuid ?? 'none'} as asked: removed`,
+      );
     }
     return show;
   }
@@ -455,6 +509,12 @@ export class BtrfsStore implements Store {
   async close(): Promise<void> {
     await this.#cache.save();
   }
+}
+
+/** What a received subvolume must turn out to be: its received UUID and the UUID of the subvolume it was snapshotted from. */
+interface ReceivedIdentity {
+  readonly receivedUuid: string;
+  readonly parentUuid: string | null;
 }
 
 function toSnapshot(e: SubvolumeListEntry, name: string): Snapshot {
