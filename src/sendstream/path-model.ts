@@ -5,14 +5,16 @@
  * would lead its writes anywhere on the machine. {@link PathModel} follows the stream's
  * namespace operations and answers, for any path, what each component is.
  *
- * Only what that answer needs is kept, so memory grows with directories and links, not files:
+ * Only what that answer needs is kept:
  * - directories and symbolic links are always nodes;
  * - in a directory the stream made, a name with no node is a regular/special file or nothing
- *   (both harmless on the way: receive fails with ENOTDIR/ENOENT);
+ *   (both harmless on the way: receive fails with ENOTDIR/ENOENT), so a full stream costs
+ *   memory for its directories and links only;
  * - in a directory that came from the parent snapshot, a name with no node is whatever the
- *   parent holds there (looked up through {@link SourceTree}, read-only so stable); a change
- *   the stream made there is a node that hides the parent's entry, and is dropped again when it
- *   hides nothing (the parent had no such name: the common orphan `o257-...` renames).
+ *   parent holds there (looked up through {@link SourceTree}, read-only so stable); whatever
+ *   the stream puts or removes there is a node (files too: the parent cannot say they exist),
+ *   and a removal leaves a `missing` node only where the parent has an entry to hide (the common
+ *   orphan `o257-...` names leave nothing once renamed into place).
  *
  * Paths are raw bytes as latin1 strings: the kernel compares bytes, not UTF-8 text.
  */
@@ -41,6 +43,9 @@ interface Node {
 }
 
 const FILE: EntryKind = 'file';
+/** File nodes carry nothing of their own: two shared ones save memory in large incrementals. */
+const NEW_FILE: Node = Object.freeze({ kind: FILE, hidesParent: false });
+const FILE_HIDING_PARENT: Node = Object.freeze({ kind: FILE, hidesParent: true });
 
 /**
  * Most nodes the model keeps before it refuses the stream: a bound on memory (a node costs
@@ -58,6 +63,11 @@ export class PathModel {
   constructor(parent: SourceTree | undefined) {
     this.#parent = parent;
     this.#root = { kind: 'directory', children: new Map(), ...(parent ? { origin: '' } : {}) };
+  }
+
+  /** Nodes kept now (for tests of the memory bound). */
+  get nodeCount(): number {
+    return this.#nodes;
   }
 
   /**
@@ -102,7 +112,8 @@ export class PathModel {
     const moving = (await this.#child(fromDirectory, name)) ?? { kind: FILE };
     if (moving.kind === 'missing') return;
     await this.#set(fromDirectory, name, undefined);
-    await this.#set(toDirectory, to.at(-1)!, { kind: moving.kind, ...(moving.children ? { children: moving.children } : {}), ...(moving.origin !== undefined ? { origin: moving.origin } : {}) });
+    const moved: Node = moving.kind === FILE ? NEW_FILE : { kind: moving.kind, ...(moving.children ? { children: moving.children } : {}), ...(moving.origin !== undefined ? { origin: moving.origin } : {}) };
+    await this.#set(toDirectory, to.at(-1)!, moved);
   }
 
   /** The node of the directory holding the last component, undefined when it does not exist. */
@@ -129,7 +140,7 @@ export class PathModel {
     if (known !== undefined || directory.origin === undefined) return known;
     const origin = directory.origin === '' ? name : `${directory.origin}/${name}`;
     const kind = await this.#parent!.kindOf(origin);
-    if (kind === 'file') return { kind };
+    if (kind === 'file') return FILE_HIDING_PARENT;
     const node: Node = kind === 'directory' ? { kind, children: new Map(), origin, hidesParent: true } : { kind, hidesParent: kind !== 'missing' };
     if (kind !== 'missing') this.#remember(directory, name, node);
     return node;
@@ -150,8 +161,7 @@ export class PathModel {
       if (hidesParent) this.#remember(directory, name, { kind: 'missing', hidesParent });
       return;
     }
-    if (node.kind === 'file' && !hidesParent) return;
-    this.#remember(directory, name, { ...node, hidesParent });
+    this.#remember(directory, name, node.kind === FILE ? (hidesParent ? FILE_HIDING_PARENT : NEW_FILE) : { ...node, hidesParent });
   }
 
   #remember(directory: Node, name: string, node: Node): void {
