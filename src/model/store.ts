@@ -51,6 +51,8 @@ export interface SendStream {
    * that gives up still awaits it or attaches a handler.
    */
   readonly done: Promise<void>;
+  /** Where the bytes come from, for messages about them (an S3 object's URL); optional. */
+  readonly origin?: string;
 }
 
 /** What the receiving store needs to know about an incoming stream. */
@@ -63,6 +65,8 @@ export interface ReceiveRequest {
   readonly parent: Snapshot | null;
   /** Expected stream size, for progress and pre-allocation; not trusted. */
   readonly expectedBytes: number;
+  /** Where the stream comes from ({@link SendStream.origin}), for messages; not trusted. */
+  readonly origin?: string;
 }
 
 /**

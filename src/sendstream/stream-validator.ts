@@ -75,7 +75,9 @@ export class StreamValidator extends Transform {
   readonly #scope: ReceiveScope;
   readonly #reader = new CommandReader();
   #model: PathModel | undefined;
-  #ended = false;
+  /** The END command, held back until the input ends: receive -e stops at END, so what may follow must be checked first. */
+  #end: Buffer | undefined;
+  #endPassed = false;
   #commands = 0;
 
   constructor(scope: ReceiveScope) {
@@ -91,8 +93,17 @@ export class StreamValidator extends Transform {
   override _flush(callback: TransformCallback): void {
     if (this.#reader.version === 0) return callback(new RefusedStreamError('the stream was refused: it ends before its header'));
     if (this.#reader.pendingBytes > 0) return callback(new RefusedStreamError('the stream was refused: it is cut inside a command'));
-    if (!this.#ended) return callback(new RefusedStreamError('the stream was refused: it is cut (no end command)'));
-    callback();
+    if (this.#end === undefined) return callback(new RefusedStreamError('the stream was refused: it is cut (no end command)'));
+    this.#endPassed = true;
+    callback(null, this.#end);
+  }
+
+  /**
+   * True once the whole stream was checked and its END passed on. `btrfs receive -e` exits on
+   * END, possibly before the writer noticed the stream's end: a closed pipe after that is no failure.
+   */
+  get isComplete(): boolean {
+    return this.#endPassed;
   }
 
   async #drain(): Promise<void> {
@@ -111,7 +122,8 @@ export class StreamValidator extends Transform {
       }
       for (let command = this.#next(); command !== undefined; command = this.#next()) {
         await this.#check(command);
-        if (command.bytes.length >= BATCH_BYTES) {
+        if (command.command === Command.End) this.#end = command.bytes;
+        else if (command.bytes.length >= BATCH_BYTES) {
           flush();
           this.push(command.bytes);
         } else {
@@ -126,7 +138,7 @@ export class StreamValidator extends Transform {
   }
 
   #next(): SendCommand | undefined {
-    if (this.#ended && this.#reader.pendingBytes > 0) throw new RefusedStreamError('the stream was refused: it has data after its end command');
+    if (this.#end !== undefined && this.#reader.pendingBytes > 0) throw new RefusedStreamError('the stream was refused: it has data after its end command');
     return this.#reader.next();
   }
 
@@ -138,10 +150,7 @@ export class StreamValidator extends Transform {
       return this.#checkStart(c);
     }
     if (first) throw refuse(`it does not start with a subvol or snapshot command (command ${command})`);
-    if (command === Command.End) {
-      this.#ended = true;
-      return;
-    }
+    if (command === Command.End) return;
     if (command === Command.UpdateExtent) throw refuse('it is a --no-data stream (update_extent), which carries no file data');
     if (command > (this.#reader.version >= 2 ? Command.EncodedWrite : Command.UpdateExtent) || command === 0) {
       throw refuse(`unknown command ${command} for a version ${this.#reader.version} stream`);
@@ -219,7 +228,10 @@ function refuse(why: string): RefusedStreamError {
 /** Errors of the parts (malformed framing, a link on the way) become refusals with their reason. */
 function refusal(error: unknown): Error {
   if (error instanceof RefusedStreamError) return error;
-  if (error instanceof MalformedStreamError) return refuse(error.message);
+  if (error instanceof MalformedStreamError) {
+    // Damage in transit or at rest looks like this too: say so, it is the likelier cause.
+    return new RefusedStreamError(`the stream was refused: ${error.message}`, { hint: 'the stream is corrupt or was tampered with' });
+  }
   if (error instanceof PathModelError) return refuse(error.message);
   // A lookup that failed (EIO, a source snapshot deleted meanwhile): the stream cannot be shown safe.
   return refuse(`it could not be checked: ${error instanceof Error ? error.message : String(error)}`);

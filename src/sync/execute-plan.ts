@@ -85,7 +85,7 @@ async function transfer(
   const piping = pipeline(sending.stream, counter);
   piping.catch(() => {}); // reported through receive or done below
   try {
-    await destination.receive(counter, request, signal);
+    await destination.receive(counter, sending.origin === undefined ? request : { ...request, origin: sending.origin }, signal);
   } catch (error) {
     sending.stream.destroy();
     await sending.done.catch(() => {});

@@ -277,6 +277,9 @@ export class BtrfsStore implements Store {
         const child = spawnBtrfs(args, { stdin: 'pipe', stdout: 'ignore', signal });
         const [piped, result] = await Promise.allSettled([pipeline(stream, validator, renamer, child.stdin!), child]);
         if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
+        const res = result.status === 'fulfilled' ? result.value : undefined;
+        // receive -e exits at END, perhaps before our side of its stdin was closed.
+        if (piped.status === 'rejected' && validator.isComplete && res?.exitCode === 0 && isClosedPipe(piped.reason)) return;
         if (piped.status === 'rejected' && piped.reason instanceof NotASendStreamError) {
           throw new TransferError(`receiving ${request.name}: ${piped.reason.message}`);
         }
@@ -285,10 +288,12 @@ export class BtrfsStore implements Store {
         // read" only its consequence.
         if (piped.status === 'rejected' && piped.reason instanceof ButtersinkError) {
           const cause = piped.reason;
-          if (cause instanceof RefusedStreamError) throw new RefusedStreamError(`receiving ${request.name}: ${cause.message}`, { cause });
+          if (cause instanceof RefusedStreamError) {
+            const from = request.origin === undefined ? '' : ` from ${request.origin}`;
+            throw new RefusedStreamError(`receiving ${request.name}${from}: ${cause.message}`, { cause, hint: cause.hint });
+          }
           throw cause instanceof TransferError ? new TransferError(`receiving ${request.name}: ${cause.message}`, { cause, hint: cause.hint }) : cause;
         }
-        const res = result.status === 'fulfilled' ? result.value : undefined;
         if (!res || res.exitCode !== 0) {
           const stderr = lastLines(String(res?.stderr ?? ''), 3);
           const upstream = piped.status === 'rejected' ? (piped.reason as Error).message : '';
@@ -531,6 +536,12 @@ function toSnapshot(e: SubvolumeListEntry, name: string): Snapshot {
 
 function describeDiff(snapshot: Snapshot, parent: Snapshot | null): string {
   return parent ? `${snapshot.name} (from ${parent.name})` : `${snapshot.name} (full)`;
+}
+
+/** The reader of a pipe went away: EPIPE, or node's "Premature close" of the stream writing to it. */
+function isClosedPipe(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
 async function exists(p: string): Promise<boolean> {

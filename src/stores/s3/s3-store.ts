@@ -160,7 +160,7 @@ export class S3Store implements Store {
         : new TransferError(`downloading ${diff.key}: ${(error as Error).message}`, { cause: error });
     });
     done.catch(() => {}); // the contract: never an unhandled rejection
-    return { stream, done };
+    return { stream, done, origin: `s3://${this.#bucket}/${diff.key}` };
   }
 
   nameProblem(name: string): string | undefined {
