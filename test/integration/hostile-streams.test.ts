@@ -545,7 +545,7 @@ function judge(c: HostileCase, w: CaseWorld, mount: string, secretHash: string, 
     detail = `escaped: ${escapes.join(', ')}${outcome.accepted ? ' (accepted)' : ' (then failed)'}`;
   } else if (problems.length === 0) {
     verdict = outcome.accepted ? 'contained' : 'refused';
-    detail = verdict;
+    detail = outcome.accepted ? verdict : `refused (${reasonOf(outcome.message ?? '')})`;
   } else if (outcome.accepted) {
     verdict = 'accepted';
     detail = 'accepted (nothing escaped)';
@@ -554,6 +554,13 @@ function judge(c: HostileCase, w: CaseWorld, mount: string, secretHash: string, 
     detail = `error: ${problems[0]!.split('\n')[0]}`;
   }
   return { verdict, detail, problems };
+}
+
+/** The gist of a refusal for the report: btrfs receive's errno text, or buttersink's own last clause. */
+function reasonOf(message: string): string {
+  const errno = /ERROR: [^|]*: ([^:|]+?)\s*$/.exec(message);
+  const reason = errno ? errno[1]! : message.slice(message.lastIndexOf(': ') + 2);
+  return reason.length > 70 ? `${reason.slice(0, 67)}...` : reason;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -761,7 +768,8 @@ function writeReport(): void {
   const file = process.env.HOSTILE_REPORT;
   if (!file) return;
   const kinds: ReceiverKind[] = ['local', 'server', 's3'];
-  const rows = [...verdicts.entries()].map(([name, byKind]) => `| ${name} | ${kinds.map((k) => byKind.get(k) ?? '-').join(' | ')} |`);
+  const cell = (text: string): string => text.replaceAll('|', '\\|');
+  const rows = [...verdicts.entries()].map(([name, byKind]) => `| ${cell(name)} | ${kinds.map((k) => cell(byKind.get(k) ?? '-')).join(' | ')} |`);
   writeFileSync(file, [`| case | ${kinds.join(' | ')} |`, `|---|${kinds.map(() => '---').join('|')}|`, ...rows, ''].join('\n'));
 }
 
