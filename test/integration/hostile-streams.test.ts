@@ -230,6 +230,10 @@ const malformedPaths: HostileCase[] = [
 
 const symlinks: HostileCase[] = [
   { name: 'a write through a symlink the stream created is refused and the canary outside the pool is unchanged', craft: (w) => full(w, [cmd.symlink('lnk', w.canary.file), cmd.write('lnk', 0, OWNED)]) },
+  {
+    name: 'a write to a symlink that points inside the subvolume is refused too',
+    craft: (w) => full(w, [cmd.mkfile('file'), cmd.symlink('lnk', 'file'), cmd.write('lnk', 0, OWNED)]),
+  },
   { name: 'a truncate through a symlink the stream created is refused', craft: (w) => full(w, [cmd.symlink('lnk', w.canary.file), cmd.truncate('lnk', 0)]) },
   { name: 'a chmod through a symlink the stream created is refused', craft: (w) => full(w, [cmd.symlink('lnk', w.canary.file), cmd.chmod('lnk', 0o4777)]) },
   {
@@ -558,8 +562,12 @@ function judge(c: HostileCase, w: CaseWorld, mount: string, secretHash: string, 
 
 /** The gist of a refusal for the report: btrfs receive's errno text, or buttersink's own last clause. */
 function reasonOf(message: string): string {
-  const errno = /ERROR: [^|]*: ([^:|]+?)\s*$/.exec(message);
-  const reason = errno ? errno[1]! : message.slice(message.lastIndexOf(': ') + 2);
+  const error = /ERROR: (.*?)\s*(?: \| |$)/.exec(message)?.[1];
+  let reason = message.slice(message.lastIndexOf(': ') + 2);
+  if (error !== undefined) {
+    const last = error.slice(error.lastIndexOf(': ') + 2);
+    reason = last.includes('/') ? error.split(': ').slice(0, 2).join(': ') : last;
+  }
   return reason.length > 70 ? `${reason.slice(0, 67)}...` : reason;
 }
 
@@ -677,9 +685,17 @@ function honestStreams(w: CaseWorld): { first: { uuid: string; stream: Buffer };
       cmd.chmod('docs/readme.txt', 0o640),
       cmd.setXattr('docs/readme.txt', 'user.note', 'kept'),
       cmd.link('docs/hardlink.txt', 'docs/readme.txt'),
-      cmd.symlink('docs/link-to-readme', 'readme.txt'),
+      // The kernel makes a symlink under a temporary name, renames it, then sends set_xattr,
+      // chown and utimes for the link itself (never chmod): a receiver must take those.
+      cmd.symlink('o259-11-0', 'readme.txt'),
+      cmd.rename('o259-11-0', 'docs/link-to-readme'),
+      cmd.setXattr('docs/link-to-readme', 'trusted.link', 'on the link'),
+      cmd.chown('docs/link-to-readme', 1000, 1000),
+      cmd.utimes('docs/link-to-readme', t, t, t),
       // An absolute symlink to the canary: a backup may hold one; it must never be followed.
       cmd.symlink('outside-pointer', w.canary.file),
+      cmd.chown('outside-pointer', 0, 0),
+      cmd.utimes('outside-pointer', t, t, t),
       cmd.mkfile('data.bin'),
       cmd.write('data.bin', 0, PATTERN),
       cmd.mkfile('copy.bin'),
@@ -738,6 +754,9 @@ function checkHonest(dir: string, canaryFile: string): string[] {
   expect('honest: readme xattr', xattr(`${first}/docs/readme.txt`, 'user.note'), 'kept');
   expect('honest: hard link', lstatSync(`${first}/docs/hardlink.txt`).ino, readme.ino);
   expect('honest: relative symlink', readlinkSync(`${first}/docs/link-to-readme`), 'readme.txt');
+  const link = lstatSync(`${first}/docs/link-to-readme`);
+  expect('honest: symlink owner and mtime', [link.uid, link.gid, link.mtimeMs], [1000, 1000, 1_700_000_000_000]);
+  expect('honest: symlink xattr', xattr(`${first}/docs/link-to-readme`, 'trusted.link'), 'on the link');
   expect('honest: absolute symlink', readlinkSync(`${first}/outside-pointer`), canaryFile);
   expect('honest: data.bin', sha256(readFileSync(`${first}/data.bin`)), sha256(PATTERN));
   expect('honest: copy.bin (cloned)', sha256(readFileSync(`${first}/copy.bin`)), sha256(PATTERN));
