@@ -1,8 +1,8 @@
 /**
  * Hostile send streams, written from the attacker's side, against every way buttersink
- * receives a stream from elsewhere: a local `BtrfsStore.receive` (what an S3 restore and the
- * SSH server run), `buttersink server` speaking its protocol on pipes, and the CLI restoring
- * an S3 bucket in the original ButterSink layout.
+ * receives a stream from elsewhere: `BtrfsStore.receive` in process, `buttersink server`
+ * (the SSH store's remote end) speaking its protocol on pipes, and the CLI restoring an S3
+ * bucket in the original ButterSink layout.
  *
  * `btrfs receive` runs as root and follows `../` components and symbolic links in stream
  * paths (FACTS: "btrfs receive and untrusted streams"). Every case aims its escape at canaries
@@ -17,7 +17,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, lstatSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -33,6 +33,7 @@ import { btrfsSuite } from '../support/prerequisites.js';
 import { cliInBackground } from '../support/run-cli.js';
 import { s3Suite, startS3Server, type S3Server } from '../support/s3-server.js';
 import {
+  ATTRIBUTE_NUMBERS,
   cmd,
   corruptCrc,
   decodeStream,
@@ -41,7 +42,6 @@ import {
   incrementalStream,
   newUuid,
   rawCommand,
-  uuidFromBytes,
   type StreamCommand,
   type StreamOptions,
 } from '../support/send-stream-builder.js';
@@ -136,8 +136,12 @@ type Expectation =
 interface HostileCase {
   readonly name: string;
   readonly expect?: Expectation;
-  /** Makes a read-only `parent` snapshot in DIR first; `with-symlinks` holds `lnk` -> the canary file, `dlnk` -> the canary directory. */
-  readonly parent?: 'plain' | 'with-symlinks';
+  /**
+   * Makes a read-only `parent` snapshot in DIR first: `with-symlinks` holds `lnk` -> the
+   * canary file and `dlnk` -> the canary directory; `received` is a received one (clone
+   * commands find their sources by received UUID only).
+   */
+  readonly parent?: 'plain' | 'with-symlinks' | 'received';
   readonly craft: (w: CaseWorld) => Crafted;
   /** For an accepted stream: problems with what the new subvolume holds. */
   readonly checkReceived?: (subvolume: string) => string[];
@@ -150,8 +154,10 @@ const full = (w: CaseWorld, commands: readonly StreamCommand[], options?: Stream
   uuid: w.uuid,
   claimsParent: false,
 });
+/** The UUID a stream names the case's parent by: its received UUID when it has one. */
+const parentUuid = (w: CaseWorld): string => w.parent!.snapshot.receivedUuid ?? w.parent!.snapshot.uuid;
 const onParent = (w: CaseWorld, commands: readonly StreamCommand[]): Crafted => ({
-  stream: incrementalStream(NAME, w.uuid, CTRANSID, w.parent!.snapshot.uuid, w.parent!.ctransid, commands),
+  stream: incrementalStream(NAME, w.uuid, CTRANSID, parentUuid(w), w.parent!.ctransid, commands),
   uuid: w.uuid,
   claimsParent: true,
 });
@@ -218,7 +224,11 @@ const malformedPaths: HostileCase[] = [
   { name: 'a . component in a path is refused', craft: (w) => full(w, [cmd.mkdir('d'), cmd.mkfile('d/./x')]) },
   { name: 'an empty component in a path is refused', craft: (w) => full(w, [cmd.mkdir('d'), cmd.mkfile('d//x')]) },
   { name: 'a .. component that stays inside the subvolume is refused too', craft: (w) => full(w, [cmd.mkdir('d'), cmd.mkfile('d/../x')]) },
-  { name: 'a NUL byte in a path is refused', craft: (w) => full(w, [cmd.mkfile(Buffer.from('x\0/../../etc/passwd', 'latin1'))]) },
+  {
+    // btrfs receive stops at the NUL (C strings); what follows it still aims at a canary only.
+    name: 'a NUL byte in a path is refused',
+    craft: (w) => full(w, [cmd.mkfile(Buffer.concat([Buffer.from('x\0'), Buffer.from(w.escape(`${w.canary.dir}/after-nul`))]))]),
+  },
   { name: 'a name longer than 255 bytes is refused', craft: (w) => full(w, [cmd.mkfile('n'.repeat(256))]) },
   { name: 'a path longer than 4095 bytes is refused', craft: (w) => full(w, [cmd.mkfile(`${'d/'.repeat(2048)}f`)]) },
   {
@@ -293,7 +303,7 @@ const foreignSources: HostileCase[] = [
   {
     name: 'a snapshot of a parent in DIR is refused when the request claims a full stream',
     parent: 'plain',
-    craft: (w) => streamOf(w, [cmd.snapshot(NAME, w.uuid, CTRANSID, w.parent!.snapshot.uuid, w.parent!.ctransid), cmd.end()]),
+    craft: (w) => streamOf(w, [cmd.snapshot(NAME, w.uuid, CTRANSID, parentUuid(w), w.parent!.ctransid), cmd.end()]),
   },
   {
     name: 'a clone from a read-only received subvolume outside DIR is refused and copies nothing in',
@@ -303,6 +313,14 @@ const foreignSources: HostileCase[] = [
   {
     name: 'a clone whose clone path climbs out with ../ is refused and copies nothing in',
     craft: (w) => full(w, [cmd.mkfile('stolen'), cmd.clone('stolen', 0, SECRET_BYTES, w.uuid, CTRANSID, w.escape(`${w.outside.rw.path}/secret.bin`), 0)]),
+  },
+  {
+    // The source is legitimate (a received snapshot in DIR), its clone path is not. btrfs
+    // receive opens it relative to the mount's root, so even `-C` would not contain it.
+    name: 'a clone from a snapshot in DIR whose clone path climbs out with ../ is refused and copies nothing in',
+    parent: 'received',
+    craft: (w) =>
+      full(w, [cmd.mkfile('stolen'), cmd.clone('stolen', 0, SECRET_BYTES, parentUuid(w), w.parent!.ctransid, w.escape(`${w.outside.rw.path}/secret.bin`), 0)]),
   },
 ];
 
@@ -409,7 +427,7 @@ function subvolumeShow(subvolume: string): { uuid: string; generation: number } 
 /** The ctransid `btrfs send` puts in a read-only subvolume's stream (what an honest stream names). */
 function sentCtransid(subvolume: string): number {
   const head = decodeStream(execFileSync('btrfs', ['send', '--no-data', '-q', subvolume], { maxBuffer: 64 << 20 })).commands[0]!;
-  return Number(head.attributes.get(2)!.readBigUInt64LE());
+  return Number(head.attributes.get(ATTRIBUTE_NUMBERS.ctransid)!.readBigUInt64LE());
 }
 
 /** Fresh canaries outside the pool, with fixed times so that any touch shows. */
@@ -439,7 +457,17 @@ function prepareCase(bench: Bench, c: Pick<HostileCase, 'parent'>): CaseWorld {
   writeFileSync(victims.file, Buffer.alloc(4096, 'v'));
   const canary = resetCanaries(bench.canaryRoot);
   let parent: LegitParent | undefined;
-  if (c.parent !== undefined) {
+  if (c.parent === 'received') {
+    const receivedUuid = newUuid();
+    const stream = fullStream('parent', receivedUuid, 9, [cmd.mkfile('file'), cmd.write('file', 0, 'parent\n')]);
+    execFileSync('btrfs', ['receive', '-q', dir], { input: stream, stdio: ['pipe', 'ignore', 'pipe'] });
+    const show = subvolumeShow(`${dir}/parent`);
+    parent = {
+      snapshot: { name: 'parent', uuid: show.uuid, parentUuid: null, receivedUuid, generation: show.generation, creationGeneration: show.generation, createdAt: null },
+      ctransid: 9,
+      fullStream: execFileSync('btrfs', ['send', '-q', `${dir}/parent`], { maxBuffer: 64 << 20 }),
+    };
+  } else if (c.parent !== undefined) {
     const links = c.parent === 'with-symlinks' ? `&& ln -s '${canary.file}' parent-src/lnk && ln -s '${canary.dir}' parent-src/dlnk` : '';
     sh(`btrfs -q subvolume create parent-src && echo parent > parent-src/file ${links} && btrfs -q subvolume snapshot -r parent-src dir/parent`, caseRoot);
     const show = subvolumeShow(`${dir}/parent`);
@@ -654,7 +682,7 @@ async function deliver(s3: S3Context, bench: Bench, w: CaseWorld, crafted: Craft
     case 'server':
       return receiveOnServer(bench, w.dir, d);
     case 's3': {
-      const parentObject: Delivery[] = w.parent ? [{ name: 'parent', stream: w.parent.fullStream, uuid: w.parent.snapshot.uuid, parent: null }] : [];
+      const parentObject: Delivery[] = w.parent ? [{ name: 'parent', stream: w.parent.fullStream, uuid: w.parent.snapshot.receivedUuid ?? w.parent.snapshot.uuid, parent: null }] : [];
       return restoreFromS3(s3, bench, w.dir, [...parentObject, d]);
     }
   }
