@@ -590,10 +590,11 @@ function judge(c: HostileCase, w: CaseWorld, mount: string, secretHash: string, 
 
 /** The gist of a refusal for the report: btrfs receive's errno text, or buttersink's own last clause. */
 function reasonOf(message: string): string {
+  const afterLastColon = (text: string): string => (text.includes(': ') ? text.slice(text.lastIndexOf(': ') + 2) : text);
   const error = /ERROR: (.*?)\s*(?: \| |$)/.exec(message)?.[1];
-  let reason = message.slice(message.lastIndexOf(': ') + 2);
+  let reason = afterLastColon(message);
   if (error !== undefined) {
-    const last = error.slice(error.lastIndexOf(': ') + 2);
+    const last = afterLastColon(error);
     reason = last.includes('/') ? error.split(': ').slice(0, 2).join(': ') : last;
   }
   return reason.length > 70 ? `${reason.slice(0, 67)}...` : reason;
