@@ -33,6 +33,16 @@ export function btrfsSuite(): { skip: string | false } {
   return { skip: missing ?? false };
 }
 
+/**
+ * Options for a suite that only runs the btrfs tools on byte streams (`btrfs receive --dump`
+ * needs no filesystem and no root): skipped without btrfs-progs, failing in CI.
+ */
+export function btrfsToolsSuite(): { skip: string | false } {
+  const missing = hasCommand('btrfs') ? null : 'btrfs-progs is not installed';
+  if (missing !== null && isCI) throw new Error(`prerequisite missing in CI: ${missing}`);
+  return { skip: missing ?? false };
+}
+
 /** What the FUSE mount tests need besides real btrfs: /dev/fuse and fusermount. */
 export function missingForFuse(): string | null {
   const btrfs = missingForBtrfs();
