@@ -271,7 +271,7 @@ export class BtrfsStore implements Store {
       async (directory, temporaryName) => {
         // -e: stop at the first END (nothing after it is applied); -C: chroot into the directory,
         // so that even a path the validator let through cannot resolve outside it.
-        const args = ['receive', '-e', '-C', directory];
+        const args = ['-q', 'receive', '-e', '-C', directory];
         const validator = new StreamValidator(scope.scope);
         const renamer = new SubvolumeRenamer(temporaryName);
         const child = spawnBtrfs(args, { stdin: 'pipe', stdout: 'ignore', signal });
@@ -295,7 +295,8 @@ export class BtrfsStore implements Store {
           throw cause instanceof TransferError ? new TransferError(`receiving ${request.name}: ${cause.message}`, { cause, hint: cause.hint }) : cause;
         }
         if (!res || res.exitCode !== 0) {
-          const stderr = lastLines(String(res?.stderr ?? ''), 3);
+          // With -C, receive says where it chrooted to before anything else: not news.
+          const stderr = lastLines(String(res?.stderr ?? '').replace(/^Chroot to .*\n/m, ''), 3);
           const upstream = piped.status === 'rejected' ? (piped.reason as Error).message : '';
           throw new TransferError(
             `receiving ${request.name} into ${this.#directory} failed: ${stderr.replaceAll('\n', ' | ') || upstream || 'btrfs receive failed'}`,
