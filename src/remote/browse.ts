@@ -4,6 +4,7 @@ import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { parseGetfattr } from '../fuse/read-xattrs.js';
 import { PermissionError } from '../model/errors.js';
+import { hasControlCharacter, quoteName } from '../model/printable-name.js';
 import { attributesOf, readRange } from '../stores/btrfs/local-files.js';
 import { checkNoSymlinks, checkSnapshotName } from './contain-path.js';
 
@@ -22,23 +23,41 @@ const SUBVOLUME_ROOT_INODE = 256;
 
 /**
  * Checks a path inside a snapshot as a client sent it: `''` (the snapshot's root) or a
- * relative `/`-separated path with no empty, `.` or `..` component. Pure.
+ * relative `/`-separated path with no empty, `.` or `..` component, and no control
+ * characters (like snapshot names: they forge lines in tools' output — getfattr prints the
+ * path it reads — and in logs; such files are not browsable over SSH). Pure.
  * @throws PermissionError for anything that could name a place outside the snapshot.
  */
 export function checkRelativePath(relative: string): void {
   if (relative === '') return;
   const refuse = (why: string): never => {
-    throw new PermissionError(`refused path ${JSON.stringify(relative)} inside a snapshot: ${why}`, {
+    throw new PermissionError(`refused path ${quoteName(relative)} inside a snapshot: ${why}`, {
       hint: 'browsing stays inside the snapshot',
     });
   };
   if (relative.length > 16384) refuse('too long');
   if (relative.includes('\0')) refuse('contains a NUL byte');
+  if (hasControlCharacter(relative)) refuse('contains a control character');
   if (relative.startsWith('/')) refuse('absolute paths are not allowed');
   for (const part of relative.split('/')) {
     if (part === '' || part === '.') refuse('empty or "." path component');
     if (part === '..') refuse('".." is not allowed');
   }
+}
+
+/**
+ * The byte range of a `read` request: non-negative safe integers, at most
+ * {@link MAX_BROWSE_READ_BYTES} long. Anything else is refused rather than clamped: an offset
+ * past 2^53 is not exact as a double, and was once read as 0. Pure.
+ * @throws PermissionError for anything else.
+ */
+export function checkReadRange(offset: unknown, length: unknown): { offset: number; length: number } {
+  // (offset + length must stay exact too: every position read is offset + bytes so far.)
+  const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+  if (!isCount(offset) || !isCount(length) || length > MAX_BROWSE_READ_BYTES || !Number.isSafeInteger(offset + length)) {
+    throw new PermissionError(`refused read range (offset ${quoteName(String(offset))}, length ${quoteName(String(length))}): offset and length must be whole numbers >= 0, length at most ${MAX_BROWSE_READ_BYTES}`);
+  }
+  return { offset, length };
 }
 
 /**
@@ -56,18 +75,19 @@ export async function browse(directory: string, request: Record<string, unknown>
   const snapshot = typeof request.snapshot === 'string' ? request.snapshot : '';
   const relative = typeof request.path === 'string' ? request.path : '';
   const action = typeof request.action === 'string' ? request.action : '';
-  if (!ACTIONS.has(action)) throw new PermissionError(`unknown browse action ${JSON.stringify(action)}`);
+  if (!ACTIONS.has(action)) throw new PermissionError(`unknown browse action ${quoteName(action)}`);
   checkSnapshotName(snapshot);
   checkRelativePath(relative);
+  const range = action === 'read' ? checkReadRange(request.offset, request.length) : undefined;
   if (!(await isSnapshot(snapshot))) {
-    throw new PermissionError(`refused browsing ${JSON.stringify(snapshot)}: not a read-only snapshot in ${directory}`);
+    throw new PermissionError(`refused browsing ${quoteName(snapshot)}: not a read-only snapshot of this directory`);
   }
   try {
     await checkNoSymlinks(directory, snapshot);
     const root = path.join(directory, snapshot);
     const rootInfo = await lstat(root);
     if (!rootInfo.isDirectory() || rootInfo.ino !== SUBVOLUME_ROOT_INODE) {
-      throw new PermissionError(`refused browsing ${JSON.stringify(snapshot)}: not a snapshot`);
+      throw new PermissionError(`refused browsing ${quoteName(snapshot)}: not a snapshot`);
     }
     if (relative !== '') {
       // Every directory on the way must be a real directory (the last entry is not followed).
@@ -99,8 +119,7 @@ export async function browse(directory: string, request: Record<string, unknown>
         return { xattrs: Object.fromEntries([...found].map(([name, value]) => [name, value.toString('base64')])) };
       }
       case 'read': {
-        const offset = Math.max(0, Number(request.offset) || 0);
-        const length = Math.min(MAX_BROWSE_READ_BYTES, Math.max(0, Number(request.length) || 0));
+        const { offset, length } = range!;
         const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
         try {
           if (!(await handle.stat()).isFile()) return { errno: 'EISDIR' };

@@ -48,6 +48,7 @@ export async function openStore(location: StoreLocation, context: StoreContext):
         url: location.url,
         directory: location.directory,
         cache: context.cache,
+        ...(context.warn ? { onWarning: context.warn } : {}),
       });
     case 'ssh': {
       // The remote end runs as whoever sudoers allows; locally no root is needed.

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, rename } from 'node:fs/promises';
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ButtersinkError, InterruptedError, StoreError, TransferError } from '../../model/errors.js';
+import { hasControlCharacter } from '../../model/printable-name.js';
 import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { StreamMeasurer } from '../../sendstream/measure-stream.js';
@@ -18,9 +19,11 @@ import { receiveSources } from './receive-sources.js';
 import { SnapshotTree } from './snapshot-tree.js';
 import { lastLines } from './last-lines.js';
 import { locateDirectory, type DirectoryLocation } from './locate-directory.js';
-import { parseSubvolumeList, type SubvolumeListEntry } from './parse-subvolume-list.js';
+import { crossCheckListings } from './cross-check-listings.js';
+import { parseBriefSubvolumeList, parseSubvolumeList, type SubvolumeListEntry } from './parse-subvolume-list.js';
 import { parseSubvolumeShow, type SubvolumeShow } from './parse-subvolume-show.js';
-import { btrfsFailure, formatCommand, runBtrfs, spawnBtrfs } from './run-btrfs.js';
+import { btrfsFailure, formatCommand, runBtrfs, spawnBtrfs, type FailureKind } from './run-btrfs.js';
+import { isPlainRelativeName, isSubvolumeRootWithin, SUBVOLUME_ROOT_INODE } from './subvolume-root.js';
 
 /** buttersink's own area inside a destination directory (the lock). */
 export const WORK_DIRECTORY = '.buttersink';
@@ -38,9 +41,6 @@ function partialName(basename: string): string {
   return `.buttersink-partial.${randomBytes(4).toString('hex')}.${basename}`.slice(0, 255);
 }
 
-/** A subvolume root directory always has inode number 256 on btrfs. */
-const SUBVOLUME_ROOT_INODE = 256;
-
 /**
  * Rough cost per generation between two related snapshots before anything was measured,
  * for estimates only: it makes closer parents look cheaper, nothing more.
@@ -52,7 +52,19 @@ export interface BtrfsStoreOptions {
   readonly directory: string;
   readonly url: string;
   readonly cache: MeasurementCache;
+  /**
+   * Runs each short `btrfs` child (listings, measurements, shows, deletes) that the store
+   * starts; `buttersink server` passes a limit so that a client's requests cannot start
+   * children without bound. Default: no limit.
+   */
+  readonly childLimit?: LimitFunction;
+  /** Non-fatal notes for the user (names skipped in a listing); said once each. */
+  readonly onWarning?: (message: string) => void;
 }
+
+/** Why a listing skipped names, said once per store. */
+const SKIPPED_NAMES_WARNING =
+  'skipped subvolumes whose names hold control characters (btrfs prints names raw, so such a name could forge listing lines): rename them';
 
 /**
  * A directory of read-only snapshots on a local btrfs filesystem.
@@ -73,6 +85,9 @@ export class BtrfsStore implements Store {
   };
   readonly #directory: string;
   readonly #cache: MeasurementCache;
+  readonly #children: LimitFunction;
+  readonly #warn: (message: string) => void;
+  readonly #warned = new Set<string>();
   #location: Promise<DirectoryLocation> | undefined;
   /** The last listing, for estimates. */
   #listed: readonly Snapshot[] = [];
@@ -83,6 +98,19 @@ export class BtrfsStore implements Store {
     this.url = options.url;
     this.#directory = path.resolve(options.directory);
     this.#cache = options.cache;
+    this.#children = options.childLimit ?? pLimit(Infinity);
+    this.#warn = options.onWarning ?? (() => {});
+  }
+
+  /** `btrfs ARGS` to completion, within the child limit. */
+  #run(args: readonly string[], options: { signal?: AbortSignal; failure?: FailureKind; what?: string } = {}): Promise<string> {
+    return this.#children(() => runBtrfs(args, options));
+  }
+
+  #warnOnce(message: string): void {
+    if (this.#warned.has(message)) return;
+    this.#warned.add(message);
+    this.#warn(message);
   }
 
   pathOf(snapshot: Pick<Snapshot, 'name'>): string {
@@ -102,39 +130,81 @@ export class BtrfsStore implements Store {
     return this.#listAll();
   }
 
+  /**
+   * The read-only snapshots below the directory. `btrfs subvolume list` prints names raw, so
+   * a name with a newline (made by hand, or by another program) can forge entry lines: the
+   * directory is listed in three formats no line can match at once, and only when they agree
+   * line for line are the entries taken as printed (crossCheckListings). Otherwise each entry
+   * that names a plain path below the directory is checked there — a subvolume root reached
+   * without links, read-only — and described by `btrfs subvolume show` instead of the listing;
+   * names shared by two entries are dropped. Names with control characters are never listed
+   * (nothing could name them safely); a warning says so once.
+   */
   async #listAll(signal?: AbortSignal): Promise<Snapshot[]> {
     const location = await this.#locate();
     const what = `listing ${location.directory}`;
-    const [all, snapshotsOnly] = await Promise.all([
-      runBtrfs(['subvolume', 'list', '-R', '-u', '-q', '-c', '-g', '-r', location.directory], { signal, what }),
+    const columns = ['-R', '-u', '-q', '-c', '-g', '-r'];
+    const [full, withTimes, brief] = await Promise.all([
+      this.#run(['subvolume', 'list', ...columns, location.directory], { signal, what }),
       // Only `-s` prints creation times, and it leaves out received subvolumes: merge by ID.
-      runBtrfs(['subvolume', 'list', '-R', '-u', '-q', '-c', '-g', '-r', '-s', location.directory], { signal, what }),
+      this.#run(['subvolume', 'list', ...columns, '-s', location.directory], { signal, what }),
+      this.#run(['subvolume', 'list', '-r', location.directory], { signal, what }),
     ]);
-    const createdAt = new Map(parseSubvolumeList(snapshotsOnly).map((e) => [e.id, e.createdAt]));
+    const listing = crossCheckListings(parseSubvolumeList(full, 'full'), parseSubvolumeList(withTimes, 'with-times'), parseBriefSubvolumeList(brief));
     const prefix = location.topLevelPath === '' ? '' : `${location.topLevelPath}/`;
-    const entries = parseSubvolumeList(all).filter(
-      (e) =>
-        e.path.startsWith(prefix) &&
-        !isPartialName(path.posix.basename(e.path)) &&
-        !e.path.slice(prefix.length).startsWith(`${WORK_DIRECTORY}/`),
-    );
+    let isSkipping = !listing.isTrusted;
+    const entries: { entry: SubvolumeListEntry; name: string }[] = [];
+    for (const entry of listing.entries) {
+      if (!entry.path.startsWith(prefix)) continue;
+      const name = entry.path.slice(prefix.length);
+      if (hasControlCharacter(name)) {
+        isSkipping = true;
+        continue;
+      }
+      if (!isPlainRelativeName(name) || isPartialName(path.posix.basename(name)) || name.startsWith(`${WORK_DIRECTORY}/`)) continue;
+      entries.push({ entry, name });
+    }
+    if (isSkipping) this.#warnOnce(SKIPPED_NAMES_WARNING);
     // Received full streams are no "snapshots" to `-s`: ask them one by one (few per lineage).
     const limit = pLimit(4);
-    const snapshots = (
-      await Promise.all(
-        entries.map(async (e) => {
-          const name = e.path.slice(prefix.length);
-          const time = createdAt.get(e.id) ?? (await limit(() => this.#creationTime(name, signal)));
-          return toSnapshot({ ...e, createdAt: time }, name);
-        }),
-      )
-    ).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const found = await Promise.all(
+      entries.map(async ({ entry, name }) => {
+        if (!listing.isTrusted) return limit(() => this.#checkedSnapshot(name, signal));
+        const time = entry.createdAt ?? (await limit(() => this.#creationTime(name, signal)));
+        return toSnapshot({ ...entry, createdAt: time }, name);
+      }),
+    );
+    const snapshots = withoutDuplicates(found.filter((s): s is Snapshot => s !== null)).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    );
     this.#listed = snapshots;
     return snapshots;
   }
 
+  /**
+   * The read-only snapshot at `name` as `btrfs subvolume show` describes it, or null when
+   * there is none: not a subvolume root reached through real directories, not read-only, or
+   * gone. For listings that cannot be taken at their word.
+   */
+  async #checkedSnapshot(name: string, signal?: AbortSignal): Promise<Snapshot | null> {
+    if (!(await isSubvolumeRootWithin(this.#directory, name))) return null;
+    const output = await this.#run(['subvolume', 'show', this.pathOf({ name })], { signal, what: `reading ${name}` }).catch(() => null);
+    if (output === null) return null;
+    const show = parseSubvolumeShow(output);
+    if (!show.isReadOnly || show.uuid === null || !Number.isSafeInteger(show.generation) || !Number.isSafeInteger(show.creationGeneration)) return null;
+    return {
+      name,
+      uuid: show.uuid,
+      parentUuid: show.parentUuid,
+      receivedUuid: show.receivedUuid,
+      generation: show.generation,
+      creationGeneration: show.creationGeneration,
+      createdAt: show.createdAt,
+    };
+  }
+
   async #creationTime(name: string, signal?: AbortSignal): Promise<Date | null> {
-    const show = await runBtrfs(['subvolume', 'show', this.pathOf({ name })], { signal, what: `reading ${name}` });
+    const show = await this.#run(['subvolume', 'show', this.pathOf({ name })], { signal, what: `reading ${name}` });
     return parseSubvolumeShow(show).createdAt;
   }
 
@@ -188,9 +258,11 @@ export class BtrfsStore implements Store {
       return { bytes: cached.bytes, exact: true };
     }
     const args = ['send', '--no-data', '-q', ...(parent ? ['-p', this.pathOf(parent)] : []), this.pathOf(snapshot)];
-    const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
     const measurer = new StreamMeasurer();
-    const [piped, result] = await Promise.allSettled([pipeline(child.stdout!, measurer), child]);
+    const [piped, result] = await this.#children(() => {
+      const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
+      return Promise.allSettled([pipeline(child.stdout!, measurer), child]);
+    });
     if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
     const res = result.status === 'fulfilled' ? result.value : undefined;
     if (!res || res.exitCode !== 0) {
@@ -323,7 +395,9 @@ export class BtrfsStore implements Store {
       this.#listAll(signal),
       runBtrfs(['subvolume', 'list', '-R', '-u', '-q', '-c', '-g', location.directory], { signal, what: `listing ${location.directory}` }),
     ]);
-    const sources = receiveSources(listed, parseSubvolumeList(everything));
+    // Every subvolume's IDs: a line whose name part is a forged entry only adds holders of a
+    // received UUID (more ambiguity, never less); a real subvolume's line always parses.
+    const sources = receiveSources(listed, parseSubvolumeList(everything, 'full').entries);
     const trees = new Map<string, SnapshotTree>();
     const treeOf = (s: Snapshot): SnapshotTree => {
       let tree = trees.get(s.name);
@@ -431,7 +505,7 @@ export class BtrfsStore implements Store {
    * and btrfs receive ever disagree about which subvolume a UUID names).
    */
   async #checkComplete(subvolume: string, expected?: ReceivedIdentity): Promise<SubvolumeShow> {
-    const show = parseSubvolumeShow(await runBtrfs(['subvolume', 'show', subvolume], { failure: 'transfer' }));
+    const show = parseSubvolumeShow(await this.#run(['subvolume', 'show', subvolume], { failure: 'transfer' }));
     if (!show.isReadOnly || show.receivedUuid === null || show.uuid === null) {
       throw new TransferError(`btrfs receive ended but ${subvolume} is incomplete (not read-only or no received UUID)`);
     }
@@ -447,19 +521,26 @@ export class BtrfsStore implements Store {
   async #deleteIfSubvolume(subvolume: string): Promise<void> {
     const info = await lstat(subvolume).catch(() => undefined);
     if (info?.ino === SUBVOLUME_ROOT_INODE) {
-      await runBtrfs(['subvolume', 'delete', subvolume], { what: `removing partial receive ${subvolume}` });
+      await this.#run(['subvolume', 'delete', subvolume], { what: `removing partial receive ${subvolume}` });
     }
   }
 
+  /**
+   * Deletes the read-only snapshot at the snapshot's name, when it still is that snapshot
+   * (same UUID, still read-only): never whatever else took its name since it was listed.
+   */
   async delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
     const target = this.pathOf(snapshot);
     const info = await lstat(target).catch(() => undefined);
     if (!info) return; // already gone
-    const show = parseSubvolumeShow(await runBtrfs(['subvolume', 'show', target], { signal, what: `checking ${target}` }));
+    const show = parseSubvolumeShow(await this.#run(['subvolume', 'show', target], { signal, what: `checking ${target}` }));
     if (show.uuid !== snapshot.uuid) {
       throw new StoreError(`refusing to delete ${target}: it is no longer the snapshot that was planned (uuid changed)`);
     }
-    await runBtrfs(['subvolume', 'delete', target], { signal, failure: 'transfer', what: `deleting ${target}` });
+    if (!show.isReadOnly) {
+      throw new StoreError(`refusing to delete ${target}: it is no longer a read-only snapshot`);
+    }
+    await this.#run(['subvolume', 'delete', target], { signal, failure: 'transfer', what: `deleting ${target}` });
   }
 
   /**
@@ -475,7 +556,7 @@ export class BtrfsStore implements Store {
       });
     }
     if (await exists(to)) throw new StoreError(`${to} already exists`);
-    const show = parseSubvolumeShow(await runBtrfs(['subvolume', 'show', from], { signal, what: `checking ${from}` }));
+    const show = parseSubvolumeShow(await this.#run(['subvolume', 'show', from], { signal, what: `checking ${from}` }));
     if (show.uuid !== snapshot.uuid) {
       throw new StoreError(`refusing to rename ${from}: it is no longer the snapshot that was listed (uuid changed)`);
     }
@@ -499,16 +580,18 @@ export class BtrfsStore implements Store {
   /**
    * Deletes partial receives that crashed runs left: subvolumes below the directory whose
    * name has buttersink's temporary pattern, read-write or not. Only called under the lock,
-   * so no live receive is touched; other subvolumes never match.
+   * so no live receive is touched; other subvolumes never match. An entry may be forged
+   * (see #listAll), so only plain names reached without links, at a subvolume root, count.
    */
   async #removePartials(location: DirectoryLocation): Promise<void> {
-    const out = await runBtrfs(['subvolume', 'list', '-R', '-u', '-q', '-c', '-g', location.directory], {
+    const out = await this.#run(['subvolume', 'list', '-R', '-u', '-q', '-c', '-g', location.directory], {
       what: `listing ${location.directory}`,
     });
     const prefix = location.topLevelPath === '' ? '' : `${location.topLevelPath}/`;
-    for (const entry of parseSubvolumeList(out)) {
+    for (const entry of parseSubvolumeList(out, 'full').entries) {
       if (!entry.path.startsWith(prefix) || !isPartialName(path.posix.basename(entry.path))) continue;
-      await this.#deleteIfSubvolume(path.join(this.#directory, entry.path.slice(prefix.length)));
+      const name = entry.path.slice(prefix.length);
+      if (await isSubvolumeRootWithin(this.#directory, name)) await this.#deleteIfSubvolume(path.join(this.#directory, name));
     }
   }
 
@@ -533,6 +616,17 @@ function toSnapshot(e: SubvolumeListEntry, name: string): Snapshot {
     creationGeneration: e.creationGeneration,
     createdAt: e.createdAt,
   };
+}
+
+/** Drops every snapshot whose name or UUID another one has too: one of them is not what it says. */
+function withoutDuplicates(snapshots: readonly Snapshot[]): Snapshot[] {
+  const count = (key: string): number => (seen.get(key) ?? 0) + 1;
+  const seen = new Map<string, number>();
+  for (const s of snapshots) {
+    seen.set(`name\0${s.name}`, count(`name\0${s.name}`));
+    seen.set(`uuid\0${s.uuid}`, count(`uuid\0${s.uuid}`));
+  }
+  return snapshots.filter((s) => seen.get(`name\0${s.name}`) === 1 && seen.get(`uuid\0${s.uuid}`) === 1);
 }
 
 function describeDiff(snapshot: Snapshot, parent: Snapshot | null): string {

@@ -18,8 +18,35 @@ export interface SubvolumeListEntry {
   readonly path: string;
 }
 
-const LINE =
-  /^ID (\d+) gen (\d+) cgen (\d+) top level (\d+)(?: otime (\S+ \S+|-))? parent_uuid (\S+)\s+received_uuid (\S+)\s+uuid (\S+) path ([\s\S]*)$/;
+/** One line of `btrfs subvolume list` without column flags: `ID 258 gen 7 top level 5 path a/b`. */
+export interface BriefListEntry {
+  readonly id: number;
+  readonly path: string;
+}
+
+/**
+ * A listing as parsed: the lines that are entries of the format asked for, and how many lines
+ * were not. btrfs prints names raw, so a name with a newline spans lines, and its later lines
+ * may be made to look like entries of their own: a stray line means such a name exists and
+ * no line can be taken at its word (see cross-check-listings.ts).
+ */
+export interface ParsedList<T> {
+  readonly entries: T[];
+  readonly strayLines: number;
+}
+
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const COUNT = '(\\d{1,19})';
+// `s`: a path may hold \r or U+2028 (lines are split at \n only); such names are the caller's to refuse.
+/** `-R -u -q -c -g`: `cgen` right after `gen`, `parent_uuid` right after `top level`. */
+const FULL = new RegExp(`^ID ${COUNT} gen ${COUNT} cgen ${COUNT} top level ${COUNT} parent_uuid (${UUID}|-) +received_uuid (${UUID}|-) +uuid (${UUID}) path (.+)$`, 's');
+/** The same with `-s`: `otime` right after `top level`, so no line fits both. */
+const WITH_TIMES = new RegExp(
+  `^ID ${COUNT} gen ${COUNT} cgen ${COUNT} top level ${COUNT} otime (\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d|-) parent_uuid (${UUID}|-) +received_uuid (${UUID}|-) +uuid (${UUID}) path (.+)$`,
+  's',
+);
+/** No column flags: `top level` right after `gen`, so no line fits this and one of the above. */
+const BRIEF = new RegExp(`^ID ${COUNT} gen ${COUNT} top level ${COUNT} path (.+)$`, 's');
 
 const NO_UUID = '-';
 
@@ -34,33 +61,50 @@ function parseLocalTime(text: string): Date | null {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
+/** The output's lines, without the final newline's empty one. */
+function linesOf(output: string): string[] {
+  if (output === '') return [];
+  return (output.endsWith('\n') ? output.slice(0, -1) : output).split('\n');
+}
+
 /**
- * Parses the whole output; throws on a line it does not understand (a btrfs-progs change).
- * btrfs prints paths raw, so a snapshot name with a newline spans lines: a line that does not
- * start a new entry continues the previous entry's path.
+ * Parses `btrfs subvolume list -R -u -q -c -g [-r]` output (`format` 'full'), or the same
+ * with `-s` ('with-times'). Never throws: a line that is not an entry of exactly this format
+ * is counted as stray (a name's continuation, or a btrfs-progs change).
  */
-export function parseSubvolumeList(output: string): SubvolumeListEntry[] {
-  const records: string[] = [];
-  for (const line of (output.endsWith('\n') ? output.slice(0, -1) : output).split('\n')) {
-    if (/^ID /.test(line)) records.push(line);
-    else if (records.length > 0 && !/^(ERROR|WARNING):/.test(line)) records[records.length - 1] += `\n${line}`;
-    else if (line.trim() !== '') throw new Error(`unexpected line from btrfs subvolume list: ${JSON.stringify(line)}`);
-  }
+export function parseSubvolumeList(output: string, format: 'full' | 'with-times'): ParsedList<SubvolumeListEntry> {
   const entries: SubvolumeListEntry[] = [];
-  for (const line of records) {
-    const m = LINE.exec(line);
-    if (!m) throw new Error(`unexpected line from btrfs subvolume list: ${JSON.stringify(line)}`);
+  let strayLines = 0;
+  for (const line of linesOf(output)) {
+    const m = (format === 'full' ? FULL : WITH_TIMES).exec(line);
+    if (!m) {
+      strayLines += 1;
+      continue;
+    }
+    const at = format === 'full' ? 5 : 6;
     entries.push({
       id: Number(m[1]),
       generation: Number(m[2]),
       creationGeneration: Number(m[3]),
       topLevel: Number(m[4]),
-      createdAt: m[5] === undefined ? null : parseLocalTime(m[5]),
-      parentUuid: uuidOrNull(m[6]!),
-      receivedUuid: uuidOrNull(m[7]!),
-      uuid: m[8]!,
-      path: m[9]!,
+      createdAt: format === 'full' ? null : parseLocalTime(m[5]!),
+      parentUuid: uuidOrNull(m[at]!),
+      receivedUuid: uuidOrNull(m[at + 1]!),
+      uuid: m[at + 2]!,
+      path: m[at + 3]!,
     });
   }
-  return entries;
+  return { entries, strayLines };
+}
+
+/** Parses `btrfs subvolume list [-r]` output without column flags; never throws (as above). */
+export function parseBriefSubvolumeList(output: string): ParsedList<BriefListEntry> {
+  const entries: BriefListEntry[] = [];
+  let strayLines = 0;
+  for (const line of linesOf(output)) {
+    const m = BRIEF.exec(line);
+    if (m) entries.push({ id: Number(m[1]), path: m[4]! });
+    else strayLines += 1;
+  }
+  return { entries, strayLines };
 }

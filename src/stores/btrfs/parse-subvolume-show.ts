@@ -18,7 +18,14 @@ function uuidOrNull(text: string | undefined): string | null {
   return text === undefined || text === '-' || text === '' ? null : text;
 }
 
-export function parseSubvolumeShow(output: string): SubvolumeShow {
+/**
+ * Reads the fields of the subvolume itself: only up to the `Snapshot(s):` section, whose lines
+ * are other subvolumes' names, printed raw (a name with a newline could forge a field there).
+ * The first occurrence of each field counts.
+ */
+export function parseSubvolumeShow(whole: string): SubvolumeShow {
+  const cut = /^\s*Snapshot\(s\):/m.exec(whole);
+  const output = cut === null ? whole : whole.slice(0, cut.index);
   const time = field(output, 'Creation time');
   const m = time ? /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) ([+-]\d\d)(\d\d)$/.exec(time) : null;
   const createdAt = m ? new Date(`${m[1]}T${m[2]}${m[3]}:${m[4]}`) : null;

@@ -17,6 +17,17 @@ describe('snapshot names a server accepts', () => {
     }
   });
 
+  test('control characters are refused (a newline forges `btrfs subvolume list` lines), with a one-line message', () => {
+    const forged = 'x\nID 999 gen 7 cgen 7 top level 5 parent_uuid - received_uuid - uuid 11111111-2222-4333-8444-555555555555 path evil';
+    for (const name of [forged, 'a\rb', 'tab\there', 'esc\x1b[31m', 'del\x7f', 'nested/x\n']) {
+      assert.throws(
+        () => checkSnapshotName(name),
+        (e: unknown) => e instanceof PermissionError && /control character/.test(e.message) && !/[\x00-\x1f\x7f]/.test(e.message),
+        JSON.stringify(name),
+      );
+    }
+  });
+
   test('a symbolic link on the way is refused; missing components are fine', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'buttersink-contain-'));
     try {
