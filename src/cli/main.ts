@@ -1,14 +1,15 @@
 #!/usr/bin/env node
+import { SignalReceived, type StopSignal } from '../model/signal-received.js';
 import { runCli } from './run-cli.js';
 
 const controller = new AbortController();
 let signals = 0;
-const onSignal = (name: NodeJS.Signals): void => {
+const onSignal = (name: StopSignal): void => {
   signals += 1;
   // The first signal aborts cleanly (children killed, partial receives removed); a second
   // one means "now", and the next run's lock() removes what is left.
-  if (signals > 1) process.exit(128 + (name === 'SIGINT' ? 2 : name === 'SIGHUP' ? 1 : 15));
-  controller.abort(new Error(`received ${name}`));
+  if (signals > 1) process.exit(new SignalReceived(name).exitCode);
+  controller.abort(new SignalReceived(name));
 };
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);

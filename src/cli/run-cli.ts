@@ -30,7 +30,7 @@ export async function runCli(argv: readonly string[], signal: AbortSignal): Prom
     .configureOutput({ outputError: (text, write) => write(`buttersink: ${text.replace(/^error: /, '')}`) });
   addSyncCommand(program, context);
   addMountCommands(program, context);
-  addServerCommand(program, packageVersion());
+  addServerCommand(program, packageVersion(), signal);
   program.addHelpText('after', `\nThe default command is sync: 'buttersink [options] [src] dst' (see 'buttersink sync --help').\n${SYNC_HELP}`);
 
   try {

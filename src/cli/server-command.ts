@@ -1,6 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
-import { serve } from '../remote/server.js';
+import pLimit from 'p-limit';
+import { loadTokenKey } from '../remote/parent-uuid-tokens.js';
+import { MAX_CHILD_PROCESSES, serve } from '../remote/server.js';
+import { confineToDirectory } from '../remote/wire-errors.js';
 import { fileDescriptorIo } from '../remote/server-io.js';
 import { SERVER_MODES, type ServerMode } from '../remote/protocol.js';
 import { BtrfsStore } from '../stores/btrfs/btrfs-store.js';
@@ -12,7 +15,7 @@ import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measure
  * the mode and directory are fixed on its command line, so sudoers can allow exactly one
  * such command per key.
  */
-export function addServerCommand(program: Command, version: string): void {
+export function addServerCommand(program: Command, version: string, signal: AbortSignal): void {
   program
     .command('server')
     .summary('the remote end of an ssh:// store (started by buttersink over SSH)')
@@ -32,8 +35,28 @@ Example sudoers line on the backup server, allowing the key's user to add snapsh
     )
     .action(async (dir: string, flags: { mode: ServerMode }) => {
       const directory = path.resolve(dir);
-      const store = new BtrfsStore({ url: dir, directory, cache: new MeasurementCache(defaultCacheDirectory()) });
-      const code = await serve({ mode: flags.mode, store, directory, io: fileDescriptorIo(0, 1), version });
+      const cacheDirectory = defaultCacheDirectory();
+      // One limit for every child the session starts, the store's included.
+      const childLimit = pLimit(MAX_CHILD_PROCESSES);
+      const store = new BtrfsStore({
+        url: dir,
+        directory,
+        cache: new MeasurementCache(cacheDirectory),
+        childLimit,
+        // The client shows the server's stderr when something fails.
+        onWarning: (message) => process.stderr.write(`buttersink server: warning: ${confineToDirectory(message, directory)}\n`),
+      });
+      let key: Promise<Buffer> | undefined;
+      const code = await serve({
+        mode: flags.mode,
+        store,
+        directory,
+        io: fileDescriptorIo(0, 1),
+        version,
+        childLimit,
+        tokenKey: () => (key ??= loadTokenKey(path.join(cacheDirectory, 'parent-token.key'))),
+        signal,
+      });
       // Exit now: nothing may linger reading the channel once the client is done.
       process.exit(code);
     });

@@ -1,10 +1,11 @@
 import { execa } from 'execa';
+import type { LimitFunction } from 'p-limit';
 import { constants } from 'node:fs';
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { parseGetfattr } from '../fuse/read-xattrs.js';
 import { PermissionError } from '../model/errors.js';
-import { hasControlCharacter, quoteName } from '../model/printable-name.js';
+import { quoteName } from '../model/printable-name.js';
 import { attributesOf, readRange } from '../stores/btrfs/local-files.js';
 import { checkNoSymlinks, checkSnapshotName } from './contain-path.js';
 
@@ -23,9 +24,10 @@ const SUBVOLUME_ROOT_INODE = 256;
 
 /**
  * Checks a path inside a snapshot as a client sent it: `''` (the snapshot's root) or a
- * relative `/`-separated path with no empty, `.` or `..` component, and no control
- * characters (like snapshot names: they forge lines in tools' output — getfattr prints the
- * path it reads — and in logs; such files are not browsable over SSH). Pure.
+ * relative `/`-separated path with no empty, `.` or `..` component. Pure.
+ * Unlike snapshot names, control characters are fine here: files with a newline in their
+ * name are user data the mount must show, and the path reaches only system calls and
+ * getfattr, which prints names escaped (`\012`); messages quote it on one line.
  * @throws PermissionError for anything that could name a place outside the snapshot.
  */
 export function checkRelativePath(relative: string): void {
@@ -37,7 +39,6 @@ export function checkRelativePath(relative: string): void {
   };
   if (relative.length > 16384) refuse('too long');
   if (relative.includes('\0')) refuse('contains a NUL byte');
-  if (hasControlCharacter(relative)) refuse('contains a control character');
   if (relative.startsWith('/')) refuse('absolute paths are not allowed');
   for (const part of relative.split('/')) {
     if (part === '' || part === '.') refuse('empty or "." path component');
@@ -68,10 +69,16 @@ export function checkReadRange(offset: unknown, length: unknown): { offset: numb
  * is never followed (`lstat`, `readlink`, files are opened with O_NOFOLLOW). Snapshots are
  * read-only, so what was checked stays so (a writable subvolume could swap a checked
  * directory for a link between the check and the read).
+ * A child process (getfattr) runs within `childLimit`.
  * Resolves with the result, or `{errno}` when the filesystem says no (ENOENT, ...).
  * @throws PermissionError when the request would leave the snapshot.
  */
-export async function browse(directory: string, request: Record<string, unknown>, isSnapshot: (name: string) => Promise<boolean>): Promise<unknown> {
+export async function browse(
+  directory: string,
+  request: Record<string, unknown>,
+  isSnapshot: (name: string) => Promise<boolean>,
+  childLimit: LimitFunction,
+): Promise<unknown> {
   const snapshot = typeof request.snapshot === 'string' ? request.snapshot : '';
   const relative = typeof request.path === 'string' ? request.path : '';
   const action = typeof request.action === 'string' ? request.action : '';
@@ -114,7 +121,9 @@ export async function browse(directory: string, request: Record<string, unknown>
       case 'xattrs': {
         await lstat(file); // ENOENT as an answer
         // getfattr -h reads the entry itself, never a link's target.
-        const run = await execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', file], { reject: false, stdin: 'ignore' });
+        const run = await childLimit(() =>
+          execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', file], { reject: false, stdin: 'ignore' }),
+        );
         const found = [...parseGetfattr(String(run.stdout)).values()][0] ?? new Map<string, Buffer>();
         return { xattrs: Object.fromEntries([...found].map(([name, value]) => [name, value.toString('base64')])) };
       }

@@ -56,13 +56,14 @@ export function encodeDataAnswer(id: unknown, result: Record<string, unknown>, d
 /**
  * The payload length a frame header announces (`bytes` may go on past the header).
  * @param isFirst the first frame of a peer: a non-protocol peer's first bytes are shown.
+ * @param maxBytes the largest payload accepted (the server takes far smaller requests).
  * @throws ProtocolError for anything but a message frame of sane size.
  */
-export function parseFrameHeader(bytes: Buffer, isFirst: boolean, allowData = false): number {
+export function parseFrameHeader(bytes: Buffer, isFirst: boolean, allowData = false, maxBytes = MAX_MESSAGE_BYTES): number {
   const length = bytes.readUInt32BE(0);
   const type = bytes.readUInt8(4);
   const known = type === MESSAGE_FRAME || (allowData && type === DATA_FRAME && length >= DATA_JSON_LENGTH_BYTES);
-  if (!known || length > MAX_MESSAGE_BYTES) {
+  if (!known || length > maxBytes) {
     const shown = isFirst ? `: ${JSON.stringify(printable(bytes.subarray(0, 80)))}` : '';
     throw new ProtocolError(`unexpected bytes instead of a buttersink protocol frame${shown}`);
   }

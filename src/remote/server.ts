@@ -1,6 +1,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { PermissionError, StoreError, TransferError } from '../model/errors.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { LimitFunction } from 'p-limit';
+import { ExitCode, PermissionError, StoreError, TransferError } from '../model/errors.js';
+import { hasControlCharacter, quoteName } from '../model/printable-name.js';
+import { SignalReceived } from '../model/signal-received.js';
 import type { Snapshot } from '../model/snapshot.js';
 import type { BtrfsStore } from '../stores/btrfs/btrfs-store.js';
 import { lastLines } from '../stores/btrfs/last-lines.js';
@@ -19,10 +23,13 @@ import {
   REQUIRED_MODE,
   type Operation,
   type ServerMode,
+  type WireError,
 } from './protocol.js';
+import { withParentTokens } from './parent-uuid-tokens.js';
 import type { ServerIo } from './server-io.js';
-import { toWireError } from './wire-errors.js';
-import { fromWireSnapshot, toWireSnapshot } from './wire-snapshot.js';
+import { MAX_REQUEST_BYTES, requestId, toServerRequest, type ServerRequest } from './server-request.js';
+import { confineToDirectory, toWireError } from './wire-errors.js';
+import { fromWireSnapshot, toWireSnapshot, type WireSnapshot } from './wire-snapshot.js';
 
 export interface ServerOptions {
   readonly mode: ServerMode;
@@ -32,7 +39,33 @@ export interface ServerOptions {
   /** The SSH channel's stdin and stdout. */
   readonly io: ServerIo;
   readonly version: string;
+  /**
+   * Runs every child process the server starts for a request (the store's `btrfs` children
+   * must run in it too: pass the same one to the BtrfsStore), bounding how many run at once
+   * whatever the client asks; {@link MAX_CHILD_PROCESSES} is the one `buttersink server` uses.
+   */
+  readonly childLimit: LimitFunction;
+  /** Key of the tokens that stand for parents outside the directory (parent-uuid-tokens.ts). */
+  readonly tokenKey: () => Promise<Buffer>;
+  /** Aborted on SIGTERM/SIGINT/SIGHUP: the server stops at once, whatever it waits for. */
+  readonly signal?: AbortSignal;
 }
+
+/**
+ * Requests a session works on at once. The server reads no further request until one of them
+ * is answered, and an answer waits until the client reads it (writes block), so a client that
+ * sends requests without reading answers holds at most this many answers in the server's
+ * memory: 16 browse reads of 1 MiB each, about 32 MiB with their frames. A client that reads
+ * its answers is never held up for long: work in flight always finishes (clients pipeline at
+ * most 8 read-ahead blocks per file, see remote-files.ts).
+ */
+export const MAX_REQUESTS_IN_FLIGHT = 16;
+
+/** Child processes (btrfs, getfattr) one session runs at once; more requests wait their turn. */
+export const MAX_CHILD_PROCESSES = 4;
+
+/** How long a stop (a signal) waits for running work to end once aborted, before exiting anyway. */
+const STOP_GRACE_MS = 2000;
 
 const OPERATIONS = new Set<string>(Object.keys(REQUIRED_MODE));
 const MODE_NAMES: Record<ServerMode, string> = { r: 'r (read)', a: 'a (add)', w: 'w (add and delete)' };
@@ -46,6 +79,9 @@ const VERBS: Record<Operation, string> = {
   unlock: 'unlocking',
   delete: 'deleting',
 };
+
+/** What a wait of the session resolves with once a signal stopped it. */
+const STOPPED: unique symbol = Symbol('stopped');
 
 /**
  * `buttersink server`: serves one btrfs directory over one SSH exec channel. Everything the
@@ -67,47 +103,81 @@ class ServerSession {
   readonly #options: ServerOptions;
   readonly #abort = new AbortController();
   readonly #running = new Set<Promise<void>>();
+  /** Settles when the options' signal aborts: every wait of the session races it. */
+  readonly #stopped: Promise<void>;
   #releaseLock: (() => Promise<void>) | undefined;
   #exitCode = 0;
-  /** The read-only snapshots' names at the last listing, and a listing under way. */
-  #snapshotNames: Promise<ReadonlySet<string>> | undefined;
-  #listing: Promise<ReadonlySet<string>> | undefined;
+  /** The read-only snapshots at the last listing, by name, and a listing under way. */
+  #listed: Promise<ReadonlyMap<string, Snapshot>> | undefined;
+  #listing: Promise<ReadonlyMap<string, Snapshot>> | undefined;
+  #saidUnnamable = false;
 
   constructor(options: ServerOptions) {
     this.#options = options;
+    const { signal } = options;
+    this.#stopped = new Promise((resolve) => {
+      if (signal?.aborted) resolve();
+      else signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
   }
 
   async run(): Promise<number> {
     const { io, version, mode } = this.#options;
     try {
-      await io.write(encodeMessage(makeHello(version, mode)));
-      const hello = await this.#readMessage(true);
-      if (hello === null) return 0;
+      await this.#unlessStopped(io.write(encodeMessage(makeHello(version, mode))));
+      const hello = await this.#unlessStopped(this.#readMessage(true));
+      if (hello === null || hello === STOPPED) return this.#stopCode() ?? 0;
       const problem = checkHello(hello, { version });
       if (problem !== null) {
-        await io.write(encodeMessage({ error: toWireError(new StoreError(problem, { hint: 'install the same buttersink version on both ends' })) }));
+        await io.write(encodeMessage({ error: this.#wireError(new StoreError(problem, { hint: 'install the same buttersink version on both ends' })) }));
         return 2;
       }
       for (;;) {
-        const request = await this.#readMessage(false);
-        if (request === null) break; // the client closed its side, or the connection dropped
+        // At the bound, the next request stays in the channel (and the client's send window).
+        while (this.#running.size >= MAX_REQUESTS_IN_FLIGHT) {
+          if ((await this.#unlessStopped(Promise.race(this.#running))) === STOPPED) break;
+        }
+        const message = await this.#unlessStopped(this.#readMessage(false));
+        if (message === null || message === STOPPED) break; // the client closed its side, the connection dropped, or a signal
+        let request: ServerRequest;
+        try {
+          request = toServerRequest(message);
+        } catch (error) {
+          this.#track(this.#answer(requestId(message), () => Promise.reject(error)));
+          continue;
+        }
         if (request.op === 'send' || request.op === 'receive') {
           // The stream takes the channel over; nothing more is read from it.
-          await this.#handle(request);
+          await this.#unlessStopped(this.#handle(request));
           break;
         }
         this.#track(this.#handle(request));
       }
     } catch (error) {
-      process.stderr.write(`buttersink server: ${(error as Error).message}\n`);
+      process.stderr.write(`buttersink server: ${confineToDirectory((error as Error).message, this.#options.directory)}\n`);
       this.#exitCode ||= 2;
     } finally {
       this.#abort.abort(new Error('the client went away'));
-      await Promise.allSettled([...this.#running]);
+      // Aborted work ends quickly; but an answer may wait on a client that reads nothing.
+      const settled = Promise.allSettled([...this.#running]);
+      await (this.#options.signal?.aborted ? Promise.race([settled, delay(STOP_GRACE_MS)]) : settled);
       await this.#releaseLock?.().catch(() => {});
       await this.#options.store.close().catch(() => {});
     }
-    return this.#exitCode;
+    return this.#stopCode() ?? this.#exitCode;
+  }
+
+  /** `work`'s value, or {@link STOPPED} as soon as a signal stops the server. */
+  #unlessStopped<T>(work: Promise<T>): Promise<T | typeof STOPPED> {
+    work.catch(() => {}); // a stop leaves it behind: its failure is nobody's business then
+    return Promise.race<T | typeof STOPPED>([work, this.#stopped.then((): typeof STOPPED => STOPPED)]);
+  }
+
+  /** The exit status after a signal (128 + its number), or undefined when none came. */
+  #stopCode(): number | undefined {
+    const { signal } = this.#options;
+    if (!signal?.aborted) return undefined;
+    return signal.reason instanceof SignalReceived ? signal.reason.exitCode : ExitCode.Interrupted;
   }
 
   /** The next message, or null at the end of the input. */
@@ -115,7 +185,7 @@ class ServerSession {
     const header = await this.#options.io.readExactly(FRAME_HEADER_BYTES);
     if (header.length === 0) return null;
     if (header.length < FRAME_HEADER_BYTES) throw new Error('the input ended in the middle of a message');
-    const length = parseFrameHeader(header, isFirst);
+    const length = parseFrameHeader(header, isFirst, false, MAX_REQUEST_BYTES);
     const payload = await this.#options.io.readExactly(length);
     if (payload.length < length) throw new Error('the input ended in the middle of a message');
     return parseMessage(payload);
@@ -126,38 +196,50 @@ class ServerSession {
     void work.finally(() => this.#running.delete(work));
   }
 
-  async #handle(request: Record<string, unknown>): Promise<void> {
-    const id = request.id;
-    const { io } = this.#options;
+  /** An error as it goes to the client: typed, its paths relative to the directory. */
+  #wireError(error: unknown): WireError {
+    return toWireError(error, this.#options.directory);
+  }
+
+  async #handle(request: ServerRequest): Promise<void> {
     let isRaw = false;
     const ready = async (): Promise<void> => {
-      await io.write(encodeMessage({ id, ready: true }));
+      await this.#options.io.write(encodeMessage({ id: request.id, ready: true }));
       isRaw = request.op === 'send'; // after a send's ready, stdout belongs to the stream
     };
+    await this.#answer(request.id, () => this.#run(request, ready), () => isRaw);
+  }
+
+  /**
+   * Answers request `id` with what `work` resolves with or the error it throws. Never
+   * rejects. Once `isRaw()` (a send's stream took stdout over) the answer goes to stderr.
+   */
+  async #answer(id: number | null, work: () => Promise<unknown>, isRaw: () => boolean = () => false): Promise<void> {
+    const { io } = this.#options;
     try {
-      const result = await this.#run(request, ready);
-      if (!isRaw) {
+      const result = await work();
+      if (!isRaw()) {
         // File bytes (a browse read) go raw in a data frame, not base64 in JSON.
         const data = (result as { data?: unknown } | null)?.data;
         await io.write(Buffer.isBuffer(data) ? encodeDataAnswer(id, result as Record<string, unknown>, data) : encodeMessage({ id, ok: true, result }));
       }
     } catch (error) {
-      if (isRaw) {
-        process.stderr.write(`${RAW_ERROR_PREFIX}${JSON.stringify(toWireError(error))}\n`);
+      if (isRaw()) {
+        process.stderr.write(`${RAW_ERROR_PREFIX}${JSON.stringify(this.#wireError(error))}\n`);
         this.#exitCode = 5;
       } else {
-        await io.write(encodeMessage({ id, ok: false, error: toWireError(error) })).catch(() => {});
+        await io.write(encodeMessage({ id, ok: false, error: this.#wireError(error) })).catch(() => {});
       }
     }
   }
 
-  async #run(request: Record<string, unknown>, ready: () => Promise<void>): Promise<unknown> {
+  async #run(request: ServerRequest, ready: () => Promise<void>): Promise<unknown> {
     const op = request.op;
-    if (typeof op !== 'string' || !OPERATIONS.has(op)) {
-      throw new StoreError(`unknown request ${JSON.stringify(op)}`, { hint: 'install the same buttersink version on both ends' });
+    if (op === undefined || !OPERATIONS.has(op)) {
+      throw new StoreError(`unknown request ${quoteName(String(op))}`, { hint: 'install the same buttersink version on both ends' });
     }
     const operation = op as Operation;
-    const { mode, store, directory } = this.#options;
+    const { mode, store, directory, childLimit } = this.#options;
     if (!modeAllows(mode, operation)) {
       const needed = REQUIRED_MODE[operation];
       throw new PermissionError(`${VERBS[operation]} refused: the server runs in mode ${MODE_NAMES[mode]}, this needs mode ${MODE_NAMES[needed]}`, {
@@ -167,17 +249,21 @@ class ServerSession {
     const signal = this.#abort.signal;
     switch (operation) {
       case 'list':
-        return (await store.list()).map(toWireSnapshot);
+        return this.#withParentTokens([...(await this.#listAgain()).values()]);
       case 'measure': {
-        const [snapshot, parent] = await this.#snapshots(request.snapshot, request.parent);
-        const size = await store.measureDiff(snapshot!, parent ?? null, signal);
+        const snapshot = await this.#resolve(request.snapshot);
+        const parent = request.parent === null ? null : await this.#resolve(request.parent);
+        const size = await store.measureDiff(snapshot, parent, signal);
         return { bytes: size.bytes, exact: size.exact };
       }
       case 'browse':
-        return browse(directory, request, (name) => this.#isSnapshot(name));
+        return browse(directory, request, async (name) => (await this.#listedSnapshot(name)) !== undefined, childLimit);
       case 'delete': {
-        const [snapshot] = await this.#snapshots(request.snapshot);
-        await store.delete(snapshot!, signal);
+        // Only a read-only snapshot this server lists, by name and UUID: never a writable
+        // subvolume (a listed snapshot's parentUuid, say) that a client names.
+        const snapshot = await this.#resolve(request.snapshot);
+        await store.delete(snapshot, signal);
+        this.#forget(snapshot.name);
         return null;
       }
       case 'lock':
@@ -193,25 +279,82 @@ class ServerSession {
       case 'send':
         return this.#send(request, ready);
       case 'receive':
-        return this.#receive(request, ready);
+        return this.#withParentToken(await this.#receive(request, ready));
     }
   }
 
+  /** Snapshots as the client may see them: parents outside the directory as tokens. */
+  async #withParentTokens(snapshots: readonly Snapshot[]): Promise<WireSnapshot[]> {
+    return withParentTokens(snapshots, await this.#options.tokenKey(), this.#options.directory).map(toWireSnapshot);
+  }
+
+  /** A received snapshot's answer, its parent a token unless that is a snapshot listed here. */
+  async #withParentToken(received: unknown): Promise<unknown> {
+    const wire = fromWireSnapshot(received);
+    if (wire.parentUuid === null) return received;
+    const listed = [...(await this.#listAgain()).values()].filter((s) => s.name !== wire.name);
+    const [masked] = await this.#withParentTokens([wire, ...listed]);
+    return masked;
+  }
+
   /**
-   * Whether `name` is one of the directory's read-only snapshots (what `list` shows), for
-   * browsing: only snapshots are browsed, since only what cannot change stays as checked.
-   * A name not in the last listing (a snapshot received since) lists the directory again;
-   * concurrent misses share one listing.
+   * The snapshot a request names, as this server lists it: the name must be a read-only
+   * snapshot in the directory (listed again when it is not in the last listing), and the
+   * UUID the client sent must be that snapshot's. Everything else about it comes from the
+   * listing, never from the client: it is what gets measured (and cached under its UUID),
+   * sent or deleted.
+   * @throws PermissionError for anything else.
    */
-  async #isSnapshot(name: string): Promise<boolean> {
-    const known = await this.#snapshotNames?.catch(() => undefined);
-    if (known?.has(name)) return true;
+  async #resolve(value: unknown): Promise<Snapshot> {
+    const claimed = fromWireSnapshot(value);
+    checkSnapshotName(claimed.name);
+    let listed = await this.#listedSnapshot(claimed.name);
+    if (listed !== undefined && listed.uuid !== claimed.uuid) listed = (await this.#listAgain()).get(claimed.name);
+    if (listed === undefined) {
+      throw new PermissionError(`refused ${quoteName(claimed.name)}: not a read-only snapshot of this directory`);
+    }
+    if (listed.uuid !== claimed.uuid) {
+      throw new PermissionError(`refused ${quoteName(claimed.name)}: it is not the snapshot with UUID ${quoteName(claimed.uuid)}`);
+    }
+    await checkNoSymlinks(this.#options.directory, claimed.name);
+    return listed;
+  }
+
+  /**
+   * The read-only snapshot listed as `name` (what `list` shows), or undefined. Also decides
+   * what may be browsed: only snapshots, since only what cannot change stays as checked. A
+   * name not in the last listing (a snapshot received since) lists the directory again.
+   */
+  async #listedSnapshot(name: string): Promise<Snapshot | undefined> {
+    const known = await this.#listed?.catch(() => undefined);
+    return known?.get(name) ?? (await this.#listAgain()).get(name);
+  }
+
+  /**
+   * Lists the directory; concurrent callers share one listing. Snapshots whose names hold
+   * control characters are left out (and said so once on stderr): no client can name them
+   * (checkSnapshotName), and a newline in a name shown would forge lines on the other end.
+   */
+  #listAgain(): Promise<ReadonlyMap<string, Snapshot>> {
     this.#listing ??= this.#options.store
       .list()
-      .then((listed) => new Set(listed.map((s) => s.name)))
+      .then((listed) => {
+        const served = listed.filter((s) => !hasControlCharacter(s.name));
+        if (served.length < listed.length && !this.#saidUnnamable) {
+          this.#saidUnnamable = true;
+          process.stderr.write(`buttersink server: warning: not serving ${listed.length - served.length} snapshot(s) whose names hold control characters: rename them\n`);
+        }
+        return new Map(served.map((s) => [s.name, s]));
+      })
       .finally(() => (this.#listing = undefined));
-    this.#snapshotNames = this.#listing;
-    return (await this.#listing).has(name);
+    this.#listed = this.#listing;
+    return this.#listing;
+  }
+
+  /** Drops a deleted snapshot from the last listing. */
+  #forget(name: string): void {
+    const listed = this.#listed;
+    this.#listed = listed?.then((known) => new Map([...known].filter(([n]) => n !== name)));
   }
 
   /** Checks and converts snapshots named in a request (a null parent stays null). */
@@ -226,20 +369,21 @@ class ServerSession {
     await checkNoSymlinks(this.#options.directory, name);
   }
 
-  /** `btrfs send` writes straight into the channel. */
-  async #send(request: Record<string, unknown>, ready: () => Promise<void>): Promise<null> {
-    const clones = Array.isArray(request.cloneSources) ? request.cloneSources : [];
-    const [snapshot, parent, ...cloneSources] = await this.#snapshots(request.snapshot, request.parent, ...clones);
-    const args = this.#options.store.sendArguments(
-      snapshot!,
-      parent ?? null,
-      cloneSources.filter((c): c is Snapshot => c !== null),
-    );
+  /**
+   * `btrfs send` writes straight into the channel. The snapshot, its parent and the clone
+   * sources are resolved against the listing like any other request's.
+   */
+  async #send(request: ServerRequest, ready: () => Promise<void>): Promise<null> {
+    const snapshot = await this.#resolve(request.snapshot);
+    const parent = request.parent === null ? null : await this.#resolve(request.parent);
+    const cloneSources: Snapshot[] = [];
+    for (const clone of request.cloneSources ?? []) cloneSources.push(await this.#resolve(clone));
+    const args = this.#options.store.sendArguments(snapshot, parent, cloneSources);
     await ready();
-    const { code, stderr } = await runChild('btrfs', args, ['ignore', this.#options.io.outputFd, 'pipe']);
+    const { code, stderr } = await runChild('btrfs', args, ['ignore', this.#options.io.outputFd, 'pipe'], this.#abort.signal);
     if (code !== 0) {
       const tail = lastLines(stderr, 3);
-      throw new TransferError(`btrfs send of ${snapshot!.name} failed${tail ? `: ${tail.replaceAll('\n', ' | ')}` : ''}`, { stderrTail: tail });
+      throw new TransferError(`btrfs send of ${snapshot.name} failed${tail ? `: ${tail.replaceAll('\n', ' | ')}` : ''}`, { stderrTail: tail });
     }
     return null;
   }
@@ -262,11 +406,17 @@ class ServerSession {
   }
 }
 
-/** Runs a child with the given stdio; resolves with its exit code and stderr (tail). */
-async function runChild(command: string, args: readonly string[], stdio: ['ignore' | number, 'ignore' | number, 'pipe']): Promise<{ code: number; stderr: string }> {
-  const child = spawn(command, args, { stdio });
+/** Runs a child with the given stdio; resolves with its exit code and stderr (tail). Aborting `signal` kills it. */
+async function runChild(
+  command: string,
+  args: readonly string[],
+  stdio: ['ignore' | number, 'ignore' | number, 'pipe'],
+  signal?: AbortSignal,
+): Promise<{ code: number; stderr: string }> {
+  const child = spawn(command, args, { stdio, ...(signal ? { signal } : {}) });
+  child.on('error', () => {}); // an abort: 'close' follows and says how it ended
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-8192)));
-  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  return { code: code ?? (signal ? 128 : 1), stderr };
+  const [code, killedBy] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  return { code: code ?? (killedBy ? 128 : 1), stderr };
 }

@@ -9,8 +9,46 @@ import {
 } from '../model/errors.js';
 import type { WireError } from './protocol.js';
 
-/** A typed error as the server sends it; anything untyped is a bug and says so. */
-export function toWireError(error: unknown): WireError {
+/**
+ * `text` with the server's paths made relative to the directory it serves: a path below it
+ * becomes the name inside it (`/srv/snaps/a/b` -> `a/b`), the directory itself stays as the
+ * client named it on the command line (no secret to the client), and any other absolute
+ * path (a mount point, a cache file, a link's target) becomes `<path outside the directory>`.
+ * Pure. Applied to everything the server says, so no message leaks its filesystem's layout.
+ */
+export function confineToDirectory(text: string, directory: string): string {
+  // Where a path may start, and which characters end one (paths with spaces end early: the
+  // rest of them is then plain text, which is harmless).
+  const before = `(^|[\\s'"(=\`\\[])`;
+  const pathCharacters = `[^\\s'"\`)\\],;|]+`;
+  const absolute = new RegExp(`${before}/${pathCharacters}`, 'g');
+  if (directory === '/') return text.replace(absolute, (match, start: string) => `${start}${match.slice(start.length + 1) || '/'}`);
+  const mark = '\u0000';
+  const escaped = directory.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return text
+    .replace(new RegExp(`${escaped}(?=$|/|[\\s'"\`)\\],;:|])`, 'g'), mark)
+    .replace(absolute, (_match, start: string) => `${start}<path outside the directory>`)
+    .replace(new RegExp(`${mark}/(?=[^\\s'"\`)\\],;|])`, 'g'), '')
+    .replaceAll(mark, directory);
+}
+
+/**
+ * A typed error as the server sends it; anything untyped is a bug and says so. With
+ * `directory`, paths in it are confined ({@link confineToDirectory}).
+ */
+export function toWireError(error: unknown, directory?: string): WireError {
+  const wire = wireErrorOf(error);
+  if (directory === undefined) return wire;
+  const confine = (text: string): string => confineToDirectory(text, directory);
+  return {
+    kind: wire.kind,
+    message: confine(wire.message),
+    ...(wire.hint === undefined ? {} : { hint: confine(wire.hint) }),
+    ...(wire.stderrTail === undefined ? {} : { stderrTail: confine(wire.stderrTail) }),
+  };
+}
+
+function wireErrorOf(error: unknown): WireError {
   if (error instanceof ButtersinkError) {
     const kind: WireError['kind'] =
       error instanceof UsageError

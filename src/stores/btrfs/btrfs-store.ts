@@ -23,7 +23,7 @@ import { crossCheckListings } from './cross-check-listings.js';
 import { parseBriefSubvolumeList, parseSubvolumeList, type SubvolumeListEntry } from './parse-subvolume-list.js';
 import { parseSubvolumeShow, type SubvolumeShow } from './parse-subvolume-show.js';
 import { btrfsFailure, formatCommand, runBtrfs, spawnBtrfs, type FailureKind } from './run-btrfs.js';
-import { isPlainRelativeName, isSubvolumeRootWithin, SUBVOLUME_ROOT_INODE } from './subvolume-root.js';
+import { isContainedName, isSubvolumeRootWithin, SUBVOLUME_ROOT_INODE } from './subvolume-root.js';
 
 /** buttersink's own area inside a destination directory (the lock). */
 export const WORK_DIRECTORY = '.buttersink';
@@ -62,9 +62,10 @@ export interface BtrfsStoreOptions {
   readonly onWarning?: (message: string) => void;
 }
 
-/** Why a listing skipped names, said once per store. */
-const SKIPPED_NAMES_WARNING =
-  'skipped subvolumes whose names hold control characters (btrfs prints names raw, so such a name could forge listing lines): rename them';
+/** Said once per store when a listing could not be taken at its word. */
+const UNTRUSTED_LISTING_WARNING =
+  'subvolume names with newlines on this filesystem make `btrfs subvolume list` ambiguous (a name can forge entry lines): ' +
+  'each snapshot was checked one by one, and entries that could not be were skipped; rename such subvolumes';
 
 /**
  * A directory of read-only snapshots on a local btrfs filesystem.
@@ -131,14 +132,18 @@ export class BtrfsStore implements Store {
   }
 
   /**
-   * The read-only snapshots below the directory. `btrfs subvolume list` prints names raw, so
-   * a name with a newline (made by hand, or by another program) can forge entry lines: the
-   * directory is listed in three formats no line can match at once, and only when they agree
-   * line for line are the entries taken as printed (crossCheckListings). Otherwise each entry
-   * that names a plain path below the directory is checked there — a subvolume root reached
-   * without links, read-only — and described by `btrfs subvolume show` instead of the listing;
-   * names shared by two entries are dropped. Names with control characters are never listed
-   * (nothing could name them safely); a warning says so once.
+   * The read-only snapshots below the directory.
+   *
+   * `btrfs subvolume list` prints names raw, so a name with a newline (made by hand, by
+   * another program, or by a user on the same filesystem) may carry lines that look like
+   * entries of their own. The directory is listed in three formats no line can match at once
+   * (crossCheckListings); when they agree line for line, the entries are what btrfs printed.
+   * Otherwise no entry is taken at its word: one with a plain name is described by
+   * `btrfs subvolume show` at that path instead; one whose name holds control characters
+   * (show would print it raw too) is kept only when the path is a subvolume root reached
+   * without links whose ID (`inspect-internal rootid`) is the entry's and which is read-only
+   * (`property get`): tools that print no names. Entries that share a name, UUID or ID are
+   * dropped, and a warning says once that the listing could not be trusted.
    */
   async #listAll(signal?: AbortSignal): Promise<Snapshot[]> {
     const location = await this.#locate();
@@ -151,55 +156,61 @@ export class BtrfsStore implements Store {
       this.#run(['subvolume', 'list', '-r', location.directory], { signal, what }),
     ]);
     const listing = crossCheckListings(parseSubvolumeList(full, 'full'), parseSubvolumeList(withTimes, 'with-times'), parseBriefSubvolumeList(brief));
+    const entries = listing.isTrusted ? listing.entries : parseSubvolumeList(full, 'full', { joinStrays: true }).entries;
     const prefix = location.topLevelPath === '' ? '' : `${location.topLevelPath}/`;
-    let isSkipping = !listing.isTrusted;
-    const entries: { entry: SubvolumeListEntry; name: string }[] = [];
-    for (const entry of listing.entries) {
+    const named = new Map<string, SubvolumeListEntry>();
+    for (const entry of entries) {
       if (!entry.path.startsWith(prefix)) continue;
       const name = entry.path.slice(prefix.length);
-      if (hasControlCharacter(name)) {
-        isSkipping = true;
-        continue;
-      }
-      if (!isPlainRelativeName(name) || isPartialName(path.posix.basename(name)) || name.startsWith(`${WORK_DIRECTORY}/`)) continue;
-      entries.push({ entry, name });
+      if (!isContainedName(name) || isPartialName(path.posix.basename(name)) || name.startsWith(`${WORK_DIRECTORY}/`)) continue;
+      // Two entries of one name (only in a listing not trusted): the checks below tell which is real.
+      if (!named.has(name)) named.set(name, entry);
     }
-    if (isSkipping) this.#warnOnce(SKIPPED_NAMES_WARNING);
+    if (!listing.isTrusted) this.#warnOnce(UNTRUSTED_LISTING_WARNING);
     // Received full streams are no "snapshots" to `-s`: ask them one by one (few per lineage).
     const limit = pLimit(4);
     const found = await Promise.all(
-      entries.map(async ({ entry, name }) => {
-        if (!listing.isTrusted) return limit(() => this.#checkedSnapshot(name, signal));
+      [...named].map(async ([name, entry]) => {
+        if (!listing.isTrusted) return limit(() => this.#checkedSnapshot(name, entry, signal));
         const time = entry.createdAt ?? (await limit(() => this.#creationTime(name, signal)));
-        return toSnapshot({ ...entry, createdAt: time }, name);
+        return { id: entry.id, snapshot: toSnapshot({ ...entry, createdAt: time }, name) };
       }),
     );
-    const snapshots = withoutDuplicates(found.filter((s): s is Snapshot => s !== null)).sort((a, b) =>
-      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
-    );
+    const snapshots = withoutDuplicates(found.filter((f) => f !== null)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     this.#listed = snapshots;
     return snapshots;
   }
 
   /**
-   * The read-only snapshot at `name` as `btrfs subvolume show` describes it, or null when
-   * there is none: not a subvolume root reached through real directories, not read-only, or
-   * gone. For listings that cannot be taken at their word.
+   * The read-only snapshot at `name`, checked without believing the listing's `entry`
+   * (see #listAll), with its subvolume ID; null when there is none: not a subvolume root
+   * reached through real directories, not read-only, another subvolume than the entry says, or gone.
    */
-  async #checkedSnapshot(name: string, signal?: AbortSignal): Promise<Snapshot | null> {
+  async #checkedSnapshot(name: string, entry: SubvolumeListEntry, signal?: AbortSignal): Promise<{ id: number; snapshot: Snapshot } | null> {
     if (!(await isSubvolumeRootWithin(this.#directory, name))) return null;
-    const output = await this.#run(['subvolume', 'show', this.pathOf({ name })], { signal, what: `reading ${name}` }).catch(() => null);
+    const at = this.pathOf({ name });
+    const run = (args: readonly string[]): Promise<string | null> => this.#run(args, { signal, what: `reading ${name}` }).catch(() => null);
+    if (hasControlCharacter(name)) {
+      const [id, readOnly] = await Promise.all([run(['inspect-internal', 'rootid', at]), run(['property', 'get', '-ts', at, 'ro'])]);
+      if (id?.trim() !== String(entry.id) || readOnly?.trim() !== 'ro=true') return null;
+      return { id: entry.id, snapshot: toSnapshot({ ...entry, createdAt: null }, name) };
+    }
+    const output = await run(['subvolume', 'show', at]);
     if (output === null) return null;
     const show = parseSubvolumeShow(output);
-    if (!show.isReadOnly || show.uuid === null || !Number.isSafeInteger(show.generation) || !Number.isSafeInteger(show.creationGeneration)) return null;
+    if (!show.isReadOnly || show.id === null || show.uuid === null) return null;
+    if (!Number.isSafeInteger(show.generation) || !Number.isSafeInteger(show.creationGeneration)) return null;
     return {
-      name,
-      uuid: show.uuid,
-      parentUuid: show.parentUuid,
-      receivedUuid: show.receivedUuid,
-      generation: show.generation,
-      creationGeneration: show.creationGeneration,
-      createdAt: show.createdAt,
+      id: show.id,
+      snapshot: {
+        name,
+        uuid: show.uuid,
+        parentUuid: show.parentUuid,
+        receivedUuid: show.receivedUuid,
+        generation: show.generation,
+        creationGeneration: show.creationGeneration,
+        createdAt: show.createdAt,
+      },
     };
   }
 
@@ -588,7 +599,7 @@ export class BtrfsStore implements Store {
       what: `listing ${location.directory}`,
     });
     const prefix = location.topLevelPath === '' ? '' : `${location.topLevelPath}/`;
-    for (const entry of parseSubvolumeList(out, 'full').entries) {
+    for (const entry of parseSubvolumeList(out, 'full', { joinStrays: true }).entries) {
       if (!entry.path.startsWith(prefix) || !isPartialName(path.posix.basename(entry.path))) continue;
       const name = entry.path.slice(prefix.length);
       if (await isSubvolumeRootWithin(this.#directory, name)) await this.#deleteIfSubvolume(path.join(this.#directory, name));
@@ -618,15 +629,15 @@ function toSnapshot(e: SubvolumeListEntry, name: string): Snapshot {
   };
 }
 
-/** Drops every snapshot whose name or UUID another one has too: one of them is not what it says. */
-function withoutDuplicates(snapshots: readonly Snapshot[]): Snapshot[] {
-  const count = (key: string): number => (seen.get(key) ?? 0) + 1;
+/**
+ * The snapshots, without every one whose name, UUID or subvolume ID another one has too: one
+ * of them is not what it says, and there is no telling which.
+ */
+function withoutDuplicates(found: readonly { id: number; snapshot: Snapshot }[]): Snapshot[] {
   const seen = new Map<string, number>();
-  for (const s of snapshots) {
-    seen.set(`name\0${s.name}`, count(`name\0${s.name}`));
-    seen.set(`uuid\0${s.uuid}`, count(`uuid\0${s.uuid}`));
-  }
-  return snapshots.filter((s) => seen.get(`name\0${s.name}`) === 1 && seen.get(`uuid\0${s.uuid}`) === 1);
+  const keys = ({ id, snapshot }: { id: number; snapshot: Snapshot }): string[] => [`name\0${snapshot.name}`, `uuid\0${snapshot.uuid}`, `id\0${id}`];
+  for (const f of found) for (const key of keys(f)) seen.set(key, (seen.get(key) ?? 0) + 1);
+  return found.filter((f) => keys(f).every((key) => seen.get(key) === 1)).map((f) => f.snapshot);
 }
 
 function describeDiff(snapshot: Snapshot, parent: Snapshot | null): string {

@@ -70,15 +70,24 @@ function linesOf(output: string): string[] {
 /**
  * Parses `btrfs subvolume list -R -u -q -c -g [-r]` output (`format` 'full'), or the same
  * with `-s` ('with-times'). Never throws: a line that is not an entry of exactly this format
- * is counted as stray (a name's continuation, or a btrfs-progs change).
+ * is counted as stray (a name's continuation, or a btrfs-progs change). With
+ * `joinStrays`, a stray line is taken as the continuation of the entry before it (a name
+ * with a newline), which is right unless a name forges entry lines: only for entries that
+ * are checked one by one afterwards.
  */
-export function parseSubvolumeList(output: string, format: 'full' | 'with-times'): ParsedList<SubvolumeListEntry> {
+export function parseSubvolumeList(
+  output: string,
+  format: 'full' | 'with-times',
+  options: { joinStrays?: boolean } = {},
+): ParsedList<SubvolumeListEntry> {
   const entries: SubvolumeListEntry[] = [];
   let strayLines = 0;
   for (const line of linesOf(output)) {
     const m = (format === 'full' ? FULL : WITH_TIMES).exec(line);
     if (!m) {
       strayLines += 1;
+      const last = entries.at(-1);
+      if (options.joinStrays && last !== undefined) entries[entries.length - 1] = { ...last, path: `${last.path}\n${line}` };
       continue;
     }
     const at = format === 'full' ? 5 : 6;

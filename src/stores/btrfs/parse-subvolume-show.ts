@@ -1,5 +1,7 @@
 /** What buttersink reads from `btrfs subvolume show PATH` (btrfs-progs 6.x). */
 export interface SubvolumeShow {
+  /** The subvolume's ID (`Subvolume ID`), or null when missing. */
+  readonly id: number | null;
   readonly uuid: string | null;
   readonly parentUuid: string | null;
   readonly receivedUuid: string | null;
@@ -29,7 +31,9 @@ export function parseSubvolumeShow(whole: string): SubvolumeShow {
   const time = field(output, 'Creation time');
   const m = time ? /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) ([+-]\d\d)(\d\d)$/.exec(time) : null;
   const createdAt = m ? new Date(`${m[1]}T${m[2]}${m[3]}:${m[4]}`) : null;
+  const id = Number(field(output, 'Subvolume ID') ?? NaN);
   return {
+    id: Number.isSafeInteger(id) ? id : null,
     uuid: uuidOrNull(field(output, 'UUID')),
     parentUuid: uuidOrNull(field(output, 'Parent UUID')),
     receivedUuid: uuidOrNull(field(output, 'Received UUID')),

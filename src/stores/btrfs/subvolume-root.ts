@@ -6,22 +6,27 @@ import { hasControlCharacter } from '../../model/printable-name.js';
 export const SUBVOLUME_ROOT_INODE = 256;
 
 /**
- * Whether `name` is a relative `/`-separated path of plain components: none empty, `.` or
- * `..`, and no control characters. Pure. Names from a listing that fail this are never used
- * as paths (they could be forged, or lead elsewhere once joined).
+ * Whether `name` is a relative `/`-separated path that stays below where it is joined: no
+ * component empty, `.` or `..`, no NUL. Pure. Names from a listing that fail this are never
+ * used as paths (they could be forged, or lead elsewhere once joined).
  */
-export function isPlainRelativeName(name: string): boolean {
-  if (name === '' || name.startsWith('/') || hasControlCharacter(name)) return false;
+export function isContainedName(name: string): boolean {
+  if (name === '' || name.startsWith('/') || name.includes('\0')) return false;
   return name.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+}
+
+/** A {@link isContainedName contained} name without control characters: one a client may use. Pure. */
+export function isPlainRelativeName(name: string): boolean {
+  return isContainedName(name) && !hasControlCharacter(name);
 }
 
 /**
  * Whether `directory/name` is a subvolume's root directory reached through real directories
  * only: no component is a symbolic link (lstat each), and the last is a directory with the
- * subvolume root's inode number. `name` must be plain ({@link isPlainRelativeName}).
+ * subvolume root's inode number. False for a name that is not {@link isContainedName contained}.
  */
 export async function isSubvolumeRootWithin(directory: string, name: string): Promise<boolean> {
-  if (!isPlainRelativeName(name)) return false;
+  if (!isContainedName(name)) return false;
   const parts = name.split('/');
   let current = directory;
   for (const [index, part] of parts.entries()) {
