@@ -2,6 +2,7 @@ import { toWireSnapshot } from '../remote/wire-snapshot.js';
 import type { Snapshot } from '../model/snapshot.js';
 import type { DiffSize } from '../model/store.js';
 import { formatBytes } from '../planner/format-bytes.js';
+import { hasControlCharacter, quoteName } from '../model/printable-name.js';
 
 export interface ListedSnapshot {
   readonly snapshot: Snapshot;
@@ -11,10 +12,13 @@ export interface ListedSnapshot {
   readonly diffs?: readonly { readonly from: string | null; readonly bytes: number }[];
 }
 
-/** `buttersink DST`: one line per snapshot, columns aligned. */
+/**
+ * `buttersink DST`: one line per snapshot, columns aligned. A name with control characters
+ * is shown quoted and escaped: printed raw, a newline in it would print rows of its own.
+ */
 export function renderList(listed: readonly ListedSnapshot[]): string[] {
   const rows = listed.map(({ snapshot: s, size, diffs }) => [
-    s.name,
+    hasControlCharacter(s.name) ? quoteName(s.name) : s.name,
     `${size.exact ? '' : '~'}${formatBytes(size.bytes)}`,
     s.createdAt ? formatLocal(s.createdAt) : '-',
     s.uuid,

@@ -63,7 +63,14 @@ describe('renderList', () => {
     ]);
   });
 
-  test('an empty listing has no lines', () => {
+  test('a name with control characters is one quoted, escaped cell: it prints no rows of its own', () => {
+    const forged = `x\nfake  1 GiB  2026-01-01 00:00  ${U2}`;
+    const lines = renderList([{ snapshot: snap(forged, U1), size: { bytes: 1, exact: true } }]);
+    assert.equal(lines.length, 1);
+    assert.ok(lines[0]!.startsWith(`${JSON.stringify(forged)}  1 B`), lines[0]);
+  });
+
+    test('an empty listing has no lines', () => {
     assert.deepEqual(renderList([]), []);
   });
 });
