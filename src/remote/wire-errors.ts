@@ -17,10 +17,10 @@ import type { WireError } from './protocol.js';
  * Pure. Applied to everything the server says, so no message leaks its filesystem's layout.
  */
 export function confineToDirectory(text: string, directory: string): string {
-  // Where a path may start, and which characters end one (paths with spaces end early: the
-  // rest of them is then plain text, which is harmless).
+  // Where a path may start, and which characters end one (paths with spaces or colons end
+  // early: the rest of them is then plain text, which is harmless).
   const before = `(^|[\\s'"(=\`\\[])`;
-  const pathCharacters = `[^\\s'"\`)\\],;|]+`;
+  const pathCharacters = `[^\\s'"\`)\\],;:|]+`;
   const absolute = new RegExp(`${before}/${pathCharacters}`, 'g');
   if (directory === '/') return text.replace(absolute, (match, start: string) => `${start}${match.slice(start.length + 1) || '/'}`);
   const mark = '\u0000';
@@ -28,7 +28,7 @@ export function confineToDirectory(text: string, directory: string): string {
   return text
     .replace(new RegExp(`${escaped}(?=$|/|[\\s'"\`)\\],;:|])`, 'g'), mark)
     .replace(absolute, (_match, start: string) => `${start}<path outside the directory>`)
-    .replace(new RegExp(`${mark}/(?=[^\\s'"\`)\\],;|])`, 'g'), '')
+    .replace(new RegExp(`${mark}/(?=[^\\s'"\`)\\],;:|])`, 'g'), '')
     .replaceAll(mark, directory);
 }
 
