@@ -147,8 +147,11 @@ class ServerSession {
           continue;
         }
         if (request.op === 'send' || request.op === 'receive') {
-          // The stream takes the channel over; nothing more is read from it.
-          await this.#unlessStopped(this.#handle(request));
+          // The stream takes the channel over; nothing more is read from it. Tracked like the
+          // rest, so that a stop gives an aborted receive its grace to remove its partial.
+          const work = this.#handle(request);
+          this.#track(work);
+          await this.#unlessStopped(work);
           break;
         }
         this.#track(this.#handle(request));
