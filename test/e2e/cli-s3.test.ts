@@ -133,7 +133,7 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     mkdirSync(`${dst.mountPoint}/second`);
     const res = cli([`s3://${BUCKET}/host/s2`, `${dst.mountPoint}/second/`], { env });
     assert.equal(res.code, 5, res.stderr);
-    assert.match(res.stderr, /receiving s2: the stream was refused: 2 subvolumes on this filesystem carry received UUID [0-9a-f-]{36}/);
+    assert.match(res.stderr, /receiving s2 from s3:\/\/[^ ]+: the stream was refused: 2 subvolumes on this filesystem carry received UUID [0-9a-f-]{36}/);
     assert.deepEqual(subvolumesIn(`${dst.mountPoint}/second`).map((p) => path.basename(p)), ['s1']);
   });
 
