@@ -26,6 +26,11 @@ export type EntryKind = 'directory' | 'symlink' | 'file' | 'missing';
 export interface SourceTree {
   /** What the entry at `relative` is, without following a link at its end; `''` is the root. */
   kindOf(relative: string): Promise<EntryKind>;
+  /**
+   * Optional: rejects when answers given since the last call may no longer hold (the snapshot
+   * went away, so "missing" meant nothing). Called before commands that relied on them go on.
+   */
+  confirm?(): Promise<void>;
 }
 
 /** The stream (or the model's bound) does something the model refuses; the message says what. */

@@ -55,6 +55,8 @@ const MKNOD_TYPES = new Set([0o020000, 0o060000, 0o010000, 0o140000, 0o100000, 0
 const S_IFMT = 0o170000;
 /** Runs of small commands are passed on together, up to this many bytes, to save writes. */
 const BATCH_BYTES = 64 * 1024;
+/** A command this large (file data) goes on by itself rather than be copied into a batch. */
+const LARGE_COMMAND_BYTES = 16 * 1024;
 
 /**
  * Passes a btrfs send stream from another machine through to `btrfs receive`, refusing it
@@ -75,6 +77,8 @@ export class StreamValidator extends Transform {
   readonly #scope: ReceiveScope;
   readonly #reader = new CommandReader();
   #model: PathModel | undefined;
+  /** The source trees answers came from (parent, clone sources): confirmed before commands go on. */
+  readonly #trees = new Set<SourceTree>();
   /** The END command, held back until the input ends: receive -e stops at END, so what may follow must be checked first. */
   #end: Buffer | undefined;
   #endPassed = false;
@@ -109,8 +113,12 @@ export class StreamValidator extends Transform {
   async #drain(): Promise<void> {
     let batch: Buffer[] = [];
     let batchBytes = 0;
-    const flush = (): void => {
+    /** Passes on what was checked (and `large`), once the answers it relied on are confirmed. */
+    const flush = async (large?: Buffer): Promise<void> => {
+      if (batch.length === 0 && large === undefined) return;
+      for (const tree of this.#trees) await tree.confirm?.();
       if (batch.length > 0) this.push(batch.length === 1 ? batch[0] : Buffer.concat(batch, batchBytes));
+      if (large !== undefined) this.push(large);
       batch = [];
       batchBytes = 0;
     };
@@ -123,17 +131,15 @@ export class StreamValidator extends Transform {
       for (let command = this.#next(); command !== undefined; command = this.#next()) {
         await this.#check(command);
         if (command.command === Command.End) this.#end = command.bytes;
-        else if (command.bytes.length >= BATCH_BYTES) {
-          flush();
-          this.push(command.bytes);
-        } else {
+        else if (command.bytes.length >= LARGE_COMMAND_BYTES) await flush(command.bytes);
+        else {
           batch.push(command.bytes);
           batchBytes += command.bytes.length;
-          if (batchBytes >= BATCH_BYTES) flush();
+          if (batchBytes >= BATCH_BYTES) await flush();
         }
       }
     } finally {
-      flush(); // what was checked goes on; a refusal then ends the stream there
+      await flush(); // what was checked goes on; a refusal then ends the stream there
     }
   }
 
@@ -199,6 +205,7 @@ export class StreamValidator extends Transform {
     if (parent !== scope.parentUuid) throw refuse(`its parent is ${parent}, not the announced ${scope.parentUuid}`);
     const tree = scope.sources.get(parent);
     if (tree === undefined) throw refuse(scope.unsafe?.get(parent) ?? `its parent ${parent} is not a read-only snapshot of the receiving directory`);
+    this.#trees.add(tree);
     this.#model = new PathModel(tree);
   }
 
@@ -213,6 +220,7 @@ export class StreamValidator extends Transform {
     }
     const tree = this.#scope.sources.get(source);
     if (tree === undefined) throw refuse(this.#scope.unsafe?.get(source) ?? `clone source ${source} is not a read-only snapshot of the receiving directory`);
+    this.#trees.add(tree);
     for (let i = 1; i <= clonePath.length; i++) {
       const kind = await tree.kindOf(clonePath.slice(0, i).join('/'));
       if (kind === 'symlink') throw refuse(`clone source path ${show(clonePath.slice(0, i))} in ${source} is a symbolic link`);

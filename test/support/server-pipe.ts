@@ -1,8 +1,5 @@
-import { spawn } from 'node:child_process';
-import { packageVersion } from '../../src/model/package-version.js';
-import { encodeMessage, FrameDecoder, makeHello } from '../../src/remote/protocol.js';
 import type { WireSnapshot } from '../../src/remote/wire-snapshot.js';
-import { CLI } from './run-cli.js';
+import { ServerProcess } from './server-process.js';
 
 /** A receive request as the SSH store sends it (src/stores/ssh/ssh-store.ts). */
 export interface ServerReceiveRequest {
@@ -35,63 +32,30 @@ export async function receiveThroughServer(options: {
   readonly stream: Buffer;
   readonly env?: NodeJS.ProcessEnv;
 }): Promise<ServerReceiveResult> {
-  const child = spawn(process.execPath, [CLI, 'server', '--mode', options.mode, options.directory], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, ...options.env },
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-  // The server may stop reading (a refused stream) before the client is done writing.
-  child.stdin.on('error', () => {});
-
-  const decoder = new FrameDecoder();
-  const queue: Record<string, unknown>[] = [];
-  let wake: (() => void) | undefined;
-  let ended = false;
-  child.stdout.on('data', (chunk: Buffer) => {
-    decoder.push(chunk);
-    for (let m = decoder.next(); m !== undefined; m = decoder.next()) queue.push(m);
-    wake?.();
-  });
-  child.stdout.on('end', () => {
-    ended = true;
-    wake?.();
-  });
+  const server = await ServerProcess.greeted(options.mode, options.directory, options.env);
+  // The next message, or null once the server closed its output; a hung server is killed.
   const next = async (): Promise<Record<string, unknown> | null> => {
-    const deadline = Date.now() + STEP_TIMEOUT_MS;
-    while (queue.length === 0 && !ended) {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`buttersink server did not answer within ${STEP_TIMEOUT_MS} ms; stderr: ${stderr}`);
-      }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, 200);
-      });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        server.child.kill('SIGKILL');
+        reject(new Error(`buttersink server did not answer within ${STEP_TIMEOUT_MS} ms; stderr: ${server.stderr}`));
+      }, STEP_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([server.next().catch(() => null), timeout]);
+    } finally {
+      clearTimeout(timer);
     }
-    return queue.shift() ?? null;
   };
-
-  let wasReady = false;
-  let answer: Record<string, unknown> | null = null;
-  try {
-    const hello = await next();
-    if (hello?.program !== 'buttersink') throw new Error(`the server did not greet: ${JSON.stringify(hello)}; stderr: ${stderr}`);
-    child.stdin.write(encodeMessage(makeHello(packageVersion())));
-    child.stdin.write(encodeMessage({ id: 1, op: 'receive', ...options.request }));
-    const first = await next();
-    if (first?.ready === true) {
-      wasReady = true;
-      child.stdin.end(options.stream);
-      answer = await next();
-    } else {
-      answer = first;
-      child.stdin.end();
-    }
-  } finally {
-    if (!child.stdin.destroyed) child.stdin.end();
+  server.send({ id: 1, op: 'receive', ...options.request });
+  const first = await next();
+  const wasReady = first?.ready === true;
+  let answer = first;
+  if (wasReady) {
+    server.child.stdin.end(options.stream);
+    answer = await next();
   }
-  const exitCode = await exited;
-  return { wasReady, answer, exitCode, stderr };
+  const { code } = await server.close();
+  return { wasReady, answer, exitCode: code, stderr: server.stderr };
 }

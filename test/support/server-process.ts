@@ -1,6 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { packageVersion } from '../../src/model/package-version.js';
 import { encodeMessage, FrameDecoder, makeHello } from '../../src/remote/protocol.js';
 import { CLI } from './run-cli.js';
 
@@ -33,7 +34,7 @@ export class ServerProcess {
   static async greeted(mode: string, directory: string, env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
     const server = new ServerProcess(mode, directory, env);
     server.startReading();
-    server.send(makeHello('0.1.0'));
+    server.send(makeHello(packageVersion()));
     const hello = await server.next();
     if (hello.program !== 'buttersink') throw new Error(`unexpected hello ${JSON.stringify(hello)}`);
     return server;

@@ -1,4 +1,4 @@
-import { lstat } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import type { EntryKind, SourceTree } from '../../sendstream/path-model.js';
 
@@ -10,14 +10,18 @@ const SUBVOLUME_ROOT_INODE = 256;
  * the parent of an incremental stream, or a clone source, holds at a path.
  *
  * Answers are cached (the snapshot is read-only, so they stay true), which makes the many
- * `write` commands of one file cost one `lstat`. An answer "missing" is trusted only after the
- * snapshot's root is checked to be still the same subvolume: were the snapshot deleted (or
- * swapped) during the receive, every lookup would say "missing" and hide its links.
+ * `write` commands of one file cost one `lstat`. An answer "missing" holds only while the
+ * snapshot's root is still the same subvolume: were the snapshot deleted (or swapped) during
+ * the receive, every lookup would say "missing" and hide its links. {@link SnapshotTree.confirm}
+ * checks that once for all answers given since its last call (the validator calls it before
+ * passing on the commands they let through), instead of once per answer.
  */
 export class SnapshotTree implements SourceTree {
   readonly #root: string;
   /** The root's device number (each subvolume has its own), taken at the first lookup. */
-  #device: Promise<number> | undefined;
+  #device: number | undefined;
+  /** A "missing" was answered since the last {@link SnapshotTree.confirm}. */
+  #unconfirmed = false;
   readonly #cache = new LRUCache<string, EntryKind>({ max: 50_000 });
 
   /** @param root the snapshot's directory; it is looked at only when asked something. */
@@ -27,22 +31,26 @@ export class SnapshotTree implements SourceTree {
 
   async kindOf(relative: string): Promise<EntryKind> {
     this.#device ??= this.#rootDevice();
-    const device = await this.#device;
     const cached = this.#cache.get(relative);
-    if (cached !== undefined) return cached;
-    const kind = await this.#lookUp(relative);
-    if (kind === 'missing' && (await this.#rootDevice().catch(() => undefined)) !== device) {
-      throw new Error(`the snapshot ${this.#root} went away while the stream was being checked`);
+    if (cached !== undefined) {
+      if (cached === 'missing') this.#unconfirmed = true;
+      return cached;
     }
+    const kind = this.#lookUp(relative);
+    if (kind === 'missing') this.#unconfirmed = true;
     this.#cache.set(relative, kind);
     return kind;
   }
 
-  async #lookUp(relative: string): Promise<EntryKind> {
+  #lookUp(relative: string): EntryKind {
     // Paths are raw bytes carried as latin1: back to bytes for the syscall.
     const target = relative === '' ? this.#root : Buffer.concat([Buffer.from(`${this.#root}/`), Buffer.from(relative, 'latin1')]);
     try {
-      const info = await lstat(target);
+      // Synchronous on purpose (here and for the root): a metadata-heavy incremental asks
+      // thousands of these, and a thread-pool round trip cost ~10x the lstat itself (an
+      // incremental of 16,000 commands: 0.5 s -> 0.1 s). The tree is a local snapshot, never
+      // inside a FUSE mount, so this cannot block on anything but the disk.
+      const info = lstatSync(target);
       return info.isSymbolicLink() ? 'symlink' : info.isDirectory() ? 'directory' : 'file';
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -51,10 +59,26 @@ export class SnapshotTree implements SourceTree {
     }
   }
 
+  async confirm(): Promise<void> {
+    if (!this.#unconfirmed) return;
+    if (this.#rootDeviceOrUndefined() !== this.#device) {
+      throw new Error(`the snapshot ${this.#root} went away while the stream was being checked`);
+    }
+    this.#unconfirmed = false;
+  }
+
   /** @throws Error when the root is not a subvolume's root directory (any more). */
-  async #rootDevice(): Promise<number> {
-    const info = await lstat(this.#root);
+  #rootDevice(): number {
+    const info = lstatSync(this.#root);
     if (!info.isDirectory() || info.ino !== SUBVOLUME_ROOT_INODE) throw new Error(`${this.#root} is not a snapshot`);
     return info.dev;
+  }
+
+  #rootDeviceOrUndefined(): number | undefined {
+    try {
+      return this.#rootDevice();
+    } catch {
+      return undefined;
+    }
   }
 }

@@ -226,3 +226,22 @@ describe('StreamValidator: no path goes through a symbolic link', () => {
     assert.equal(error, undefined);
   });
 });
+
+describe('StreamValidator: answers from a source tree are confirmed before what they allowed goes on', () => {
+  test('a parent snapshot that went away mid-stream refuses the stream, and nothing checked against it passes', async () => {
+    let confirms = 0;
+    const vanishing: SourceTree = {
+      kindOf: async () => 'missing',
+      confirm: async () => {
+        confirms++;
+        throw new Error('the snapshot went away');
+      },
+    };
+    const stream = incremental(cmd.mkfile('new'), cmd.write('new'));
+    const { out, error } = await validate(stream, scope({ parent: PARENT, sources: [[PARENT, vanishing]] }));
+    assert.ok(error instanceof RefusedStreamError);
+    assert.match(error.message, /could not be checked: the snapshot went away/);
+    assert.ok(confirms >= 1);
+    assert.equal(out.length, 0, 'nothing may go on unconfirmed');
+  });
+});
