@@ -1,4 +1,5 @@
 import { constants, fstatSync, openSync, read, write } from 'node:fs';
+import net from 'node:net';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 
@@ -7,7 +8,7 @@ const writeAsync = promisify(write);
 
 /** How long to wait before retrying a descriptor that said EAGAIN (one we could not make blocking). */
 const RETRY_MS = 2;
-/** Reads of a send stream from the channel: large, so a stream costs few thread-pool round trips. */
+/** How much of a send stream from the channel may wait in node's buffer. */
 const REST_CHUNK_BYTES = 1 << 20;
 
 /**
@@ -58,11 +59,14 @@ export function fileDescriptorIo(inputFd = 0, outputFd = 1): ServerIo {
       return Readable.from(
         (async function* () {
           await before();
-          for (;;) {
-            const buffer = Buffer.allocUnsafe(REST_CHUNK_BYTES);
-            const n = await retryingAgain(() => readAsync(input, buffer, 0, buffer.length, null).then((r) => r.bytesRead));
-            if (n === 0) return;
-            yield buffer.subarray(0, n);
+          // libuv reads the descriptor as it becomes readable, into its own slabs: unlike a
+          // thread-pool read per chunk (a pipe gives at most 64 KiB at a time), this costs
+          // nothing per chunk. It reads ahead only up to the stream's buffer (backpressure).
+          const channel = new net.Socket({ fd: input, readable: true, writable: false });
+          try {
+            for await (const chunk of channel) yield chunk as Buffer;
+          } finally {
+            channel.destroy();
           }
         })(),
         { objectMode: false, highWaterMark: REST_CHUNK_BYTES },
