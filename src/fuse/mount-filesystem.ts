@@ -11,6 +11,7 @@ import { transferSnapshot, type NamedStore } from '../sync/transfer-snapshot.js'
 import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from './copy-window.js';
 import { FsError, toFsError } from './fs-error.js';
 import { locate, nameInStore, rootEntries, StoreTree, type PathNode, type Resolution } from './path-tree.js';
+import { PendingRemovals } from './pending-removals.js';
 import { XattrReader } from './read-xattrs.js';
 import { TransferStatus, type TransferRecord } from './transfer-status.js';
 
@@ -63,12 +64,6 @@ type Handle =
   | { readonly kind: 'empty' }
   | { readonly kind: 'window'; readonly window: CopyWindow; readonly relative: string; readonly received: ReceivedFiles | undefined };
 
-/** An `rm -r` walking a snapshot: what it unlinked so far is hidden from the view. */
-interface Removal {
-  readonly hidden: Set<string>;
-  last: number;
-}
-
 const O_ACCMODE = 3;
 const DEFAULT_STORE_TIMEOUT_MS = 30_000;
 /** How long one rendering of a control file serves getattr and open (progress numbers move). */
@@ -94,7 +89,9 @@ export class MountFilesystem {
   readonly #extraDirectories = new Map<string, Set<string>>();
   #extraVersion = 0;
   readonly #windows = new Map<string, CopyWindow>();
-  readonly #removals = new Map<string, Removal>();
+  readonly #removals: PendingRemovals;
+  /** Directory handles (opendir) and the mount path each was opened at. */
+  readonly #directoryHandles = new Map<number, string>();
   readonly #transfersInFlight = new Set<string>();
   /** One change at a time per store (the store lock is per process too). */
   readonly #serial = new Map<string, LimitFunction>();
@@ -120,6 +117,7 @@ export class MountFilesystem {
       allowStale: false,
       fetchMethod: async (name) => this.#stores.get(name)!.store.list(),
     });
+    this.#removals = new PendingRemovals({ now: this.#now, idleMs: options.removalIdleMs });
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, Math.max(100, options.copyIdleMs / 4)));
     this.#sweeper.unref();
   }
@@ -202,12 +200,7 @@ export class MountFilesystem {
   }
 
   #isHidden(node: PathNode): boolean {
-    if (node.kind !== 'inside') return false;
-    const removal = this.#removals.get(key(node.store, node.snapshot));
-    if (removal === undefined) return false;
-    const parts = node.relative.split('/');
-    for (let i = 1; i <= parts.length; i++) if (removal.hidden.has(parts.slice(0, i).join('/'))) return true;
-    return false;
+    return node.kind === 'inside' && this.#removals.isHidden(key(node.store, node.snapshot), node.relative);
   }
 
   async #snapshot(store: string, name: string): Promise<Snapshot | undefined> {
@@ -333,10 +326,7 @@ export class MountFilesystem {
         const local = remote === undefined ? await this.#localPath(node) : undefined;
         if (remote === undefined && local === undefined) return [];
         const names = remote !== undefined ? await remote.files.readdir(remote.relative) : await readdir(local!);
-        const removal = this.#removals.get(key(node.store, node.snapshot));
-        if (removal === undefined) return names;
-        const base = node.kind === 'inside' ? `${node.relative}/` : '';
-        return names.filter((n) => !removal.hidden.has(`${base}${n}`));
+        return this.#removals.visible(key(node.store, node.snapshot), node.kind === 'inside' ? node.relative : '', names);
       }
     }
   }
@@ -564,10 +554,16 @@ export class MountFilesystem {
       }
       case 'inside':
         this.#refuseIfReadOnly();
-        this.#hide(node);
-        return;
+        if ((await this.readdir(mountPath)).length > 0) throw new FsError('ENOTEMPTY');
+        return this.#hide(node, mountPath);
       case 'snapshot':
         this.#refuseIfReadOnly();
+        // rmdir removes empty directories: a snapshot is deleted once `rm -r` (or mv's
+        // removal of its source) emptied it, or when it shows no files (S3). A bare rmdir of
+        // one that still shows files is refused, like any non-empty directory's.
+        if ((await this.readdir(mountPath)).length > 0) {
+          throw new FsError('ENOTEMPTY', `${node.store}/${node.snapshot} is not empty: rm -r deletes a snapshot, rmdir only an emptied one`);
+        }
         return this.#deleteSnapshot(node.store, node.snapshot);
     }
   }
@@ -578,16 +574,33 @@ export class MountFilesystem {
     if (open && open.relative !== '') return open.window.remove(open.relative, false);
     if (node.kind !== 'inside') throw new FsError(node.kind === 'control-file' ? 'EPERM' : 'EISDIR');
     this.#refuseIfReadOnly();
-    this.#hide(node);
+    this.#hide(node, mountPath);
   }
 
-  /** `rm -r` removes entries one by one: hide them; the final `rmdir` deletes the snapshot. */
-  #hide(node: Extract<PathNode, { kind: 'inside' }>): void {
-    const id = key(node.store, node.snapshot);
-    let removal = this.#removals.get(id);
-    if (removal === undefined) this.#removals.set(id, (removal = { hidden: new Set(), last: this.#now() }));
-    removal.hidden.add(node.relative);
-    removal.last = this.#now();
+  /**
+   * `rm -r` removes entries one by one: hide them (the final `rmdir` deletes the snapshot),
+   * when a walk removes them; a lone `rm FILE` is refused (see {@link PendingRemovals}).
+   */
+  #hide(node: Extract<PathNode, { kind: 'inside' }>, mountPath: string): void {
+    if (!this.#removals.remove(key(node.store, node.snapshot), node.relative, mountPath)) {
+      throw new FsError('EROFS', `${mountPath}: a snapshot's files cannot be removed one by one (rm -r the snapshot to delete it)`);
+    }
+  }
+
+  /** `opendir`: noted, so that removals by a walk holding its directory open can be told apart. */
+  async opendir(mountPath: string): Promise<number> {
+    await this.#node(mountPath);
+    const handle = this.#nextHandle++;
+    this.#directoryHandles.set(handle, mountPath);
+    this.#removals.opened(mountPath);
+    return handle;
+  }
+
+  async releasedir(handle: number): Promise<void> {
+    const mountPath = this.#directoryHandles.get(handle);
+    if (mountPath === undefined) return;
+    this.#directoryHandles.delete(handle);
+    this.#removals.closed(mountPath);
   }
 
   async #deleteSnapshot(store: string, name: string): Promise<void> {
@@ -611,7 +624,7 @@ export class MountFilesystem {
       this.#invalidate(store);
     }
     this.#windows.delete(id);
-    this.#removals.delete(id);
+    this.#removals.forget(id);
     // Keep the groups it was in until rm -r removes them too.
     const parts = name.split('/');
     for (let i = 1; i < parts.length; i++) this.#addExtraDirectory(store, parts.slice(0, i).join('/'));
@@ -622,6 +635,9 @@ export class MountFilesystem {
     const from = await this.#node(fromPath);
     const to = await this.#resolve(toPath);
     if (from.kind !== 'snapshot') {
+      // mv between stores renames each child into the copy window first and copies only on
+      // EXDEV (coreutils' move mode): EXDEV makes it copy (compared) and remove the source.
+      if (from.kind === 'inside' && to.kind === 'missing' && this.#window(to.parent)) throw new FsError('EXDEV');
       throw new FsError(this.#window(from) || from.kind === 'inside' ? 'EROFS' : 'EPERM', `only snapshots can be renamed`);
     }
     if (to.kind === 'invalid') throw new FsError(to.reason);
@@ -780,12 +796,8 @@ export class MountFilesystem {
           : `copy into ${store}/${name} finished: ${formatBytes(window.uncheckedBytes)} written, not compared (${store} cannot show a snapshot's files)`,
       );
     }
-    const now = this.#now();
-    for (const [id, removal] of this.#removals) {
-      if (now - removal.last >= this.#options.removalIdleMs) {
-        this.#removals.delete(id);
-        this.status.log(`rm of ${id.replace('\0', '/')} stopped before its final rmdir: nothing was deleted`);
-      }
+    for (const id of this.#removals.sweep()) {
+      this.status.log(`rm of ${id.replace('\0', '/')} stopped before its final rmdir: nothing was deleted`);
     }
   }
 }

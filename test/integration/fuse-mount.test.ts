@@ -190,18 +190,20 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     assert.equal(errnoOf(() => renameSync(`${mnt}/B/s2`, `${mnt}/A/s2-elsewhere`)), 'EXDEV');
   });
 
-  test('rmdir deletes a snapshot although it is not empty', () => {
-    rmdirSync(`${mnt}/B/s1-renamed`);
+  test('a bare rmdir of a snapshot that shows files is ENOTEMPTY; rm -r deletes it', () => {
+    assert.equal(errnoOf(() => rmdirSync(`${mnt}/B/s1-renamed`)), 'ENOTEMPTY');
+    assert.ok(existsSync(`${b.mountPoint}/snaps/s1-renamed`));
+    const result = run('rm', ['-r', `${mnt}/B/s1-renamed`]);
+    assert.equal(result.code, 0, result.stderr);
     assert.ok(!existsSync(`${b.mountPoint}/snaps/s1-renamed`));
     assert.ok(!readdirSync(`${mnt}/B`).includes('s1-renamed'));
     assert.ok(existsSync(`${a.mountPoint}/snaps/s1`), 'the source is untouched');
   });
 
-  test('rm -r deletes; entries vanish while it walks; an interrupted one deletes nothing', () => {
-    // Interrupted: one unlink hides the file, the snapshot stays.
-    unlinkSync(`${mnt}/B/s3/big.bin`);
-    assert.ok(!readdirSync(`${mnt}/B/s3`).includes('big.bin'));
-    assert.ok(existsSync(`${b.mountPoint}/snaps/s3/big.bin`), 'nothing deleted before the final rmdir');
+  test('rm -r deletes; a lone unlink is EROFS and hides nothing', () => {
+    assert.equal(errnoOf(() => unlinkSync(`${mnt}/B/s3/big.bin`)), 'EROFS');
+    assert.ok(readdirSync(`${mnt}/B/s3`).includes('big.bin'));
+    assert.ok(existsSync(`${b.mountPoint}/snaps/s3/big.bin`));
     const result = run('rm', ['-r', `${mnt}/B/s2`]);
     assert.equal(result.code, 0, result.stderr);
     assert.ok(!existsSync(`${b.mountPoint}/snaps/s2`));
