@@ -634,6 +634,13 @@ export class MountFilesystem {
   async rename(fromPath: string, toPath: string): Promise<void> {
     const from = await this.#node(fromPath);
     const to = await this.#resolve(toPath);
+    const fromWindow = this.#window(from);
+    if (fromWindow !== undefined && fromWindow.relative !== '') {
+      // rsync writes a temporary file, then renames it into place: within the window only.
+      const target = windowTarget(to, from as Extract<PathNode, { kind: 'inside' }>);
+      if (target === undefined) throw new FsError('EXDEV');
+      return fromWindow.window.rename(fromWindow.relative, target);
+    }
     if (from.kind !== 'snapshot') {
       // mv between stores renames each child into the copy window first and copies only on
       // EXDEV (coreutils' move mode): EXDEV makes it copy (compared) and remove the source.
@@ -831,6 +838,15 @@ async function readAt(file: string, offset: number, length: number): Promise<Buf
   } finally {
     await handle.close();
   }
+}
+
+/** The path a rename's target has in the source's own snapshot (its copy window); undefined elsewhere. */
+function windowTarget(to: Resolution, from: { store: string; snapshot: string }): string | undefined {
+  const sameSnapshot = (node: PathNode): node is Extract<PathNode, { kind: 'snapshot' | 'inside' }> =>
+    (node.kind === 'snapshot' || node.kind === 'inside') && node.store === from.store && node.snapshot === from.snapshot;
+  if (to.kind === 'found') return to.node.kind === 'inside' && sameSnapshot(to.node) ? to.node.relative : undefined;
+  if (to.kind === 'missing' && sameSnapshot(to.parent)) return join(to.parent.kind === 'inside' ? to.parent.relative : '', to.name);
+  return undefined;
 }
 
 function windowAttributes(entry: WindowEntry): Attributes {

@@ -79,6 +79,16 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     assert.doesNotMatch(log(), /MISMATCH/);
   });
 
+  test('rsync -a (temporary files renamed into place) exits 0; the snapshot is byte for byte the source, compared', async () => {
+    const synced = run('rsync', ['-a', `${mnt}/A/s3`, `${mnt}/B/`]);
+    assert.equal(synced.code, 0, synced.stderr);
+    assert.deepEqual(treeDigest(`${b.mountPoint}/snaps/s3`), digests.s3);
+    await sleep(2500);
+    assert.match(log(), /copy into B\/s3 finished: \d[\d.]* [KM]iB compared equal/);
+    assert.doesNotMatch(log(), /MISMATCH/);
+    assert.deepEqual(readdirSync(`${mnt}/B/s3`).sort(), readdirSync(`${a.mountPoint}/snaps/s3`).sort(), 'no temporary name is left');
+  });
+
   test('rm FILE in a snapshot is EROFS and hides nothing; the file stays', () => {
     const removed = run('rm', [`${mnt}/A/s1/small.bin`]);
     assert.equal(removed.code, 1);
