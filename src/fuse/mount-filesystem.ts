@@ -12,6 +12,7 @@ import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from 
 import { FsError, toFsError } from './fs-error.js';
 import { locate, nameInStore, rootEntries, StoreTree, type PathNode, type Resolution } from './path-tree.js';
 import { PendingRemovals } from './pending-removals.js';
+import { spaceOf, statfsReply, UNKNOWN_SPACE, type StatfsReply } from './store-space.js';
 import { XattrReader } from './read-xattrs.js';
 import { TransferStatus, type TransferRecord } from './transfer-status.js';
 
@@ -258,6 +259,19 @@ export class MountFilesystem {
   }
 
   // --- reading ---------------------------------------------------------------------------
+
+  /**
+   * `df`: below a store, the space of the filesystem it is on (S3, SSH: a large sensible
+   * value); elsewhere the store with the most room, since a copy goes into one of them.
+   */
+  async statfs(mountPath: string): Promise<StatfsReply> {
+    const area = locate(mountPath, this.#names);
+    const stores = area.kind === 'store' ? [this.#stores.get(area.store)!] : this.#options.stores;
+    // One store: its own answer or its error (EIO). All of them: those that answer.
+    const spaces = area.kind === 'store' ? [await spaceOf(stores[0]!.store)] : await Promise.all(stores.map((s) => spaceOf(s.store).catch(() => UNKNOWN_SPACE)));
+    const best = spaces.reduce((a, b) => (b.availableBytes > a.availableBytes ? b : a), { totalBytes: 0, freeBytes: 0, availableBytes: 0 });
+    return statfsReply(best, this.#options.readOnly);
+  }
 
   async getattr(mountPath: string): Promise<Attributes> {
     const node = await this.#node(mountPath);
@@ -657,6 +671,11 @@ export class MountFilesystem {
     const newName = nameInStore(to)!;
     const { store: target } = this.#stores.get(from.store)!;
     if (target.rename === undefined) throw new FsError('EPERM', `${target.url} cannot rename snapshots`);
+    // btrfs cannot move a read-only subvolume to another directory (its `..` would change):
+    // a refusal by rule, not a failure, so EPERM with the reason rather than the store's EIO.
+    if (path.posix.dirname(from.snapshot) !== path.posix.dirname(newName)) {
+      throw new FsError('EPERM', `${from.snapshot} can only be renamed within its directory, not to ${newName}`);
+    }
     try {
       await this.#serially(from.store, async () => {
         const release = await target.lock();

@@ -31,8 +31,7 @@ export function mountOps(fs: MountFilesystem, trace: (line: string) => void = ()
   };
   return {
     init: (cb) => cb(0),
-    statfs: (_path, cb) =>
-      cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 }),
+    statfs: (path, cb) => run(`statfs ${path}`, () => fs.statfs(path), (e, reply) => cb(e, reply)),
     getattr: (path, cb) => run(`getattr ${path}`, () => fs.getattr(path), cb),
     fgetattr: (path, _fd, cb) => run(`fgetattr ${path}`, () => fs.getattr(path), cb),
     opendir: (path, _flags, cb) => run(`opendir ${path}`, () => fs.opendir(path), (e, fd) => cb(e, fd)),

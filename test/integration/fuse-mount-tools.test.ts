@@ -40,6 +40,7 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     snapshot(data, `${a.mountPoint}/snaps/s2`);
     changeRichSubvolume(data, 2);
     snapshot(data, `${a.mountPoint}/snaps/s3`);
+    snapshot(data, `${a.mountPoint}/snaps/daily/d1`);
     sh(`head -c 3000000 /dev/urandom > data/moved.bin`, a.mountPoint);
     snapshot(data, `${a.mountPoint}/snaps/moved`);
     for (const n of ['s1', 's2', 's3', 'moved']) digests[n] = treeDigest(`${a.mountPoint}/snaps/${n}`);
@@ -63,6 +64,25 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
       assert.equal(listed.code, 0, listed.stderr);
       assert.deepEqual(listed.stdout.split('\n').slice(0, 2), ['.', '..'], dir);
     }
+  });
+
+  test('df shows each store\'s filesystem: size and free space as the pool has them', () => {
+    const shown = output('df', ['-B1', '--output=size,avail', `${mnt}/B`]);
+    assert.equal(shown.code, 0, shown.stderr);
+    const real = output('df', ['-B1', '--output=size,avail', b.mountPoint]);
+    const numbers = (text: string): number[] => text.split('\n')[1]!.trim().split(/\s+/).map(Number);
+    const [size, avail] = numbers(shown.stdout);
+    const [realSize, realAvail] = numbers(real.stdout);
+    assert.equal(size, realSize);
+    assert.ok(avail! > 0 && Math.abs(avail! - realAvail!) < 64 * 1024 ** 2, `${avail} vs ${realAvail}`);
+  });
+
+  test('mv of a snapshot into a nested directory of its store is EPERM with the reason, not EIO', () => {
+    const moved = run('mv', [`${mnt}/A/s3`, `${mnt}/A/daily/`]);
+    assert.equal(moved.code, 1);
+    assert.match(moved.stderr, /Operation not permitted/);
+    assert.match(readFileSync(`${mnt}/.buttersink/status`, 'utf8'), /s3 can only be renamed within its directory, not to daily\/s3/);
+    assert.ok(existsSync(`${a.mountPoint}/snaps/s3`));
   });
 
   test('mv of a snapshot to another store: one transfer, one delete of the source, exit 0', async () => {
