@@ -511,6 +511,9 @@ export class MountFilesystem {
       if (record) this.status.finish(record, { ok: true });
     } catch (error) {
       if (record) this.status.finish(record, { ok: false, reason: toFsError(error).message });
+      // Stopped by the unmount: whatever the store made of the abort (an S3 upload's own
+      // error, a killed receive), the caller was interrupted (EINTR, as documented).
+      if (this.#abort.signal.aborted) throw new FsError('EINTR', `transfer of ${name} to ${store} interrupted: ${toFsError(this.#abort.signal.reason).message}`);
       throw error;
     } finally {
       this.#transfersInFlight.delete(id);

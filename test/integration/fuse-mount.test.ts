@@ -306,6 +306,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     assert.equal(stopped.code, 0, `${stopped.stderr}\nmount output:\n${mount.output()}`);
     const result = await copy;
     assert.notEqual(result.code, 0, 'the interrupted mkdir must not succeed');
+    assert.match(result.stderr, /Interrupted system call/, 'EINTR, as documented');
     assert.ok(!isMounted(mnt));
     assert.ok(!subvolumes(b).some((s) => s.endsWith('big')), `left behind: ${subvolumes(b).join(', ')}`);
     assert.ok(!subvolumes(b).some((s) => s.includes('.buttersink-partial')), `partial left: ${subvolumes(b).join(', ')}`);
