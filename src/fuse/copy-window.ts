@@ -31,10 +31,15 @@ export interface WindowEntry {
   ctime: number;
   readonly target?: string;
   readonly xattrs: Map<string, Buffer>;
+  /**
+   * The received file this file's written bytes were compared with, once a write pinned it:
+   * its own path, or for a temporary name (`rsync`'s `.NAME.XXXXXX`) the final one.
+   */
+  comparedAs?: string;
 }
 
 /** An errno name: the mount's ops layer turns it into the negative number FUSE wants. */
-export type WindowErrno = 'ENOENT' | 'EEXIST' | 'ENOTDIR' | 'EISDIR' | 'ENOTEMPTY' | 'EIO' | 'EINVAL';
+export type WindowErrno = 'ENOENT' | 'EEXIST' | 'ENOTDIR' | 'EISDIR' | 'ENOTEMPTY' | 'EIO' | 'EINVAL' | 'EXDEV';
 
 export class WindowError extends Error {
   constructor(
@@ -144,19 +149,30 @@ export class CopyWindow {
   }
 
   /**
-   * Compares `data` with the received file at `offset` and records the new size.
+   * Compares `data` with the received file at `offset` and records the new size. A file
+   * written under a temporary name and renamed into place (rsync writes `.NAME.XXXXXX`, then
+   * renames it to NAME) is compared with the received NAME when its own name is not what it
+   * matches: the first write pins which one, and {@link rename} checks the final name.
    * @throws WindowError EIO when the bytes differ (or the received file is shorter).
    */
   async write(relative: string, offset: number, data: Buffer): Promise<void> {
     const entry = this.#file(relative);
     this.#busy += 1;
     try {
-      const received = await this.#read(relative, offset, data.length);
+      let against = entry.comparedAs ?? relative;
+      let received = await this.#read(against, offset, data.length);
+      const final = entry.comparedAs === undefined ? finalNameOf(relative) : undefined;
+      if (final !== undefined && received !== null && !received.equals(data)) {
+        const atFinal = await this.#read(final, offset, data.length);
+        if (atFinal !== null && atFinal.equals(data)) [against, received] = [final, atFinal];
+      }
       if (received !== null && !received.equals(data)) {
         const at = firstDifference(received, data);
-        this.mismatch ??= `${relative} differs from the received snapshot at byte ${offset + at}`;
-        throw new WindowError('EIO', this.mismatch);
+        const message = `${relative} differs from the received snapshot${against === relative ? '' : `'s ${against}`} at byte ${offset + at}`;
+        this.mismatch ??= message;
+        throw new WindowError('EIO', message);
       }
+      if (received !== null) entry.comparedAs = against;
       if (received !== null) this.verifiedBytes += data.length;
       else this.uncheckedBytes += data.length;
       entry.size = Math.max(entry.size, offset + data.length);
@@ -213,6 +229,27 @@ export class CopyWindow {
     this.#entries.delete(relative);
   }
 
+  /**
+   * `rename` inside the window: rsync's temporary file moved into place. The target is
+   * replaced as rename(2) does. A file whose bytes were compared with another received file
+   * than its new name is EIO (the comparison would not hold); a directory is EXDEV (a mover
+   * then copies it, and each file is compared where it lands).
+   */
+  rename(from: string, to: string): void {
+    const entry = this.#existing(from);
+    if (from === '' || to === '') throw new WindowError('EINVAL', 'the window itself is renamed with the snapshot');
+    if ((entry.mode & S_IFMT) === S_IFDIR) throw new WindowError('EXDEV', `${from} is a directory: copy it instead`);
+    if (entry.comparedAs !== undefined && entry.comparedAs !== to) {
+      throw new WindowError('EIO', `${from} was compared with the received snapshot's ${entry.comparedAs}, not with ${to}`);
+    }
+    this.#directory(parentOf(to));
+    const existing = this.#entries.get(to);
+    if (existing !== undefined && (existing.mode & S_IFMT) === S_IFDIR) throw new WindowError('EISDIR', `${to} is a directory`);
+    this.#entries.delete(from);
+    this.#entries.set(to, entry);
+    entry.ctime = this.#now();
+  }
+
   #add(relative: string, fields: { mode: number; size: number; target?: string }): void {
     this.touch();
     if (this.#entries.has(relative)) throw new WindowError('EEXIST', `${relative} exists`);
@@ -245,6 +282,16 @@ export class CopyWindow {
 function parentOf(relative: string): string {
   const cut = relative.lastIndexOf('/');
   return cut < 0 ? '' : relative.slice(0, cut);
+}
+
+/** rsync's temporary name for NAME: `.NAME.XXXXXX` (mkstemp) in the same directory. */
+const RSYNC_TEMPORARY = /^\.(.+)\.[A-Za-z0-9]{6}$/s; // names may hold newlines
+
+/** The final name a temporary file's name stands for, when it looks like one. */
+export function finalNameOf(relative: string): string | undefined {
+  const cut = relative.lastIndexOf('/');
+  const match = RSYNC_TEMPORARY.exec(relative.slice(cut + 1));
+  return match === null ? undefined : `${relative.slice(0, cut + 1)}${match[1]}`;
 }
 
 function firstDifference(a: Buffer, b: Buffer): number {

@@ -36,6 +36,8 @@ declare module 'fuse-native' {
     statfs?(path: string, cb: (errno: number, statfs?: FuseStatfs) => void): void;
     getattr?(path: string, cb: (errno: number, stat?: FuseStat) => void): void;
     fgetattr?(path: string, fd: number, cb: (errno: number, stat?: FuseStat) => void): void;
+    opendir?(path: string, flags: number, cb: (errno: number, fd?: number) => void): void;
+    releasedir?(path: string, fd: number, cb: Done): void;
     readdir?(path: string, cb: (errno: number, names?: string[], stats?: FuseStat[]) => void): void;
     readlink?(path: string, cb: (errno: number, target?: string) => void): void;
     open?(path: string, flags: number, cb: (errno: number, fd?: number) => void): void;

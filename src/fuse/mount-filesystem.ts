@@ -11,6 +11,8 @@ import { transferSnapshot, type NamedStore } from '../sync/transfer-snapshot.js'
 import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from './copy-window.js';
 import { FsError, toFsError } from './fs-error.js';
 import { locate, nameInStore, rootEntries, StoreTree, type PathNode, type Resolution } from './path-tree.js';
+import { PendingRemovals } from './pending-removals.js';
+import { spaceOf, statfsReply, UNKNOWN_SPACE, type StatfsReply } from './store-space.js';
 import { XattrReader } from './read-xattrs.js';
 import { TransferStatus, type TransferRecord } from './transfer-status.js';
 
@@ -63,12 +65,6 @@ type Handle =
   | { readonly kind: 'empty' }
   | { readonly kind: 'window'; readonly window: CopyWindow; readonly relative: string; readonly received: ReceivedFiles | undefined };
 
-/** An `rm -r` walking a snapshot: what it unlinked so far is hidden from the view. */
-interface Removal {
-  readonly hidden: Set<string>;
-  last: number;
-}
-
 const O_ACCMODE = 3;
 const DEFAULT_STORE_TIMEOUT_MS = 30_000;
 /** How long one rendering of a control file serves getattr and open (progress numbers move). */
@@ -94,7 +90,9 @@ export class MountFilesystem {
   readonly #extraDirectories = new Map<string, Set<string>>();
   #extraVersion = 0;
   readonly #windows = new Map<string, CopyWindow>();
-  readonly #removals = new Map<string, Removal>();
+  readonly #removals: PendingRemovals;
+  /** Directory handles (opendir) and the mount path each was opened at. */
+  readonly #directoryHandles = new Map<number, string>();
   readonly #transfersInFlight = new Set<string>();
   /** One change at a time per store (the store lock is per process too). */
   readonly #serial = new Map<string, LimitFunction>();
@@ -120,6 +118,7 @@ export class MountFilesystem {
       allowStale: false,
       fetchMethod: async (name) => this.#stores.get(name)!.store.list(),
     });
+    this.#removals = new PendingRemovals({ now: this.#now, idleMs: options.removalIdleMs });
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, Math.max(100, options.copyIdleMs / 4)));
     this.#sweeper.unref();
   }
@@ -202,12 +201,7 @@ export class MountFilesystem {
   }
 
   #isHidden(node: PathNode): boolean {
-    if (node.kind !== 'inside') return false;
-    const removal = this.#removals.get(key(node.store, node.snapshot));
-    if (removal === undefined) return false;
-    const parts = node.relative.split('/');
-    for (let i = 1; i <= parts.length; i++) if (removal.hidden.has(parts.slice(0, i).join('/'))) return true;
-    return false;
+    return node.kind === 'inside' && this.#removals.isHidden(key(node.store, node.snapshot), node.relative);
   }
 
   async #snapshot(store: string, name: string): Promise<Snapshot | undefined> {
@@ -265,6 +259,19 @@ export class MountFilesystem {
   }
 
   // --- reading ---------------------------------------------------------------------------
+
+  /**
+   * `df`: below a store, the space of the filesystem it is on (S3, SSH: a large sensible
+   * value); elsewhere the store with the most room, since a copy goes into one of them.
+   */
+  async statfs(mountPath: string): Promise<StatfsReply> {
+    const area = locate(mountPath, this.#names);
+    const stores = area.kind === 'store' ? [this.#stores.get(area.store)!] : this.#options.stores;
+    // One store: its own answer or its error (EIO). All of them: those that answer.
+    const spaces = area.kind === 'store' ? [await spaceOf(stores[0]!.store)] : await Promise.all(stores.map((s) => spaceOf(s.store).catch(() => UNKNOWN_SPACE)));
+    const best = spaces.reduce((a, b) => (b.availableBytes > a.availableBytes ? b : a), { totalBytes: 0, freeBytes: 0, availableBytes: 0 });
+    return statfsReply(best, this.#options.readOnly);
+  }
 
   async getattr(mountPath: string): Promise<Attributes> {
     const node = await this.#node(mountPath);
@@ -333,10 +340,7 @@ export class MountFilesystem {
         const local = remote === undefined ? await this.#localPath(node) : undefined;
         if (remote === undefined && local === undefined) return [];
         const names = remote !== undefined ? await remote.files.readdir(remote.relative) : await readdir(local!);
-        const removal = this.#removals.get(key(node.store, node.snapshot));
-        if (removal === undefined) return names;
-        const base = node.kind === 'inside' ? `${node.relative}/` : '';
-        return names.filter((n) => !removal.hidden.has(`${base}${n}`));
+        return this.#removals.visible(key(node.store, node.snapshot), node.kind === 'inside' ? node.relative : '', names);
       }
     }
   }
@@ -507,6 +511,9 @@ export class MountFilesystem {
       if (record) this.status.finish(record, { ok: true });
     } catch (error) {
       if (record) this.status.finish(record, { ok: false, reason: toFsError(error).message });
+      // Stopped by the unmount: whatever the store made of the abort (an S3 upload's own
+      // error, a killed receive), the caller was interrupted (EINTR, as documented).
+      if (this.#abort.signal.aborted) throw new FsError('EINTR', `transfer of ${name} to ${store} interrupted: ${toFsError(this.#abort.signal.reason).message}`);
       throw error;
     } finally {
       this.#transfersInFlight.delete(id);
@@ -564,10 +571,16 @@ export class MountFilesystem {
       }
       case 'inside':
         this.#refuseIfReadOnly();
-        this.#hide(node);
-        return;
+        if ((await this.readdir(mountPath)).length > 0) throw new FsError('ENOTEMPTY');
+        return this.#hide(node, mountPath);
       case 'snapshot':
         this.#refuseIfReadOnly();
+        // rmdir removes empty directories: a snapshot is deleted once `rm -r` (or mv's
+        // removal of its source) emptied it, or when it shows no files (S3). A bare rmdir of
+        // one that still shows files is refused, like any non-empty directory's.
+        if ((await this.readdir(mountPath)).length > 0) {
+          throw new FsError('ENOTEMPTY', `${node.store}/${node.snapshot} is not empty: rm -r deletes a snapshot, rmdir only an emptied one`);
+        }
         return this.#deleteSnapshot(node.store, node.snapshot);
     }
   }
@@ -578,16 +591,33 @@ export class MountFilesystem {
     if (open && open.relative !== '') return open.window.remove(open.relative, false);
     if (node.kind !== 'inside') throw new FsError(node.kind === 'control-file' ? 'EPERM' : 'EISDIR');
     this.#refuseIfReadOnly();
-    this.#hide(node);
+    this.#hide(node, mountPath);
   }
 
-  /** `rm -r` removes entries one by one: hide them; the final `rmdir` deletes the snapshot. */
-  #hide(node: Extract<PathNode, { kind: 'inside' }>): void {
-    const id = key(node.store, node.snapshot);
-    let removal = this.#removals.get(id);
-    if (removal === undefined) this.#removals.set(id, (removal = { hidden: new Set(), last: this.#now() }));
-    removal.hidden.add(node.relative);
-    removal.last = this.#now();
+  /**
+   * `rm -r` removes entries one by one: hide them (the final `rmdir` deletes the snapshot),
+   * when a walk removes them; a lone `rm FILE` is refused (see {@link PendingRemovals}).
+   */
+  #hide(node: Extract<PathNode, { kind: 'inside' }>, mountPath: string): void {
+    if (!this.#removals.remove(key(node.store, node.snapshot), node.relative, mountPath)) {
+      throw new FsError('EROFS', `${mountPath}: a snapshot's files cannot be removed one by one (rm -r the snapshot to delete it)`);
+    }
+  }
+
+  /** `opendir`: noted, so that removals by a walk holding its directory open can be told apart. */
+  async opendir(mountPath: string): Promise<number> {
+    await this.#node(mountPath);
+    const handle = this.#nextHandle++;
+    this.#directoryHandles.set(handle, mountPath);
+    this.#removals.opened(mountPath);
+    return handle;
+  }
+
+  async releasedir(handle: number): Promise<void> {
+    const mountPath = this.#directoryHandles.get(handle);
+    if (mountPath === undefined) return;
+    this.#directoryHandles.delete(handle);
+    this.#removals.closed(mountPath);
   }
 
   async #deleteSnapshot(store: string, name: string): Promise<void> {
@@ -611,7 +641,7 @@ export class MountFilesystem {
       this.#invalidate(store);
     }
     this.#windows.delete(id);
-    this.#removals.delete(id);
+    this.#removals.forget(id);
     // Keep the groups it was in until rm -r removes them too.
     const parts = name.split('/');
     for (let i = 1; i < parts.length; i++) this.#addExtraDirectory(store, parts.slice(0, i).join('/'));
@@ -621,7 +651,17 @@ export class MountFilesystem {
   async rename(fromPath: string, toPath: string): Promise<void> {
     const from = await this.#node(fromPath);
     const to = await this.#resolve(toPath);
+    const fromWindow = this.#window(from);
+    if (fromWindow !== undefined && fromWindow.relative !== '') {
+      // rsync writes a temporary file, then renames it into place: within the window only.
+      const target = windowTarget(to, from as Extract<PathNode, { kind: 'inside' }>);
+      if (target === undefined) throw new FsError('EXDEV');
+      return fromWindow.window.rename(fromWindow.relative, target);
+    }
     if (from.kind !== 'snapshot') {
+      // mv between stores renames each child into the copy window first and copies only on
+      // EXDEV (coreutils' move mode): EXDEV makes it copy (compared) and remove the source.
+      if (from.kind === 'inside' && to.kind === 'missing' && this.#window(to.parent)) throw new FsError('EXDEV');
       throw new FsError(this.#window(from) || from.kind === 'inside' ? 'EROFS' : 'EPERM', `only snapshots can be renamed`);
     }
     if (to.kind === 'invalid') throw new FsError(to.reason);
@@ -634,6 +674,11 @@ export class MountFilesystem {
     const newName = nameInStore(to)!;
     const { store: target } = this.#stores.get(from.store)!;
     if (target.rename === undefined) throw new FsError('EPERM', `${target.url} cannot rename snapshots`);
+    // btrfs cannot move a read-only subvolume to another directory (its `..` would change):
+    // a refusal by rule, not a failure, so EPERM with the reason rather than the store's EIO.
+    if (path.posix.dirname(from.snapshot) !== path.posix.dirname(newName)) {
+      throw new FsError('EPERM', `${from.snapshot} can only be renamed within its directory, not to ${newName}`);
+    }
     try {
       await this.#serially(from.store, async () => {
         const release = await target.lock();
@@ -780,12 +825,8 @@ export class MountFilesystem {
           : `copy into ${store}/${name} finished: ${formatBytes(window.uncheckedBytes)} written, not compared (${store} cannot show a snapshot's files)`,
       );
     }
-    const now = this.#now();
-    for (const [id, removal] of this.#removals) {
-      if (now - removal.last >= this.#options.removalIdleMs) {
-        this.#removals.delete(id);
-        this.status.log(`rm of ${id.replace('\0', '/')} stopped before its final rmdir: nothing was deleted`);
-      }
+    for (const id of this.#removals.sweep()) {
+      this.status.log(`rm of ${id.replace('\0', '/')} stopped before its final rmdir: nothing was deleted`);
     }
   }
 }
@@ -819,6 +860,15 @@ async function readAt(file: string, offset: number, length: number): Promise<Buf
   } finally {
     await handle.close();
   }
+}
+
+/** The path a rename's target has in the source's own snapshot (its copy window); undefined elsewhere. */
+function windowTarget(to: Resolution, from: { store: string; snapshot: string }): string | undefined {
+  const sameSnapshot = (node: PathNode): node is Extract<PathNode, { kind: 'snapshot' | 'inside' }> =>
+    (node.kind === 'snapshot' || node.kind === 'inside') && node.store === from.store && node.snapshot === from.snapshot;
+  if (to.kind === 'found') return to.node.kind === 'inside' && sameSnapshot(to.node) ? to.node.relative : undefined;
+  if (to.kind === 'missing' && sameSnapshot(to.parent)) return join(to.parent.kind === 'inside' ? to.parent.relative : '', to.name);
+  return undefined;
 }
 
 function windowAttributes(entry: WindowEntry): Attributes {

@@ -31,11 +31,13 @@ export function mountOps(fs: MountFilesystem, trace: (line: string) => void = ()
   };
   return {
     init: (cb) => cb(0),
-    statfs: (_path, cb) =>
-      cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 }),
+    statfs: (path, cb) => run(`statfs ${path}`, () => fs.statfs(path), (e, reply) => cb(e, reply)),
     getattr: (path, cb) => run(`getattr ${path}`, () => fs.getattr(path), cb),
     fgetattr: (path, _fd, cb) => run(`fgetattr ${path}`, () => fs.getattr(path), cb),
-    readdir: (path, cb) => run(`readdir ${path}`, () => fs.readdir(path), (e, names) => cb(e, names ?? [])),
+    opendir: (path, _flags, cb) => run(`opendir ${path}`, () => fs.opendir(path), (e, fd) => cb(e, fd)),
+    releasedir: (path, fd, cb) => run(`releasedir ${path}`, () => fs.releasedir(fd), cb),
+    // libfuse's high-level API adds no `.` and `..`: tools (ls -a, find) expect them.
+    readdir: (path, cb) => run(`readdir ${path}`, () => fs.readdir(path), (e, names) => cb(e, e === 0 ? ['.', '..', ...(names ?? [])] : [])),
     readlink: (path, cb) => run(`readlink ${path}`, () => fs.readlink(path), (e, target) => cb(e, target)),
     open: (path, flags, cb) => run(`open ${path}`, () => fs.open(path, flags), (e, fd) => cb(e, fd)),
     create: (path, mode, cb) => run(`create ${path}`, () => fs.create(path, mode), (e, fd) => cb(e, fd)),

@@ -188,6 +188,7 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
       assert.equal(stopped.code, 0, `${stopped.stderr}\nmount output:\n${other.output()}`);
       const result = await upload;
       assert.notEqual(result.code, 0, 'the interrupted mkdir must not succeed');
+      assert.match(result.stderr, /Interrupted system call/, 'EINTR, as documented');
       assert.ok(!isMounted(other.mountPoint));
       assert.deepEqual(await keys('host/big'), [], 'no object of the aborted upload is visible');
     } finally {

@@ -142,8 +142,10 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
     assert.equal(errnoOf(() => readFileSync(`${seen}/no such file`)), 'ENOENT');
   });
 
-  test('rmdir in the SSH store deletes the snapshot on the remote', () => {
-    rmdirSync(`${mnt}/nas/s1`);
+  test('rm -r in the SSH store deletes the snapshot on the remote; a bare rmdir of it is ENOTEMPTY', () => {
+    assert.equal(errnoOf(() => rmdirSync(`${mnt}/nas/s1`)), 'ENOTEMPTY');
+    const removed = run('rm', ['-r', `${mnt}/nas/s1`]);
+    assert.equal(removed.code, 0, removed.stderr);
     assert.deepEqual(received(), ['s2']);
     assert.deepEqual(readdirSync(`${mnt}/nas`), ['s2']);
     assert.ok(existsSync(`${snaps()}/s1`), 'the local source is untouched');

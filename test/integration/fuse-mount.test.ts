@@ -190,18 +190,20 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     assert.equal(errnoOf(() => renameSync(`${mnt}/B/s2`, `${mnt}/A/s2-elsewhere`)), 'EXDEV');
   });
 
-  test('rmdir deletes a snapshot although it is not empty', () => {
-    rmdirSync(`${mnt}/B/s1-renamed`);
+  test('a bare rmdir of a snapshot that shows files is ENOTEMPTY; rm -r deletes it', () => {
+    assert.equal(errnoOf(() => rmdirSync(`${mnt}/B/s1-renamed`)), 'ENOTEMPTY');
+    assert.ok(existsSync(`${b.mountPoint}/snaps/s1-renamed`));
+    const result = run('rm', ['-r', `${mnt}/B/s1-renamed`]);
+    assert.equal(result.code, 0, result.stderr);
     assert.ok(!existsSync(`${b.mountPoint}/snaps/s1-renamed`));
     assert.ok(!readdirSync(`${mnt}/B`).includes('s1-renamed'));
     assert.ok(existsSync(`${a.mountPoint}/snaps/s1`), 'the source is untouched');
   });
 
-  test('rm -r deletes; entries vanish while it walks; an interrupted one deletes nothing', () => {
-    // Interrupted: one unlink hides the file, the snapshot stays.
-    unlinkSync(`${mnt}/B/s3/big.bin`);
-    assert.ok(!readdirSync(`${mnt}/B/s3`).includes('big.bin'));
-    assert.ok(existsSync(`${b.mountPoint}/snaps/s3/big.bin`), 'nothing deleted before the final rmdir');
+  test('rm -r deletes; a lone unlink is EROFS and hides nothing', () => {
+    assert.equal(errnoOf(() => unlinkSync(`${mnt}/B/s3/big.bin`)), 'EROFS');
+    assert.ok(readdirSync(`${mnt}/B/s3`).includes('big.bin'));
+    assert.ok(existsSync(`${b.mountPoint}/snaps/s3/big.bin`));
     const result = run('rm', ['-r', `${mnt}/B/s2`]);
     assert.equal(result.code, 0, result.stderr);
     assert.ok(!existsSync(`${b.mountPoint}/snaps/s2`));
@@ -304,6 +306,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     assert.equal(stopped.code, 0, `${stopped.stderr}\nmount output:\n${mount.output()}`);
     const result = await copy;
     assert.notEqual(result.code, 0, 'the interrupted mkdir must not succeed');
+    assert.match(result.stderr, /Interrupted system call/, 'EINTR, as documented');
     assert.ok(!isMounted(mnt));
     assert.ok(!subvolumes(b).some((s) => s.endsWith('big')), `left behind: ${subvolumes(b).join(', ')}`);
     assert.ok(!subvolumes(b).some((s) => s.includes('.buttersink-partial')), `partial left: ${subvolumes(b).join(', ')}`);

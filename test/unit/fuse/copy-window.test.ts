@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, WindowError } from '../../../src/fuse/copy-window.js';
+import { CopyWindow, finalNameOf, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, WindowError } from '../../../src/fuse/copy-window.js';
 
 /** A window over a "received snapshot" held in memory, with a clock the test moves. */
 function windowOver(files: Record<string, Buffer | null>) {
@@ -140,5 +140,41 @@ describe('CopyWindow: the scratch tree cp -r writes into', () => {
     await writing;
     clock.t = 23_000;
     assert.ok(window.isIdle(3000));
+  });
+
+  test('rsync: a temporary .NAME.XXXXXX is compared with the received NAME and renamed into place', async () => {
+    const { window } = windowOver({ 'dir/data.bin': Buffer.from('hello world') });
+    window.mkdir('dir', 0o755);
+    window.create('dir/.data.bin.a1B2c3', 0o600);
+    await window.write('dir/.data.bin.a1B2c3', 0, Buffer.from('hello '));
+    await window.write('dir/.data.bin.a1B2c3', 6, Buffer.from('world'));
+    assert.equal(window.verifiedBytes, 11);
+    window.rename('dir/.data.bin.a1B2c3', 'dir/data.bin');
+    assert.deepEqual(window.list('dir'), ['data.bin']);
+    assert.equal(window.lookup('dir/data.bin')!.size, 11);
+    assert.equal(window.mismatch, undefined);
+  });
+
+  test('rsync: wrong bytes under a temporary name are EIO naming the final file; renaming elsewhere than compared is EIO', async () => {
+    const { window } = windowOver({ 'a.bin': Buffer.from('aaaa'), 'b.bin': Buffer.from('bbbb') });
+    window.create('.a.bin.XXXXXX', 0o600);
+    await assert.rejects(window.write('.a.bin.XXXXXX', 0, Buffer.from('zzzz')), errno('EIO'));
+    window.create('.b.bin.YYYYYY', 0o600);
+    await window.write('.b.bin.YYYYYY', 0, Buffer.from('bbbb'));
+    assert.throws(() => window.rename('.b.bin.YYYYYY', 'a.bin'), (e: unknown) => errno('EIO')(e) && /compared with the received snapshot's b\.bin, not with a\.bin/.test((e as Error).message));
+    window.rename('.b.bin.YYYYYY', 'b.bin');
+    window.mkdir('d', 0o755);
+    assert.throws(() => window.rename('d', 'e'), errno('EXDEV'), 'a directory is copied, not renamed');
+    assert.equal(finalNameOf('dir/.new\nline.Ab12Cd'), 'dir/new\nline', 'names may hold newlines');
+    assert.equal(finalNameOf('plain'), undefined);
+  });
+
+  test('each mismatch reports its own file, not the first one seen', async () => {
+    const { window } = windowOver({ one: Buffer.from('1111'), two: Buffer.from('2222') });
+    window.create('one', 0o644);
+    window.create('two', 0o644);
+    await assert.rejects(window.write('one', 0, Buffer.from('xxxx')), (e: unknown) => /^one differs/.test((e as Error).message));
+    await assert.rejects(window.write('two', 2, Buffer.from('2x')), (e: unknown) => /^two differs from the received snapshot at byte 3/.test((e as Error).message));
+    assert.match(window.mismatch!, /^one differs/, 'the status keeps the first');
   });
 });

@@ -234,12 +234,17 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
     a.add('s1');
     const b = new MemoryStore('mem://b/', { canRename: true });
     b.add('s1');
+    b.add('daily/d1');
     const { fs } = mountOf({ A: a, B: b });
     try {
       await fs.rename('/B/s1', '/B/s1-old');
-      assert.deepEqual(await fs.readdir('/B'), ['s1-old']);
+      assert.deepEqual(await fs.readdir('/B'), ['daily', 's1-old']);
       await assert.rejects(fs.rename('/B/s1-old', '/A/s2'), fsError('EXDEV'));
       await assert.rejects(fs.rename('/A/s1', '/A/s2'), fsError('EPERM'));
+      await assert.rejects(
+        fs.rename('/B/s1-old', '/B/daily/s1'),
+        (e: unknown) => fsError('EPERM')(e) && /s1-old can only be renamed within its directory, not to daily\/s1/.test((e as Error).message),
+      );
     } finally {
       fs.shutdown(new Error('done'));
     }

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
+import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
+import { freshDirectory, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
+import { fuseSuite } from '../support/prerequisites.js';
+import { treeDigest } from '../support/tree-digest.js';
+import { run, sleep } from '../support/helpers.js';
+
+// The ordinary tools people run on the mount (coreutils, rsync), with their real exit codes.
+// The mount runs in a process of its own, so the synchronous calls here cannot deadlock it.
+
+const suite = fuseSuite();
+
+/** Runs a command to its end and keeps its stdout too. */
+function output(command: string, args: readonly string[]): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again, ls -a', suite, () => {
+  let a: BtrfsPool;
+  let b: BtrfsPool;
+  let mount: RunningMount;
+  let mnt: string;
+  const mounts: RunningMount[] = [];
+  const digests: Record<string, string[]> = {};
+
+  before(async () => {
+    a = createPool(512);
+    b = createPool(512);
+    const work = freshDirectory('work-tools-');
+    const env = { BUTTERSINK_CACHE_DIR: path.join(work, 'cache'), BUTTERSINK_RUN_DIR: path.join(work, 'run'), XDG_CONFIG_HOME: path.join(work, 'config') };
+    const data = makeRichSubvolume(a.mountPoint);
+    snapshot(data, `${a.mountPoint}/snaps/s1`);
+    changeRichSubvolume(data, 1);
+    snapshot(data, `${a.mountPoint}/snaps/s2`);
+    changeRichSubvolume(data, 2);
+    snapshot(data, `${a.mountPoint}/snaps/s3`);
+    snapshot(data, `${a.mountPoint}/snaps/daily/d1`);
+    sh(`head -c 3000000 /dev/urandom > data/moved.bin`, a.mountPoint);
+    snapshot(data, `${a.mountPoint}/snaps/moved`);
+    for (const n of ['s1', 's2', 's3', 'moved']) digests[n] = treeDigest(`${a.mountPoint}/snaps/${n}`);
+    mkdirSync(`${b.mountPoint}/snaps`);
+    mount = await startMount(['--store', `A=${a.mountPoint}/snaps/`, '--store', `B=${b.mountPoint}/snaps/`, '--copy-idle', '1'], env);
+    mounts.push(mount);
+    mnt = mount.mountPoint;
+  });
+
+  after(async () => {
+    await stopMounts(mounts);
+    b?.destroy();
+    a?.destroy();
+  });
+
+  const log = (): string => readFileSync(`${mnt}/.buttersink/log`, 'utf8');
+
+  test('ls -a shows . and .. in every directory', () => {
+    for (const dir of [mnt, `${mnt}/A`, `${mnt}/A/s1`, `${mnt}/A/s1/dir with space`]) {
+      const listed = output('ls', ['-a', dir]);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.deepEqual(listed.stdout.split('\n').slice(0, 2), ['.', '..'], dir);
+    }
+  });
+
+  test('df shows each store\'s filesystem: size and free space as the pool has them', () => {
+    const shown = output('df', ['-B1', '--output=size,avail', `${mnt}/B`]);
+    assert.equal(shown.code, 0, shown.stderr);
+    const real = output('df', ['-B1', '--output=size,avail', b.mountPoint]);
+    const numbers = (text: string): number[] => text.split('\n')[1]!.trim().split(/\s+/).map(Number);
+    const [size, avail] = numbers(shown.stdout);
+    const [realSize, realAvail] = numbers(real.stdout);
+    assert.equal(size, realSize);
+    assert.ok(avail! > 0 && Math.abs(avail! - realAvail!) < 64 * 1024 ** 2, `${avail} vs ${realAvail}`);
+  });
+
+  test('mv of a snapshot into a nested directory of its store is EPERM with the reason, not EIO', () => {
+    const moved = run('mv', [`${mnt}/A/s3`, `${mnt}/A/daily/`]);
+    assert.equal(moved.code, 1);
+    assert.match(moved.stderr, /Operation not permitted/);
+    assert.match(readFileSync(`${mnt}/.buttersink/status`, 'utf8'), /s3 can only be renamed within its directory, not to daily\/s3/);
+    assert.ok(existsSync(`${a.mountPoint}/snaps/s3`));
+  });
+
+  test('mv of a snapshot to another store: one transfer, one delete of the source, exit 0', async () => {
+    const moved = run('mv', [`${mnt}/A/moved`, `${mnt}/B/`]);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.deepEqual(treeDigest(`${b.mountPoint}/snaps/moved`), digests.moved, 'the destination is byte for byte the source');
+    assert.ok(!existsSync(`${a.mountPoint}/snaps/moved`), 'the source snapshot is deleted');
+    assert.ok(!readdirSync(`${mnt}/A`).includes('moved'));
+    assert.ok(readdirSync(`${mnt}/B`).includes('moved'));
+    assert.equal(log().match(/transfer moved: A -> B/g)?.length, 1, log());
+    assert.equal(log().match(/deleted moved from A/g)?.length, 1, log());
+    await sleep(2500); // the copy window closes: what mv wrote was compared
+    assert.match(log(), /copy into B\/moved finished: \d[\d.]* [KM]iB compared equal/);
+    assert.doesNotMatch(log(), /MISMATCH/);
+  });
+
+  test('rsync -a (temporary files renamed into place) exits 0; the snapshot is byte for byte the source, compared', async () => {
+    const synced = run('rsync', ['-a', `${mnt}/A/s3`, `${mnt}/B/`]);
+    assert.equal(synced.code, 0, synced.stderr);
+    assert.deepEqual(treeDigest(`${b.mountPoint}/snaps/s3`), digests.s3);
+    await sleep(2500);
+    assert.match(log(), /copy into B\/s3 finished: \d[\d.]* [KM]iB compared equal/);
+    assert.doesNotMatch(log(), /MISMATCH/);
+    assert.deepEqual(readdirSync(`${mnt}/B/s3`).sort(), readdirSync(`${a.mountPoint}/snaps/s3`).sort(), 'no temporary name is left');
+  });
+
+  test('rm FILE in a snapshot is EROFS and hides nothing; the file stays', () => {
+    const removed = run('rm', [`${mnt}/A/s1/small.bin`]);
+    assert.equal(removed.code, 1);
+    assert.match(removed.stderr, /Read-only file system/);
+    assert.ok(readdirSync(`${mnt}/A/s1`).includes('small.bin'), 'still listed');
+    assert.ok(lstatSync(`${mnt}/A/s1/small.bin`).isFile(), 'still there');
+    const dir = run('rmdir', [`${mnt}/A/s1/dir with space/deeper`]);
+    assert.equal(dir.code, 1);
+    assert.ok(readdirSync(`${mnt}/A/s1/dir with space`).includes('deeper'));
+    assert.ok(existsSync(`${a.mountPoint}/snaps/s1/small.bin`));
+  });
+
+  test('a bare rmdir of a snapshot that shows files is ENOTEMPTY; rm -r deletes it, exit 0', () => {
+    const copied = run('cp', ['-r', '--attributes-only', `${mnt}/A/s1`, `${mnt}/B/`]);
+    assert.equal(copied.code, 0, copied.stderr);
+    const bare = run('rmdir', [`${mnt}/A/s2`]);
+    assert.equal(bare.code, 1);
+    assert.match(bare.stderr, /Directory not empty/);
+    assert.ok(existsSync(`${a.mountPoint}/snaps/s2`));
+    assert.ok(readdirSync(`${mnt}/A`).includes('s2'));
+    const removed = run('rm', ['-r', `${mnt}/A/s2`]);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.ok(!existsSync(`${a.mountPoint}/snaps/s2`));
+    assert.ok(!readdirSync(`${mnt}/A`).includes('s2'));
+  });
+
+  test('cp -r of a snapshot the destination has: exit 1 with honest errors, and its symlinks stay visible', async () => {
+    await sleep(2500); // s1's copy window in B closed: B/s1 shows the received snapshot
+    const again = run('cp', ['-r', `${mnt}/A/s1`, `${mnt}/B/`]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /Read-only file system/);
+    assert.equal(readlinkSync(`${mnt}/B/s1/link-to-big`), 'big.bin', 'the symlink is not hidden');
+    assert.ok(readdirSync(`${mnt}/B/s1`).includes('dangling'));
+    assert.deepEqual(treeDigest(`${b.mountPoint}/snaps/s1`), digests.s1, 'the stored snapshot is untouched');
+    assert.deepEqual(readdirSync(`${mnt}/B/s1`).sort(), readdirSync(`${a.mountPoint}/snaps/s1`).sort(), 'nothing hidden');
+  });
+});
