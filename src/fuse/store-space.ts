@@ -1,3 +1,4 @@
+import type { FuseStatfs } from 'fuse-native';
 import { statfs } from 'node:fs/promises';
 import type { Store } from '../model/store.js';
 
@@ -26,19 +27,7 @@ export async function spaceOf(store: Store): Promise<Space> {
 }
 
 /** statfs(2) as fuse-native wants it. */
-export interface StatfsReply {
-  bsize: number;
-  frsize: number;
-  blocks: number;
-  bfree: number;
-  bavail: number;
-  files: number;
-  ffree: number;
-  favail: number;
-  fsid: number;
-  flag: number;
-  namemax: number;
-}
+export type StatfsReply = FuseStatfs;
 
 const ST_RDONLY = 1;
 const MAX_U32 = 0xffffffff;

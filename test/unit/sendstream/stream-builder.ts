@@ -10,22 +10,15 @@
  */
 import { Readable, type Duplex, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { crc32c } from '../../../src/sendstream/crc32c.js';
+import { crc32c as crc32cBitwise } from '../../support/send-stream-builder.js';
 
 export const CMD = { subvol: 1, snapshot: 2, mkfile: 3, write: 15, end: 21, updateExtent: 22 } as const;
 export const ATTR = { uuid: 1, ctransid: 2, size: 4, path: 15, fileOffset: 18, data: 19, cloneUuid: 20, cloneCtransid: 21 } as const;
 
 export const MAGIC = Buffer.from('btrfs-stream\0', 'latin1');
 
-/** CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), one bit at a time, seed 0, no final xor. */
-export function crc32cBitwise(data: Uint8Array, seed = 0): number {
-  let crc = seed >>> 0;
-  for (const byte of data) {
-    crc ^= byte;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
-  }
-  return crc >>> 0;
-}
+/** CRC-32C one bit at a time (seed 0, no final xor): the shared builder's, never the code under test's. */
+export { crc32c as crc32cBitwise } from '../../support/send-stream-builder.js';
 
 export function u64(n: number | bigint): Buffer {
   const b = Buffer.alloc(8);
@@ -58,7 +51,7 @@ export function command(cmd: number, attributes: readonly Buffer[], crc?: number
   head.writeUInt32LE(payload.length, 0);
   head.writeUInt16LE(cmd, 4);
   head.writeUInt32LE(0, 6);
-  head.writeUInt32LE(crc ?? crc32c(Buffer.concat([head, payload])), 6);
+  head.writeUInt32LE(crc ?? crc32cBitwise(Buffer.concat([head, payload])), 6);
   return Buffer.concat([head, payload]);
 }
 
