@@ -90,6 +90,10 @@ export class MountFilesystem {
   readonly #extraDirectories = new Map<string, Set<string>>();
   #extraVersion = 0;
   readonly #windows = new Map<string, CopyWindow>();
+  /** Grows when a window opens or goes with its failed transfer (the trees show window names). */
+  #windowVersion = 0;
+  /** Transfers started by mkdir and still running, per snapshot: settle when they end. */
+  readonly #arrivals = new Map<string, Promise<void>>();
   readonly #removals: PendingRemovals;
   /** Directory handles (opendir) and the mount path each was opened at. */
   readonly #directoryHandles = new Map<number, string>();
@@ -159,9 +163,12 @@ export class MountFilesystem {
   async #tree(store: string): Promise<StoreTree> {
     const snapshots = await this.#listing(store);
     const memo = this.#trees.get(store);
-    if (memo && memo.snapshots === snapshots && memo.version === this.#extraVersion) return memo.tree;
-    const tree = new StoreTree(store, snapshots.map((s) => s.name), [...(this.#extraDirectories.get(store) ?? [])]);
-    this.#trees.set(store, { snapshots, version: this.#extraVersion, tree });
+    const version = this.#extraVersion * 1_000_003 + this.#windowVersion;
+    if (memo && memo.snapshots === snapshots && memo.version === version) return memo.tree;
+    // A snapshot whose transfer runs is not listed yet, but its copy window must be found.
+    const arriving = [...this.#windows.keys()].filter((id) => id.startsWith(`${store}\0`)).map((id) => id.slice(store.length + 1));
+    const tree = new StoreTree(store, [...snapshots.map((s) => s.name), ...arriving], [...(this.#extraDirectories.get(store) ?? [])]);
+    this.#trees.set(store, { snapshots, version, tree });
     return tree;
   }
 
@@ -318,6 +325,7 @@ export class MountFilesystem {
   }
 
   async readdir(mountPath: string): Promise<string[]> {
+    await this.#arrived(mountPath, true);
     const node = await this.#node(mountPath);
     const open = this.#window(node);
     if (open) return open.window.list(open.relative);
@@ -330,9 +338,11 @@ export class MountFilesystem {
         throw new FsError('ENOTDIR');
       case 'store':
       case 'group': {
-        const children = (await this.#tree(node.store)).childrenOf(node.kind === 'store' ? '' : node.prefix);
+        const prefix = node.kind === 'store' ? '' : node.prefix;
+        const children = (await this.#tree(node.store)).childrenOf(prefix);
         if (children === undefined) throw new FsError('ENOENT');
-        return children;
+        // A snapshot shows in its store's listing once its transfer is complete.
+        return children.filter((n) => !this.#isArriving(node.store, prefix === '' ? n : `${prefix}/${n}`));
       }
       case 'snapshot':
       case 'inside': {
@@ -346,6 +356,7 @@ export class MountFilesystem {
   }
 
   async readlink(mountPath: string): Promise<string> {
+    await this.#arrived(mountPath, false);
     const node = await this.#node(mountPath);
     const open = this.#window(node);
     if (open) {
@@ -362,6 +373,7 @@ export class MountFilesystem {
   }
 
   async open(mountPath: string, flags: number): Promise<number> {
+    await this.#arrived(mountPath, false);
     const node = await this.#node(mountPath);
     const open = this.#window(node);
     if (open) {
@@ -441,10 +453,18 @@ export class MountFilesystem {
   }
 
   async mkdir(mountPath: string, mode: number): Promise<void> {
+    await this.#arrived(mountPath, false);
     let resolution = await this.#resolve(mountPath);
-    if (resolution.kind === 'found' && resolution.node.kind === 'snapshot' && !this.#window(resolution.node)) {
-      // The cached listing may be stale (a snapshot deleted outside the mount): ask again.
-      this.#invalidate(resolution.node.store);
+    const stale =
+      resolution.kind === 'found' && resolution.node.kind === 'snapshot' && !this.#window(resolution.node)
+        ? resolution.node.store
+        : resolution.kind === 'missing' && (resolution.parent.kind === 'store' || resolution.parent.kind === 'group')
+          ? resolution.parent.store
+          : undefined;
+    if (stale !== undefined) {
+      // The cached listing may be stale (a snapshot deleted, or received, outside the mount):
+      // ask again, since mkdir answers before the transfer could find out.
+      this.#invalidate(stale);
       resolution = await this.#resolve(mountPath);
     }
     if (resolution.kind === 'invalid') throw new FsError(resolution.reason);
@@ -489,11 +509,55 @@ export class MountFilesystem {
     }
     const id = key(store, name);
     if (this.#transfersInFlight.has(id)) throw new FsError('EEXIST', `${name} is being transferred to ${store} already`);
+    const sources = others.filter((_, i) => trees[i]?.hasSnapshot(name));
+    // The kernel holds the store directory locked (exclusively) for as long as a mkdir in it
+    // runs: every lookup of a name not cached and every listing of that directory would
+    // wait for the whole transfer. So mkdir only starts it and returns; the snapshot's copy
+    // window opens at once, and whatever goes into it (cp's creates, `ls` of it) waits for
+    // the transfer there and fails with its error.
+    let received: Promise<ReceivedFiles | undefined> | undefined;
+    const window = new CopyWindow({
+      now: this.#now,
+      root: { mode, uid: 0, gid: 0 },
+      readReceived: async (relative, offset, length) => {
+        received ??= this.#receivedFiles(store, name);
+        const files = await received;
+        return files === undefined ? null : files.read(relative, offset, length);
+      },
+    });
+    window.hold(); // not idle while the transfer runs
+    this.#windows.set(id, window);
+    this.#windowVersion += 1;
     this.#transfersInFlight.add(id);
+    const done = this.#transfer(store, name, sources).then(
+      async () => {
+        received ??= this.#receivedFiles(store, name);
+        const root = await (await received)?.lstat('').catch(() => undefined);
+        if (root !== undefined) {
+          window.chmod('', root.mode);
+          window.chown('', root.uid, root.gid);
+        }
+      },
+      (error: unknown) => {
+        if (this.#windows.get(id) === window) this.#windows.delete(id);
+        this.#windowVersion += 1;
+        throw toFsError(error);
+      },
+    );
+    const arrival = done.finally(() => {
+      this.#transfersInFlight.delete(id);
+      this.#arrivals.delete(id);
+      window.letGo();
+    });
+    arrival.catch(() => {}); // its failure is answered to the ops that wait, and logged
+    this.#arrivals.set(id, arrival);
+  }
+
+  /** Runs one transfer (serialized per store) and records it in the status file. */
+  async #transfer(store: string, name: string, sources: readonly NamedStore[]): Promise<void> {
     const destination = this.#stores.get(store)!;
     let record: TransferRecord | undefined;
     try {
-      const sources = others.filter((_, i) => trees[i]?.hasSnapshot(name));
       await this.#serially(store, () =>
         transferSnapshot({
           name,
@@ -511,24 +575,47 @@ export class MountFilesystem {
       if (record) this.status.finish(record, { ok: true });
     } catch (error) {
       if (record) this.status.finish(record, { ok: false, reason: toFsError(error).message });
+      else this.status.error(`transfer of ${name} to ${store} failed: ${toFsError(error).message}`);
       // Stopped by the unmount: whatever the store made of the abort (an S3 upload's own
       // error, a killed receive), the caller was interrupted (EINTR, as documented).
       if (this.#abort.signal.aborted) throw new FsError('EINTR', `transfer of ${name} to ${store} interrupted: ${toFsError(this.#abort.signal.reason).message}`);
       throw error;
     } finally {
-      this.#transfersInFlight.delete(id);
       this.#invalidate(store);
     }
-    const received = await this.#receivedFiles(store, name);
-    const root = await received?.lstat('').catch(() => undefined);
-    this.#windows.set(
-      id,
-      new CopyWindow({
-        now: this.#now,
-        root: { mode: root?.mode ?? mode, uid: root?.uid ?? 0, gid: root?.gid ?? 0 },
-        readReceived: async (relative, offset, length) => (received === undefined ? null : received.read(relative, offset, length)),
-      }),
-    );
+  }
+
+  /**
+   * Waits for a transfer still running into the snapshot `mountPath` is in (below its root,
+   * or the root too when `includeRoot`), and fails with its error. Lookups (getattr) never
+   * wait: cp's lookup right after mkdir must answer at once.
+   */
+  async #arrived(mountPath: string, includeRoot: boolean): Promise<void> {
+    if (this.#arrivals.size === 0) return;
+    const area = locate(mountPath, this.#names);
+    if (area.kind !== 'store') return;
+    for (let n = area.names.length - (includeRoot ? 0 : 1); n >= 1; n--) {
+      const arrival = this.#arrivals.get(key(area.store, area.names.slice(0, n).join('/')));
+      if (arrival !== undefined) return arrival;
+    }
+  }
+
+  /**
+   * cp -r and mv open the source snapshot's directory right after their mkdir returned (to
+   * read what to copy): that open waits for a transfer of the snapshot into another store,
+   * so that they end only once it is complete, and fail with its error — also when the
+   * source shows no files (an S3 snapshot), where nothing else of theirs would wait.
+   */
+  async #sent(store: string, name: string): Promise<void> {
+    for (const [id, arrival] of this.#arrivals) {
+      const cut = id.indexOf('\0');
+      if (id.slice(cut + 1) === name && id.slice(0, cut) !== store) await arrival;
+    }
+  }
+
+  /** Is a transfer of this snapshot still running? (a listing shows it once it is complete) */
+  #isArriving(store: string, name: string): boolean {
+    return this.#arrivals.has(key(store, name));
   }
 
   #addExtraDirectory(store: string, prefix: string): void {
@@ -553,6 +640,7 @@ export class MountFilesystem {
   }
 
   async rmdir(mountPath: string): Promise<void> {
+    await this.#arrived(mountPath, true);
     const node = await this.#node(mountPath);
     const open = this.#window(node);
     if (open && open.relative !== '') return open.window.remove(open.relative, true);
@@ -586,6 +674,7 @@ export class MountFilesystem {
   }
 
   async unlink(mountPath: string): Promise<void> {
+    await this.#arrived(mountPath, false);
     const node = await this.#node(mountPath);
     const open = this.#window(node);
     if (open && open.relative !== '') return open.window.remove(open.relative, false);
@@ -606,7 +695,9 @@ export class MountFilesystem {
 
   /** `opendir`: noted, so that removals by a walk holding its directory open can be told apart. */
   async opendir(mountPath: string): Promise<number> {
-    await this.#node(mountPath);
+    await this.#arrived(mountPath, true);
+    const node = await this.#node(mountPath);
+    if (node.kind === 'snapshot' && this.#window(node) === undefined) await this.#sent(node.store, node.snapshot);
     const handle = this.#nextHandle++;
     this.#directoryHandles.set(handle, mountPath);
     this.#removals.opened(mountPath);
@@ -641,6 +732,7 @@ export class MountFilesystem {
       this.#invalidate(store);
     }
     this.#windows.delete(id);
+    this.#windowVersion += 1;
     this.#removals.forget(id);
     // Keep the groups it was in until rm -r removes them too.
     const parts = name.split('/');
@@ -649,6 +741,8 @@ export class MountFilesystem {
   }
 
   async rename(fromPath: string, toPath: string): Promise<void> {
+    await this.#arrived(fromPath, true);
+    await this.#arrived(toPath, false);
     const from = await this.#node(fromPath);
     const to = await this.#resolve(toPath);
     const fromWindow = this.#window(from);
@@ -696,12 +790,14 @@ export class MountFilesystem {
     const id = key(from.store, from.snapshot);
     const window = this.#windows.get(id);
     this.#windows.delete(id);
+    this.#windowVersion += 1;
     if (window) this.#windows.set(key(from.store, newName), window);
     this.status.log(`renamed ${from.snapshot} to ${newName} in ${from.store}`);
   }
 
   /** Resolves a path whose last name is new, inside a copy window; otherwise the right refusal. */
   async #newInWindow(mountPath: string): Promise<{ window: CopyWindow; relative: string; node: PathNode }> {
+    await this.#arrived(mountPath, false);
     const resolution = await this.#resolve(mountPath);
     if (resolution.kind === 'invalid') throw new FsError(resolution.reason);
     if (resolution.kind === 'found') throw new FsError(await this.#existsOrReadOnly(resolution.node));
@@ -765,6 +861,7 @@ export class MountFilesystem {
 
   /** chmod, chown, utimens, truncate, setxattr: recorded in a copy window, EROFS elsewhere. */
   async change(mountPath: string, apply: (window: CopyWindow, relative: string) => void): Promise<void> {
+    await this.#arrived(mountPath, true);
     const node = await this.#node(mountPath);
     const open = this.#window(node);
     if (open === undefined) throw new FsError(node.kind === 'root' || node.kind === 'store' || node.kind === 'group' || node.kind === 'control' ? 'EPERM' : 'EROFS');
@@ -815,6 +912,7 @@ export class MountFilesystem {
     for (const [id, window] of this.#windows) {
       if (!window.isIdle(this.#options.copyIdleMs)) continue;
       this.#windows.delete(id);
+      this.#windowVersion += 1;
       const [store, name] = id.split('\0') as [string, string];
       const s = this.#stores.get(store)?.store;
       const compared = s?.snapshotDirectory !== undefined || s?.snapshotFiles !== undefined;

@@ -5,9 +5,31 @@ import type { MountFilesystem } from './mount-filesystem.js';
 
 /**
  * fuse-native's per-op JS timeouts (it answers ETIMEDOUT by itself after 15 s by default):
- * off for the ops that wait on a transfer, a delete or a rename, which may take hours.
+ * off for the ops that wait on a transfer, a delete or a rename, which may take hours —
+ * including everything that goes into a copy window whose transfer still runs.
  */
-export const OP_TIMEOUTS = { default: 60_000, mkdir: false, rmdir: false, rename: false } as const;
+const WAITS = false;
+export const OP_TIMEOUTS = {
+  default: 60_000,
+  mkdir: WAITS,
+  rmdir: WAITS,
+  rename: WAITS,
+  unlink: WAITS,
+  create: WAITS,
+  symlink: WAITS,
+  mknod: WAITS,
+  link: WAITS,
+  open: WAITS,
+  opendir: WAITS,
+  readdir: WAITS,
+  readlink: WAITS,
+  chmod: WAITS,
+  chown: WAITS,
+  utimens: WAITS,
+  truncate: WAITS,
+  setxattr: WAITS,
+  removexattr: WAITS,
+} as const;
 
 /**
  * The FUSE operations: each one calls {@link MountFilesystem} and translates its answer.

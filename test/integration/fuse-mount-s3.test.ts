@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
-import { freshDirectory, isMounted, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
+import { freshDirectory, isMounted, mkdirAndWait, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
 import { fuseSuite } from '../support/prerequisites.js';
 import { cli } from '../support/run-cli.js';
 import { s3Suite, startS3Server, type S3Server } from '../support/s3-server.js';
@@ -91,7 +91,7 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
   });
 
   test('mkdir in the S3 store uploads the snapshot as a full stream under the original layout', async () => {
-    mkdirSync(`${mnt}/s3/s1`);
+    mkdirAndWait(`${mnt}/s3/s1`);
     assert.deepEqual(await keys('host/'), [`host/s1/${uuid.s1}_None`]);
     assert.deepEqual(readdirSync(`${mnt}/s3`), ['s1']);
     assert.ok(statSync(`${mnt}/s3/s1`).isDirectory());
@@ -111,7 +111,7 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
   });
 
   test('cp -r of a nested name into S3: the listing shows the group and the snapshot in it', async () => {
-    mkdirSync(`${mnt}/s3/s3`);
+    mkdirAndWait(`${mnt}/s3/s3`);
     assert.ok((await keys('host/')).includes(`host/s3/${uuid.s3}_${uuid.s2}`), (await keys()).join('\n'));
     const result = run('cp', ['-r', `${mnt}/local/daily`, `${mnt}/s3/`]);
     assert.equal(result.code, 0, result.stderr);
@@ -131,7 +131,7 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
       assert.equal(copied.code, 0, copied.stderr);
       assert.deepEqual(treeDigest(`${restore.mountPoint}/snaps/s1`), treeDigest(`${snaps()}/s1`));
       // s3 is stored only as a diff from s2, which is a diff from s1: the chain is replayed.
-      mkdirSync(`${only.mountPoint}/restore/s3`);
+      mkdirAndWait(`${only.mountPoint}/restore/s3`);
       assert.deepEqual(treeDigest(`${restore.mountPoint}/snaps/s3`), treeDigest(`${snaps()}/s3`));
       // The chain's link s2 stays in the destination: it is the parent s3 was received onto.
       assert.deepEqual(readdirSync(`${only.mountPoint}/restore`).sort(), ['s1', 's2', 's3']);
@@ -178,7 +178,7 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     const other = await startMount(['--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`], env);
     mounts.push(other);
     try {
-      const upload = runAsync('mkdir', [`${other.mountPoint}/s3/big`]);
+      const upload = runAsync('cp', ['-r', '--attributes-only', `${other.mountPoint}/local/big`, `${other.mountPoint}/s3/`]);
       const otherStatus = (): string => readFileSync(`${other.mountPoint}/.buttersink/status`, 'utf8');
       for (let waited = 0; !/transfers in progress \(1\)/.test(otherStatus()); waited += 20) {
         assert.ok(waited < 30_000, `the upload did not start:\n${otherStatus()}`);
@@ -187,7 +187,7 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
       const stopped = cli(['umount', other.mountPoint], { env });
       assert.equal(stopped.code, 0, `${stopped.stderr}\nmount output:\n${other.output()}`);
       const result = await upload;
-      assert.notEqual(result.code, 0, 'the interrupted mkdir must not succeed');
+      assert.notEqual(result.code, 0, 'the interrupted copy must not succeed');
       assert.match(result.stderr, /Interrupted system call/, 'EINTR, as documented');
       assert.ok(!isMounted(other.mountPoint));
       assert.deepEqual(await keys('host/big'), [], 'no object of the aborted upload is visible');
@@ -198,7 +198,7 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     const again = await startMount(['--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`], env);
     mounts.push(again);
     try {
-      mkdirSync(`${again.mountPoint}/s3/big`);
+      mkdirAndWait(`${again.mountPoint}/s3/big`);
       assert.deepEqual(await keys('host/big/'), [`host/big/${uuidOf(`${snaps()}/big`)}_None`]);
       rmdirSync(`${again.mountPoint}/s3/big`);
       assert.deepEqual(await keys('host/big/'), []);
@@ -264,11 +264,11 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
   // Last: it stops the S3 server under the main mount.
   test('S3 going down under a running mount: mkdir and rmdir are EIO with the reason; local stores still work', async () => {
     await server.stop();
-    assert.equal(errnoOf(() => mkdirSync(`${mnt}/s3/solo`)), 'EIO');
+    assert.equal(errnoOf(() => mkdirAndWait(`${mnt}/s3/solo`)), 'EIO');
     assert.match(status(), /s3/);
     assert.equal(errnoOf(() => rmdirSync(`${mnt}/s3/s1`)), 'EIO');
     assert.ok(readdirSync(`${mnt}/local`).includes('solo'));
-    mkdirSync(`${mnt}/restore/solo`);
+    mkdirAndWait(`${mnt}/restore/solo`);
     assert.deepEqual(treeDigest(`${restore.mountPoint}/snaps/solo`), treeDigest(`${snaps()}/solo`));
   });
 });

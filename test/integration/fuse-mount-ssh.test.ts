@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPool, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
-import { freshDirectory, isMounted, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
+import { freshDirectory, isMounted, mkdirAndWait, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
 import { fuseSuite, sshSuite } from '../support/prerequisites.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { treeDigest } from '../support/tree-digest.js';
@@ -90,7 +90,7 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
   });
 
   test('mkdir in the SSH store sends the snapshot over SSH, byte for byte', () => {
-    mkdirSync(`${mnt}/nas/s1`);
+    mkdirAndWait(`${mnt}/nas/s1`);
     assert.deepEqual(received(), ['s1']);
     assert.deepEqual(treeDigest(`${backup()}/s1`), treeDigest(`${snaps()}/s1`));
     const s1 = show(`${backup()}/s1`);
@@ -190,7 +190,7 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
     assert.ok(sshd.cutConnections() > 0, 'the mount holds a connection');
     await sleep(1500); // the cached listing (--listing-ttl 1) goes stale
     assert.deepEqual(readdirSync(`${mnt}/nas`), ['s2']);
-    mkdirSync(`${mnt}/nas/solo`);
+    mkdirAndWait(`${mnt}/nas/solo`);
     assert.deepEqual(received(), ['s2', 'solo']);
     assert.deepEqual(treeDigest(`${backup()}/solo`), treeDigest(`${snaps()}/solo`));
   });
@@ -204,7 +204,7 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
     await sleep(1500); // the cached listing goes stale
     assert.equal(errnoOf(() => readdirSync(`${mnt}/nas`)), 'EIO');
     assert.match(status(), /listing nas \(ssh:\/\/buttersink-test\/.*\/backup\/\): cannot connect to .*connection refused/);
-    assert.equal(errnoOf(() => mkdirSync(`${mnt}/nas/s1`)), 'EIO');
+    assert.equal(errnoOf(() => mkdirAndWait(`${mnt}/nas/s1`)), 'EIO');
     assert.equal(errnoOf(() => rmdirSync(`${mnt}/nas/s2`)), 'EIO');
     assert.deepEqual(readdirSync(`${mnt}/local`).sort(), ['s1', 's2', 'solo']);
     assert.ok(readFileSync(`${mnt}/local/s1/ünïcødé/datei`, 'utf8').length > 0);

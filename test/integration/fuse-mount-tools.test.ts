@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
@@ -8,7 +8,7 @@ import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fix
 import { freshDirectory, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
 import { fuseSuite } from '../support/prerequisites.js';
 import { treeDigest } from '../support/tree-digest.js';
-import { run, sleep } from '../support/helpers.js';
+import { errnoOf, run, runAsync, sleep } from '../support/helpers.js';
 
 // The ordinary tools people run on the mount (coreutils, rsync), with their real exit codes.
 // The mount runs in a process of its own, so the synchronous calls here cannot deadlock it.
@@ -43,12 +43,39 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     snapshot(data, `${a.mountPoint}/snaps/daily/d1`);
     sh(`head -c 3000000 /dev/urandom > data/moved.bin`, a.mountPoint);
     snapshot(data, `${a.mountPoint}/snaps/moved`);
+    // Long transfers: 100 MB each, through a pv held to 20 MiB/s (below).
+    sh(`btrfs -q subvolume create slow && head -c 100000000 /dev/urandom > slow/blob && btrfs -q subvolume snapshot -r slow snaps/slow1`, a.mountPoint);
+    sh(`head -c 100000000 /dev/urandom > slow/blob && btrfs -q subvolume snapshot -r slow snaps/slow2`, a.mountPoint);
     for (const n of ['s1', 's2', 's3', 'moved']) digests[n] = treeDigest(`${a.mountPoint}/snaps/${n}`);
     mkdirSync(`${b.mountPoint}/snaps`);
     mount = await startMount(['--store', `A=${a.mountPoint}/snaps/`, '--store', `B=${b.mountPoint}/snaps/`, '--copy-idle', '1'], env);
     mounts.push(mount);
     mnt = mount.mountPoint;
   });
+
+  /** A second mount over the same pools whose local transfers run at 20 MiB/s (a pv wrapper first in PATH). */
+  async function slowMount(): Promise<RunningMount> {
+    const bin = freshDirectory('slow-pv-');
+    const pv = spawnSync('sh', ['-c', 'command -v pv'], { encoding: 'utf8' }).stdout.trim();
+    writeFileSync(`${bin}/pv`, `#!/bin/sh\nexec ${pv} -L 20m "$@"\n`);
+    chmodSync(`${bin}/pv`, 0o755);
+    const work = freshDirectory('work-slow-');
+    const slow = await startMount(['--store', `A=${a.mountPoint}/snaps/`, '--store', `B=${b.mountPoint}/snaps/`, '--copy-idle', '1'], {
+      PATH: `${bin}:${process.env.PATH}`,
+      BUTTERSINK_CACHE_DIR: path.join(work, 'cache'),
+      BUTTERSINK_RUN_DIR: path.join(work, 'run'),
+      XDG_CONFIG_HOME: path.join(work, 'config'),
+    });
+    mounts.push(slow);
+    return slow;
+  }
+
+  /** Milliseconds a command takes, and its exit code. */
+  function timed(command: string, args: readonly string[]): { ms: number; code: number | null; stdout: string } {
+    const started = performance.now();
+    const result = output(command, args);
+    return { ms: performance.now() - started, code: result.code, stdout: result.stdout };
+  }
 
   after(async () => {
     await stopMounts(mounts);
@@ -144,5 +171,52 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     assert.ok(readdirSync(`${mnt}/B/s1`).includes('dangling'));
     assert.deepEqual(treeDigest(`${b.mountPoint}/snaps/s1`), digests.s1, 'the stored snapshot is untouched');
     assert.deepEqual(readdirSync(`${mnt}/B/s1`).sort(), readdirSync(`${a.mountPoint}/snaps/s1`).sort(), 'nothing hidden');
+  });
+
+  test('during a long transfer into a store, its lookups and listings answer at once; the new snapshot shows once complete', async () => {
+    const slow = await slowMount();
+    const m = slow.mountPoint;
+    const slowStatus = (): string => readFileSync(`${m}/.buttersink/status`, 'utf8');
+    assert.ok(readdirSync(`${m}/B`).includes('s1'));
+    await sleep(1200); // the kernel's cached entries expire: the lookups below reach the mount
+    const copy = runAsync('cp', ['-r', '--attributes-only', `${m}/A/slow1`, `${m}/B/`]);
+    for (let waited = 0; !/transfers in progress \(1\)/.test(slowStatus()); waited += 20) {
+      assert.ok(waited < 30_000, `the transfer did not start:\n${slowStatus()}`);
+      await sleep(20);
+    }
+    await sleep(500);
+    const listing = timed('ls', ['-la', `${m}/B`]);
+    const existing = timed('stat', [`${m}/B/s1`]);
+    const missing = timed('stat', [`${m}/B/no-such-snapshot`]);
+    assert.match(slowStatus(), /transfers in progress \(1\)/, 'measured while the transfer ran');
+    assert.equal(listing.code, 0);
+    assert.ok(!listing.stdout.includes('slow1'), `not listed before it is complete:\n${listing.stdout}`);
+    assert.equal(existing.code, 0);
+    assert.equal(missing.code, 1);
+    for (const [what, t] of [['ls -la', listing], ['stat of a snapshot', existing], ['stat of a missing name', missing]] as const) {
+      assert.ok(t.ms < 2000, `${what} took ${Math.round(t.ms)} ms during the transfer`);
+    }
+    const copied = await copy;
+    assert.equal(copied.code, 0, copied.stderr);
+    assert.ok(readdirSync(`${m}/B`).includes('slow1'));
+    assert.ok(statSync(`${b.mountPoint}/snaps/slow1/blob`).size === 100_000_000);
+  });
+
+  test('two cp -r of the same snapshot at once: one transfer; the other exits 0 or fails cleanly with EEXIST', async () => {
+    const slow = mounts[mounts.length - 1]!;
+    const m = slow.mountPoint;
+    const [one, two] = await Promise.all([
+      runAsync('cp', ['-r', '--attributes-only', `${m}/A/slow2`, `${m}/B/`]),
+      runAsync('cp', ['-r', '--attributes-only', `${m}/A/slow2`, `${m}/B/`]),
+    ]);
+    // FUSE cannot tell the two apart: the second cp either ran its mkdir after the first one
+    // (EEXIST: "File exists", exit 1) or found the first one's new snapshot and copied into
+    // its copy window too (compared, exit 0). Never a second transfer, never both failing.
+    assert.ok(one.code === 0 || two.code === 0, `${one.stderr}\n${two.stderr}`);
+    for (const r of [one, two]) if (r.code !== 0) assert.match(r.stderr, /File exists/);
+    const slowLog = readFileSync(`${m}/.buttersink/log`, 'utf8');
+    assert.equal(slowLog.match(/transfer slow2: A -> B/g)?.length, 1, slowLog);
+    assert.equal(errnoOf(() => mkdirSync(`${m}/B/slow2`)), 'EEXIST');
+    assert.ok(statSync(`${b.mountPoint}/snaps/slow2/blob`).size === 100_000_000);
   });
 });

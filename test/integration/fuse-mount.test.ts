@@ -19,7 +19,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
-import { freshDirectory, isMounted, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
+import { freshDirectory, isMounted, mkdirAndWait, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
 import { fuseSuite } from '../support/prerequisites.js';
 import { cli } from '../support/run-cli.js';
 import { treeDigest } from '../support/tree-digest.js';
@@ -127,7 +127,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
   });
 
   test('mkdir transfers the snapshot; it is byte-for-byte the source; mkdir again is EEXIST', () => {
-    mkdirSync(`${mnt}/B/s1`);
+    mkdirAndWait(`${mnt}/B/s1`);
     assert.deepEqual(treeDigest(`${b.mountPoint}/snaps/s1`), treeDigest(`${a.mountPoint}/snaps/s1`));
     assert.equal(errnoOf(() => mkdirSync(`${mnt}/B/s1`)), 'EEXIST');
     assert.equal(errnoOf(() => mkdirSync(`${mnt}/A/s1`)), 'EEXIST');
@@ -297,7 +297,8 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
 
   // Last: it ends the main mount.
   test('unmounting with a transfer in flight aborts it and leaves no complete-looking partial', async () => {
-    const copy = runAsync('mkdir', [`${mnt}/B/big`]);
+    // mkdir returns once the transfer started; cp's first create into the new snapshot waits for it.
+    const copy = runAsync('cp', ['-r', '--attributes-only', `${mnt}/A/big`, `${mnt}/B/`]);
     for (let waited = 0; !/transfers in progress \(1\)/.test(status()); waited += 20) {
       assert.ok(waited < 30_000, `the transfer did not start:\n${status()}`);
       await sleep(20);
@@ -305,7 +306,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     const stopped = cli(['umount', mnt], { env });
     assert.equal(stopped.code, 0, `${stopped.stderr}\nmount output:\n${mount.output()}`);
     const result = await copy;
-    assert.notEqual(result.code, 0, 'the interrupted mkdir must not succeed');
+    assert.notEqual(result.code, 0, 'the interrupted copy must not succeed');
     assert.match(result.stderr, /Interrupted system call/, 'EINTR, as documented');
     assert.ok(!isMounted(mnt));
     assert.ok(!subvolumes(b).some((s) => s.endsWith('big')), `left behind: ${subvolumes(b).join(', ')}`);

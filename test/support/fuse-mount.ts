@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { POOL_ROOT } from './btrfs-pool.js';
 import { CLI } from './run-cli.js';
@@ -85,4 +85,13 @@ export async function startMount(args: readonly string[], env: NodeJS.ProcessEnv
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return mount;
+}
+
+/**
+ * `mkdir` of a snapshot in a store, then `ls` of it: mkdir returns once the transfer has
+ * started, and listing the new snapshot waits for the transfer (and throws its error).
+ */
+export function mkdirAndWait(directory: string): void {
+  mkdirSync(directory);
+  readdirSync(directory);
 }

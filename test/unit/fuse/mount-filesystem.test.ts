@@ -133,9 +133,9 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
     const { fs, status } = mountOf({ A: a, B: b });
     try {
       await fs.mkdir('/B/s1', 0o755);
+      assert.deepEqual(await fs.readdir('/B/s1'), [], 'listing the new snapshot waits for its transfer');
       assert.equal(b.snapshots.length, 1);
       assert.equal(b.snapshots[0]!.receivedUuid, source.uuid);
-      assert.deepEqual(await fs.readdir('/B/s1'), []);
       const handle = await fs.create('/B/s1/file', 0o640);
       assert.equal(await fs.write(handle, Buffer.from('data'), 4, 0), 4);
       await fs.release(handle);
@@ -181,6 +181,7 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       assert.deepEqual(await fs.readdir('/B'), ['daily']);
       assert.deepEqual(await fs.readdir('/B/daily'), []);
       await fs.mkdir('/B/daily/d1', 0o755);
+      await fs.readdir('/B/daily/d1');
       assert.deepEqual(b.snapshots.map((s) => s.name), ['daily/d1']);
       await assert.rejects(fs.rmdir('/B/daily'), fsError('ENOTEMPTY'));
       await fs.rmdir('/B/daily/d1');
@@ -288,7 +289,36 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
     }
   });
 
-  test('shutdown aborts a transfer in flight: mkdir fails with EINTR and nothing is received', async () => {
+  test('mkdir returns once the transfer started: lookups and listings do not wait; what goes into the new snapshot does, and fails with its error', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    a.add('s2');
+    const b = new MemoryStore('mem://b/');
+    b.add('s2');
+    b.hangReceive = true;
+    const started = new Promise<void>((resolve) => (b.receiving = resolve));
+    const { fs, status } = mountOf({ A: a, B: b });
+    try {
+      await fs.mkdir('/B/s1', 0o755);
+      await started;
+      assert.deepEqual(await fs.readdir('/B'), ['s2'], 'shown once complete');
+      assert.equal((await fs.getattr('/B/s2')).mode & 0o170000, 0o040000);
+      assert.equal((await fs.getattr('/B/s1')).mode & 0o170000, 0o040000, 'cp finds what it made');
+      await assert.rejects(fs.mkdir('/B/s1', 0o755), fsError('EEXIST'), 'one transfer: a second mkdir is EEXIST');
+      let created = false;
+      const creating = fs.create('/B/s1/file', 0o644).then(() => (created = true));
+      await sleep(50);
+      assert.equal(created, false, 'a create in the new snapshot waits for the transfer');
+      fs.shutdown(new InterruptedError('unmounting'));
+      await assert.rejects(creating, fsError('EINTR'));
+      await assert.rejects(fs.getattr('/B/s1'), fsError('ENOENT'), 'a failed transfer leaves nothing visible');
+      assert.match(status.renderStatus(), /transfer of s1 to B failed/);
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('shutdown aborts a transfer in flight: what waits for it fails with EINTR and nothing is received', async () => {
     const a = new MemoryStore('mem://a/');
     a.add('s1');
     const b = new MemoryStore('mem://b/');
@@ -300,8 +330,10 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
     assert.match(status.renderStatus(), /transfers in progress \(1\):\n {2}s1 {2}A -> B {2}full/);
     assert.equal(fs.transfersInFlight, 1);
     await assert.rejects(fs.mkdir('/B/s1', 0o755), fsError('EEXIST'), 'a second mkdir while the first runs');
+    await making;
+    const listing = fs.readdir('/B/s1');
     fs.shutdown(new InterruptedError('unmounting'));
-    await assert.rejects(making, fsError('EINTR'));
+    await assert.rejects(listing, fsError('EINTR'));
     assert.equal(fs.transfersInFlight, 0);
     assert.equal(fs.changesInFlight, 0);
     assert.deepEqual(b.snapshots, []);
