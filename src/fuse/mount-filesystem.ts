@@ -1,8 +1,6 @@
 import { constants } from 'node:fs';
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { LRUCache } from 'lru-cache';
-import pLimit, { type LimitFunction } from 'p-limit';
 import type { Snapshot } from '../model/snapshot.js';
 import type { SnapshotFiles } from '../model/store.js';
 import { formatBytes } from '../planner/format-bytes.js';
@@ -12,6 +10,8 @@ import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from 
 import { FsError, toFsError } from './fs-error.js';
 import { locate, nameInStore, rootEntries, StoreTree, type PathNode, type Resolution } from './path-tree.js';
 import { PendingRemovals } from './pending-removals.js';
+import { StoreChanges } from './store-changes.js';
+import { StoreListings } from './store-listings.js';
 import { spaceOf, statfsReply, UNKNOWN_SPACE, type StatfsReply } from './store-space.js';
 import { XattrReader } from './read-xattrs.js';
 import { TransferStatus, type TransferRecord } from './transfer-status.js';
@@ -84,23 +84,15 @@ export class MountFilesystem {
   readonly #options: MountOptions;
   readonly #now: () => number;
   readonly #startedAt: number;
-  readonly #listings: LRUCache<string, Snapshot[]>;
-  readonly #trees = new Map<string, { snapshots: Snapshot[]; version: number; tree: StoreTree }>();
-  /** Group directories made by mkdir (or left by deletes), per store. */
-  readonly #extraDirectories = new Map<string, Set<string>>();
-  #extraVersion = 0;
+  readonly #listings: StoreListings;
+  readonly #changes: StoreChanges;
   readonly #windows = new Map<string, CopyWindow>();
-  /** Grows when a window opens or goes with its failed transfer (the trees show window names). */
-  #windowVersion = 0;
   /** Transfers started by mkdir and still running, per snapshot: settle when they end. */
   readonly #arrivals = new Map<string, Promise<void>>();
   readonly #removals: PendingRemovals;
   /** Directory handles (opendir) and the mount path each was opened at. */
   readonly #directoryHandles = new Map<number, string>();
   readonly #transfersInFlight = new Set<string>();
-  /** One change at a time per store (the store lock is per process too). */
-  readonly #serial = new Map<string, LimitFunction>();
-  #changesInFlight = 0;
   readonly #handles = new Map<number, Handle>();
   #nextHandle = 1;
   readonly #xattrs = new XattrReader();
@@ -116,12 +108,12 @@ export class MountFilesystem {
     this.#startedAt = this.#now();
     this.#stores = new Map(options.stores.map((s) => [s.name, s]));
     this.#names = options.stores.map((s) => s.name);
-    this.#listings = new LRUCache<string, Snapshot[]>({
-      max: Math.max(16, this.#names.length * 2),
-      ttl: options.listingTtlMs,
-      allowStale: false,
-      fetchMethod: async (name) => this.#stores.get(name)!.store.list(),
+    this.#listings = new StoreListings({
+      stores: options.stores,
+      ttlMs: options.listingTtlMs,
+      timeoutMs: options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS,
     });
+    this.#changes = new StoreChanges(options.stores, this.#listings, this.#abort.signal);
     this.#removals = new PendingRemovals({ now: this.#now, idleMs: options.removalIdleMs });
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, Math.max(100, options.copyIdleMs / 4)));
     this.#sweeper.unref();
@@ -139,42 +131,23 @@ export class MountFilesystem {
 
   /** Transfers, deletes and renames running or queued: unmounting waits for them to settle. */
   get changesInFlight(): number {
-    return this.#changesInFlight;
+    return this.#changes.inFlight;
   }
 
   // --- lookups -------------------------------------------------------------------------
 
   async #listing(store: string): Promise<Snapshot[]> {
-    const limit = this.#options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${formatSeconds(limit)}`)), limit);
-    });
-    try {
-      const list = await Promise.race([this.#listings.fetch(store), deadline]);
-      return list ?? [];
-    } catch (error) {
-      throw new FsError('EIO', `listing ${store} (${this.#stores.get(store)!.store.url}): ${toFsError(error).message}`);
-    } finally {
-      clearTimeout(timer);
-    }
+    return this.#listings.list(store);
   }
 
+  /** A store's directory shape; snapshots with an open copy window count (arriving ones too). */
   async #tree(store: string): Promise<StoreTree> {
-    const snapshots = await this.#listing(store);
-    const memo = this.#trees.get(store);
-    const version = this.#extraVersion * 1_000_003 + this.#windowVersion;
-    if (memo && memo.snapshots === snapshots && memo.version === version) return memo.tree;
-    // A snapshot whose transfer runs is not listed yet, but its copy window must be found.
-    const arriving = [...this.#windows.keys()].filter((id) => id.startsWith(`${store}\0`)).map((id) => id.slice(store.length + 1));
-    const tree = new StoreTree(store, [...snapshots.map((s) => s.name), ...arriving], [...(this.#extraDirectories.get(store) ?? [])]);
-    this.#trees.set(store, { snapshots, version, tree });
-    return tree;
+    const windows = [...this.#windows.keys()].filter((id) => id.startsWith(`${store}\0`)).map((id) => id.slice(store.length + 1));
+    return this.#listings.tree(store, windows.sort());
   }
 
-  /** Forgets a store's listing after a change of ours; the next lookup lists it again. */
   #invalidate(store: string): void {
-    this.#listings.delete(store);
+    this.#listings.invalidate(store);
   }
 
   /**
@@ -498,7 +471,7 @@ export class MountFilesystem {
     );
     if (!trees.some((t) => t?.hasSnapshot(name))) {
       if (trees.some((t) => t?.hasGroup(name))) {
-        this.#addExtraDirectory(store, name);
+        this.#listings.addGroup(store, name);
         return;
       }
       // A store that could not be listed may well hold it: that is no EPERM (no such snapshot).
@@ -527,7 +500,6 @@ export class MountFilesystem {
     });
     window.hold(); // not idle while the transfer runs
     this.#windows.set(id, window);
-    this.#windowVersion += 1;
     this.#transfersInFlight.add(id);
     const done = this.#transfer(store, name, sources).then(
       async () => {
@@ -540,8 +512,7 @@ export class MountFilesystem {
       },
       (error: unknown) => {
         if (this.#windows.get(id) === window) this.#windows.delete(id);
-        this.#windowVersion += 1;
-        throw toFsError(error);
+            throw toFsError(error);
       },
     );
     const arrival = done.finally(() => {
@@ -558,7 +529,7 @@ export class MountFilesystem {
     const destination = this.#stores.get(store)!;
     let record: TransferRecord | undefined;
     try {
-      await this.#serially(store, () =>
+      await this.#changes.serially(store, () =>
         transferSnapshot({
           name,
           destination,
@@ -618,27 +589,6 @@ export class MountFilesystem {
     return this.#arrivals.has(key(store, name));
   }
 
-  #addExtraDirectory(store: string, prefix: string): void {
-    let set = this.#extraDirectories.get(store);
-    if (set === undefined) this.#extraDirectories.set(store, (set = new Set()));
-    set.add(prefix);
-    this.#extraVersion += 1;
-  }
-
-  async #serially<T>(store: string, work: () => Promise<T>): Promise<T> {
-    let limit = this.#serial.get(store);
-    if (limit === undefined) this.#serial.set(store, (limit = pLimit(1)));
-    this.#changesInFlight += 1;
-    try {
-      return await limit(() => {
-        this.#abort.signal.throwIfAborted();
-        return work();
-      });
-    } finally {
-      this.#changesInFlight -= 1;
-    }
-  }
-
   async rmdir(mountPath: string): Promise<void> {
     await this.#arrived(mountPath, true);
     const node = await this.#node(mountPath);
@@ -653,8 +603,7 @@ export class MountFilesystem {
       case 'group': {
         const tree = await this.#tree(node.store);
         if ((tree.childrenOf(node.prefix) ?? []).length > 0) throw new FsError('ENOTEMPTY');
-        this.#extraDirectories.get(node.store)?.delete(node.prefix);
-        this.#extraVersion += 1;
+        this.#listings.removeGroup(node.store, node.prefix);
         return;
       }
       case 'inside':
@@ -715,28 +664,13 @@ export class MountFilesystem {
     const id = key(store, name);
     const { store: target } = this.#stores.get(store)!;
     if (!target.capabilities.canDelete) throw new FsError('EROFS', `${target.url} does not allow deleting`);
-    try {
-      await this.#serially(store, async () => {
-        const release = await target.lock();
-        try {
-          const all = await target.list();
-          const snapshot = all.find((s) => s.name === name);
-          if (snapshot === undefined) throw new FsError('ENOENT');
-          // A diff store refuses (StillNeededError: EBUSY) what others are stored as diffs from.
-          await target.delete(snapshot, this.#abort.signal);
-        } finally {
-          await release();
-        }
-      });
-    } finally {
-      this.#invalidate(store);
-    }
+    // A diff store refuses (StillNeededError: EBUSY) what others are stored as diffs from.
+    await this.#changes.onSnapshot(store, name, (s, snapshot, signal) => s.delete(snapshot, signal));
     this.#windows.delete(id);
-    this.#windowVersion += 1;
     this.#removals.forget(id);
     // Keep the groups it was in until rm -r removes them too.
     const parts = name.split('/');
-    for (let i = 1; i < parts.length; i++) this.#addExtraDirectory(store, parts.slice(0, i).join('/'));
+    for (let i = 1; i < parts.length; i++) this.#listings.addGroup(store, parts.slice(0, i).join('/'));
     this.status.log(`deleted ${name} from ${store}`);
   }
 
@@ -773,24 +707,10 @@ export class MountFilesystem {
     if (path.posix.dirname(from.snapshot) !== path.posix.dirname(newName)) {
       throw new FsError('EPERM', `${from.snapshot} can only be renamed within its directory, not to ${newName}`);
     }
-    try {
-      await this.#serially(from.store, async () => {
-        const release = await target.lock();
-        try {
-          const snapshot = (await target.list()).find((s) => s.name === from.snapshot);
-          if (snapshot === undefined) throw new FsError('ENOENT');
-          await target.rename!(snapshot, newName, this.#abort.signal);
-        } finally {
-          await release();
-        }
-      });
-    } finally {
-      this.#invalidate(from.store);
-    }
+    await this.#changes.onSnapshot(from.store, from.snapshot, (s, snapshot, signal) => s.rename!(snapshot, newName, signal));
     const id = key(from.store, from.snapshot);
     const window = this.#windows.get(id);
     this.#windows.delete(id);
-    this.#windowVersion += 1;
     if (window) this.#windows.set(key(from.store, newName), window);
     this.status.log(`renamed ${from.snapshot} to ${newName} in ${from.store}`);
   }
@@ -912,8 +832,7 @@ export class MountFilesystem {
     for (const [id, window] of this.#windows) {
       if (!window.isIdle(this.#options.copyIdleMs)) continue;
       this.#windows.delete(id);
-      this.#windowVersion += 1;
-      const [store, name] = id.split('\0') as [string, string];
+        const [store, name] = id.split('\0') as [string, string];
       const s = this.#stores.get(store)?.store;
       const compared = s?.snapshotDirectory !== undefined || s?.snapshotFiles !== undefined;
       this.status.log(
@@ -927,10 +846,6 @@ export class MountFilesystem {
       this.status.log(`rm of ${id.replace('\0', '/')} stopped before its final rmdir: nothing was deleted`);
     }
   }
-}
-
-function formatSeconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(3))} s`;
 }
 
 function key(store: string, snapshot: string): string {
