@@ -1,10 +1,7 @@
 import { constants } from 'node:fs';
-import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Snapshot } from '../model/snapshot.js';
-import type { SnapshotFiles } from '../model/store.js';
 import { formatBytes } from '../planner/format-bytes.js';
-import { attributesOf, readRange } from '../stores/btrfs/local-files.js';
 import { transferSnapshot, type NamedStore } from '../sync/transfer-snapshot.js';
 import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from './copy-window.js';
 import { FsError, toFsError } from './fs-error.js';
@@ -14,6 +11,7 @@ import { StoreChanges } from './store-changes.js';
 import { StoreListings } from './store-listings.js';
 import { spaceOf, statfsReply, UNKNOWN_SPACE, type StatfsReply } from './store-space.js';
 import { XattrReader } from './read-xattrs.js';
+import { snapshotReader, type OpenFile, type SnapshotReader } from './snapshot-reader.js';
 import { TransferStatus, type TransferRecord } from './transfer-status.js';
 
 /** A file's attributes as FUSE wants them (times in milliseconds). */
@@ -59,8 +57,7 @@ interface ReceivedFiles {
 }
 
 type Handle =
-  | { readonly kind: 'local'; readonly file: FileHandle }
-  | { readonly kind: 'remote'; readonly files: SnapshotFiles; readonly relative: string }
+  | { readonly kind: 'file'; readonly file: OpenFile }
   | { readonly kind: 'text'; readonly data: Buffer }
   | { readonly kind: 'empty' }
   | { readonly kind: 'window'; readonly window: CopyWindow; readonly relative: string; readonly received: ReceivedFiles | undefined };
@@ -188,48 +185,20 @@ export class MountFilesystem {
     return (await this.#listing(store)).find((s) => s.name === name);
   }
 
-  /** The local directory of a snapshot, when its store can show files; undefined otherwise. */
-  async #localDirectory(store: string, name: string): Promise<string | undefined> {
-    const { store: s } = this.#stores.get(store)!;
-    return s.snapshotDirectory?.({ name });
+  /** How the mount reads a snapshot's files; undefined when its store shows none (S3). */
+  #reader(store: string, name: string): SnapshotReader | undefined {
+    return snapshotReader(this.#stores.get(store)!.store, name, this.#xattrs);
   }
 
-  /**
-   * How the mount reads a received snapshot's files (to compare a copy with it): from its
-   * local directory, or through its store (an SSH store's server); undefined when the store
-   * cannot show them (S3). A file the snapshot lacks reads as empty.
-   */
-  async #receivedFiles(store: string, name: string): Promise<ReceivedFiles | undefined> {
-    const directory = await this.#localDirectory(store, name);
-    if (directory !== undefined) {
-      return { lstat: async (relative) => lstat(path.join(directory, relative)), read: (relative, offset, length) => readAt(path.join(directory, relative), offset, length) };
-    }
-    const remote = this.#remoteFiles({ kind: 'snapshot', store, snapshot: name });
-    if (remote === undefined) return undefined;
-    const { files } = remote;
-    return {
-      lstat: (relative) => files.lstat(relative),
-      read: (relative, offset, length) => files.read(relative, offset, length).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT' || error.code === 'EISDIR' || error.code === 'ELOOP') return Buffer.alloc(0);
-        throw error;
-      }),
-    };
+  /** A node's reader and its path in the snapshot. */
+  #readerOf(node: Extract<PathNode, { kind: 'snapshot' | 'inside' }>): { reader: SnapshotReader | undefined; relative: string } {
+    return { reader: this.#reader(node.store, node.snapshot), relative: node.kind === 'inside' ? node.relative : '' };
   }
 
-  async #localPath(node: Extract<PathNode, { kind: 'snapshot' | 'inside' }>): Promise<string | undefined> {
-    const directory = await this.#localDirectory(node.store, node.snapshot);
-    if (directory === undefined) return undefined;
-    return node.kind === 'snapshot' ? directory : path.join(directory, node.relative);
-  }
-
-  /**
-   * A snapshot's files through its store, asynchronously (an SSH store's server), when the
-   * store has no local directory for them but can show them; undefined otherwise.
-   */
-  #remoteFiles(node: Extract<PathNode, { kind: 'snapshot' | 'inside' }>): { files: SnapshotFiles; relative: string } | undefined {
-    const { store: s } = this.#stores.get(node.store)!;
-    if (s.snapshotDirectory !== undefined || s.snapshotFiles === undefined) return undefined;
-    return { files: s.snapshotFiles({ name: node.snapshot }), relative: node.kind === 'inside' ? node.relative : '' };
+  /** A received snapshot's files as a copy is compared with them (a missing file reads as empty). */
+  #receivedFiles(store: string, name: string): ReceivedFiles | undefined {
+    const reader = this.#reader(store, name);
+    return reader && { lstat: (relative) => reader.lstat(relative), read: (relative, offset, length) => reader.readToCompare(relative, offset, length) };
   }
 
   #window(node: PathNode): { window: CopyWindow; relative: string } | undefined {
@@ -271,23 +240,14 @@ export class MountFilesystem {
         return { ...this.#directoryAttributes(), mode: S_IFREG | 0o444, nlink: 1, size: Buffer.byteLength(this.#controlText(node.file)) };
       case 'snapshot':
       case 'inside': {
-        const remote = this.#remoteFiles(node);
-        if (remote !== undefined) {
-          try {
-            return { ...(await remote.files.lstat(remote.relative)) };
-          } catch (error) {
-            if (node.kind === 'snapshot') this.#invalidate(node.store);
-            throw error;
-          }
-        }
-        const local = await this.#localPath(node);
-        if (local === undefined) {
+        const { reader, relative } = this.#readerOf(node);
+        if (reader === undefined) {
           if (node.kind === 'inside') throw new FsError('ENOENT');
           const created = (await this.#snapshot(node.store, node.snapshot))?.createdAt?.getTime() ?? this.#startedAt;
           return { ...this.#directoryAttributes(), atime: created, mtime: created, ctime: created };
         }
         try {
-          return attributesOf(await lstat(local));
+          return { ...(await reader.lstat(relative)) };
         } catch (error) {
           // Gone outside the mount: the listing is stale, list the store again next time.
           if (node.kind === 'snapshot') this.#invalidate(node.store);
@@ -319,10 +279,9 @@ export class MountFilesystem {
       }
       case 'snapshot':
       case 'inside': {
-        const remote = this.#remoteFiles(node);
-        const local = remote === undefined ? await this.#localPath(node) : undefined;
-        if (remote === undefined && local === undefined) return [];
-        const names = remote !== undefined ? await remote.files.readdir(remote.relative) : await readdir(local!);
+        const { reader, relative } = this.#readerOf(node);
+        if (reader === undefined) return [];
+        const names = await reader.readdir(relative);
         return this.#removals.visible(key(node.store, node.snapshot), node.kind === 'inside' ? node.relative : '', names);
       }
     }
@@ -338,11 +297,9 @@ export class MountFilesystem {
       return entry.target;
     }
     if (node.kind !== 'inside') throw new FsError('EINVAL');
-    const remote = this.#remoteFiles(node);
-    if (remote !== undefined) return remote.files.readlink(remote.relative);
-    const local = await this.#localPath(node);
-    if (local === undefined) throw new FsError('ENOENT');
-    return readlink(local);
+    const { reader, relative } = this.#readerOf(node);
+    if (reader === undefined) throw new FsError('ENOENT');
+    return reader.readlink(relative);
   }
 
   async open(mountPath: string, flags: number): Promise<number> {
@@ -359,25 +316,16 @@ export class MountFilesystem {
     if (writing) throw new FsError('EROFS');
     if (node.kind === 'control-file') return this.#addHandle({ kind: 'text', data: Buffer.from(this.#controlText(node.file)) });
     if (node.kind !== 'inside') throw new FsError('EISDIR');
-    const remote = this.#remoteFiles(node);
-    if (remote !== undefined) {
-      const attributes = await remote.files.lstat(remote.relative);
-      if ((attributes.mode & S_IFMT) === S_IFDIR) throw new FsError('EISDIR');
-      if ((attributes.mode & S_IFMT) !== S_IFREG) throw new FsError('EINVAL');
-      return this.#addHandle({ kind: 'remote', ...remote });
-    }
-    const local = await this.#localPath(node);
-    if (local === undefined) return this.#addHandle({ kind: 'empty' });
-    return this.#addHandle({ kind: 'local', file: await open_(local) });
+    const { reader, relative } = this.#readerOf(node);
+    if (reader === undefined) return this.#addHandle({ kind: 'empty' });
+    return this.#addHandle({ kind: 'file', file: await reader.open(relative) });
   }
 
   async read(handle: number, buffer: Buffer, length: number, position: number): Promise<number> {
     const h = this.#handle(handle);
     switch (h.kind) {
-      case 'local':
-        return (await h.file.read(buffer, 0, length, position)).bytesRead;
-      case 'remote':
-        return (await h.files.read(h.relative, position, length)).copy(buffer, 0);
+      case 'file':
+        return h.file.read(buffer, length, position);
       case 'text':
         return position >= h.data.length ? 0 : h.data.copy(buffer, 0, position, Math.min(h.data.length, position + length));
       case 'empty':
@@ -394,7 +342,7 @@ export class MountFilesystem {
   async release(handle: number): Promise<void> {
     const h = this.#handles.get(handle);
     this.#handles.delete(handle);
-    if (h?.kind === 'local') await h.file.close();
+    if (h?.kind === 'file') await h.file.close();
     if (h?.kind === 'window') h.window.letGo();
   }
 
@@ -413,10 +361,8 @@ export class MountFilesystem {
     const open = this.#window(node);
     if (open) return open.window.lookup(open.relative)?.xattrs ?? new Map();
     if (node.kind !== 'inside' && node.kind !== 'snapshot') return new Map();
-    const remote = this.#remoteFiles(node);
-    if (remote !== undefined) return (await remote.files.xattrs?.(remote.relative)) ?? new Map();
-    const local = await this.#localPath(node);
-    return local === undefined ? new Map() : this.#xattrs.read(local);
+    const { reader, relative } = this.#readerOf(node);
+    return reader === undefined ? new Map() : reader.xattrs(relative);
   }
 
   // --- changing: transfers, deletes, renames, and the copy window ------------------------
@@ -488,14 +434,13 @@ export class MountFilesystem {
     // wait for the whole transfer. So mkdir only starts it and returns; the snapshot's copy
     // window opens at once, and whatever goes into it (cp's creates, `ls` of it) waits for
     // the transfer there and fails with its error.
-    let received: Promise<ReceivedFiles | undefined> | undefined;
+    let received: ReceivedFiles | undefined;
     const window = new CopyWindow({
       now: this.#now,
       root: { mode, uid: 0, gid: 0 },
       readReceived: async (relative, offset, length) => {
         received ??= this.#receivedFiles(store, name);
-        const files = await received;
-        return files === undefined ? null : files.read(relative, offset, length);
+        return received === undefined ? null : received.read(relative, offset, length);
       },
     });
     window.hold(); // not idle while the transfer runs
@@ -504,7 +449,7 @@ export class MountFilesystem {
     const done = this.#transfer(store, name, sources).then(
       async () => {
         received ??= this.#receivedFiles(store, name);
-        const root = await (await received)?.lstat('').catch(() => undefined);
+        const root = await received?.lstat('').catch(() => undefined);
         if (root !== undefined) {
           window.chmod('', root.mode);
           window.chown('', root.uid, root.gid);
@@ -737,10 +682,8 @@ export class MountFilesystem {
    */
   async #existsOrReadOnly(node: PathNode): Promise<'EEXIST' | 'EROFS'> {
     if (node.kind !== 'inside' || this.#window(node)) return 'EEXIST';
-    const remote = this.#remoteFiles(node);
-    if (remote !== undefined) return (await remote.files.lstat(remote.relative).then(() => true, () => false)) ? 'EEXIST' : 'EROFS';
-    const local = await this.#localPath(node);
-    const there = local !== undefined && (await lstat(local).then(() => true, () => false));
+    const { reader, relative } = this.#readerOf(node);
+    const there = reader !== undefined && (await reader.lstat(relative).then(() => true, () => false));
     return there ? 'EEXIST' : 'EROFS';
   }
 
@@ -753,7 +696,7 @@ export class MountFilesystem {
   async #newWindowHandle(node: PathNode, window: CopyWindow, relative: string): Promise<number> {
     const n = node as Extract<PathNode, { kind: 'snapshot' | 'inside' }>;
     window.hold();
-    return this.#addHandle({ kind: 'window', window, relative, received: await this.#receivedFiles(n.store, n.snapshot) });
+    return this.#addHandle({ kind: 'window', window, relative, received: this.#receivedFiles(n.store, n.snapshot) });
   }
 
   async write(handle: number, buffer: Buffer, length: number, position: number): Promise<number> {
@@ -856,26 +799,6 @@ function join(relative: string, name: string): string {
   return relative === '' ? name : `${relative}/${name}`;
 }
 
-function open_(file: string): Promise<FileHandle> {
-  return open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
-}
-
-/** Up to `length` bytes of `file` at `offset`; fewer at its end; none when it is missing. */
-async function readAt(file: string, offset: number, length: number): Promise<Buffer> {
-  let handle: FileHandle;
-  try {
-    handle = await open_(file);
-  } catch {
-    return Buffer.alloc(0);
-  }
-  try {
-    return await readRange(handle, offset, length);
-  } finally {
-    await handle.close();
-  }
-}
-
-/** The path a rename's target has in the source's own snapshot (its copy window); undefined elsewhere. */
 function windowTarget(to: Resolution, from: { store: string; snapshot: string }): string | undefined {
   const sameSnapshot = (node: PathNode): node is Extract<PathNode, { kind: 'snapshot' | 'inside' }> =>
     (node.kind === 'snapshot' || node.kind === 'inside') && node.store === from.store && node.snapshot === from.snapshot;
