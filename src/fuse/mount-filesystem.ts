@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Snapshot } from '../model/snapshot.js';
 import { formatBytes } from '../planner/format-bytes.js';
 import { transferSnapshot, type NamedStore } from '../sync/transfer-snapshot.js';
+import { Arrivals } from './arrivals.js';
 import { CopyWindow, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type WindowEntry } from './copy-window.js';
 import { FsError, toFsError } from './fs-error.js';
 import { locate, nameInStore, rootEntries, StoreTree, type PathNode, type Resolution } from './path-tree.js';
@@ -85,11 +86,10 @@ export class MountFilesystem {
   readonly #changes: StoreChanges;
   readonly #windows = new Map<string, CopyWindow>();
   /** Transfers started by mkdir and still running, per snapshot: settle when they end. */
-  readonly #arrivals = new Map<string, Promise<void>>();
+  readonly #arrivals = new Arrivals();
   readonly #removals: PendingRemovals;
   /** Directory handles (opendir) and the mount path each was opened at. */
   readonly #directoryHandles = new Map<number, string>();
-  readonly #transfersInFlight = new Set<string>();
   readonly #handles = new Map<number, Handle>();
   #nextHandle = 1;
   readonly #xattrs = new XattrReader();
@@ -123,7 +123,7 @@ export class MountFilesystem {
   }
 
   get transfersInFlight(): number {
-    return this.#transfersInFlight.size;
+    return this.#arrivals.size;
   }
 
   /** Transfers, deletes and renames running or queued: unmounting waits for them to settle. */
@@ -275,7 +275,7 @@ export class MountFilesystem {
         const children = (await this.#tree(node.store)).childrenOf(prefix);
         if (children === undefined) throw new FsError('ENOENT');
         // A snapshot shows in its store's listing once its transfer is complete.
-        return children.filter((n) => !this.#isArriving(node.store, prefix === '' ? n : `${prefix}/${n}`));
+        return children.filter((n) => !this.#arrivals.has(node.store, prefix === '' ? n : `${prefix}/${n}`));
       }
       case 'snapshot':
       case 'inside': {
@@ -427,13 +427,10 @@ export class MountFilesystem {
       throw new FsError('EPERM', `no mounted store has a snapshot named ${name}`);
     }
     const id = key(store, name);
-    if (this.#transfersInFlight.has(id)) throw new FsError('EEXIST', `${name} is being transferred to ${store} already`);
+    this.#arrivals.refuseSecond(store, name);
     const sources = others.filter((_, i) => trees[i]?.hasSnapshot(name));
-    // The kernel holds the store directory locked (exclusively) for as long as a mkdir in it
-    // runs: every lookup of a name not cached and every listing of that directory would
-    // wait for the whole transfer. So mkdir only starts it and returns; the snapshot's copy
-    // window opens at once, and whatever goes into it (cp's creates, `ls` of it) waits for
-    // the transfer there and fails with its error.
+    // mkdir only starts the transfer (see Arrivals): the copy window opens at once, and
+    // what goes into it waits for the transfer there.
     let received: ReceivedFiles | undefined;
     const window = new CopyWindow({
       now: this.#now,
@@ -445,7 +442,6 @@ export class MountFilesystem {
     });
     window.hold(); // not idle while the transfer runs
     this.#windows.set(id, window);
-    this.#transfersInFlight.add(id);
     const done = this.#transfer(store, name, sources).then(
       async () => {
         received ??= this.#receivedFiles(store, name);
@@ -457,16 +453,11 @@ export class MountFilesystem {
       },
       (error: unknown) => {
         if (this.#windows.get(id) === window) this.#windows.delete(id);
-            throw toFsError(error);
+        throw toFsError(error);
       },
     );
-    const arrival = done.finally(() => {
-      this.#transfersInFlight.delete(id);
-      this.#arrivals.delete(id);
-      window.letGo();
-    });
-    arrival.catch(() => {}); // its failure is answered to the ops that wait, and logged
-    this.#arrivals.set(id, arrival);
+    // Its failure is answered to the ops that wait, and logged.
+    this.#arrivals.add(store, name, done.finally(() => window.letGo()));
   }
 
   /** Runs one transfer (serialized per store) and records it in the status file. */
@@ -501,37 +492,11 @@ export class MountFilesystem {
     }
   }
 
-  /**
-   * Waits for a transfer still running into the snapshot `mountPath` is in (below its root,
-   * or the root too when `includeRoot`), and fails with its error. Lookups (getattr) never
-   * wait: cp's lookup right after mkdir must answer at once.
-   */
+  /** Waits for a transfer still running into the snapshot `mountPath` is in (see {@link Arrivals.below}). */
   async #arrived(mountPath: string, includeRoot: boolean): Promise<void> {
     if (this.#arrivals.size === 0) return;
     const area = locate(mountPath, this.#names);
-    if (area.kind !== 'store') return;
-    for (let n = area.names.length - (includeRoot ? 0 : 1); n >= 1; n--) {
-      const arrival = this.#arrivals.get(key(area.store, area.names.slice(0, n).join('/')));
-      if (arrival !== undefined) return arrival;
-    }
-  }
-
-  /**
-   * cp -r and mv open the source snapshot's directory right after their mkdir returned (to
-   * read what to copy): that open waits for a transfer of the snapshot into another store,
-   * so that they end only once it is complete, and fail with its error — also when the
-   * source shows no files (an S3 snapshot), where nothing else of theirs would wait.
-   */
-  async #sent(store: string, name: string): Promise<void> {
-    for (const [id, arrival] of this.#arrivals) {
-      const cut = id.indexOf('\0');
-      if (id.slice(cut + 1) === name && id.slice(0, cut) !== store) await arrival;
-    }
-  }
-
-  /** Is a transfer of this snapshot still running? (a listing shows it once it is complete) */
-  #isArriving(store: string, name: string): boolean {
-    return this.#arrivals.has(key(store, name));
+    if (area.kind === 'store') await this.#arrivals.below(area.store, area.names, includeRoot);
   }
 
   async rmdir(mountPath: string): Promise<void> {
@@ -591,7 +556,7 @@ export class MountFilesystem {
   async opendir(mountPath: string): Promise<number> {
     await this.#arrived(mountPath, true);
     const node = await this.#node(mountPath);
-    if (node.kind === 'snapshot' && this.#window(node) === undefined) await this.#sent(node.store, node.snapshot);
+    if (node.kind === 'snapshot' && this.#window(node) === undefined) await this.#arrivals.elsewhere(node.store, node.snapshot);
     const handle = this.#nextHandle++;
     this.#directoryHandles.set(handle, mountPath);
     this.#removals.opened(mountPath);

@@ -1,0 +1,67 @@
+import { FsError } from './fs-error.js';
+
+/**
+ * Transfers started by `mkdir` and still running, and what waits for them.
+ *
+ * The kernel keeps a directory locked (exclusively) for as long as a `mkdir` in it runs, so
+ * a mkdir that waited for its transfer would make every listing of the store, and every
+ * lookup of a name not cached, wait too. So mkdir only starts the transfer; the operations
+ * that need its outcome wait here instead: everything that goes into the new snapshot
+ * (cp's creates, `ls` of it), and the opening of the source snapshot by cp and mv right
+ * after their mkdir (so that they end once it is complete, and fail with its error).
+ *
+ * Pure: the tests drive it with promises of their own.
+ */
+export class Arrivals {
+  /** `store\0name` -> the transfer, resolved or rejected (with an FsError) when it ends. */
+  readonly #running = new Map<string, Promise<void>>();
+
+  get size(): number {
+    return this.#running.size;
+  }
+
+  /** Is a transfer of this snapshot into this store running? (its listing shows it once complete) */
+  has(store: string, name: string): boolean {
+    return this.#running.has(key(store, name));
+  }
+
+  /** @throws FsError EEXIST while a transfer of this snapshot into this store runs: one at a time. */
+  refuseSecond(store: string, name: string): void {
+    if (this.has(store, name)) throw new FsError('EEXIST', `${name} is being transferred to ${store} already`);
+  }
+
+  /** Tracks a started transfer until it settles (its failure goes to those that wait). */
+  add(store: string, name: string, transfer: Promise<void>): void {
+    this.refuseSecond(store, name);
+    const id = key(store, name);
+    const tracked = transfer.finally(() => this.#running.delete(id));
+    tracked.catch(() => {});
+    this.#running.set(id, tracked);
+  }
+
+  /**
+   * What an operation on a path below a store (as `names`) waits for: the transfer into the
+   * snapshot the path is in — below its root, or the root too when `includeRoot` (a lookup
+   * of the root, right after mkdir, must answer at once).
+   */
+  below(store: string, names: readonly string[], includeRoot: boolean): Promise<void> | undefined {
+    if (this.#running.size === 0) return undefined;
+    for (let n = names.length - (includeRoot ? 0 : 1); n >= 1; n--) {
+      const transfer = this.#running.get(key(store, names.slice(0, n).join('/')));
+      if (transfer !== undefined) return transfer;
+    }
+    return undefined;
+  }
+
+  /** Waits for transfers of snapshot `name` out of `store` into the others. */
+  async elsewhere(store: string, name: string): Promise<void> {
+    for (const [id, transfer] of [...this.#running]) {
+      const cut = id.indexOf('\0');
+      if (id.slice(cut + 1) === name && id.slice(0, cut) !== store) await transfer;
+    }
+  }
+}
+
+function key(store: string, name: string): string {
+  return `${store}\0${name}`;
+}

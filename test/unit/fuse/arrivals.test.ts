@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Arrivals } from '../../../src/fuse/arrivals.js';
+import { FsError } from '../../../src/fuse/fs-error.js';
+
+function started() {
+  let finish: () => void = () => {};
+  let fail: (error: Error) => void = () => {};
+  const transfer = new Promise<void>((resolve, reject) => ((finish = resolve), (fail = reject)));
+  return { transfer, finish: () => finish(), fail: (error: Error) => fail(error) };
+}
+
+describe('Arrivals: transfers mkdir started, and what waits for them', () => {
+  test('one transfer per snapshot and store: a second is EEXIST until the first settles', async () => {
+    const arrivals = new Arrivals();
+    const one = started();
+    arrivals.add('B', 's1', one.transfer);
+    assert.ok(arrivals.has('B', 's1'));
+    assert.throws(() => arrivals.refuseSecond('B', 's1'), (e: unknown) => e instanceof FsError && e.errno === 'EEXIST');
+    arrivals.refuseSecond('C', 's1'); // another store: fine
+    one.finish();
+    await one.transfer;
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(arrivals.size, 0);
+    arrivals.refuseSecond('B', 's1');
+  });
+
+  test('paths below the new snapshot wait for it; its root only when asked; other snapshots never', async () => {
+    const arrivals = new Arrivals();
+    const one = started();
+    arrivals.add('B', 'daily/d1', one.transfer);
+    assert.ok(arrivals.below('B', ['daily', 'd1', 'file'], false) !== undefined);
+    assert.equal(arrivals.below('B', ['daily', 'd1'], false), undefined, 'the lookup right after mkdir answers at once');
+    assert.ok(arrivals.below('B', ['daily', 'd1'], true) !== undefined, 'ls of it waits');
+    assert.equal(arrivals.below('B', ['daily', 'd2', 'file'], false), undefined);
+    assert.equal(arrivals.below('A', ['daily', 'd1', 'file'], false), undefined);
+    const waiting = arrivals.below('B', ['daily', 'd1', 'file'], false)!;
+    one.fail(new FsError('EIO', 'receive failed'));
+    await assert.rejects(waiting, /receive failed/);
+  });
+
+  test('the source side waits for transfers of that snapshot into other stores only', async () => {
+    const arrivals = new Arrivals();
+    const one = started();
+    arrivals.add('B', 's1', one.transfer);
+    await arrivals.elsewhere('B', 's1'); // the destination itself does not wait
+    let done = false;
+    const source = arrivals.elsewhere('A', 's1').then(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(done, false);
+    one.finish();
+    await source;
+    assert.equal(done, true);
+  });
+});
