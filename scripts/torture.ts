@@ -372,6 +372,14 @@ function command(file: string, argv: readonly string[], delayMs = 0): Promise<Ru
   );
 }
 
+/**
+ * A copy through the mount, the way a script waits for one: `mkdir -p` starts each transfer
+ * and returns; `ls` of each new snapshot waits for its transfer and fails with its error.
+ */
+function mountMkdir(paths: readonly string[]): Promise<Run> {
+  return command('sh', ['-c', 'mkdir -p -- "$@" && for d do ls -- "$d" >/dev/null || exit 1; done', 'sh', ...paths]);
+}
+
 /** A `buttersink mount` of the source snapshots (`src`) and `dir` (`dst`), always taken down after `body`. */
 async function withMount<T>(dir: string, extra: readonly string[], body: (mount: RunningMount) => Promise<T>): Promise<T> {
   const mount = await startMount([...extra, '--store', `src=${SNAPS}/`, '--store', `dst=${dir}/`], baseEnv);
@@ -390,7 +398,7 @@ async function mountCopy(dir: string, interrupt?: MountInterrupt): Promise<Run> 
   return withMount(dir, [], async (mount) => {
     // `seconds` is the mkdir's alone (not the mount's start): faults spread over the transfers.
     const timer = interrupt === undefined ? undefined : setTimeout(() => interrupt.action(mount), interrupt.at);
-    const res = await command('mkdir', ['-p', ...NAMES.map((n) => `${mount.mountPoint}/dst/${n}`)]);
+    const res = await mountMkdir(NAMES.map((n) => `${mount.mountPoint}/dst/${n}`));
     clearTimeout(timer);
     return res;
   });
@@ -539,7 +547,7 @@ async function mountConcurrent(): Promise<void> {
       if (seeded.code !== 0) return { problem: `filling the destination failed: ${lastLine(seeded)}` };
       const [a, b, view] = await withMount(dir, ['--copy-idle', '0.5'], async (m) => {
         await command('ls', ['-l', `${m.mountPoint}/dst`]);
-        const both = await Promise.all([command('mkdir', [`${m.mountPoint}/dst/${name}`]), command('mkdir', [`${m.mountPoint}/dst/${name}`])]);
+        const both = await Promise.all([mountMkdir([`${m.mountPoint}/dst/${name}`]), mountMkdir([`${m.mountPoint}/dst/${name}`])]);
         // What the mount shows of the new snapshot once its copy window (where a `cp -r` would
         // write) closed: everything, byte for byte, the xattrs of its root too.
         await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -570,7 +578,7 @@ async function mountConcurrent(): Promise<void> {
       const later = <T>(ms: number, work: () => Promise<T>): Promise<T> => new Promise((resolve) => setTimeout(() => void work().then(resolve), Math.max(0, ms)));
       const [mk, cli] = await withMount(dir, [], (m) =>
         Promise.all([
-          later(-delay, () => command('mkdir', ['-p', ...NAMES.map((n) => `${m.mountPoint}/dst/${n}`)])),
+          later(-delay, () => mountMkdir(NAMES.map((n) => `${m.mountPoint}/dst/${n}`))),
           later(delay, () => run([from, to.url], baseEnv)),
         ]),
       );
@@ -594,7 +602,7 @@ async function mountDiskFull(): Promise<void> {
   const t = tally('mount', 'destination disk full');
   await fullPoolRun(t, async (backup) => {
     const { res, status } = await withMount(backup, [], async (m) => ({
-      res: await command('mkdir', [`${m.mountPoint}/dst/${NAMES[0]}`]),
+      res: await mountMkdir([`${m.mountPoint}/dst/${NAMES[0]}`]),
       status: (await command('cat', [`${m.mountPoint}/.buttersink/status`])).stdout,
     }));
     log(`  mount: disk full: mkdir exit ${res.code} ${res.stderr.trim()}; status: ${status.split('\n').filter((l) => l.includes('error') || l.includes('failed')).join(' / ')}`);
