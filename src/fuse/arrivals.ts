@@ -42,13 +42,14 @@ export class Arrivals {
   /**
    * What an operation on a path below a store (as `names`) waits for: the transfer into the
    * snapshot the path is in — below its root, or the root too when `includeRoot` (a lookup
-   * of the root, right after mkdir, must answer at once).
+   * of the root, right after mkdir, must answer at once); with the snapshot's name.
    */
-  below(store: string, names: readonly string[], includeRoot: boolean): Promise<void> | undefined {
+  below(store: string, names: readonly string[], includeRoot: boolean): { name: string; transfer: Promise<void> } | undefined {
     if (this.#running.size === 0) return undefined;
     for (let n = names.length - (includeRoot ? 0 : 1); n >= 1; n--) {
-      const transfer = this.#running.get(key(store, names.slice(0, n).join('/')));
-      if (transfer !== undefined) return transfer;
+      const name = names.slice(0, n).join('/');
+      const transfer = this.#running.get(key(store, name));
+      if (transfer !== undefined) return { name, transfer };
     }
     return undefined;
   }

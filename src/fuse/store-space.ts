@@ -1,14 +1,5 @@
 import type { FuseStatfs } from 'fuse-native';
-import { statfs } from 'node:fs/promises';
-import type { Store } from '../model/store.js';
-
-/** A store's size and free space in bytes, as `df` shows a directory of the mount. */
-export interface Space {
-  readonly totalBytes: number;
-  readonly freeBytes: number;
-  /** Free for an unprivileged writer (btrfs keeps a reserve). */
-  readonly availableBytes: number;
-}
+import type { Store, StoreSpace } from '../model/store.js';
 
 /**
  * What a store whose space the mount cannot learn (S3, SSH) shows: 1 PiB, all free. File
@@ -16,14 +7,11 @@ export interface Space {
  * fixed size (S3) or report none over buttersink's protocol (SSH); a transfer that runs out
  * of space still fails with ENOSPC.
  */
-export const UNKNOWN_SPACE: Space = { totalBytes: 2 ** 50, freeBytes: 2 ** 50, availableBytes: 2 ** 50 };
+export const UNKNOWN_SPACE: StoreSpace = { totalBytes: 2 ** 50, freeBytes: 2 ** 50, availableBytes: 2 ** 50 };
 
-/** The space of the filesystem a local store's directory is on; {@link UNKNOWN_SPACE} for other stores. */
-export async function spaceOf(store: Store): Promise<Space> {
-  const directory = store.snapshotDirectory?.({ name: '' });
-  if (directory === undefined) return UNKNOWN_SPACE;
-  const s = await statfs(directory);
-  return { totalBytes: s.blocks * s.bsize, freeBytes: s.bfree * s.bsize, availableBytes: s.bavail * s.bsize };
+/** The store's own answer ({@link Store.space}); {@link UNKNOWN_SPACE} when it has none. */
+export async function spaceOf(store: Store): Promise<StoreSpace> {
+  return store.space === undefined ? UNKNOWN_SPACE : store.space();
 }
 
 /** statfs(2) as fuse-native wants it. */
@@ -36,7 +24,7 @@ const MAX_U32 = 0xffffffff;
  * Block counts for `space`: fuse-native passes them as 32-bit numbers, so the block size
  * grows (from 4 KiB, in powers of two) until the total fits; `df` multiplies back.
  */
-export function statfsReply(space: Space, isReadOnly: boolean): StatfsReply {
+export function statfsReply(space: StoreSpace, isReadOnly: boolean): StatfsReply {
   let size = 4096;
   while (space.totalBytes / size > MAX_U32) size *= 2;
   const blocks = (bytes: number): number => Math.min(MAX_U32, Math.floor(bytes / size));

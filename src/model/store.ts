@@ -164,21 +164,20 @@ export interface Store {
   rename?(snapshot: Snapshot, newName: string, signal?: AbortSignal): Promise<Snapshot>;
 
   /**
-   * Optional: a local directory where the snapshot's files can be read as they are (a local
-   * btrfs store), for the FUSE mount to browse through. Stores without it show snapshots as
-   * empty directories.
-   */
-  snapshotDirectory?(snapshot: Pick<Snapshot, 'name'>): string;
-
-  /**
-   * Optional: read-only access to a snapshot's files where the store has no local directory
-   * for them (an SSH store browses through its server), for the FUSE mount. Paths are relative
-   * to the snapshot's root (`''` is the root itself), `/`-separated, never followed through a
-   * symbolic link. Failures reject with an error carrying `code` (`ENOENT`, `ENOTDIR`, ...) as
-   * node's fs does, or with a typed {@link ButtersinkError}. Consulted only when
-   * {@link Store.snapshotDirectory} is absent.
+   * Optional: read-only access to a snapshot's files, for the FUSE mount to browse (a local
+   * btrfs store reads its own directory, an SSH store asks its server). Stores without it
+   * (S3) show snapshots as empty directories. Paths are relative to the snapshot's root (`''`
+   * is the root itself), `/`-separated, and the entry a path names is never followed through
+   * a symbolic link. Failures reject with an error carrying `code` (`ENOENT`, `ENOTDIR`, ...)
+   * as node's fs does, or with a typed {@link ButtersinkError}.
    */
   snapshotFiles?(snapshot: Pick<Snapshot, 'name'>): SnapshotFiles;
+
+  /**
+   * Optional: the size and free space of what the store keeps its snapshots on (`df` in the
+   * mount). Stores without it have no fixed size (S3) or cannot tell (SSH).
+   */
+  space?(): Promise<StoreSpace>;
 
   /**
    * Takes the store's writer lock, so that two buttersinks cannot write into it at once,
@@ -219,6 +218,14 @@ export interface FileAttributes {
   readonly atime: number;
   readonly mtime: number;
   readonly ctime: number;
+}
+
+/** A store's size and free space in bytes (see {@link Store.space}). */
+export interface StoreSpace {
+  readonly totalBytes: number;
+  readonly freeBytes: number;
+  /** Free for an unprivileged writer (btrfs keeps a reserve). */
+  readonly availableBytes: number;
 }
 
 /** Asynchronous, read-only access to one snapshot's files (see {@link Store.snapshotFiles}). */

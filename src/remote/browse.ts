@@ -1,12 +1,10 @@
-import { execa } from 'execa';
 import type { LimitFunction } from 'p-limit';
-import { constants } from 'node:fs';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseGetfattr } from '../fuse/read-xattrs.js';
 import { PermissionError } from '../model/errors.js';
 import { quoteName } from '../model/printable-name.js';
-import { attributesOf, readRange } from '../stores/btrfs/local-files.js';
+import { localSnapshotFiles } from '../stores/btrfs/local-snapshot-files.js';
+import { xattrsOfFile } from '../stores/btrfs/local-xattrs.js';
 import { checkNoSymlinks, checkSnapshotName } from './contain-path.js';
 
 /** The most bytes one `read` answers with (in a data frame, far below MAX_MESSAGE_BYTES). */
@@ -101,41 +99,28 @@ export async function browse(
       const cut = relative.lastIndexOf('/');
       if (cut > 0) await checkNoSymlinks(root, relative.slice(0, cut));
     }
-    const file = relative === '' ? root : path.join(root, relative);
+    // Checked: from here on, the snapshot's files are read as the mount reads a local store's.
+    const files = localSnapshotFiles(root, (file) => childLimit(() => xattrsOfFile(file)));
     switch (action as BrowseAction) {
       case 'lstat':
-        return attributesOf(await lstat(file));
+        return await files.lstat(relative);
       case 'readdir': {
-        // readdir would follow a link: only a real directory is listed.
-        const info = await lstat(file);
-        if (!info.isDirectory()) return { errno: 'ENOTDIR' };
-        const names = await readdir(file);
+        const names = await files.readdir(relative);
         // The attributes come along: `ls -l` asks for every entry's right after.
         const entries = await Promise.all(
-          names.map(async (name) => ({ name, attributes: await lstat(path.join(file, name)).then(attributesOf, () => null) })),
+          names.map(async (name) => ({ name, attributes: await files.lstat(relative === '' ? name : `${relative}/${name}`).catch(() => null) })),
         );
         return { entries };
       }
       case 'readlink':
-        return { target: await readlink(file) };
+        return { target: await files.readlink(relative) };
       case 'xattrs': {
-        await lstat(file); // ENOENT as an answer
-        // getfattr -h reads the entry itself, never a link's target.
-        const run = await childLimit(() =>
-          execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', file], { reject: false, stdin: 'ignore' }),
-        );
-        const found = [...parseGetfattr(String(run.stdout)).values()][0] ?? new Map<string, Buffer>();
+        const found = await files.xattrs!(relative);
         return { xattrs: Object.fromEntries([...found].map(([name, value]) => [name, value.toString('base64')])) };
       }
       case 'read': {
         const { offset, length } = range!;
-        const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
-        try {
-          if (!(await handle.stat()).isFile()) return { errno: 'EISDIR' };
-          return { data: await readRange(handle, offset, length) }; // raw bytes: a data frame
-        } finally {
-          await handle.close();
-        }
+        return { data: await files.read(relative, offset, length) }; // raw bytes: a data frame
       }
     }
   } catch (error) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, rename } from 'node:fs/promises';
+import { lstat, mkdir, rename, statfs } from 'node:fs/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { ButtersinkError, InterruptedError, StoreError, TransferError } from '../../model/errors.js';
 import { hasControlCharacter } from '../../model/printable-name.js';
 import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
-import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
+import type { DiffSize, ReceiveRequest, SendStream, SnapshotFiles, Store, StoreCapabilities, StoreSpace, StoredDiff } from '../../model/store.js';
 import { StreamMeasurer } from '../../sendstream/measure-stream.js';
 import { NotASendStreamError, renameStreamHead, SubvolumeRenamer } from '../../sendstream/rename-subvolume.js';
 import { RefusedStreamError, StreamValidator, type ReceiveScope } from '../../sendstream/stream-validator.js';
@@ -18,6 +18,8 @@ import { readStreamHead } from './read-stream-head.js';
 import { receiveSources } from './receive-sources.js';
 import { SnapshotTree } from './snapshot-tree.js';
 import { lastLines } from './last-lines.js';
+import { localSnapshotFiles } from './local-snapshot-files.js';
+import { XattrReader } from './local-xattrs.js';
 import { locateDirectory, type DirectoryLocation } from './locate-directory.js';
 import { crossCheckListings } from './cross-check-listings.js';
 import { parseBriefSubvolumeList, parseSubvolumeList, type SubvolumeListEntry } from './parse-subvolume-list.js';
@@ -89,6 +91,8 @@ export class BtrfsStore implements Store {
   readonly #children: LimitFunction;
   readonly #warn: (message: string) => void;
   readonly #warned = new Set<string>();
+  /** xattrs of browsed files, read per directory and cached briefly (see XattrReader). */
+  readonly #xattrs = new XattrReader();
   #location: Promise<DirectoryLocation> | undefined;
   /** The last listing, for estimates. */
   #listed: readonly Snapshot[] = [];
@@ -118,8 +122,13 @@ export class BtrfsStore implements Store {
     return path.join(this.#directory, snapshot.name);
   }
 
-  snapshotDirectory(snapshot: Pick<Snapshot, 'name'>): string {
-    return this.pathOf(snapshot);
+  snapshotFiles(snapshot: Pick<Snapshot, 'name'>): SnapshotFiles {
+    return localSnapshotFiles(this.pathOf(snapshot), (file) => this.#xattrs.read(file));
+  }
+
+  async space(): Promise<StoreSpace> {
+    const s = await statfs(this.#directory);
+    return { totalBytes: s.blocks * s.bsize, freeBytes: s.bfree * s.bsize, availableBytes: s.bavail * s.bsize };
   }
 
   #locate(): Promise<DirectoryLocation> {

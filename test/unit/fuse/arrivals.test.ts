@@ -29,12 +29,12 @@ describe('Arrivals: transfers mkdir started, and what waits for them', () => {
     const arrivals = new Arrivals();
     const one = started();
     arrivals.add('B', 'daily/d1', one.transfer);
-    assert.ok(arrivals.below('B', ['daily', 'd1', 'file'], false) !== undefined);
+    assert.equal(arrivals.below('B', ['daily', 'd1', 'file'], false)?.name, 'daily/d1');
     assert.equal(arrivals.below('B', ['daily', 'd1'], false), undefined, 'the lookup right after mkdir answers at once');
     assert.ok(arrivals.below('B', ['daily', 'd1'], true) !== undefined, 'ls of it waits');
     assert.equal(arrivals.below('B', ['daily', 'd2', 'file'], false), undefined);
     assert.equal(arrivals.below('A', ['daily', 'd1', 'file'], false), undefined);
-    const waiting = arrivals.below('B', ['daily', 'd1', 'file'], false)!;
+    const waiting = arrivals.below('B', ['daily', 'd1', 'file'], false)!.transfer;
     one.fail(new FsError('EIO', 'receive failed'));
     await assert.rejects(waiting, /receive failed/);
   });

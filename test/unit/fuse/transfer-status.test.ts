@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { TransferStatus } from '../../../src/fuse/transfer-status.js';
-import { parseGetfattr } from '../../../src/fuse/read-xattrs.js';
+import { parseGetfattr } from '../../../src/stores/btrfs/local-xattrs.js';
 
 describe('TransferStatus: the text of /.buttersink/status and /log', () => {
   test('shows transfers in progress with bytes, rate and ETA, then the last errors', () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { XattrReader } from '../../../src/fuse/read-xattrs.js';
+import { XattrReader } from '../../../src/stores/btrfs/local-xattrs.js';
 import { isCI } from '../../support/prerequisites.js';
 
 /** Why this machine cannot run the test (no `attr` tools, no user xattrs in the temp dir), or false. */

@@ -9,7 +9,7 @@ type Xattrs = Map<string, Buffer>;
 const PATHS_PER_RUN = 400;
 
 /**
- * Extended attributes of files in local snapshots. Node has no xattr API, so this runs
+ * Extended attributes of files in local snapshots, for the mount. Node has no xattr API, so this runs
  * `getfattr` (package `attr`) — asynchronously, on the real snapshot directory, never on the
  * mount (a child touching the mount from inside its own process deadlocks). One run reads a
  * whole directory's entries, because `ls -l` asks for every entry's ACL xattrs: a spawn per
@@ -57,6 +57,13 @@ async function readDirectoryXattrs(directory: string): Promise<DirectoryXattrs> 
     for (const [file, xattrs] of parseGetfattr(String(run.stdout))) result.set(path.basename(file), xattrs);
   }
   return { names: new Set(names), xattrs: result };
+}
+
+/** Every xattr of one `file` (not following a symlink); an empty map when it has none. */
+export async function xattrsOfFile(file: string): Promise<Xattrs> {
+  // getfattr -h reads the entry itself, never a link's target.
+  const run = await execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', file], { reject: false, stdin: 'ignore' });
+  return [...parseGetfattr(String(run.stdout)).values()][0] ?? new Map();
 }
 
 /**

@@ -1,0 +1,153 @@
+import type { Snapshot } from '../model/snapshot.js';
+import type { NamedStore } from '../sync/transfer-snapshot.js';
+import { Arrivals } from './arrivals.js';
+import { S_IFDIR, S_IFMT, type CopyWindow } from './copy-window.js';
+import { FsError } from './fs-error.js';
+import type { ReceivedFiles } from './handles.js';
+import { locate, type PathNode, type Resolution, type StoreTree } from './path-tree.js';
+import type { PendingRemovals } from './pending-removals.js';
+import { snapshotReader, type SnapshotReader } from './snapshot-reader.js';
+import type { StoreListings } from './store-listings.js';
+
+/** A node of a snapshot or below it. */
+export type SnapshotNode = Extract<PathNode, { kind: 'snapshot' | 'inside' }>;
+
+/** A node's copy window and its path in the window (`''` for the snapshot's root). */
+export interface WindowAt {
+  readonly window: CopyWindow;
+  readonly relative: string;
+}
+
+export interface MountViewOptions {
+  readonly stores: readonly NamedStore[];
+  readonly listings: StoreListings;
+  readonly removals: PendingRemovals;
+  /**
+   * Waits for a running transfer on behalf of an operation under `directory` (a path in the
+   * mount); may cancel it when the caller was interrupted (see `Transfers`). Default: waits.
+   */
+  readonly waitFor?: (transfer: Promise<void>, store: string, name: string) => Promise<void>;
+}
+
+/**
+ * What every part of the mount reads: the stores, their cached listings, the copy windows
+ * open and the transfers running, and how a mount path resolves against them. The parts
+ * (reads, transfers, window writes, removals, renames) share one view, and change the state
+ * here only through it.
+ */
+export class MountView {
+  readonly stores: ReadonlyMap<string, NamedStore>;
+  readonly names: readonly string[];
+  readonly listings: StoreListings;
+  readonly removals: PendingRemovals;
+  /** Open copy windows by {@link key}: where `cp -r` writes after its mkdir. */
+  readonly windows = new Map<string, CopyWindow>();
+  /** Transfers started by mkdir and still running. */
+  readonly arrivals = new Arrivals();
+  waitFor: (transfer: Promise<void>, store: string, name: string) => Promise<void>;
+
+  constructor(options: MountViewOptions) {
+    this.stores = new Map(options.stores.map((s) => [s.name, s]));
+    this.names = options.stores.map((s) => s.name);
+    this.listings = options.listings;
+    this.removals = options.removals;
+    this.waitFor = options.waitFor ?? ((transfer) => transfer);
+  }
+
+  /** A store's directory shape; snapshots with an open copy window count (arriving ones too). */
+  tree(store: string): Promise<StoreTree> {
+    const windows = [...this.windows.keys()].filter((id) => id.startsWith(`${store}\0`)).map((id) => id.slice(store.length + 1));
+    return this.listings.tree(store, windows.sort());
+  }
+
+  /**
+   * Resolves a path; below a snapshot with an open copy window, the window decides what
+   * exists (what cp wrote so far, not the received snapshot's files).
+   */
+  async resolve(mountPath: string): Promise<Resolution> {
+    const area = locate(mountPath, this.names);
+    if (area.kind === 'resolved') return area.resolution;
+    const resolution = (await this.tree(area.store)).resolve(area.names);
+    if (resolution.kind !== 'found' || resolution.node.kind !== 'inside') return resolution;
+    const node = resolution.node;
+    const window = this.windows.get(key(node.store, node.snapshot));
+    if (window === undefined || window.lookup(node.relative) !== undefined) return resolution;
+    const cut = node.relative.lastIndexOf('/');
+    const parentRelative = cut < 0 ? '' : node.relative.slice(0, cut);
+    const parentEntry = window.lookup(parentRelative);
+    if (parentEntry === undefined || (parentEntry.mode & S_IFMT) !== S_IFDIR) return { kind: 'invalid', reason: parentEntry ? 'ENOTDIR' : 'ENOENT' };
+    const parent: PathNode =
+      parentRelative === '' ? { kind: 'snapshot', store: node.store, snapshot: node.snapshot } : { ...node, relative: parentRelative };
+    return { kind: 'missing', parent, name: node.relative.slice(cut + 1) };
+  }
+
+  /** The node a path names. @throws FsError ENOENT (or ENOTDIR) when there is none. */
+  async node(mountPath: string): Promise<PathNode> {
+    const resolution = await this.resolve(mountPath);
+    if (resolution.kind === 'found') {
+      const node = resolution.node;
+      if (node.kind === 'inside' && this.removals.isHidden(key(node.store, node.snapshot), node.relative)) throw new FsError('ENOENT');
+      return node;
+    }
+    throw new FsError(resolution.kind === 'invalid' ? resolution.reason : 'ENOENT');
+  }
+
+  async snapshot(store: string, name: string): Promise<Snapshot | undefined> {
+    return (await this.listings.list(store)).find((s) => s.name === name);
+  }
+
+  /** How the mount reads a snapshot's files; undefined when its store shows none (S3). */
+  reader(store: string, name: string): SnapshotReader | undefined {
+    return snapshotReader(this.stores.get(store)!.store, name);
+  }
+
+  /** A node's reader and its path in the snapshot. */
+  readerOf(node: SnapshotNode): { reader: SnapshotReader | undefined; relative: string } {
+    return { reader: this.reader(node.store, node.snapshot), relative: node.kind === 'inside' ? node.relative : '' };
+  }
+
+  /** A received snapshot's files as a copy is compared with them (a missing file reads as empty). */
+  received(store: string, name: string): ReceivedFiles | undefined {
+    const reader = this.reader(store, name);
+    return reader && { lstat: (relative) => reader.lstat(relative), read: (relative, offset, length) => reader.readToCompare(relative, offset, length) };
+  }
+
+  window(node: PathNode): WindowAt | undefined {
+    if (node.kind !== 'snapshot' && node.kind !== 'inside') return undefined;
+    const window = this.windows.get(key(node.store, node.snapshot));
+    return window && { window, relative: node.kind === 'inside' ? node.relative : '' };
+  }
+
+  /**
+   * Waits for a transfer still running into the snapshot `mountPath` is in (see
+   * {@link Arrivals.below}), and fails with its error.
+   */
+  async arrived(mountPath: string, includeRoot: boolean): Promise<void> {
+    if (this.arrivals.size === 0) return;
+    const area = locate(mountPath, this.names);
+    if (area.kind !== 'store') return;
+    const found = this.arrivals.below(area.store, area.names, includeRoot);
+    if (found !== undefined) await this.waitFor(found.transfer, area.store, found.name);
+  }
+
+  /**
+   * Why a new entry cannot be made at a found node: EEXIST when something is there, EROFS
+   * for a name inside a snapshot (outside a copy window) that the snapshot lacks.
+   */
+  async existsOrReadOnly(node: PathNode): Promise<'EEXIST' | 'EROFS'> {
+    if (node.kind !== 'inside' || this.window(node)) return 'EEXIST';
+    const { reader, relative } = this.readerOf(node);
+    const there = reader !== undefined && (await reader.lstat(relative).then(() => true, () => false));
+    return there ? 'EEXIST' : 'EROFS';
+  }
+}
+
+/** The key of a snapshot in a store, for maps. */
+export function key(store: string, snapshot: string): string {
+  return `${store}\0${snapshot}`;
+}
+
+/** `relative/name`, or `name` at the snapshot's root. */
+export function join(relative: string, name: string): string {
+  return relative === '' ? name : `${relative}/${name}`;
+}
