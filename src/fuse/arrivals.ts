@@ -54,12 +54,14 @@ export class Arrivals {
     return undefined;
   }
 
-  /** Waits for transfers of snapshot `name` out of `store` into the others. */
-  async elsewhere(store: string, name: string): Promise<void> {
-    for (const [id, transfer] of [...this.#running]) {
+  /** The transfers of snapshot `name` out of `store` into the others, by destination. */
+  elsewhere(store: string, name: string): { store: string; transfer: Promise<void> }[] {
+    const found: { store: string; transfer: Promise<void> }[] = [];
+    for (const [id, transfer] of this.#running) {
       const cut = id.indexOf('\0');
-      if (id.slice(cut + 1) === name && id.slice(0, cut) !== store) await transfer;
+      if (id.slice(cut + 1) === name && id.slice(0, cut) !== store) found.push({ store: id.slice(0, cut), transfer });
     }
+    return found;
   }
 }
 

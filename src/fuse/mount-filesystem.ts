@@ -35,8 +35,8 @@ export interface MountOptions {
   readonly removalIdleMs: number;
   readonly status: TransferStatus;
   readonly now?: () => number;
-  /** Was a caller waiting on the transfer into `store`/`name` interrupted? (see {@link Transfers}) */
-  readonly isInterrupted?: (store: string, name: string) => Promise<boolean>;
+  /** Is a caller of an operation on this path (or below) interrupted? (see {@link Transfers}) */
+  readonly isInterrupted?: (mountPath: string) => Promise<boolean>;
 }
 
 const DEFAULT_STORE_TIMEOUT_MS = 30_000;

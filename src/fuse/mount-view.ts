@@ -22,12 +22,13 @@ export interface MountViewOptions {
   readonly stores: readonly NamedStore[];
   readonly listings: StoreListings;
   readonly removals: PendingRemovals;
-  /**
-   * Waits for a running transfer on behalf of an operation under `directory` (a path in the
-   * mount); may cancel it when the caller was interrupted (see `Transfers`). Default: waits.
-   */
-  readonly waitFor?: (transfer: Promise<void>, store: string, name: string) => Promise<void>;
 }
+
+/**
+ * Waits for the running transfer of `name` into `store` on behalf of an operation on
+ * `mountPath`; may cancel it when the operation's caller is interrupted (see `Transfers`).
+ */
+export type WaitFor = (transfer: Promise<void>, target: { store: string; name: string }, mountPath: string) => Promise<void>;
 
 /**
  * What every part of the mount reads: the stores, their cached listings, the copy windows
@@ -44,14 +45,14 @@ export class MountView {
   readonly windows = new Map<string, CopyWindow>();
   /** Transfers started by mkdir and still running. */
   readonly arrivals = new Arrivals();
-  waitFor: (transfer: Promise<void>, store: string, name: string) => Promise<void>;
+  /** Set by `Transfers`, which can cancel what it waits for; plain waiting until then. */
+  waitFor: WaitFor = (transfer) => transfer;
 
   constructor(options: MountViewOptions) {
     this.stores = new Map(options.stores.map((s) => [s.name, s]));
     this.names = options.stores.map((s) => s.name);
     this.listings = options.listings;
     this.removals = options.removals;
-    this.waitFor = options.waitFor ?? ((transfer) => transfer);
   }
 
   /** A store's directory shape; snapshots with an open copy window count (arriving ones too). */
@@ -127,7 +128,14 @@ export class MountView {
     const area = locate(mountPath, this.names);
     if (area.kind !== 'store') return;
     const found = this.arrivals.below(area.store, area.names, includeRoot);
-    if (found !== undefined) await this.waitFor(found.transfer, area.store, found.name);
+    if (found !== undefined) await this.waitFor(found.transfer, { store: area.store, name: found.name }, mountPath);
+  }
+
+  /** Waits for transfers of snapshot `name` out of `store` into the others (cp and mv opening their source). */
+  async sentElsewhere(store: string, name: string, mountPath: string): Promise<void> {
+    for (const { store: destination, transfer } of this.arrivals.elsewhere(store, name)) {
+      await this.waitFor(transfer, { store: destination, name }, mountPath);
+    }
   }
 
   /**

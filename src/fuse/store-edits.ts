@@ -40,7 +40,7 @@ export class StoreEdits {
     await view.arrived(mountPath, true);
     const node = await view.node(mountPath);
     // cp and mv open the source right after their mkdir: they end once the copy is complete.
-    if (node.kind === 'snapshot' && view.window(node) === undefined) await view.arrivals.elsewhere(node.store, node.snapshot);
+    if (node.kind === 'snapshot' && view.window(node) === undefined) await view.sentElsewhere(node.store, node.snapshot, mountPath);
     const handle = this.#nextDirectory++;
     this.#directories.set(handle, mountPath);
     view.removals.opened(mountPath);

@@ -14,12 +14,12 @@ export interface TransfersOptions {
   /** Stops every transfer: the unmount. */
   readonly signal: AbortSignal;
   /**
-   * Was an operation waiting on the transfer into `store`/`name` interrupted (the caller got
-   * Ctrl-C)? Asked every {@link INTERRUPT_POLL_MS} while one waits; a yes cancels the transfer.
-   * Default: never (FUSE tells the filesystem neither the caller nor its interrupts; the
-   * mount learns it from /proc, see `interrupted-callers.ts`).
+   * Is a caller of an operation on `mountPath` (or below it) interrupted (Ctrl-C)? Asked
+   * every {@link INTERRUPT_POLL_MS} while an operation waits for a transfer; a yes cancels
+   * the transfer. Default: never (FUSE tells the filesystem neither the caller nor its
+   * interrupts; the mount learns it from /proc, see `interrupted-callers.ts`).
    */
-  readonly isInterrupted?: (store: string, name: string) => Promise<boolean>;
+  readonly isInterrupted?: (mountPath: string) => Promise<boolean>;
 }
 
 const INTERRUPT_POLL_MS = 250;
@@ -43,7 +43,7 @@ export class Transfers {
     this.#view = view;
     this.#changes = changes;
     this.#options = options;
-    view.waitFor = (transfer, store, name) => this.#waitFor(transfer, store, name);
+    view.waitFor = (transfer, target, mountPath) => this.#waitFor(transfer, target, mountPath);
   }
 
   async mkdir(mountPath: string, mode: number): Promise<void> {
@@ -186,16 +186,16 @@ export class Transfers {
    * caller wait until the mount answers, so the answer is to cancel the transfer (its partial
    * receive is removed) and let every waiter fail with EINTR.
    */
-  async #waitFor(transfer: Promise<void>, store: string, name: string): Promise<void> {
+  async #waitFor(transfer: Promise<void>, { store, name }: { store: string; name: string }, mountPath: string): Promise<void> {
     const isInterrupted = this.#options.isInterrupted;
     if (isInterrupted === undefined) return transfer;
     let settled = false;
     const watch = (async () => {
       while (!settled) {
-        await new Promise((resolve) => setTimeout(resolve, INTERRUPT_POLL_MS).unref());
+        await new Promise((resolve) => setTimeout(resolve, INTERRUPT_POLL_MS));
         if (settled) return;
-        if (await isInterrupted(store, name).catch(() => false)) {
-          this.cancel(store, name, `the copy into ${store}/${name} was interrupted (Ctrl-C)`);
+        if (await isInterrupted(mountPath).catch(() => false)) {
+          this.cancel(store, name, `a process waiting for it at ${mountPath} was interrupted (Ctrl-C)`);
           return;
         }
       }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -46,6 +46,7 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     // Long transfers: 100 MB each, through a pv held to 20 MiB/s (below).
     sh(`btrfs -q subvolume create slow && head -c 100000000 /dev/urandom > slow/blob && btrfs -q subvolume snapshot -r slow snaps/slow1`, a.mountPoint);
     sh(`head -c 100000000 /dev/urandom > slow/blob && btrfs -q subvolume snapshot -r slow snaps/slow2`, a.mountPoint);
+    sh(`head -c 100000000 /dev/urandom > slow/blob && btrfs -q subvolume snapshot -r slow snaps/slow3`, a.mountPoint);
     for (const n of ['s1', 's2', 's3', 'moved']) digests[n] = treeDigest(`${a.mountPoint}/snaps/${n}`);
     mkdirSync(`${b.mountPoint}/snaps`);
     mount = await startMount(['--store', `A=${a.mountPoint}/snaps/`, '--store', `B=${b.mountPoint}/snaps/`, '--copy-idle', '1'], env);
@@ -218,5 +219,38 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     assert.equal(slowLog.match(/transfer slow2: A -> B/g)?.length, 1, slowLog);
     assert.equal(errnoOf(() => mkdirSync(`${m}/B/slow2`)), 'EEXIST');
     assert.ok(statSync(`${b.mountPoint}/snaps/slow2/blob`).size === 100_000_000);
+  });
+
+  test('Ctrl-C of cp -r while its transfer runs cancels the transfer: cp ends at once, nothing arrives, no partial is left', async () => {
+    const slow = mounts[mounts.length - 1]!;
+    const m = slow.mountPoint;
+    const slowStatus = (): string => readFileSync(`${m}/.buttersink/status`, 'utf8');
+    const sourceBefore = treeDigest(`${a.mountPoint}/snaps/slow3`);
+    const cp = spawn('cp', ['-r', `${m}/A/slow3`, `${m}/B/`], { stdio: 'ignore' });
+    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal })));
+    for (let waited = 0; !/transfers in progress \(1\)/.test(slowStatus()); waited += 20) {
+      assert.ok(waited < 30_000, `the transfer did not start:\n${slowStatus()}`);
+      await sleep(20);
+    }
+    await sleep(500); // cp waits in the mount now (its create or the open of its source)
+    const stopped = performance.now();
+    cp.kill('SIGINT');
+    const exit = await ended;
+    const took = performance.now() - stopped;
+    assert.equal(exit.signal, 'SIGINT', `cp ended by its Ctrl-C (exit ${exit.code})`);
+    // The transfer (5 s at 20 MiB/s) was cut: cp did not wait for it to end.
+    assert.ok(took < 3000, `cp took ${Math.round(took)} ms to end after Ctrl-C`);
+    for (let waited = 0; !/no transfers in progress/.test(slowStatus()); waited += 50) {
+      assert.ok(waited < 30_000, `the transfer did not stop:\n${slowStatus()}`);
+      await sleep(50);
+    }
+    assert.match(readFileSync(`${m}/.buttersink/log`, 'utf8'), /cancelling the transfer of slow3 to B: a process waiting for it at \/(A|B)\/slow3\S* was interrupted \(Ctrl-C\)/);
+    assert.deepEqual(readdirSync(`${b.mountPoint}/snaps`).filter((n) => n.includes('slow3')), [], 'no snapshot and no partial receive in the pool');
+    assert.ok(!readdirSync(`${m}/B`).includes('slow3'), 'nothing shows in the mount');
+    assert.deepEqual(treeDigest(`${a.mountPoint}/snaps/slow3`), sourceBefore, 'the source is untouched');
+    // Nothing is stuck: the same copy again runs to its end.
+    const again = await runAsync('cp', ['-r', '--attributes-only', `${m}/A/slow3`, `${m}/B/`]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(statSync(`${b.mountPoint}/snaps/slow3/blob`).size, 100_000_000);
   });
 });

@@ -25,8 +25,9 @@ export function localSnapshotFiles(root: string, xattrs: (file: string) => Promi
     readlink: (relative) => readlink(at(relative)),
     read: async (relative, offset, length) => {
       // Only a regular file is opened: opening a FIFO would block, a device node could act.
+      // (A link is ELOOP, as open with O_NOFOLLOW says.)
       const info = await lstat(at(relative));
-      if (!info.isFile()) throw errno(info.isDirectory() ? 'EISDIR' : 'EINVAL', relative);
+      if (!info.isFile()) throw errno(info.isDirectory() ? 'EISDIR' : info.isSymbolicLink() ? 'ELOOP' : 'EINVAL', relative);
       const handle = await open(at(relative), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
       try {
         if ((await handle.stat()).ino !== info.ino) throw errno('ENOENT', relative); // replaced meanwhile

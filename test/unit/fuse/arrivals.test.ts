@@ -43,13 +43,17 @@ describe('Arrivals: transfers mkdir started, and what waits for them', () => {
     const arrivals = new Arrivals();
     const one = started();
     arrivals.add('B', 's1', one.transfer);
-    await arrivals.elsewhere('B', 's1'); // the destination itself does not wait
+    assert.deepEqual(arrivals.elsewhere('B', 's1'), [], 'the destination itself does not wait');
+    assert.deepEqual(arrivals.elsewhere('A', 's2'), []);
+    const [source, ...more] = arrivals.elsewhere('A', 's1');
+    assert.equal(more.length, 0);
+    assert.equal(source!.store, 'B');
     let done = false;
-    const source = arrivals.elsewhere('A', 's1').then(() => (done = true));
+    const waiting = source!.transfer.then(() => (done = true));
     await new Promise((resolve) => setTimeout(resolve, 10));
     assert.equal(done, false);
     one.finish();
-    await source;
+    await waiting;
     assert.equal(done, true);
   });
 });

@@ -87,7 +87,10 @@ class MemoryStore implements Store {
   async close(): Promise<void> {}
 }
 
-function mountOf(stores: Record<string, MemoryStore>, options: { readOnly?: boolean; storeTimeoutMs?: number } = {}) {
+function mountOf(
+  stores: Record<string, MemoryStore>,
+  options: { readOnly?: boolean; storeTimeoutMs?: number; isInterrupted?: (mountPath: string) => Promise<boolean> } = {},
+) {
   const status = new TransferStatus();
   const fs = new MountFilesystem({
     stores: Object.entries(stores).map(([name, store]) => ({ name, store })),
@@ -97,6 +100,7 @@ function mountOf(stores: Record<string, MemoryStore>, options: { readOnly?: bool
     storeTimeoutMs: options.storeTimeoutMs,
     removalIdleMs: 60_000,
     status,
+    isInterrupted: options.isInterrupted,
   });
   return { fs, status };
 }
@@ -313,6 +317,41 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       await assert.rejects(creating, fsError('EINTR'));
       await assert.rejects(fs.getattr('/B/s1'), fsError('ENOENT'), 'a failed transfer leaves nothing visible');
       assert.match(status.renderStatus(), /transfer of s1 to B failed/);
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('a caller interrupted while it waits for a transfer cancels it: EINTR, nothing received or shown; a later mkdir works', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    const b = new MemoryStore('mem://b/');
+    b.hangReceive = true;
+    const started = new Promise<void>((resolve) => (b.receiving = resolve));
+    const interrupted = new Set<string>();
+    const asked: string[] = [];
+    const { fs, status } = mountOf({ A: a, B: b }, { isInterrupted: async (p) => (asked.push(p), interrupted.has(p)) });
+    try {
+      await fs.mkdir('/B/s1', 0o755);
+      await started;
+      const creating = fs.create('/B/s1/file', 0o644);
+      const opening = fs.opendir('/A/s1'); // cp opens its source right after the mkdir
+      await sleep(600);
+      assert.ok(asked.includes('/B/s1/file') && asked.includes('/A/s1'), `asked about ${asked.join(', ')}`);
+      assert.equal(fs.transfersInFlight, 1, 'nobody interrupted: the transfer goes on');
+      interrupted.add('/B/s1/file');
+      await assert.rejects(creating, fsError('EINTR'));
+      await assert.rejects(opening, fsError('EINTR'), 'every waiter learns it was cancelled');
+      assert.equal(fs.transfersInFlight, 0);
+      assert.deepEqual(b.snapshots, []);
+      assert.deepEqual(await fs.readdir('/B'), []);
+      await assert.rejects(fs.getattr('/B/s1'), fsError('ENOENT'), 'nothing visible');
+      assert.match(status.renderLog(), /cancelling the transfer of s1 to B: a process waiting for it at \/B\/s1\/file was interrupted \(Ctrl-C\)/);
+      b.hangReceive = false;
+      interrupted.clear();
+      await fs.mkdir('/B/s1', 0o755);
+      await fs.readdir('/B/s1');
+      assert.equal(b.snapshots.length, 1, 'a later mkdir transfers it');
     } finally {
       fs.shutdown(new Error('done'));
     }

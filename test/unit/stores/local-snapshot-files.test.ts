@@ -23,7 +23,7 @@ describe('localSnapshotFiles: a local snapshot read without following the entry 
       assert.equal(await files.readlink('link'), 'sub/file');
       assert.equal((await files.read('sub/file', 6, 100)).toString(), 'world');
       assert.equal((await files.read('sub/file', 0, 5)).toString(), 'hello');
-      await assert.rejects(files.read('link', 0, 5), { code: 'EINVAL' }, 'a link is not read through');
+      await assert.rejects(files.read('link', 0, 5), { code: 'ELOOP' }, 'a link is not read through');
       await assert.rejects(files.readdir('dirlink'), { code: 'ENOTDIR' }, 'a link to a directory is not listed');
       await assert.rejects(files.read('sub', 0, 5), { code: 'EISDIR' });
       await assert.rejects(files.read('fifo', 0, 5), { code: 'EINVAL' }, 'a FIFO is refused, not opened (that would block)');
