@@ -431,3 +431,24 @@ export async function interruptedCallers(directory: string, options: Interrupted
   const found = await Promise.all(fuseWaiters(procRoot).map(([pid, tid]) => examineTask(procRoot, pid, tid, dir, wanted, arch)));
   return found.filter((c): c is InterruptedCaller => c !== undefined).sort((a, b) => a.pid - b.pid || a.tid - b.tid);
 }
+
+/** How long one scan answers for every op that asks (a scan costs a few ms of CPU). */
+const SCAN_REUSE_MS = 200;
+
+/**
+ * `isInterrupted(mountPath)` for the mount at `mountPoint` (canonical: no symlinks): is a
+ * caller of an op on that path of the mount, or below it, interrupted? One scan of the whole
+ * mount serves every op that asks within {@link SCAN_REUSE_MS}, however many wait at once.
+ */
+export function interruptWatch(
+  mountPoint: string,
+  scan: (directory: string) => Promise<InterruptedCaller[]> = interruptedCallers,
+  now: () => number = Date.now,
+): (mountPath: string) => Promise<boolean> {
+  let last: { at: number; callers: Promise<InterruptedCaller[]> } | undefined;
+  return async (mountPath) => {
+    if (last === undefined || now() - last.at >= SCAN_REUSE_MS) last = { at: now(), callers: scan(mountPoint).catch(() => []) };
+    const target = path.posix.join(mountPoint, mountPath);
+    return (await last.callers).some((caller) => isAtOrBelow(caller.path, target));
+  };
+}

@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Fuse from 'fuse-native';
 import { InterruptedError, StoreError, UsageError } from '../model/errors.js';
 import type { NamedStore } from '../sync/transfer-snapshot.js';
+import { interruptWatch } from './interrupted-callers.js';
 import { MountFilesystem } from './mount-filesystem.js';
 import { mountOps, OP_TIMEOUTS } from './mount-ops.js';
 import { TransferStatus } from './transfer-status.js';
@@ -37,9 +38,11 @@ const ABORT_GRACE_MS = 60_000;
  * removed (the Store contract) before the mount goes, so nothing complete-looking is left.
  */
 export async function runMountSession(options: MountSessionOptions): Promise<void> {
-  const mountPoint = path.resolve(options.mountPoint);
-  const info = await stat(mountPoint).catch(() => undefined);
-  if (info === undefined) throw new UsageError(`mount point ${mountPoint} does not exist`, { hint: `mkdir -p ${mountPoint}` });
+  const given = path.resolve(options.mountPoint);
+  const info = await stat(given).catch(() => undefined);
+  if (info === undefined) throw new UsageError(`mount point ${given} does not exist`, { hint: `mkdir -p ${given}` });
+  // Canonical (no symlinks): the kernel shows callers' paths so (see interruptWatch).
+  const mountPoint = await realpath(given);
   if (!info.isDirectory()) throw new UsageError(`mount point ${mountPoint} is not a directory`);
   if (await isMounted(mountPoint)) {
     throw new StoreError(`something is mounted at ${mountPoint} already`, { hint: `buttersink umount ${mountPoint}` });
@@ -53,6 +56,7 @@ export async function runMountSession(options: MountSessionOptions): Promise<voi
     storeTimeoutMs: options.storeTimeoutMs,
     removalIdleMs: Math.max(30_000, options.copyIdleMs * 10),
     status: options.status,
+    isInterrupted: interruptWatch(mountPoint),
   });
   const fuse = new Fuse(mountPoint, mountOps(fs, options.trace), {
     fsname: 'buttersink',

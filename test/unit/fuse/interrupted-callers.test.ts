@@ -7,6 +7,7 @@ import {
   cString,
   dirfdOf,
   interruptedCallers,
+  interruptWatch,
   isAtOrBelow,
   isFuseWait,
   parseStatus,
@@ -258,5 +259,30 @@ describe('interrupted callers: scanning a fake /proc tree', () => {
   test('a missing proc, or callers of an unknown architecture: nobody, no error', async () => {
     assert.deepEqual(await interruptedCallers(dir, { procRoot: path.join(root, 'nope'), arch: 'x64' }), []);
     assert.deepEqual(await interruptedCallers(dir, { procRoot: root, arch: 'ia32' }), []);
+  });
+});
+
+describe('interruptWatch: one scan of the mount serves every waiting op', () => {
+  test('matches mount paths at or below a caller\'s path; scans again after 200 ms', async () => {
+    let clock = 0;
+    const scans: string[] = [];
+    const callers = [{ pid: 1, tid: 1, command: 'cp', path: '/mnt/bs/B/s1/dir/file', signals: [2] }];
+    const isInterrupted = interruptWatch('/mnt/bs', async (directory) => (scans.push(directory), callers), () => clock);
+    assert.equal(await isInterrupted('/B/s1'), true, 'a caller below the snapshot');
+    assert.equal(await isInterrupted('/B/s1/dir/file'), true, 'at the path itself');
+    assert.equal(await isInterrupted('/B/s10'), false, 'a name that merely starts the same');
+    assert.equal(await isInterrupted('/A/s1'), false);
+    assert.deepEqual(scans, ['/mnt/bs'], 'one scan for all four questions');
+    clock = 250;
+    callers.length = 0;
+    assert.equal(await isInterrupted('/B/s1'), false, 'a fresh scan later');
+    assert.equal(scans.length, 2);
+  });
+
+  test('a scan that fails finds nobody (the op keeps waiting)', async () => {
+    const isInterrupted = interruptWatch('/mnt/bs', async () => {
+      throw new Error('EMFILE');
+    });
+    assert.equal(await isInterrupted('/B/s1'), false);
   });
 });
