@@ -26,6 +26,8 @@ export class StoreListings {
   readonly #trees = new Map<string, { snapshots: Snapshot[]; key: string; tree: StoreTree }>();
   readonly #groups = new Map<string, Set<string>>();
   #groupVersion = 0;
+  /** Counts invalidations: a listing aborted by one is asked again (see #fetch). */
+  #invalidations = 0;
 
   constructor(options: StoreListingsOptions) {
     this.#stores = new Map(options.stores.map((s) => [s.name, s]));
@@ -46,12 +48,28 @@ export class StoreListings {
       timer = setTimeout(() => reject(new Error(`no answer within ${Number((limit / 1000).toFixed(3))} s`)), limit);
     });
     try {
-      const list = await Promise.race([this.#cache.fetch(store), deadline]);
+      const list = await Promise.race([this.#fetch(store), deadline]);
       return list ?? [];
     } catch (error) {
       throw new FsError('EIO', `listing ${store} (${this.#stores.get(store)!.store.url}): ${toFsError(error).message}`);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The cached listing, or a fresh one. A listing in flight when the store's listing is
+   * invalidated (a transfer into it just ended) is aborted by the cache and rejects: that is
+   * no failure of the store, so list again — a listing that starts after the change.
+   */
+  async #fetch(store: string): Promise<Snapshot[] | undefined> {
+    for (;;) {
+      const generation = this.#invalidations;
+      try {
+        return await this.#cache.fetch(store);
+      } catch (error) {
+        if (this.#invalidations === generation) throw error;
+      }
     }
   }
 
@@ -71,6 +89,7 @@ export class StoreListings {
 
   /** Forgets a store's listing after a change of ours; the next lookup lists it again. */
   invalidate(store: string): void {
+    this.#invalidations += 1;
     this.#cache.delete(store);
   }
 

@@ -26,6 +26,29 @@ function fakeStore(names: string[], options: { silent?: boolean } = {}) {
 }
 
 describe('StoreListings: cached listings with a timeout, and each store\'s tree', () => {
+  test('a listing in flight when a change invalidates it is listed again, not an error; what a lookup gets is the new one', async () => {
+    const names = ['a'];
+    let release: (() => void) | undefined;
+    let calls = 0;
+    const store = {
+      url: 'mem://slow/',
+      list: async () => {
+        calls += 1;
+        const seen = [...names];
+        if (calls === 1) await new Promise<void>((resolve) => (release = resolve));
+        return seen.map((name) => ({ name }) as Snapshot);
+      },
+    } as unknown as Store;
+    const listings = new StoreListings({ stores: [{ name: 'S', store }], ttlMs: 60_000, timeoutMs: 5000 });
+    const listing = listings.list('S');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    names.push('b'); // a transfer into S ends ...
+    listings.invalidate('S'); // ... and forgets its listing while one is in flight
+    release!();
+    assert.deepEqual((await listing).map((s) => s.name), ['a', 'b']);
+    assert.equal(calls, 2);
+  });
+
   test('lists once within the TTL; invalidate lists again', async () => {
     const { named, calls, names } = fakeStore(['a']);
     const listings = new StoreListings({ stores: [named], ttlMs: 60_000, timeoutMs: 1000 });
