@@ -14,9 +14,9 @@ import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
 import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
 import { openStore, type SshContext } from '../stores/open-store.js';
 import { parseStoreUrl } from '../stores/parse-store-url.js';
-import type { NamedStore } from '../sync/transfer-snapshot.js';
+import type { NamedStore } from '../model/store.js';
 import { Output } from './output.js';
-import type { CliContext } from './run-cli.js';
+import type { CliContext } from './cli-context.js';
 
 interface MountFlags {
   store: [string, string][];

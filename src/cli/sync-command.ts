@@ -6,7 +6,7 @@ import type { Snapshot } from '../model/snapshot.js';
 import type { Store } from '../model/store.js';
 import { ProgressReporter } from '../progress/progress-reporter.js';
 import { silentObserver } from '../progress/transfer-observer.js';
-import { formatBytes } from '../planner/format-bytes.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
 import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
 import { openStore, type StoreContext } from '../stores/open-store.js';
@@ -18,7 +18,7 @@ import { runSync, selectSnapshots } from '../sync/run-sync.js';
 import { Output } from './output.js';
 import { listToJson, renderList, type ListedSnapshot } from './render-list.js';
 import { planToJson, renderPlan } from './render-plan.js';
-import type { CliContext } from './run-cli.js';
+import type { CliContext } from './cli-context.js';
 
 interface SyncFlags {
   dryRun?: boolean;

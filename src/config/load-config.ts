@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { UsageError } from '../model/errors.js';
-import { isValidStoreName } from '../fuse/path-tree.js';
+import { isValidStoreName } from '../model/store-name.js';
 
 /**
  * buttersink's configuration file (TOML). Today it names stores for `buttersink mount`:

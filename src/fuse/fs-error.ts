@@ -1,5 +1,5 @@
 import { BusyError, InterruptedError, PermissionError, StillNeededError, StoreError, TransferError } from '../model/errors.js';
-import { NoSuchSnapshotError, SnapshotExistsError } from '../sync/transfer-snapshot.js';
+import { NoSuchSnapshotError, SnapshotExistsError } from '../model/errors.js';
 import { WindowError } from './copy-window.js';
 
 /** The errnos the mount answers with (names as in errno.h; the ops layer maps them to numbers). */

@@ -63,6 +63,12 @@ export class StillNeededError extends StoreError {
   }
 }
 
+/** The destination already has a snapshot of that name, or the same snapshot under another. */
+export class SnapshotExistsError extends StoreError {}
+
+/** No store to send from has a snapshot of that name. */
+export class NoSuchSnapshotError extends StoreError {}
+
 /** A child command (btrfs send/receive/...) failed; carries its command line and stderr tail. */
 export class TransferError extends ButtersinkError {
   readonly exitCode = ExitCode.Transfer;

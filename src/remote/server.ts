@@ -7,7 +7,7 @@ import { hasControlCharacter, quoteName } from '../model/printable-name.js';
 import { SignalReceived } from '../model/signal-received.js';
 import type { Snapshot } from '../model/snapshot.js';
 import type { BtrfsStore } from '../stores/btrfs/btrfs-store.js';
-import { lastLines } from '../stores/btrfs/last-lines.js';
+import { lastLines } from '../util/last-lines.js';
 import { browse } from './browse.js';
 import { checkNoSymlinks, checkSnapshotName } from './contain-path.js';
 import {

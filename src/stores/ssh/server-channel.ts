@@ -3,7 +3,7 @@ import type { Client as SshClient, ClientChannel } from 'ssh2';
 import { ButtersinkError, PermissionError, StoreError, TransferError } from '../../model/errors.js';
 import { checkHello, encodeMessage, FrameDecoder, makeHello, RAW_ERROR_PREFIX, type Operation } from '../../remote/protocol.js';
 import { fromWireError } from '../../remote/wire-errors.js';
-import { lastLines } from '../btrfs/last-lines.js';
+import { lastLines } from '../../util/last-lines.js';
 
 const STDERR_KEEP = 8192;
 
