@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { appendFileSync } from 'node:fs';
 import pLimit from 'p-limit';
-import { UsageError } from '../model/errors.js';
+import { messageOf, UsageError } from '../model/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
 import type { Store } from '../model/store.js';
 import { ProgressReporter } from '../progress/progress-reporter.js';
@@ -278,7 +278,7 @@ function collectRegex(value: string, previous: RegExp[]): RegExp[] {
   try {
     return [...previous, new RegExp(value)];
   } catch (error) {
-    throw new InvalidArgumentError(`not a valid regular expression: ${(error as Error).message}`);
+    throw new InvalidArgumentError(`not a valid regular expression: ${messageOf(error)}`);
   }
 }
 
@@ -287,7 +287,7 @@ function checkLogFile(file: string | undefined): string | undefined {
   try {
     appendFileSync(file, '');
   } catch (error) {
-    throw new UsageError(`cannot write the log file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new UsageError(`cannot write the log file ${file}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`);
   }
   return file;
 }

@@ -11,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { StillNeededError, StoreError, TransferError } from '../../model/errors.js';
+import { messageOf, StillNeededError, StoreError, TransferError } from '../../model/errors.js';
 import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { storedDependents } from '../../model/stored-dependents.js';
@@ -151,13 +151,13 @@ export class S3Store implements Store {
       {
         signal: options.signal,
         onRetry: (position, error) =>
-          this.#warn(`retrying download of ${diff.key} from byte ${position}: ${(error as Error).message ?? String(error)}`),
+          this.#warn(`retrying download of ${diff.key} from byte ${position}: ${messageOf(error)}`),
       },
     );
     const done = finished(stream).catch((error: unknown) => {
       throw error instanceof TransferError || (error as { exitCode?: number }).exitCode !== undefined
         ? error
-        : new TransferError(`downloading ${diff.key}: ${(error as Error).message}`, { cause: error });
+        : new TransferError(`downloading ${diff.key}: ${messageOf(error)}`, { cause: error });
     });
     done.catch(() => {}); // the contract: never an unhandled rejection
     return { stream, done, origin: `s3://${this.#bucket}/${diff.key}` };
