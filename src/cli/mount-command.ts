@@ -9,14 +9,14 @@ import { Command, InvalidArgumentError } from 'commander';
 import { execa } from 'execa';
 import { loadConfig, parseStoreOption } from '../config/load-config.js';
 import { TransferStatus } from '../fuse/transfer-status.js';
-import { BusyError, PermissionError, StoreError, UsageError } from '../model/errors.js';
+import { BusyError, messageOf, PermissionError, StoreError, UsageError } from '../model/errors.js';
 import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
 import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
 import { openStore, type SshContext } from '../stores/open-store.js';
 import { parseStoreUrl } from '../stores/parse-store-url.js';
-import type { NamedStore } from '../sync/transfer-snapshot.js';
+import type { NamedStore } from '../model/store.js';
 import { Output } from './output.js';
-import type { CliContext } from './run-cli.js';
+import type { CliContext } from './cli-context.js';
 
 interface MountFlags {
   store: [string, string][];
@@ -242,7 +242,7 @@ function collectStore(value: string, previous: [string, string][]): [string, str
   try {
     return [...previous, parseStoreOption(value)];
   } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
+    throw new InvalidArgumentError(messageOf(error));
   }
 }
 

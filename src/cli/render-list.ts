@@ -1,7 +1,7 @@
 import { toWireSnapshot } from '../remote/wire-snapshot.js';
 import type { Snapshot } from '../model/snapshot.js';
 import type { DiffSize } from '../model/store.js';
-import { formatBytes } from '../planner/format-bytes.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { hasControlCharacter, quoteName } from '../model/printable-name.js';
 
 export interface ListedSnapshot {

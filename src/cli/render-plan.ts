@@ -1,5 +1,5 @@
 import type { Plan } from '../planner/plan-types.js';
-import { formatBytes } from '../planner/format-bytes.js';
+import { formatBytes } from '../util/format-bytes.js';
 
 /** The plan as lines a person reads (`-n`, and before a real run with `-v`). */
 export function renderPlan(plan: Plan, isDryRun: boolean): string[] {

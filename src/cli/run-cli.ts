@@ -2,19 +2,12 @@ import { Command, CommanderError } from 'commander';
 import { ButtersinkError, ExitCode, InterruptedError } from '../model/errors.js';
 import { addMountCommands } from './mount-command.js';
 import { packageVersion } from '../model/package-version.js';
+import type { CliContext } from './cli-context.js';
 import { Output } from './output.js';
 import { addServerCommand } from './server-command.js';
 import { addSyncCommand, SYNC_HELP } from './sync-command.js';
 
 /** State the one error boundary needs from whichever command ran. */
-export interface CliContext {
-  output: Output;
-  verbose: boolean;
-  readonly signal: AbortSignal;
-  /** Set by a command that ends without an error but with another code (a daemon's parent passes on its child's). */
-  exitCode?: number;
-}
-
 /**
  * Runs the CLI and returns the exit code. This is the one error boundary: commands throw
  * typed {@link ButtersinkError}s, and only here are they turned into a message and a code.

@@ -1,12 +1,12 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { appendFileSync } from 'node:fs';
 import pLimit from 'p-limit';
-import { UsageError } from '../model/errors.js';
+import { messageOf, UsageError } from '../model/errors.js';
 import type { Snapshot } from '../model/snapshot.js';
 import type { Store } from '../model/store.js';
 import { ProgressReporter } from '../progress/progress-reporter.js';
 import { silentObserver } from '../progress/transfer-observer.js';
-import { formatBytes } from '../planner/format-bytes.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
 import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
 import { openStore, type StoreContext } from '../stores/open-store.js';
@@ -18,7 +18,7 @@ import { runSync, selectSnapshots } from '../sync/run-sync.js';
 import { Output } from './output.js';
 import { listToJson, renderList, type ListedSnapshot } from './render-list.js';
 import { planToJson, renderPlan } from './render-plan.js';
-import type { CliContext } from './run-cli.js';
+import type { CliContext } from './cli-context.js';
 
 interface SyncFlags {
   dryRun?: boolean;
@@ -278,7 +278,7 @@ function collectRegex(value: string, previous: RegExp[]): RegExp[] {
   try {
     return [...previous, new RegExp(value)];
   } catch (error) {
-    throw new InvalidArgumentError(`not a valid regular expression: ${(error as Error).message}`);
+    throw new InvalidArgumentError(`not a valid regular expression: ${messageOf(error)}`);
   }
 }
 
@@ -287,7 +287,7 @@ function checkLogFile(file: string | undefined): string | undefined {
   try {
     appendFileSync(file, '');
   } catch (error) {
-    throw new UsageError(`cannot write the log file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new UsageError(`cannot write the log file ${file}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`);
   }
   return file;
 }

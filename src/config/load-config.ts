@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
-import { UsageError } from '../model/errors.js';
-import { isValidStoreName } from '../fuse/path-tree.js';
+import { messageOf, UsageError } from '../model/errors.js';
+import { isValidStoreName } from '../model/store-name.js';
 
 /**
  * buttersink's configuration file (TOML). Today it names stores for `buttersink mount`:
@@ -44,7 +44,7 @@ export async function loadConfig(explicit: string | undefined, env: NodeJS.Proce
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (explicit === undefined && (code === 'ENOENT' || code === 'ENOTDIR')) continue;
-      throw new UsageError(`cannot read the configuration file ${file}: ${code ?? (error as Error).message}`);
+      throw new UsageError(`cannot read the configuration file ${file}: ${code ?? messageOf(error)}`);
     }
     return { stores: parseConfig(text, file), file };
   }
@@ -58,7 +58,7 @@ export function parseConfig(text: string, file: string): Map<string, string> {
     data = parse(text) as Record<string, unknown>;
   } catch (error) {
     const where = error instanceof TomlError ? ` at line ${error.line}` : '';
-    throw new UsageError(`${file}${where}: not valid TOML: ${(error as Error).message.split('\n')[0]}`);
+    throw new UsageError(`${file}${where}: not valid TOML: ${messageOf(error).split('\n')[0]}`);
   }
   const stores = new Map<string, string>();
   for (const key of Object.keys(data)) {

@@ -1,5 +1,4 @@
-import { BusyError, InterruptedError, PermissionError, StillNeededError, StoreError, TransferError } from '../model/errors.js';
-import { NoSuchSnapshotError, SnapshotExistsError } from '../sync/transfer-snapshot.js';
+import { ButtersinkError, messageOf, type ErrorKind } from '../model/errors.js';
 import { WindowError } from './copy-window.js';
 
 /** The errnos the mount answers with (names as in errno.h; the ops layer maps them to numbers). */
@@ -37,27 +36,41 @@ export class FsError extends Error {
   }
 }
 
+/** The mount's table: the errno of each kind of buttersink error. */
+const ERRNOS: Readonly<Record<ErrorKind, Errno>> = {
+  usage: 'EIO', // a usage error inside the mount is a bug of ours, not the caller's EINVAL
+  permission: 'EACCES',
+  store: 'EIO',
+  'still-needed': 'EBUSY',
+  exists: 'EEXIST',
+  'no-such-snapshot': 'EPERM',
+  transfer: 'EIO',
+  busy: 'EBUSY',
+  interrupted: 'EINTR',
+};
+
+/** System errors (from node's fs) that are answers as they are. */
+const PASSED_ON = new Set<string>(['ENOENT', 'ENOTDIR', 'EACCES', 'EISDIR', 'EINVAL', 'ENODATA']);
+
 /**
- * The one place where errors become errnos (rclone's shape): buttersink's typed errors keep
- * their message for the status file, anything else is EIO.
+ * The one place where errors become errnos (rclone's shape): buttersink's typed errors by
+ * their kind ({@link ERRNOS}), keeping their message for the status file; anything else EIO.
  */
 export function toFsError(error: unknown): FsError {
   if (error instanceof FsError) return error;
   if (error instanceof WindowError) return new FsError(error.errno, error.errno === 'EIO' ? error.message : undefined);
-  const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof SnapshotExistsError) return new FsError('EEXIST', message);
-  if (error instanceof NoSuchSnapshotError) return new FsError('EPERM', message);
-  if (error instanceof BusyError) return new FsError('EBUSY', message);
-  if (error instanceof StillNeededError) return new FsError('EBUSY', error.hint ? `${message} (${error.hint})` : message);
-  if (error instanceof PermissionError) return new FsError('EACCES', message);
-  if (error instanceof InterruptedError) return new FsError('EINTR', message);
+  const message = messageOf(error);
+  const errno = error instanceof ButtersinkError ? ERRNOS[error.kind] : undefined;
+  if (errno !== undefined && errno !== 'EIO') {
+    const hint = error instanceof ButtersinkError && error.kind === 'still-needed' && error.hint ? ` (${error.hint})` : '';
+    return new FsError(errno, message + hint);
+  }
   // A receive into a full filesystem (local, or on an SSH remote): btrfs says so in strerror's
   // words, which reach here inside the transfer error's message.
   if ((error as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC' || /No space left on device/.test(message)) return new FsError('ENOSPC', message);
-  if (error instanceof TransferError || error instanceof StoreError) return new FsError('EIO', message);
+  if (errno !== undefined) return new FsError(errno, message);
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES' || code === 'EISDIR' || code === 'EINVAL') return new FsError(code);
-  if (code === 'ENODATA') return new FsError('ENODATA');
+  if (code !== undefined && PASSED_ON.has(code)) return new FsError(code as Errno);
   if ((error as Error | undefined)?.name === 'AbortError') return new FsError('EINTR', message);
   return new FsError('EIO', message);
 }

@@ -1,4 +1,4 @@
-import type { NamedStore } from '../sync/transfer-snapshot.js';
+import type { NamedStore } from '../model/store.js';
 import { ControlFiles } from './control-files.js';
 import type { CopyWindow } from './copy-window.js';
 import { FsError } from './fs-error.js';

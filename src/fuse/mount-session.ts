@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Fuse from 'fuse-native';
 import { InterruptedError, StoreError, UsageError } from '../model/errors.js';
-import type { NamedStore } from '../sync/transfer-snapshot.js';
+import type { NamedStore } from '../model/store.js';
 import { interruptWatch } from './interrupted-callers.js';
 import { MountFilesystem } from './mount-filesystem.js';
 import { mountOps, OP_TIMEOUTS } from './mount-ops.js';

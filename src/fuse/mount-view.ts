@@ -1,5 +1,5 @@
 import type { Snapshot } from '../model/snapshot.js';
-import type { NamedStore } from '../sync/transfer-snapshot.js';
+import type { NamedStore } from '../model/store.js';
 import { Arrivals } from './arrivals.js';
 import { S_IFDIR, S_IFMT, type CopyWindow } from './copy-window.js';
 import { FsError } from './fs-error.js';

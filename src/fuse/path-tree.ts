@@ -45,11 +45,6 @@ export function splitPath(mountPath: string): string[] {
   return mountPath.split('/').filter((part) => part !== '' && part !== '.');
 }
 
-/** Is this a name a store can have in the mount? (one path component, not hidden) */
-export function isValidStoreName(name: string): boolean {
-  return /^[^/\0]+$/.test(name) && !name.startsWith('.') && name.length <= 255;
-}
-
 type ChildKind = 'snapshot' | 'group';
 
 /**

@@ -1,7 +1,7 @@
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Snapshot } from '../model/snapshot.js';
 import type { Store } from '../model/store.js';
-import type { NamedStore } from '../sync/transfer-snapshot.js';
+import type { NamedStore } from '../model/store.js';
 import { FsError } from './fs-error.js';
 import type { StoreListings } from './store-listings.js';
 

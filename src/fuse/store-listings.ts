@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Snapshot } from '../model/snapshot.js';
-import type { NamedStore } from '../sync/transfer-snapshot.js';
+import type { NamedStore } from '../model/store.js';
 import { FsError, toFsError } from './fs-error.js';
 import { StoreTree } from './path-tree.js';
 

@@ -1,4 +1,4 @@
-import { formatBytes } from '../planner/format-bytes.js';
+import { formatBytes } from '../util/format-bytes.js';
 
 /** One transfer the mount runs (a `mkdir` or `cp -r` into a store). */
 export interface TransferRecord {

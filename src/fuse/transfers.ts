@@ -1,4 +1,5 @@
-import { transferSnapshot, type NamedStore } from '../sync/transfer-snapshot.js';
+import type { NamedStore } from '../model/store.js';
+import { transferSnapshot } from '../sync/transfer-snapshot.js';
 import { CopyWindow } from './copy-window.js';
 import { FsError, toFsError } from './fs-error.js';
 import type { ReceivedFiles } from './handles.js';

@@ -1,4 +1,4 @@
-import { formatBytes } from '../planner/format-bytes.js';
+import { formatBytes } from '../util/format-bytes.js';
 import type { CopyWindow } from './copy-window.js';
 import { FsError } from './fs-error.js';
 import type { Handles } from './handles.js';

@@ -241,3 +241,9 @@ export interface SnapshotFiles {
   /** The entry's extended attributes (empty when it has none). */
   xattrs?(relative: string): Promise<Map<string, Buffer>>;
 }
+
+/** A store with the name it has among several (the mount's directory name, a config entry). */
+export interface NamedStore {
+  readonly name: string;
+  readonly store: Store;
+}

@@ -1,5 +1,5 @@
 import { CorrelationIndex, type Snapshot } from '../model/snapshot.js';
-import { formatBytes } from './format-bytes.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { minArborescence } from './min-arborescence.js';
 import type {
   CandidateEdge,

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { Plan, PlanStep } from '../planner/plan-types.js';
-import { formatBytes } from '../planner/format-bytes.js';
+import { formatBytes } from '../util/format-bytes.js';
 import type { TransferObserver } from './transfer-observer.js';
 
 export interface ProgressSink {

@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { LimitFunction } from 'p-limit';
-import { ExitCode, PermissionError, StoreError, TransferError } from '../model/errors.js';
+import { ExitCode, messageOf, PermissionError, StoreError, TransferError } from '../model/errors.js';
 import { hasControlCharacter, quoteName } from '../model/printable-name.js';
 import { SignalReceived } from '../model/signal-received.js';
 import type { Snapshot } from '../model/snapshot.js';
 import type { BtrfsStore } from '../stores/btrfs/btrfs-store.js';
-import { lastLines } from '../stores/btrfs/last-lines.js';
+import { lastLines } from '../util/last-lines.js';
 import { browse } from './browse.js';
 import { checkNoSymlinks, checkSnapshotName } from './contain-path.js';
 import {
@@ -157,7 +157,7 @@ class ServerSession {
         this.#track(this.#handle(request));
       }
     } catch (error) {
-      process.stderr.write(`buttersink server: ${confineToDirectory((error as Error).message, this.#options.directory)}\n`);
+      process.stderr.write(`buttersink server: ${confineToDirectory(messageOf(error), this.#options.directory)}\n`);
       this.#exitCode ||= 2;
     } finally {
       this.#abort.abort(new Error('the client went away'));

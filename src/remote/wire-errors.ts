@@ -2,10 +2,11 @@ import {
   BusyError,
   ButtersinkError,
   InterruptedError,
+  messageOf,
   PermissionError,
   StoreError,
   TransferError,
-  UsageError,
+  type ErrorKind,
 } from '../model/errors.js';
 import type { WireError } from './protocol.js';
 
@@ -48,28 +49,29 @@ export function toWireError(error: unknown, directory?: string): WireError {
   };
 }
 
+/** The server's table: the wire kind of each kind of buttersink error. */
+const WIRE_KINDS: Readonly<Record<ErrorKind, WireError['kind']>> = {
+  usage: 'usage',
+  permission: 'permission',
+  store: 'store',
+  'still-needed': 'store',
+  exists: 'store',
+  'no-such-snapshot': 'store',
+  transfer: 'transfer',
+  busy: 'busy',
+  interrupted: 'interrupted',
+};
+
 function wireErrorOf(error: unknown): WireError {
   if (error instanceof ButtersinkError) {
-    const kind: WireError['kind'] =
-      error instanceof UsageError
-        ? 'usage'
-        : error instanceof PermissionError
-          ? 'permission'
-          : error instanceof TransferError
-            ? 'transfer'
-            : error instanceof BusyError
-              ? 'busy'
-              : error instanceof InterruptedError
-                ? 'interrupted'
-                : 'store';
     return {
-      kind,
+      kind: WIRE_KINDS[error.kind],
       message: error.message,
       ...(error.hint === undefined ? {} : { hint: error.hint }),
       ...(error instanceof TransferError && error.stderrTail !== undefined ? { stderrTail: error.stderrTail } : {}),
     };
   }
-  return { kind: 'internal', message: `internal error in buttersink server: ${error instanceof Error ? error.message : String(error)}` };
+  return { kind: 'internal', message: `internal error in buttersink server: ${messageOf(error)}` };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { TransferError } from '../model/errors.js';
+import { messageOf, TransferError } from '../model/errors.js';
 import { CommandReader, MalformedStreamError, type SendCommand } from './command-reader.js';
 import { PathModel, PathModelError, type SourceTree } from './path-model.js';
 import { Attribute, Command } from './stream-format.js';
@@ -242,7 +242,7 @@ function refusal(error: unknown): Error {
   }
   if (error instanceof PathModelError) return refuse(error.message);
   // A lookup that failed (EIO, a source snapshot deleted meanwhile): the stream cannot be shown safe.
-  return refuse(`it could not be checked: ${error instanceof Error ? error.message : String(error)}`);
+  return refuse(`it could not be checked: ${messageOf(error)}`);
 }
 
 function attribute(c: SendCommand, type: number): Buffer {

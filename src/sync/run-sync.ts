@@ -7,7 +7,7 @@ import type { TransferObserver } from '../progress/transfer-observer.js';
 import type { CandidatePair } from './candidate-parents.js';
 import { choosePlan } from './choose-plan.js';
 import { executePlan, type ExecuteResult } from './execute-plan.js';
-import { soleParents } from './stored-dependents.js';
+import { soleParents } from '../model/stored-dependents.js';
 
 export interface SyncSide {
   readonly store: Store;

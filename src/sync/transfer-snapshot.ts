@@ -1,21 +1,9 @@
-import { StoreError } from '../model/errors.js';
+import { NoSuchSnapshotError, SnapshotExistsError, StoreError } from '../model/errors.js';
 import { CorrelationIndex } from '../model/snapshot.js';
-import type { Store } from '../model/store.js';
+import type { NamedStore, Store } from '../model/store.js';
 import type { Plan, SendStep } from '../planner/plan-types.js';
 import { silentObserver, type TransferObserver } from '../progress/transfer-observer.js';
 import { runSync, type SyncOptions } from './run-sync.js';
-
-/** A store with the name it has among several (the mount's directory name). */
-export interface NamedStore {
-  readonly name: string;
-  readonly store: Store;
-}
-
-/** The destination already has a snapshot of that name, or the same snapshot under another. */
-export class SnapshotExistsError extends StoreError {}
-
-/** No other store has a snapshot of that name. */
-export class NoSuchSnapshotError extends StoreError {}
 
 export interface TransferSnapshotInput {
   /** The snapshot's name, the same in the source and the destination. */

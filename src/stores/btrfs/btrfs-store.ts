@@ -4,7 +4,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ButtersinkError, InterruptedError, StoreError, TransferError } from '../../model/errors.js';
+import { ButtersinkError, InterruptedError, messageOf, StoreError, TransferError } from '../../model/errors.js';
 import { hasControlCharacter } from '../../model/printable-name.js';
 import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, SnapshotFiles, Store, StoreCapabilities, StoreSpace, StoredDiff } from '../../model/store.js';
@@ -12,12 +12,12 @@ import { StreamMeasurer } from '../../sendstream/measure-stream.js';
 import { NotASendStreamError, renameStreamHead, SubvolumeRenamer } from '../../sendstream/rename-subvolume.js';
 import { RefusedStreamError, StreamValidator, type ReceiveScope } from '../../sendstream/stream-validator.js';
 import type { MeasurementCache } from '../cache/measurement-cache.js';
-import { lockDirectory } from './directory-lock.js';
+import { lockDirectory } from '../../util/directory-lock.js';
 import { pipeSendToReceive, StreamHeadMismatchError } from './pipe-send-to-receive.js';
 import { readStreamHead } from './read-stream-head.js';
 import { receiveSources } from './receive-sources.js';
 import { SnapshotTree } from './snapshot-tree.js';
-import { lastLines } from './last-lines.js';
+import { lastLines } from '../../util/last-lines.js';
 import { localSnapshotFiles } from './local-snapshot-files.js';
 import { XattrReader } from './local-xattrs.js';
 import { locateDirectory, type DirectoryLocation } from './locate-directory.js';
@@ -292,7 +292,7 @@ export class BtrfsStore implements Store {
       });
     }
     if (piped.status === 'rejected') {
-      throw new TransferError(`measuring ${describeDiff(snapshot, parent)}: ${(piped.reason as Error).message}`);
+      throw new TransferError(`measuring ${describeDiff(snapshot, parent)}: ${messageOf(piped.reason)}`);
     }
     const { streamBytes: bytes, head } = measurer.result;
     await this.#cache.set(snapshot.uuid, parent?.uuid ?? null, { bytes, head });
@@ -389,14 +389,14 @@ export class BtrfsStore implements Store {
         if (!res || res.exitCode !== 0) {
           // With -C, receive says where it chrooted to before anything else: not news.
           const stderr = lastLines(String(res?.stderr ?? '').replace(/^Chroot to .*\n/m, ''), 3);
-          const upstream = piped.status === 'rejected' ? (piped.reason as Error).message : '';
+          const upstream = piped.status === 'rejected' ? messageOf(piped.reason) : '';
           throw new TransferError(
             `receiving ${request.name} into ${this.#directory} failed: ${stderr.replaceAll('\n', ' | ') || upstream || 'btrfs receive failed'}`,
             { command: formatCommand(args), stderrTail: stderr },
           );
         }
         if (piped.status === 'rejected') {
-          throw new TransferError(`receiving ${request.name}: the stream failed: ${(piped.reason as Error).message}`);
+          throw new TransferError(`receiving ${request.name}: the stream failed: ${messageOf(piped.reason)}`);
         }
       },
       () => stream.destroy(),

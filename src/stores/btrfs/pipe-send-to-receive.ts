@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { InterruptedError, TransferError } from '../../model/errors.js';
-import { lastLines } from './last-lines.js';
+import { lastLines } from '../../util/last-lines.js';
 import { formatCommand, traceCommand } from './run-btrfs.js';
 
 /**

@@ -1,6 +1,6 @@
 import { execa, type ResultPromise } from 'execa';
 import { PermissionError, StoreError, TransferError } from '../../model/errors.js';
-import { lastLines } from './last-lines.js';
+import { lastLines } from '../../util/last-lines.js';
 
 /** How a failed btrfs command should be reported. */
 export type FailureKind = 'store' | 'transfer';

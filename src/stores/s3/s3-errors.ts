@@ -1,4 +1,4 @@
-import { ButtersinkError, InterruptedError, PermissionError, StoreError, TransferError } from '../../model/errors.js';
+import { ButtersinkError, InterruptedError, messageOf, PermissionError, StoreError, TransferError } from '../../model/errors.js';
 import { NoCredentialsError } from './s3-settings.js';
 
 /** What the SDK attaches to service and network errors. */
@@ -85,8 +85,8 @@ export function toStoreError(error: unknown, what: string, where: { bucket: stri
     });
   }
   if (code === 'TimeoutError') {
-    return new TransferError(`${what}: the S3 endpoint ${where.endpoint} did not answer (${(error as Error).message})`, { cause: error });
+    return new TransferError(`${what}: the S3 endpoint ${where.endpoint} did not answer (${messageOf(error)})`, { cause: error });
   }
-  const detail = code && code !== 'Error' ? code : (error as Error)?.message?.split('\n')[0] ?? String(error);
+  const detail = code && code !== 'Error' ? code : messageOf(error).split('\n')[0];
   return new TransferError(`${what}: ${detail}${status ? ` (HTTP ${status})` : ''}`, { cause: error });
 }

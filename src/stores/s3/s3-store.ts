@@ -11,12 +11,12 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { StillNeededError, StoreError, TransferError } from '../../model/errors.js';
+import { messageOf, StillNeededError, StoreError, TransferError } from '../../model/errors.js';
 import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
-import { storedDependents } from '../../sync/stored-dependents.js';
+import { storedDependents } from '../../model/stored-dependents.js';
 import { IncompleteStreamError, StreamEndCheck } from '../../sendstream/stream-end-check.js';
-import { lockDirectory } from '../btrfs/directory-lock.js';
+import { lockDirectory } from '../../util/directory-lock.js';
 import { downloadStream } from './download-stream.js';
 import { diffKey, isStorableName, keyPrefix, parseInventory, trashKey, type ListedObject, type S3Diff, type S3Inventory } from './s3-layout.js';
 import { isNotFound, isNotImplemented, toStoreError } from './s3-errors.js';
@@ -151,13 +151,13 @@ export class S3Store implements Store {
       {
         signal: options.signal,
         onRetry: (position, error) =>
-          this.#warn(`retrying download of ${diff.key} from byte ${position}: ${(error as Error).message ?? String(error)}`),
+          this.#warn(`retrying download of ${diff.key} from byte ${position}: ${messageOf(error)}`),
       },
     );
     const done = finished(stream).catch((error: unknown) => {
       throw error instanceof TransferError || (error as { exitCode?: number }).exitCode !== undefined
         ? error
-        : new TransferError(`downloading ${diff.key}: ${(error as Error).message}`, { cause: error });
+        : new TransferError(`downloading ${diff.key}: ${messageOf(error)}`, { cause: error });
     });
     done.catch(() => {}); // the contract: never an unhandled rejection
     return { stream, done, origin: `s3://${this.#bucket}/${diff.key}` };

@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import type { Client as SshClient, ClientChannel } from 'ssh2';
-import { ButtersinkError, PermissionError, StoreError, TransferError } from '../../model/errors.js';
+import { ButtersinkError, messageOf, PermissionError, StoreError, TransferError } from '../../model/errors.js';
 import { checkHello, encodeMessage, FrameDecoder, makeHello, RAW_ERROR_PREFIX, type Operation } from '../../remote/protocol.js';
 import { fromWireError } from '../../remote/wire-errors.js';
-import { lastLines } from '../btrfs/last-lines.js';
+import { lastLines } from '../../util/last-lines.js';
 
 const STDERR_KEEP = 8192;
 
@@ -196,7 +196,7 @@ export class ServerChannel {
       }
     } catch (error) {
       this.#fail(
-        new StoreError(`the remote command on ${this.#where} did not speak the buttersink protocol: ${(error as Error).message}`, {
+        new StoreError(`the remote command on ${this.#where} did not speak the buttersink protocol: ${messageOf(error)}`, {
           hint: 'make sure nothing (a shell profile, a banner) prints to stdout for non-interactive commands',
         }),
       );

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { ButtersinkError, InterruptedError, TransferError } from '../../model/errors.js';
+import { ButtersinkError, InterruptedError, messageOf, TransferError } from '../../model/errors.js';
 import type { Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, SnapshotFiles, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { modeAllows, type ServerMode } from '../../remote/protocol.js';
@@ -223,7 +223,7 @@ export class SshStore implements Store {
     } catch (error) {
       if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
       if (error instanceof ButtersinkError) throw error;
-      throw new TransferError(`receiving ${request.name} on ${this.url}: the stream failed: ${(error as Error).message}`);
+      throw new TransferError(`receiving ${request.name} on ${this.url}: the stream failed: ${messageOf(error)}`);
     } finally {
       signal?.removeEventListener('abort', onAbort);
       stream.destroy();
@@ -286,7 +286,7 @@ export class SshStore implements Store {
 /** Errors of a transfer are TransferErrors unless they are typed already. */
 function asTransferError(error: unknown): Error {
   if (error instanceof ButtersinkError) return error;
-  return new TransferError(String((error as Error)?.message ?? error));
+  return new TransferError(messageOf(error));
 }
 
 /** POSIX shell single quoting for the remote command line. */

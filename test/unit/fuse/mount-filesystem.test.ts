@@ -8,7 +8,7 @@ import { TransferStatus } from '../../../src/fuse/transfer-status.js';
 import { InterruptedError, StillNeededError, StoreError } from '../../../src/model/errors.js';
 import { effectiveUuid, type Snapshot } from '../../../src/model/snapshot.js';
 import type { ReceiveRequest, SendStream, Store, StoredDiff } from '../../../src/model/store.js';
-import { storedDependents } from '../../../src/sync/stored-dependents.js';
+import { storedDependents } from '../../../src/model/stored-dependents.js';
 
 /**
  * A store in memory that shows no files (like S3, or SSH for now): the mount's rules without

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { isValidStoreName, locate, nameInStore, rootEntries, splitPath, StoreTree, type Resolution } from '../../../src/fuse/path-tree.js';
+import { locate, nameInStore, rootEntries, splitPath, StoreTree, type Resolution } from '../../../src/fuse/path-tree.js';
+import { isValidStoreName } from '../../../src/model/store-name.js';
 
 const STORES = ['local', 'backup'];
 

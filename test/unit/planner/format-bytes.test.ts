@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytes } from '../../../src/planner/format-bytes.js';
+import { formatBytes } from '../../../src/util/format-bytes.js';
 
 test('formatBytes uses IEC units with about three significant digits', () => {
   const cases: [number, string][] = [

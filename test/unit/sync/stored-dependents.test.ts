@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { soleParents, storedDependents } from '../../../src/sync/stored-dependents.js';
+import { soleParents, storedDependents } from '../../../src/model/stored-dependents.js';
 
 const diffs = [
   { to: 'a', from: null, bytes: 100 },

@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { once } from 'node:events';
-import { BusyError, StoreError } from '../../model/errors.js';
+import { BusyError, StoreError } from '../model/errors.js';
 
 const CONFLICT_EXIT = 75;
 

@@ -1,4 +1,4 @@
-import type { StoredDiff } from '../model/store.js';
+import type { StoredDiff } from './store.js';
 
 /**
  * The one rule of what a diff store (S3) needs to keep, used by the planner's `-d`
