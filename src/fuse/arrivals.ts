@@ -15,6 +15,20 @@ import { FsError } from './fs-error.js';
 export class Arrivals {
   /** `store\0name` -> the transfer, resolved or rejected (with an FsError) when it ends. */
   readonly #running = new Map<string, Promise<void>>();
+  /**
+   * Transfers that failed, for a while: mkdir answered 0 before the transfer could fail, so
+   * a look at the name soon after answers the failure (EBUSY, ENOSPC...) rather than ENOENT,
+   * also when nothing was waiting for it at the time.
+   */
+  readonly #failed = new Map<string, { error: unknown; at: number }>();
+  readonly #now: () => number;
+  readonly #rememberMs: number;
+
+  /** @param rememberMs how long a failure answers for the name (see {@link failure}). */
+  constructor(options: { now?: () => number; rememberMs?: number } = {}) {
+    this.#now = options.now ?? Date.now;
+    this.#rememberMs = options.rememberMs ?? 30_000;
+  }
 
   get size(): number {
     return this.#running.size;
@@ -34,8 +48,9 @@ export class Arrivals {
   add(store: string, name: string, transfer: Promise<void>): void {
     this.refuseSecond(store, name);
     const id = key(store, name);
+    this.#failed.delete(id);
     const tracked = transfer.finally(() => this.#running.delete(id));
-    tracked.catch(() => {});
+    tracked.catch((error: unknown) => this.#failed.set(id, { error, at: this.#now() }));
     this.#running.set(id, tracked);
   }
 
@@ -50,6 +65,23 @@ export class Arrivals {
       const name = names.slice(0, n).join('/');
       const transfer = this.#running.get(key(store, name));
       if (transfer !== undefined) return { name, transfer };
+    }
+    return undefined;
+  }
+
+  /**
+   * The failure of a recent transfer into the snapshot a path below a store (as `names`) is
+   * in, or undefined. Asked only for a name that is not there: once the snapshot exists
+   * (received another way), it shows.
+   */
+  failure(store: string, names: readonly string[]): unknown {
+    if (this.#failed.size === 0) return undefined;
+    for (let n = names.length; n >= 1; n--) {
+      const id = key(store, names.slice(0, n).join('/'));
+      const failed = this.#failed.get(id);
+      if (failed === undefined) continue;
+      if (this.#now() - failed.at < this.#rememberMs) return failed.error;
+      this.#failed.delete(id);
     }
     return undefined;
   }

@@ -72,7 +72,7 @@ export class MountFilesystem {
       ttlMs: options.listingTtlMs,
       timeoutMs: options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS,
     });
-    const view = new MountView({ stores: options.stores, listings, removals: new PendingRemovals({ now, idleMs: options.removalIdleMs }) });
+    const view = new MountView({ stores: options.stores, listings, removals: new PendingRemovals({ now, idleMs: options.removalIdleMs }), now });
     const handles = new Handles();
     this.#view = view;
     this.#changes = new StoreChanges(options.stores, listings, this.#abort.signal);

@@ -22,6 +22,7 @@ export interface MountViewOptions {
   readonly stores: readonly NamedStore[];
   readonly listings: StoreListings;
   readonly removals: PendingRemovals;
+  readonly now?: () => number;
 }
 
 /**
@@ -43,8 +44,8 @@ export class MountView {
   readonly removals: PendingRemovals;
   /** Open copy windows by {@link key}: where `cp -r` writes after its mkdir. */
   readonly windows = new Map<string, CopyWindow>();
-  /** Transfers started by mkdir and still running. */
-  readonly arrivals = new Arrivals();
+  /** Transfers started by mkdir and still running (or just failed). */
+  readonly arrivals: Arrivals;
   /** Set by `Transfers`, which can cancel what it waits for; plain waiting until then. */
   waitFor: WaitFor = (transfer) => transfer;
 
@@ -53,6 +54,7 @@ export class MountView {
     this.names = options.stores.map((s) => s.name);
     this.listings = options.listings;
     this.removals = options.removals;
+    this.arrivals = new Arrivals({ now: options.now });
   }
 
   /** A store's directory shape; snapshots with an open copy window count (arriving ones too). */
@@ -90,6 +92,10 @@ export class MountView {
       if (node.kind === 'inside' && this.removals.isHidden(key(node.store, node.snapshot), node.relative)) throw new FsError('ENOENT');
       return node;
     }
+    // Not there: a transfer into it that failed a moment ago says why (mkdir answered 0).
+    const area = locate(mountPath, this.names);
+    const failure = area.kind === 'store' ? this.arrivals.failure(area.store, area.names) : undefined;
+    if (failure !== undefined) throw failure;
     throw new FsError(resolution.kind === 'invalid' ? resolution.reason : 'ENOENT');
   }
 

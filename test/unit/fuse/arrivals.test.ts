@@ -56,4 +56,26 @@ describe('Arrivals: transfers mkdir started, and what waits for them', () => {
     await waiting;
     assert.equal(done, true);
   });
+
+  test('a failed transfer answers for its name for a while, below it too; a new transfer of it forgets the failure', async () => {
+    let clock = 0;
+    const arrivals = new Arrivals({ now: () => clock, rememberMs: 30_000 });
+    const one = started();
+    arrivals.add('B', 'daily/d1', one.transfer);
+    assert.equal(arrivals.failure('B', ['daily', 'd1']), undefined, 'running: no failure');
+    one.fail(new FsError('EBUSY', 'locked by another buttersink'));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(arrivals.has('B', 'daily/d1'), false);
+    assert.match(String((arrivals.failure('B', ['daily', 'd1']) as Error).message), /locked/);
+    assert.ok(arrivals.failure('B', ['daily', 'd1', 'file']) !== undefined, 'below it too');
+    assert.equal(arrivals.failure('B', ['daily', 'd2']), undefined);
+    assert.equal(arrivals.failure('A', ['daily', 'd1']), undefined);
+    const again = started();
+    arrivals.add('B', 'daily/d1', again.transfer);
+    assert.equal(arrivals.failure('B', ['daily', 'd1']), undefined, 'a new transfer forgets it');
+    again.fail(new FsError('EIO', 'receive failed'));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    clock = 30_000;
+    assert.equal(arrivals.failure('B', ['daily', 'd1']), undefined, 'forgotten after rememberMs');
+  });
 });
