@@ -107,7 +107,12 @@ export interface Store {
   /**
    * Exact size of the stream `send({snapshot, parent})` would produce (±command framing),
    * read without transferring file data. Results may be cached across runs by UUID pair.
-   * @throws TransferError when measuring failed (e.g. the parent is unrelated).
+   * Any two snapshots a btrfs store holds can be measured, related or not (the diff of
+   * unrelated ones is about a full stream).
+   * @throws TransferError when measuring failed (e.g. the snapshot or parent is gone since it
+   *   was listed).
+   * @throws StoreError when the store cannot produce that diff (a diff store that does not hold
+   *   it), as {@link Store.send}.
    */
   measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal): Promise<DiffSize>;
 
@@ -127,9 +132,13 @@ export interface Store {
    * Receives a send stream as `request.name`. Resolves with the new snapshot once it is
    * complete and visible; the stream was read to its end.
    * On failure or abort, nothing new is visible under `request.name` and the partial is
-   * removed before the promise rejects; `stream` is destroyed.
+   * removed before the promise rejects; `stream` is destroyed. (A diff store may keep an
+   * unfinished upload, invisible, that a later receive of the same diff resumes: see
+   * {@link Store.removeStale}.)
    * The caller holds {@link Store.lock} while receiving.
-   * @throws StoreError when `request.name` exists already or cannot be created.
+   * @throws StoreError when `request.name` exists already or cannot be created (a diff store
+   *   takes another diff of the snapshot it holds under that name, and refuses only another
+   *   snapshot there).
    * @throws TransferError when the stream was cut, corrupt, or did not apply.
    */
   receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot>;

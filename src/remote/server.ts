@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { lstat } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { LimitFunction } from 'p-limit';
 import { ExitCode, messageOf, PermissionError, StoreError, TransferError } from '../model/errors.js';
@@ -81,6 +83,16 @@ const VERBS: Record<Operation, string> = {
 };
 
 /** What a wait of the session resolves with once a signal stopped it. */
+/** A request named a snapshot that is not there at all (deleted since the client listed it). */
+class SnapshotGoneError extends TransferError {}
+
+async function exists(file: string): Promise<boolean> {
+  return lstat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
 const STOPPED: unique symbol = Symbol('stopped');
 
 /**
@@ -264,7 +276,12 @@ class ServerSession {
       case 'delete': {
         // Only a read-only snapshot this server lists, by name and UUID: never a writable
         // subvolume (a listed snapshot's parentUuid, say) that a client names.
-        const snapshot = await this.#resolve(request.snapshot);
+        const snapshot = await this.#resolve(request.snapshot).catch((error: unknown) => {
+          if (error instanceof SnapshotGoneError) return null;
+          throw error;
+        });
+        // Already gone: deleting is idempotent (the Store contract), as the store's own delete is.
+        if (snapshot === null) return null;
         await store.delete(snapshot, signal);
         this.#forget(snapshot.name);
         return null;
@@ -306,6 +323,7 @@ class ServerSession {
    * UUID the client sent must be that snapshot's. Everything else about it comes from the
    * listing, never from the client: it is what gets measured (and cached under its UUID),
    * sent or deleted.
+   * @throws SnapshotGoneError (a TransferError) when nothing is at that name.
    * @throws PermissionError for anything else.
    */
   async #resolve(value: unknown): Promise<Snapshot> {
@@ -314,6 +332,11 @@ class ServerSession {
     let listed = await this.#listedSnapshot(claimed.name);
     if (listed !== undefined && listed.uuid !== claimed.uuid) listed = (await this.#listAgain()).get(claimed.name);
     if (listed === undefined) {
+      // Nothing at all at that name (no link on the way looked through): gone, not refused.
+      await checkNoSymlinks(this.#options.directory, claimed.name);
+      if (!(await exists(path.join(this.#options.directory, claimed.name)))) {
+        throw new SnapshotGoneError(`${quoteName(claimed.name)} is not in this directory (deleted since it was listed?)`);
+      }
       throw new PermissionError(`refused ${quoteName(claimed.name)}: not a read-only snapshot of this directory`);
     }
     if (listed.uuid !== claimed.uuid) {

@@ -6,8 +6,15 @@ import type { CandidateEdge, Plan, PlanPolicy } from '../planner/plan-types.js';
 import { planSync } from '../planner/plan-sync.js';
 import { candidatePairs, type CandidatePair } from './candidate-parents.js';
 
+/**
+ * What planning asks of the source store: what it can do, its stored diffs and diff sizes;
+ * never its snapshots' data. A narrow type, so that tests (and any future caller) hand in
+ * exactly this much.
+ */
+export type PlanSource = Pick<Store, 'capabilities' | 'storedDiffs' | 'estimateDiff' | 'measureDiff'>;
+
 export interface ChoosePlanInput {
-  readonly source: Store;
+  readonly source: PlanSource;
   /** Source snapshots to bring over (exclusions applied). */
   readonly wanted: readonly Snapshot[];
   /** All source snapshots (parents may come from outside `wanted`). */

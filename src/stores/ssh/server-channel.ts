@@ -91,7 +91,7 @@ export class ServerChannel {
       highWaterMark: 1 << 20,
       read: () => this.#channel.resume(),
       destroy: (error, callback) => {
-        if (!this.#channel.readableEnded) void this.close();
+        if (!this.#channel.readableEnded) this.#abandon();
         callback(error);
       },
     });
@@ -177,6 +177,17 @@ export class ServerChannel {
     });
   }
 
+  /**
+   * The consumer of a send gave up: closes the channel at once instead of ending our side.
+   * The channel is paused then, its window full, so the server's last data, exit status and
+   * close could never arrive after a mere end; closed, sshd drops the pipes, the server's
+   * `btrfs send` fails writing and the server exits.
+   */
+  #abandon(): void {
+    this.#isClosing = true;
+    this.#channel.close();
+  }
+
   /** Ends our side and waits for the server to exit (it releases what it held). */
   async close(): Promise<void> {
     this.#isClosing = true;
@@ -186,7 +197,8 @@ export class ServerChannel {
 
   #onData(chunk: Buffer): void {
     if (this.#raw) {
-      if (!this.#raw.push(chunk)) this.#channel.pause();
+      // What was in flight when the consumer gave up is dropped.
+      if (!this.#raw.destroyed && !this.#raw.push(chunk)) this.#channel.pause();
       return;
     }
     this.#decoder.push(chunk);

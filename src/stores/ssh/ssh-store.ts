@@ -154,7 +154,7 @@ export class SshStore implements Store {
   async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal): Promise<DiffSize> {
     const cached = await this.#options.cache.get(snapshot.uuid, parent?.uuid ?? null);
     if (cached !== undefined) return { bytes: cached.bytes, exact: true };
-    signal?.throwIfAborted();
+    if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
     const result = (await (await this.#controlChannel()).request('measure', {
       snapshot: toWireSnapshot(snapshot),
       parent: parent && toWireSnapshot(parent),
@@ -235,7 +235,7 @@ export class SshStore implements Store {
   }
 
   async delete(snapshot: Snapshot, signal?: AbortSignal): Promise<void> {
-    signal?.throwIfAborted();
+    if (signal?.aborted) throw new InterruptedError(`interrupted before deleting ${snapshot.name}`);
     try {
       await (await this.#controlChannel()).request('delete', { snapshot: toWireSnapshot(snapshot) });
     } finally {

@@ -1,91 +1,10 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { toFsError } from '../../../src/fuse/fs-error.js';
 import { MountFilesystem } from '../../../src/fuse/mount-filesystem.js';
 import { TransferStatus } from '../../../src/fuse/transfer-status.js';
-import { InterruptedError, StillNeededError, StoreError } from '../../../src/model/errors.js';
-import { effectiveUuid, type Snapshot } from '../../../src/model/snapshot.js';
-import type { ReceiveRequest, SendStream, Store, StoredDiff } from '../../../src/model/store.js';
-import { storedDependents } from '../../../src/model/stored-dependents.js';
-
-/**
- * A store in memory that shows no files (like S3, or SSH for now): the mount's rules without
- * FUSE or btrfs. Streams carry the snapshot as JSON.
- */
-class MemoryStore implements Store {
-  readonly url: string;
-  readonly capabilities;
-  snapshots: Snapshot[] = [];
-  diffs: StoredDiff[] = [];
-  isDown = false;
-  /** When set, list never answers (an endpoint that accepts connections and goes silent). */
-  isSilent = false;
-  /** When set, receive waits for the abort signal (a transfer in flight). */
-  hangReceive = false;
-  receiving: (() => void) | undefined;
-  rename?: Store['rename'];
-
-  constructor(url: string, options: { storesDiffs?: boolean; canRename?: boolean } = {}) {
-    this.url = url;
-    this.capabilities = { canDiffAnyPair: true, canReceive: true, canDelete: true, storesDiffs: options.storesDiffs ?? false };
-    if (options.canRename) {
-      this.rename = async (snapshot: Snapshot, newName: string) => {
-        const renamed = { ...snapshot, name: newName };
-        this.snapshots = this.snapshots.map((s) => (s.uuid === snapshot.uuid ? renamed : s));
-        return renamed;
-      };
-    }
-  }
-
-  add(name: string, uuid: string = randomUUID()): Snapshot {
-    const snapshot: Snapshot = { name, uuid, parentUuid: null, receivedUuid: null, generation: 10, creationGeneration: 5, createdAt: new Date(0) };
-    this.snapshots.push(snapshot);
-    return snapshot;
-  }
-
-  async list(): Promise<Snapshot[]> {
-    if (this.isDown) throw new StoreError(`${this.url} cannot be reached`);
-    if (this.isSilent) return new Promise<Snapshot[]>(() => {});
-    return [...this.snapshots].sort((a, b) => (a.name < b.name ? -1 : 1));
-  }
-  async storedDiffs(): Promise<StoredDiff[]> {
-    return this.diffs;
-  }
-  estimateDiff() {
-    return { bytes: 100, exact: true };
-  }
-  async measureDiff() {
-    return { bytes: 100, exact: true };
-  }
-  async send(snapshot: Snapshot): Promise<SendStream> {
-    return { stream: Readable.from([Buffer.from(JSON.stringify(snapshot))]), done: Promise.resolve() };
-  }
-  async receive(stream: Readable, request: ReceiveRequest, signal?: AbortSignal): Promise<Snapshot> {
-    for await (const _ of stream) void _;
-    if (this.hangReceive) {
-      this.receiving?.();
-      await new Promise<void>((_, reject) => signal?.addEventListener('abort', () => reject(new InterruptedError('interrupted'))));
-    }
-    const received: Snapshot = { ...request.snapshot, name: request.name, uuid: randomUUID(), receivedUuid: effectiveUuid(request.snapshot) };
-    this.snapshots.push(received);
-    return received;
-  }
-  async delete(snapshot: Snapshot): Promise<void> {
-    if (this.capabilities.storesDiffs) {
-      // What S3Store.delete does: the shared rule, refused with StillNeededError.
-      const needing = storedDependents(effectiveUuid(snapshot), this.diffs);
-      const names = this.snapshots.filter((s) => needing.includes(effectiveUuid(s))).map((s) => s.name);
-      if (names.length > 0) throw new StillNeededError(`refusing to delete ${snapshot.name}: ${names.join(', ')} is stored as diffs from it`, names);
-    }
-    this.snapshots = this.snapshots.filter((s) => s.uuid !== snapshot.uuid);
-  }
-  async lock() {
-    return async () => {};
-  }
-  async close(): Promise<void> {}
-}
+import { InterruptedError } from '../../../src/model/errors.js';
+import { MemoryStore } from '../../support/memory-store.js';
 
 function mountOf(
   stores: Record<string, MemoryStore>,

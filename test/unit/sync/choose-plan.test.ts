@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Snapshot } from '../../../src/model/snapshot.js';
-import type { DiffSize, Store } from '../../../src/model/store.js';
-import { choosePlan } from '../../../src/sync/choose-plan.js';
+import type { DiffSize } from '../../../src/model/store.js';
+import { choosePlan, type PlanSource } from '../../../src/sync/choose-plan.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -23,14 +23,15 @@ function sizingStore(sizes: Record<string, { estimate: number; real: number }>) 
     if (!entry) throw new Error(`unexpected diff ${key(s, p)}`);
     return entry;
   };
-  const store = {
+  const store: PlanSource = {
     capabilities: { canDiffAnyPair: true, canReceive: true, canDelete: true, storesDiffs: false },
+    storedDiffs: async () => [],
     estimateDiff: (s: Snapshot, p: Snapshot | null): DiffSize => ({ bytes: lookup(s, p).estimate, exact: false }),
     measureDiff: async (s: Snapshot, p: Snapshot | null): Promise<DiffSize> => {
       measured.push(key(s, p));
       return { bytes: lookup(s, p).real, exact: true };
     },
-  } as unknown as Store;
+  };
   return { store, measured };
 }
 

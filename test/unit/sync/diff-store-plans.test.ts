@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Snapshot } from '../../../src/model/snapshot.js';
-import type { DiffSize, Store, StoredDiff } from '../../../src/model/store.js';
+import type { DiffSize, StoredDiff } from '../../../src/model/store.js';
 import type { Plan } from '../../../src/planner/plan-types.js';
-import { choosePlan } from '../../../src/sync/choose-plan.js';
+import { choosePlan, type PlanSource } from '../../../src/sync/choose-plan.js';
 import { keepNeededParents } from '../../../src/sync/run-sync.js';
 
 const now = new Date('2026-01-01T00:00:00Z');
@@ -23,7 +23,7 @@ const d = (to: string, from: string | null, bytes: number): StoredDiff => ({ to:
 const steps = (plan: Plan): string[] =>
   plan.steps.map((s) => (s.kind === 'send' ? `${s.snapshot.name}<${s.parent?.name ?? 'full'}` : `delete ${s.snapshot.name}`));
 
-function diffStore(diffs: StoredDiff[]): Store {
+function diffStore(diffs: StoredDiff[]): PlanSource {
   return {
     capabilities: { canDiffAnyPair: false, canReceive: true, canDelete: true, storesDiffs: true },
     storedDiffs: async () => diffs,
@@ -33,7 +33,7 @@ function diffStore(diffs: StoredDiff[]): Store {
     measureDiff: async (): Promise<DiffSize> => {
       throw new Error('a diff store is never asked to measure');
     },
-  } as unknown as Store;
+  };
 }
 
 describe('planning from a diff store (S3 -> btrfs)', () => {
@@ -66,11 +66,12 @@ describe('planning into a diff store (btrfs -> S3)', () => {
   test('chains stop at the cap: a shallower parent, else a full send', async () => {
     const chain = Array.from({ length: 5 }, (_, i) => local(`s${i + 1}`, i + 1));
     const sizes = (s: Snapshot, p: Snapshot | null): number => (p === null ? 50 * MiB : MiB);
-    const source = {
+    const source: PlanSource = {
       capabilities: { canDiffAnyPair: true, canReceive: true, canDelete: true, storesDiffs: false },
+      storedDiffs: async () => [],
       estimateDiff: (s: Snapshot, p: Snapshot | null): DiffSize => ({ bytes: sizes(s, p), exact: true }),
       measureDiff: async (s: Snapshot, p: Snapshot | null): Promise<DiffSize> => ({ bytes: sizes(s, p), exact: true }),
-    } as unknown as Store;
+    };
     const policy = { delete: false, destinationStoresDiffs: true, chainLinkPenaltyBytes: 64 * 1024 };
     const plan = await choosePlan({
       source,
