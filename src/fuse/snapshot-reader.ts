@@ -1,12 +1,9 @@
-import type { SnapshotFiles, Store } from '../model/store.js';
+import type { OpenSnapshotFile, SnapshotFiles, Store } from '../model/store.js';
 import { FsError } from './fs-error.js';
 import { S_IFDIR, S_IFMT, S_IFREG } from './copy-window.js';
 
 /** An open regular file of a snapshot. */
-export interface OpenFile {
-  /** Reads into `buffer` from `position`; resolves the bytes read (0 at the end). */
-  read(buffer: Buffer, length: number, position: number): Promise<number>;
-}
+export type OpenFile = OpenSnapshotFile;
 
 /**
  * How the mount reads a snapshot's files, whatever the store: the store's own
@@ -35,11 +32,16 @@ function readerOf(files: SnapshotFiles): SnapshotReader {
     read: (relative, offset, length) => files.read(relative, offset, length),
     xattrs: async (relative) => (await files.xattrs?.(relative)) ?? new Map(),
     open: async (relative) => {
+      if (files.open !== undefined) {
+        return files.open(relative).catch((error: NodeJS.ErrnoException) => {
+          throw error.code === 'EISDIR' || error.code === 'EINVAL' ? new FsError(error.code) : error;
+        });
+      }
       const { mode } = await files.lstat(relative);
       if ((mode & S_IFMT) === S_IFDIR) throw new FsError('EISDIR');
       if ((mode & S_IFMT) !== S_IFREG) throw new FsError('EINVAL');
       // Snapshots are read-only: each read can name the file again (no descriptor to keep).
-      return { read: async (buffer, length, position) => (await files.read(relative, position, length)).copy(buffer, 0) };
+      return { read: async (buffer, length, position) => (await files.read(relative, position, length)).copy(buffer, 0), close: async () => {} };
     },
     readToCompare: (relative, offset, length) =>
       files.read(relative, offset, length).catch((error: NodeJS.ErrnoException) => {

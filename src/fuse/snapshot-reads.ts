@@ -178,6 +178,7 @@ export class SnapshotReads {
 
   async release(handle: number): Promise<void> {
     const h = this.#handles.take(handle);
+    if (h?.kind === 'file') await h.file.close();
     if (h?.kind === 'window') h.window.letGo();
   }
 

@@ -24,23 +24,37 @@ export function localSnapshotFiles(root: string, xattrs: (file: string) => Promi
     },
     readlink: (relative) => readlink(at(relative)),
     read: async (relative, offset, length) => {
-      // Only a regular file is opened: opening a FIFO would block, a device node could act.
-      // (A link is ELOOP, as open with O_NOFOLLOW says.)
-      const info = await lstat(at(relative));
-      if (!info.isFile()) throw errno(info.isDirectory() ? 'EISDIR' : info.isSymbolicLink() ? 'ELOOP' : 'EINVAL', relative);
-      const handle = await open(at(relative), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      const handle = await openRegular(at(relative), relative);
       try {
-        if ((await handle.stat()).ino !== info.ino) throw errno('ENOENT', relative); // replaced meanwhile
         return await readRange(handle, offset, length);
       } finally {
         await handle.close();
       }
+    },
+    open: async (relative) => {
+      const handle = await openRegular(at(relative), relative);
+      return { read: async (buffer, length, position) => (await handle.read(buffer, 0, length, position)).bytesRead, close: () => handle.close() };
     },
     xattrs: async (relative) => {
       await lstat(at(relative)); // ENOENT for a missing entry, not "no xattrs"
       return xattrs(at(relative));
     },
   };
+}
+
+/**
+ * Opens a regular file, and nothing else: opening a FIFO would block, a device node could
+ * act. (A link is ELOOP, as open with O_NOFOLLOW says.)
+ */
+async function openRegular(file: string, relative: string): Promise<FileHandle> {
+  const info = await lstat(file);
+  if (!info.isFile()) throw errno(info.isDirectory() ? 'EISDIR' : info.isSymbolicLink() ? 'ELOOP' : 'EINVAL', relative);
+  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  if ((await handle.stat()).ino !== info.ino) {
+    await handle.close();
+    throw errno('ENOENT', relative); // replaced meanwhile
+  }
+  return handle;
 }
 
 /** A file's attributes as {@link FileAttributes} carries them (times in milliseconds). */

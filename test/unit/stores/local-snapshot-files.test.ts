@@ -27,6 +27,15 @@ describe('localSnapshotFiles: a local snapshot read without following the entry 
       await assert.rejects(files.readdir('dirlink'), { code: 'ENOTDIR' }, 'a link to a directory is not listed');
       await assert.rejects(files.read('sub', 0, 5), { code: 'EISDIR' });
       await assert.rejects(files.read('fifo', 0, 5), { code: 'EINVAL' }, 'a FIFO is refused, not opened (that would block)');
+      const open = await files.open!('sub/file');
+      const buffer = Buffer.alloc(5);
+      assert.equal(await open.read(buffer, 5, 6), 5, 'an open file reads many times without naming it again');
+      assert.equal(buffer.toString(), 'world');
+      assert.equal(await open.read(buffer, 5, 11), 0, 'at its end');
+      await open.close();
+      await assert.rejects(files.open!('link'), { code: 'ELOOP' });
+      await assert.rejects(files.open!('fifo'), { code: 'EINVAL' });
+      await assert.rejects(files.open!('sub'), { code: 'EISDIR' });
       await assert.rejects(files.lstat('missing'), { code: 'ENOENT' });
       await assert.rejects(files.xattrs!('missing'), { code: 'ENOENT' });
       assert.deepEqual(await files.xattrs!('sub/file'), new Map([['user.k', Buffer.from('v')]]));
