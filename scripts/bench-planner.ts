@@ -49,11 +49,10 @@ function buildInput(presentEvery: number | null): PlanInput {
     });
   }
 
-  const destination = presentEvery === null
-    ? []
-    : source
-        .filter((_, i) => i % presentEvery === 0)
-        .map((s): Snapshot => ({ ...s, uuid: `dst-${s.uuid}`, receivedUuid: s.uuid }));
+  const destination =
+    presentEvery === null
+      ? []
+      : source.filter((_, i) => i % presentEvery === 0).map((s): Snapshot => ({ ...s, uuid: `dst-${s.uuid}`, receivedUuid: s.uuid }));
   return {
     source,
     destination,

@@ -63,11 +63,19 @@ try {
       btrfs -q subvolume snapshot -r vol s2 &&
       btrfs send -q s1 > ${work}/full.stream && btrfs send -q -p s1 s2 > ${work}/incremental.stream`);
   const cases = [
-    { label: 'full', file: `${work}/full.stream`, scope: { uuid: uuidOf(`${mount}/s1`), parentUuid: null, sources: new Map() } as ReceiveScope },
+    {
+      label: 'full',
+      file: `${work}/full.stream`,
+      scope: { uuid: uuidOf(`${mount}/s1`), parentUuid: null, sources: new Map() } as ReceiveScope,
+    },
     {
       label: 'incremental',
       file: `${work}/incremental.stream`,
-      scope: { uuid: uuidOf(`${mount}/s2`), parentUuid: uuidOf(`${mount}/s1`), sources: new Map([[uuidOf(`${mount}/s1`), new SnapshotTree(`${mount}/s1`)]]) } as ReceiveScope,
+      scope: {
+        uuid: uuidOf(`${mount}/s2`),
+        parentUuid: uuidOf(`${mount}/s1`),
+        sources: new Map([[uuidOf(`${mount}/s1`), new SnapshotTree(`${mount}/s1`)]]),
+      } as ReceiveScope,
     },
   ];
   const rows: string[] = [];
@@ -81,8 +89,11 @@ try {
     for (let run = 0; run < RUNS; run++) {
       results.read!.push(await timed(() => pipeline(createReadStream(c.file, { highWaterMark: 1 << 20 }), new PassThrough(), sink())));
       // A fresh SnapshotTree each run: its cache must not carry over.
-      const scope = c.scope.parentUuid === null ? c.scope : { ...c.scope, sources: new Map([[c.scope.parentUuid, new SnapshotTree(`${mount}/s1`)]]) };
-      results.validate!.push(await timed(() => pipeline(createReadStream(c.file, { highWaterMark: 1 << 20 }), new StreamValidator(scope), sink())));
+      const scope =
+        c.scope.parentUuid === null ? c.scope : { ...c.scope, sources: new Map([[c.scope.parentUuid, new SnapshotTree(`${mount}/s1`)]]) };
+      results.validate!.push(
+        await timed(() => pipeline(createReadStream(c.file, { highWaterMark: 1 << 20 }), new StreamValidator(scope), sink())),
+      );
       // receive's own chroot notice goes to stderr even with -q: dropped.
       const start = performance.now();
       sh(`btrfs -q receive -e -C ${mount}/recv < ${c.file} 2>/dev/null`);
@@ -94,7 +105,11 @@ try {
       const cpu = median(xs.map((x) => x.cpu));
       return `| ${c.label} (${(bytes / MiB).toFixed(0)} MiB) | ${method} | ${s.toFixed(3)} (${xs.map((x) => x.seconds.toFixed(2)).join(', ')}) | ${(bytes / MiB / s).toFixed(0)} | ${cpu ? cpu.toFixed(2) : '-'} |`;
     };
-    rows.push(line('node PassThrough (read only)', results.read!), line('StreamValidator', results.validate!), line('`btrfs receive -e -C` of the file', results.receive!));
+    rows.push(
+      line('node PassThrough (read only)', results.read!),
+      line('StreamValidator', results.validate!),
+      line('`btrfs receive -e -C` of the file', results.receive!),
+    );
   }
   console.log(`| stream | method | median s (runs) | MiB/s | CPU s (node) |\n| --- | --- | --- | ---: | ---: |\n${rows.join('\n')}`);
 } finally {

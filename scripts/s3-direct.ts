@@ -17,7 +17,7 @@
 // No hashing, no journal, no metadata copy: what the SDK does by itself.
 import { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -89,6 +89,8 @@ if (mode === 'upload' && bucket && key && Number(partMib) > 0 && Number(queue) >
 } else if (mode === 'download' && bucket && key) {
   await download(bucket, key);
 } else {
-  process.stderr.write('usage: s3-direct.js upload BUCKET KEY PART_MIB QUEUE < stream | head BUCKET KEY | copy BUCKET KEY SHA256 BYTES | download BUCKET KEY > stream\n');
+  process.stderr.write(
+    'usage: s3-direct.js upload BUCKET KEY PART_MIB QUEUE < stream | head BUCKET KEY | copy BUCKET KEY SHA256 BYTES | download BUCKET KEY > stream\n',
+  );
   process.exit(2);
 }

@@ -44,20 +44,21 @@ function usageError(message: string): never {
 }
 
 function parseCommandLine(): { seed: number; kills: number; paths: PathName[]; record: boolean } {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        seed: { type: 'string', default: '1' },
-        kills: { type: 'string', default: '20' },
-        paths: { type: 'string', default: ALL_PATHS.join(',') },
-        record: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (error) {
-    usageError((error as Error).message);
-  }
+  const values = (() => {
+    try {
+      return parseArgs({
+        options: {
+          seed: { type: 'string', default: '1' },
+          kills: { type: 'string', default: '20' },
+          paths: { type: 'string', default: ALL_PATHS.join(',') },
+          record: { type: 'boolean', default: false },
+          help: { type: 'boolean', short: 'h', default: false },
+        },
+      }).values;
+    } catch (error) {
+      return usageError((error as Error).message);
+    }
+  })();
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
@@ -76,7 +77,10 @@ const { seed, kills, paths, record } = parseCommandLine();
 
 // The first SIGINT or SIGTERM takes everything down, then exits; a second one exits at once.
 const controller = new AbortController();
-for (const [name, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [name, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   process.on(name, () => {
     if (controller.signal.aborted) process.exit(code);
     controller.abort(code);

@@ -76,7 +76,11 @@ export async function runCampaign(options: CampaignOptions = {}): Promise<Campai
         import('./s3.js'),
         import('./mount.js'),
       ]);
-      const world = await setUpWorld(work, paths.some((p) => p.includes('ssh')), teardown);
+      const world = await setUpWorld(
+        work,
+        paths.some((p) => p.includes('ssh')),
+        teardown,
+      );
       const c: Campaign = { ...world, kills, paths, random: rng(seed), tallies, state: { destinations: 0, s3SourceUploaded: false }, log };
       log(`seed ${seed}, ${kills} kills per path, paths ${paths.join(', ')}`);
       if (paths.includes('mount')) await mount.mountFaults(c);

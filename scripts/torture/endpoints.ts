@@ -100,7 +100,9 @@ export async function attempt(
   try {
     const { problem, verified = true, detail } = await body(from, to);
     const how = detail === undefined ? '' : `; ${detail}`;
-    c.log(`  ${name}: run ${t.runs} ${problem === null ? 'survived' : `FAILED: ${problem}`} (${((performance.now() - started) / 1000).toFixed(1)} s${how})`);
+    c.log(
+      `  ${name}: run ${t.runs} ${problem === null ? 'survived' : `FAILED: ${problem}`} (${((performance.now() - started) / 1000).toFixed(1)} s${how})`,
+    );
     if (problem !== null) {
       t.notes.add(problem);
       return;
@@ -121,12 +123,17 @@ export async function attempt(
 export async function fullPoolRun(c: Campaign, t: Tally, act: (backup: string) => Promise<string | null>): Promise<void> {
   const small = createPool(160);
   try {
-    sh('avail=$(df --output=avail -BM . | tail -n 1 | tr -dc 0-9); dd if=/dev/urandom of=filler bs=1M count=$((avail - 30)) status=none; sync', small.mountPoint);
+    sh(
+      'avail=$(df --output=avail -BM . | tail -n 1 | tr -dc 0-9); dd if=/dev/urandom of=filler bs=1M count=$((avail - 30)) status=none; sync',
+      small.mountPoint,
+    );
     mkdirSync(`${small.mountPoint}/backup`);
     const before = c.sourceState();
     t.runs += 1;
     const problem = await act(`${small.mountPoint}/backup`);
-    const partials = sh(`btrfs subvolume list ${small.mountPoint}`).split('\n').filter((l) => l.includes('backup/')).length;
+    const partials = sh(`btrfs subvolume list ${small.mountPoint}`)
+      .split('\n')
+      .filter((l) => l.includes('backup/')).length;
     if (problem !== null) t.notes.add(problem);
     else if (partials !== 0) t.notes.add(`${partials} subvolumes left in the full pool`);
     else if (c.sourceState() !== before) t.notes.add('the source changed');

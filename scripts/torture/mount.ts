@@ -33,7 +33,9 @@ interface MountInterrupt {
   /** How the fault's own tool fared, for the log (`buttersink umount`, `fusermount -u`). */
   readonly outcome?: () => Promise<string>;
 }
-const mountSignalAt = (signal: NodeJS.Signals) => (at: number): MountInterrupt => ({ at, action: (m) => m.child.kill(signal) });
+const mountSignalAt =
+  (signal: NodeJS.Signals) =>
+  (at: number): MountInterrupt => ({ at, action: (m) => m.child.kill(signal) });
 
 /**
  * A copy through the mount, the way a script waits for one: `mkdir -p` starts each transfer
@@ -173,7 +175,8 @@ async function mountReadOnly(c: Campaign): Promise<void> {
       // Half the chain there already, so there is something to refuse both ways.
       const seeded = await runCli([`${from}${c.names[0]}`, to.url], c.baseEnv);
       const seeded2 = await runCli([`${from}${c.names[1]}`, to.url], c.baseEnv);
-      if (seeded.code !== 0 || seeded2.code !== 0) return { problem: `filling the destination failed: ${lastLine(seeded)} ${lastLine(seeded2)}` };
+      if (seeded.code !== 0 || seeded2.code !== 0)
+        return { problem: `filling the destination failed: ${lastLine(seeded)} ${lastLine(seeded2)}` };
       const before = state();
       const problem = await withMount(c, to.url.replace(/\/$/, ''), step.extra, (m) => step.act(m.mountPoint));
       if (problem !== null) return { problem: `${step.name}: ${problem}` };
@@ -181,7 +184,10 @@ async function mountReadOnly(c: Campaign): Promise<void> {
       const half = await to.verify(false);
       if (half !== null) return { problem: `${step.name}: ${half}` };
       const { complete } = c.btrfsState(to.url.replace(/\/$/, ''));
-      return { problem: complete.sort().join() === c.names.slice(0, 2).join() ? null : `${step.name}: the destination now has ${complete.join(',')}` };
+      return {
+        problem:
+          complete.sort().join() === c.names.slice(0, 2).join() ? null : `${step.name}: the destination now has ${complete.join(',')}`,
+      };
     });
   }
 }
@@ -217,13 +223,17 @@ async function mountConcurrent(c: Campaign): Promise<void> {
       });
       if (view !== null) return { problem: view };
       const ok = (r: Run): boolean => r.code === 0 || /File exists/.test(r.stderr);
-      if (!(a.code === 0 || b.code === 0) || !ok(a) || !ok(b)) return { problem: `mkdir ${name} twice: exit ${a.code} (${a.stderr.trim()}), exit ${b.code} (${b.stderr.trim()})` };
+      if (!(a.code === 0 || b.code === 0) || !ok(a) || !ok(b))
+        return { problem: `mkdir ${name} twice: exit ${a.code} (${a.stderr.trim()}), exit ${b.code} (${b.stderr.trim()})` };
       const problem = await to.verify(false);
       if (problem !== null) return { problem };
       const { complete } = c.btrfsState(dir);
       const detail = `mkdir ${name} twice: exit ${a.code}, exit ${b.code} ${[a, b].map((r) => r.stderr.trim()).join(' ')}`;
       const want = [c.names[0], name].join();
-      return { problem: complete.sort().join() === want ? null : `after mkdir ${name} twice the destination has ${complete.join(',')}`, detail };
+      return {
+        problem: complete.sort().join() === want ? null : `after mkdir ${name} twice the destination has ${complete.join(',')}`,
+        detail,
+      };
     });
   }
   const mixed = c.tallies.of('mount', 'mount mkdir and CLI sync at once');
@@ -237,7 +247,8 @@ async function mountConcurrent(c: Campaign): Promise<void> {
     const delay = Math.round(c.random() * (syncMs + mkdirMs) - syncMs);
     await attempt(c, mixed, 'mount', async (from, to) => {
       const dir = to.url.replace(/\/$/, '');
-      const later = <T>(ms: number, work: () => Promise<T>): Promise<T> => new Promise((resolve) => setTimeout(() => void work().then(resolve), Math.max(0, ms)));
+      const later = <T>(ms: number, work: () => Promise<T>): Promise<T> =>
+        new Promise((resolve) => setTimeout(() => void work().then(resolve), Math.max(0, ms)));
       const [mk, cli] = await withMount(c, dir, [], (m) =>
         Promise.all([
           later(-delay, () => mountMkdir(c.names.map((n) => `${m.mountPoint}/dst/${n}`))),
@@ -245,7 +256,8 @@ async function mountConcurrent(c: Campaign): Promise<void> {
         ]),
       );
       if (cli.code !== 0 && cli.code !== 6) return { problem: `the sync (started at ${delay} ms) exited ${cli.code}: ${lastLine(cli)}` };
-      if (mk.code !== 0 && !/busy|exists/i.test(mk.stderr)) return { problem: `mkdir -p failed unfittingly (sync at ${delay} ms): ${mk.stderr.trim()}` };
+      if (mk.code !== 0 && !/busy|exists/i.test(mk.stderr))
+        return { problem: `mkdir -p failed unfittingly (sync at ${delay} ms): ${mk.stderr.trim()}` };
       const between = await to.verify(false);
       if (between !== null) return { problem: `after both (sync at ${delay} ms): ${between}` };
       const rerun = await runCli([from, to.url], c.baseEnv);
@@ -267,7 +279,12 @@ async function mountDiskFull(c: Campaign): Promise<void> {
       res: await mountMkdir([`${m.mountPoint}/dst/${c.names[0]}`]),
       status: (await command('cat', [`${m.mountPoint}/.buttersink/status`])).stdout,
     }));
-    c.log(`  mount: disk full: mkdir exit ${res.code} ${res.stderr.trim()}; status: ${status.split('\n').filter((l) => l.includes('error') || l.includes('failed')).join(' / ')}`);
+    c.log(
+      `  mount: disk full: mkdir exit ${res.code} ${res.stderr.trim()}; status: ${status
+        .split('\n')
+        .filter((l) => l.includes('error') || l.includes('failed'))
+        .join(' / ')}`,
+    );
     if (res.code === 0) return 'mkdir succeeded on a full pool';
     if (!/No space left on device/.test(res.stderr)) return `mkdir failed with another errno than ENOSPC: ${res.stderr.trim()}`;
     if (!/No space left|ENOSPC/i.test(status)) return `the status file does not name the reason: ${status.trim().replaceAll('\n', ' / ')}`;

@@ -6,7 +6,10 @@ export function markdownTable(rows: readonly CampaignRow[]): string {
   return [
     '| path | fault | runs | survived | data verified | partials left | notes |',
     '| --- | --- | ---: | ---: | ---: | ---: | --- |',
-    ...rows.map((r) => `| ${r.path} | ${r.fault} | ${r.runs} | ${r.survived} | ${r.verified} | ${r.partialsLeft} | ${r.notes.slice(0, 3).join('; ').replaceAll('|', '/') || ''} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.path} | ${r.fault} | ${r.runs} | ${r.survived} | ${r.verified} | ${r.partialsLeft} | ${r.notes.slice(0, 3).join('; ').replaceAll('|', '/') || ''} |`,
+    ),
   ].join('\n');
 }
 

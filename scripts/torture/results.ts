@@ -30,7 +30,8 @@ export class Tallies {
   /** The tally of `fault` on `path`, made empty the first time. */
   of(path: string, fault: string): Tally {
     const key = `${path}\t${fault}`;
-    if (!this.#byKey.has(key)) this.#byKey.set(key, { path, fault, tally: { runs: 0, survived: 0, verified: 0, partialsLeft: 0, notes: new Set() } });
+    if (!this.#byKey.has(key))
+      this.#byKey.set(key, { path, fault, tally: { runs: 0, survived: 0, verified: 0, partialsLeft: 0, notes: new Set() } });
     return this.#byKey.get(key)!.tally;
   }
 

@@ -41,10 +41,12 @@ async function s3Fault(c: Campaign, name: 'local-s3' | 's3-local', fault: string
     });
   }
 }
-const nth = (predicate: (method: string, url: string) => boolean, times: number, fault: NonNullable<ReturnType<Rule>>): (() => Rule) => () => {
-  let seen = 0;
-  return (method, url) => (predicate(method, url) && seen++ < times ? fault : undefined);
-};
+const nth =
+  (predicate: (method: string, url: string) => boolean, times: number, fault: NonNullable<ReturnType<Rule>>): (() => Rule) =>
+  () => {
+    let seen = 0;
+    return (method, url) => (predicate(method, url) && seen++ < times ? fault : undefined);
+  };
 const isPart = (method: string, url: string): boolean => method === 'PUT' && url.includes('partNumber=');
 const isGet = (method: string, url: string): boolean => method === 'GET' && !url.includes('list-type') && /\/torture\/[^?]+/.test(url);
 
@@ -54,7 +56,9 @@ async function corruptObject(c: Campaign): Promise<void> {
   await runCli([`${c.snaps}/`, `s3://torture/${prefix}`], c.baseEnv);
   const victim = (await s3Keys(c, prefix)).find((k) => k.key.includes('/t3/'))!;
   const head = await c.s3.send(new HeadObjectCommand({ Bucket: 'torture', Key: victim.key }));
-  const body = Buffer.from(await (await c.s3.send(new GetObjectCommand({ Bucket: 'torture', Key: victim.key }))).Body!.transformToByteArray());
+  const body = Buffer.from(
+    await (await c.s3.send(new GetObjectCommand({ Bucket: 'torture', Key: victim.key }))).Body!.transformToByteArray(),
+  );
   body[Math.floor(body.length / 2)] = body[Math.floor(body.length / 2)]! ^ 1;
   await c.s3.send(new PutObjectCommand({ Bucket: 'torture', Key: victim.key, Body: body, Metadata: head.Metadata }));
   const to = localDestination(c);
@@ -64,10 +68,13 @@ async function corruptObject(c: Campaign): Promise<void> {
     const state = c.btrfsState(to.url.replace(/\/$/, ''));
     if (res.code !== 5) t.notes.add(`exit ${res.code} instead of 5`);
     // Named either by the download's hash check or by the stream validator's refusal (a bad CRC), whichever sees it first.
-    else if (!res.stderr.includes(`${victim.key} is corrupt`) && !res.stderr.includes(`from s3://torture/${victim.key}: the stream was refused`)) {
+    else if (
+      !res.stderr.includes(`${victim.key} is corrupt`) &&
+      !res.stderr.includes(`from s3://torture/${victim.key}: the stream was refused`)
+    ) {
       t.notes.add(`the error does not name the object: ${res.stderr.trim()}`);
-    }
-    else if (state.complete.includes('t3') || state.complete.includes('t4') || state.partials.length > 0) t.notes.add(`visible after the failure: ${[...state.complete, ...state.partials].join(', ')}`);
+    } else if (state.complete.includes('t3') || state.complete.includes('t4') || state.partials.length > 0)
+      t.notes.add(`visible after the failure: ${[...state.complete, ...state.partials].join(', ')}`);
     else if (c.btrfsVerify(to.url.replace(/\/$/, ''), false) !== null) t.notes.add('what arrived differs from its source');
     else {
       t.survived += 1;

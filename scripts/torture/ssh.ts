@@ -24,7 +24,9 @@ export async function remoteDiskFull(c: Campaign): Promise<void> {
 function killRemoteServers(): void {
   let pids: string[] = [];
   try {
-    pids = execFileSync('pgrep', ['-f', `${CLI} server`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    pids = execFileSync('pgrep', ['-f', `${CLI} server`], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean);
   } catch {
     // none running at this moment
   }

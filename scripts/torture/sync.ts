@@ -27,7 +27,13 @@ export async function syncFaults(c: Campaign, name: PathName): Promise<void> {
  * Runs a transfer, interrupts it at a seeded random moment, checks nothing incomplete is
  * visible, reruns it, and checks everything arrived whole and no partial is left.
  */
-export async function interrupted(c: Campaign, name: PathName, fault: string, count: number, interrupt: (at: number) => Interrupt): Promise<void> {
+export async function interrupted(
+  c: Campaign,
+  name: PathName,
+  fault: string,
+  count: number,
+  interrupt: (at: number) => Interrupt,
+): Promise<void> {
   const t = c.tallies.of(name, fault);
   // How long a clean run takes, so kills spread over the whole transfer.
   const clean = await pathEnds(c, name);
@@ -84,7 +90,10 @@ export async function diskFull(c: Campaign, name: PathName, urlOf: (dir: string)
   const t = c.tallies.of(name, 'destination disk full');
   await fullPoolRun(c, t, async (backup) => {
     const res = await runCli([`${c.snaps}/t1`, urlOf(backup)], c.baseEnv);
-    const lines = res.stderr.trim().split('\n').filter((l) => l.startsWith('buttersink: '));
+    const lines = res.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('buttersink: '));
     if (res.code !== 5) return `exit ${res.code} instead of 5: ${res.stderr.trim()}`;
     if (lines.length !== 1 || !/No space left|ENOSPC|space/i.test(lines[0]!)) return `unclear error: ${res.stderr.trim()}`;
     return null;

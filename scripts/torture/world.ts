@@ -80,7 +80,10 @@ export async function setUpWorld(work: string, withSshd: boolean, teardown: Tear
   const btrfsState = (dir: string): { complete: string[]; partials: string[] } => {
     const rel = path.relative(dst.mountPoint, dir);
     const lines = sh(`btrfs subvolume list ${dst.mountPoint}`).split('\n').filter(Boolean);
-    const paths = lines.map((l) => l.replace(/^.* path /, '')).filter((p) => p.startsWith(`${rel}/`)).map((p) => p.slice(rel.length + 1));
+    const paths = lines
+      .map((l) => l.replace(/^.* path /, ''))
+      .filter((p) => p.startsWith(`${rel}/`))
+      .map((p) => p.slice(rel.length + 1));
     return {
       complete: paths.filter((p) => !p.includes('.buttersink-partial.')),
       partials: paths.filter((p) => p.includes('.buttersink-partial.')),

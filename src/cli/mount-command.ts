@@ -5,7 +5,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { execa } from 'execa';
 import { loadConfig, parseStoreOption } from '../config/load-config.js';
 import { TransferStatus } from '../fuse/transfer-status.js';
@@ -64,7 +64,12 @@ export function addMountCommands(program: Command, context: CliContext): void {
     .option('-v, --verbose', 'log every failed filesystem operation')
     .option('--copy-idle <seconds>', 'close a copy window after this long without an operation', parseSeconds, 3)
     .option('--listing-ttl <seconds>', 'refresh cached store listings after this long', parseSeconds, 30)
-    .option('--store-timeout <seconds>', 'answer EIO when a store does not list within this long (S3 endpoint not answering)', parseSeconds, 30)
+    .option(
+      '--store-timeout <seconds>',
+      'answer EIO when a store does not list within this long (S3 endpoint not answering)',
+      parseSeconds,
+      30,
+    )
     .addHelpText('after', MOUNT_HELP)
     .action(async (mountPoint: string, flags: MountFlags) => {
       const daemonChild = process.env[READY_FD_VARIABLE] !== undefined;
@@ -162,7 +167,7 @@ function signalReady(): void {
  * or failed (its error and exit code are passed on). Its stderr goes to a temporary file that
  * is read only when it fails before mounting.
  */
-async function daemonize(mountPoint: string): Promise<number> {
+async function daemonize(_mountPoint: string): Promise<number> {
   const directory = await mkdtemp(path.join(os.tmpdir(), 'buttersink-mount-'));
   const errorFile = path.join(directory, 'stderr');
   const errorFd = openSync(errorFile, 'w');
@@ -217,7 +222,8 @@ async function unmount(mountPoint: string): Promise<void> {
   const result = await execa('fusermount', ['-u', target], { reject: false });
   if (result.exitCode !== 0) {
     const why = String(result.stderr).trim();
-    if (/busy/i.test(why)) throw new BusyError(`${target} is busy: ${why}`, { hint: 'close what uses it (cd out, stop copies) and try again' });
+    if (/busy/i.test(why))
+      throw new BusyError(`${target} is busy: ${why}`, { hint: 'close what uses it (cd out, stop copies) and try again' });
     throw new StoreError(`cannot unmount ${target}: ${why}`);
   }
 }

@@ -8,7 +8,9 @@ export function renderPlan(plan: Plan, isDryRun: boolean): string[] {
   for (const step of plan.steps) {
     if (step.kind === 'send') {
       const how = step.parent ? `incremental from ${step.parent.name}` : 'full';
-      lines.push(`${isDryRun ? 'would send' : 'send'} ${step.snapshot.name}  ${approx(step.exact)}${formatBytes(step.bytes)}  ${how}  (${step.reason})`);
+      lines.push(
+        `${isDryRun ? 'would send' : 'send'} ${step.snapshot.name}  ${approx(step.exact)}${formatBytes(step.bytes)}  ${how}  (${step.reason})`,
+      );
     } else {
       lines.push(`${isDryRun ? 'would delete' : 'delete'} ${step.snapshot.name}  (${step.reason})`);
     }

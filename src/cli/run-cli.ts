@@ -24,7 +24,10 @@ export async function runCli(argv: readonly string[], signal: AbortSignal): Prom
   addSyncCommand(program, context);
   addMountCommands(program, context);
   addServerCommand(program, packageVersion(), signal);
-  program.addHelpText('after', `\nThe default command is sync: 'buttersink [options] [src] dst' (see 'buttersink sync --help').\n${SYNC_HELP}`);
+  program.addHelpText(
+    'after',
+    `\nThe default command is sync: 'buttersink [options] [src] dst' (see 'buttersink sync --help').\n${SYNC_HELP}`,
+  );
 
   try {
     await program.parseAsync([...argv]);

@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { loadTokenKey } from '../remote/parent-uuid-tokens.js';

@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { appendFileSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { messageOf, UsageError } from '../model/errors.js';
@@ -90,12 +90,24 @@ export function addSyncCommand(program: Command, context: CliContext): void {
     .option('--s3-region <region>', 'S3 region; default AWS_REGION or the AWS profile, else us-east-1')
     .option('--s3-path-style', 'path-style bucket addressing (default with --s3-endpoint)')
     .option('--no-s3-path-style', 'virtual-hosted bucket addressing even with --s3-endpoint')
-    .option('--s3-checksum <when>', "SDK request checksums: 'when-supported' or 'when-required' (default with --s3-endpoint)", parseChecksum)
+    .option(
+      '--s3-checksum <when>',
+      "SDK request checksums: 'when-supported' or 'when-required' (default with --s3-endpoint)",
+      parseChecksum,
+    )
     .option('--s3-sse <mode>', "server-side encryption: 'AES256', 'aws:kms' or 'none'", parseSse, 'AES256')
     .option('--s3-storage-class <class>', 'storage class of uploads (STANDARD, STANDARD_IA, GLACIER_IR, ...)')
     .option('--s3-parallel <n>', 'parts uploaded at once; memory is about part size x (n + 1)', parseParallel, 4)
-    .option('--remote-command <cmd>', "what runs buttersink on an ssh:// store's host (default 'sudo -n buttersink', 'buttersink' as root; env BUTTERSINK_REMOTE_COMMAND)")
-    .option('--known-hosts <file>', 'check SSH host keys against FILE instead of ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts (repeatable; env BUTTERSINK_KNOWN_HOSTS, colon-separated)', collectString, [])
+    .option(
+      '--remote-command <cmd>',
+      "what runs buttersink on an ssh:// store's host (default 'sudo -n buttersink', 'buttersink' as root; env BUTTERSINK_REMOTE_COMMAND)",
+    )
+    .option(
+      '--known-hosts <file>',
+      'check SSH host keys against FILE instead of ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts (repeatable; env BUTTERSINK_KNOWN_HOSTS, colon-separated)',
+      collectString,
+      [],
+    )
     .addHelpText('after', EXAMPLES)
     .action(async (src: string | undefined, dst: string | undefined, flags: SyncFlags) => {
       const output = new Output({ quiet: flags.quiet, verbose: flags.verbose === true }, checkLogFile(flags.logfile));
@@ -156,7 +168,9 @@ async function listStore(url: string, flags: SyncFlags, output: Output, signal: 
     const chosen = selectSnapshots(all, { store, selection: location.selection }).filter(
       (s) => !flags.exclude.some((re) => re.test(s.name)),
     );
-    const listed = store.capabilities.storesDiffs ? await listDiffStore(store, chosen, all) : await listMeasured(store, chosen, flags, signal);
+    const listed = store.capabilities.storesDiffs
+      ? await listDiffStore(store, chosen, all)
+      : await listMeasured(store, chosen, flags, signal);
     if (flags.json) return output.data(JSON.stringify(listToJson(listed), null, 2));
     if (listed.length === 0) output.info(`no read-only snapshots in ${store.url}`);
     for (const line of renderList(listed)) output.result(line);
@@ -170,21 +184,23 @@ async function listDiffStore(store: Store, chosen: readonly Snapshot[], all: rea
   const diffs = await store.storedDiffs();
   const nameOf = new Map(all.map((s) => [s.uuid, s.name]));
   return chosen.map((snapshot) => {
-    const own = diffs.filter((d) => d.to === snapshot.uuid).map((d) => ({ from: d.from === null ? null : (nameOf.get(d.from) ?? d.from), bytes: d.bytes }));
+    const own = diffs
+      .filter((d) => d.to === snapshot.uuid)
+      .map((d) => ({ from: d.from === null ? null : (nameOf.get(d.from) ?? d.from), bytes: d.bytes }));
     return { snapshot, size: { bytes: own.reduce((sum, d) => sum + d.bytes, 0), exact: true }, diffs: own };
   });
 }
 
 async function listMeasured(store: Store, chosen: readonly Snapshot[], flags: SyncFlags, signal: AbortSignal): Promise<ListedSnapshot[]> {
-    const limit = pLimit(MEASURE_CONCURRENCY);
-    return Promise.all(
-      chosen.map((snapshot) =>
-        limit(async () => ({
-          snapshot,
-          size: flags.estimate ? store.estimateDiff(snapshot, null) : await store.measureDiff(snapshot, null, signal),
-        })),
-      ),
-    );
+  const limit = pLimit(MEASURE_CONCURRENCY);
+  return Promise.all(
+    chosen.map((snapshot) =>
+      limit(async () => ({
+        snapshot,
+        size: flags.estimate ? store.estimateDiff(snapshot, null) : await store.measureDiff(snapshot, null, signal),
+      })),
+    ),
+  );
 }
 
 async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
@@ -255,12 +271,14 @@ function parsePartSize(value: string): number {
 }
 
 function parseChecksum(value: string): 'when-supported' | 'when-required' {
-  if (value !== 'when-supported' && value !== 'when-required') throw new InvalidArgumentError("expected 'when-supported' or 'when-required'");
+  if (value !== 'when-supported' && value !== 'when-required')
+    throw new InvalidArgumentError("expected 'when-supported' or 'when-required'");
   return value;
 }
 
 function parseSse(value: string): string {
-  if (value !== 'AES256' && value !== 'aws:kms' && value !== 'none') throw new InvalidArgumentError("expected 'AES256', 'aws:kms' or 'none'");
+  if (value !== 'AES256' && value !== 'aws:kms' && value !== 'none')
+    throw new InvalidArgumentError("expected 'AES256', 'aws:kms' or 'none'");
   return value;
 }
 

@@ -164,7 +164,7 @@ export class CopyWindow {
       const final = entry.comparedAs === undefined ? finalNameOf(relative) : undefined;
       if (final !== undefined && received !== null && !received.equals(data)) {
         const atFinal = await this.#read(final, offset, data.length);
-        if (atFinal !== null && atFinal.equals(data)) [against, received] = [final, atFinal];
+        if (atFinal?.equals(data)) [against, received] = [final, atFinal];
       }
       if (received !== null && !received.equals(data)) {
         const at = firstDifference(received, data);

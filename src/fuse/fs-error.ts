@@ -67,7 +67,8 @@ export function toFsError(error: unknown): FsError {
   }
   // A receive into a full filesystem (local, or on an SSH remote): btrfs says so in strerror's
   // words, which reach here inside the transfer error's message.
-  if ((error as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC' || /No space left on device/.test(message)) return new FsError('ENOSPC', message);
+  if ((error as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC' || /No space left on device/.test(message))
+    return new FsError('ENOSPC', message);
   if (errno !== undefined) return new FsError(errno, message);
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code !== undefined && PASSED_ON.has(code)) return new FsError(code as Errno);

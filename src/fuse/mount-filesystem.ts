@@ -72,18 +72,32 @@ export class MountFilesystem {
       ttlMs: options.listingTtlMs,
       timeoutMs: options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS,
     });
-    const view = new MountView({ stores: options.stores, listings, removals: new PendingRemovals({ now, idleMs: options.removalIdleMs }), now });
+    const view = new MountView({
+      stores: options.stores,
+      listings,
+      removals: new PendingRemovals({ now, idleMs: options.removalIdleMs }),
+      now,
+    });
     const handles = new Handles();
     this.#view = view;
     this.#changes = new StoreChanges(options.stores, listings, this.#abort.signal);
     this.#reads = new SnapshotReads(view, handles, new ControlFiles(status, now), { readOnly, startedAt: now() });
-    this.#transfers = new Transfers(view, this.#changes, { readOnly, status, now, signal: this.#abort.signal, isInterrupted: options.isInterrupted });
+    this.#transfers = new Transfers(view, this.#changes, {
+      readOnly,
+      status,
+      now,
+      signal: this.#abort.signal,
+      isInterrupted: options.isInterrupted,
+    });
     this.#writes = new WindowWrites(view, handles, { status, copyIdleMs: options.copyIdleMs });
     this.#edits = new StoreEdits(view, this.#changes, this.#writes, { status, readOnly });
-    this.#sweeper = setInterval(() => {
-      this.#writes.sweep();
-      this.#edits.sweep();
-    }, Math.min(1000, Math.max(100, options.copyIdleMs / 4)));
+    this.#sweeper = setInterval(
+      () => {
+        this.#writes.sweep();
+        this.#edits.sweep();
+      },
+      Math.min(1000, Math.max(100, options.copyIdleMs / 4)),
+    );
     this.#sweeper.unref();
   }
 
@@ -108,7 +122,8 @@ export class MountFilesystem {
   readdir = (mountPath: string): Promise<string[]> => this.#reads.readdir(mountPath);
   readlink = (mountPath: string): Promise<string> => this.#reads.readlink(mountPath);
   open = (mountPath: string, flags: number): Promise<number> => this.#reads.open(mountPath, flags);
-  read = (handle: number, buffer: Buffer, length: number, position: number): Promise<number> => this.#reads.read(handle, buffer, length, position);
+  read = (handle: number, buffer: Buffer, length: number, position: number): Promise<number> =>
+    this.#reads.read(handle, buffer, length, position);
   release = (handle: number): Promise<void> => this.#reads.release(handle);
   listxattr = async (mountPath: string): Promise<string[]> => [...(await this.#reads.xattrs(mountPath)).keys()];
   getxattr = async (mountPath: string, name: string): Promise<Buffer> => {
@@ -120,12 +135,14 @@ export class MountFilesystem {
   // Transfers, and what a copy writes after them.
   mkdir = (mountPath: string, mode: number): Promise<void> => this.#transfers.mkdir(mountPath, mode);
   create = (mountPath: string, mode: number): Promise<number> => this.#writes.create(mountPath, mode);
-  write = (handle: number, buffer: Buffer, length: number, position: number): Promise<number> => this.#writes.write(handle, buffer, length, position);
+  write = (handle: number, buffer: Buffer, length: number, position: number): Promise<number> =>
+    this.#writes.write(handle, buffer, length, position);
   symlink = (target: string, mountPath: string): Promise<void> => this.#writes.symlink(target, mountPath);
   mknod = (mountPath: string, mode: number): Promise<void> => this.#writes.mknod(mountPath, mode);
   link = (_from: string, toPath: string): Promise<void> => this.#writes.link(toPath);
   /** chmod, chown, utimens, truncate, setxattr: recorded in a copy window, EROFS elsewhere. */
-  change = (mountPath: string, apply: (window: CopyWindow, relative: string) => void): Promise<void> => this.#writes.change(mountPath, apply);
+  change = (mountPath: string, apply: (window: CopyWindow, relative: string) => void): Promise<void> =>
+    this.#writes.change(mountPath, apply);
   truncateHandle = (handle: number, size: number): Promise<void> => this.#writes.truncateHandle(handle, size);
 
   // Deletes and renames.

@@ -53,20 +53,58 @@ export function mountOps(fs: MountFilesystem, trace: (line: string) => void = ()
   };
   return {
     init: (cb) => cb(0),
-    statfs: (path, cb) => run(`statfs ${path}`, () => fs.statfs(path), (e, reply) => cb(e, reply)),
+    statfs: (path, cb) =>
+      run(
+        `statfs ${path}`,
+        () => fs.statfs(path),
+        (e, reply) => cb(e, reply),
+      ),
     getattr: (path, cb) => run(`getattr ${path}`, () => fs.getattr(path), cb),
     fgetattr: (path, _fd, cb) => run(`fgetattr ${path}`, () => fs.getattr(path), cb),
-    opendir: (path, _flags, cb) => run(`opendir ${path}`, () => fs.opendir(path), (e, fd) => cb(e, fd)),
+    opendir: (path, _flags, cb) =>
+      run(
+        `opendir ${path}`,
+        () => fs.opendir(path),
+        (e, fd) => cb(e, fd),
+      ),
     releasedir: (path, fd, cb) => run(`releasedir ${path}`, () => fs.releasedir(fd), cb),
     // libfuse's high-level API adds no `.` and `..`: tools (ls -a, find) expect them.
-    readdir: (path, cb) => run(`readdir ${path}`, () => fs.readdir(path), (e, names) => cb(e, e === 0 ? ['.', '..', ...(names ?? [])] : [])),
-    readlink: (path, cb) => run(`readlink ${path}`, () => fs.readlink(path), (e, target) => cb(e, target)),
-    open: (path, flags, cb) => run(`open ${path}`, () => fs.open(path, flags), (e, fd) => cb(e, fd)),
-    create: (path, mode, cb) => run(`create ${path}`, () => fs.create(path, mode), (e, fd) => cb(e, fd)),
+    readdir: (path, cb) =>
+      run(
+        `readdir ${path}`,
+        () => fs.readdir(path),
+        (e, names) => cb(e, e === 0 ? ['.', '..', ...(names ?? [])] : []),
+      ),
+    readlink: (path, cb) =>
+      run(
+        `readlink ${path}`,
+        () => fs.readlink(path),
+        (e, target) => cb(e, target),
+      ),
+    open: (path, flags, cb) =>
+      run(
+        `open ${path}`,
+        () => fs.open(path, flags),
+        (e, fd) => cb(e, fd),
+      ),
+    create: (path, mode, cb) =>
+      run(
+        `create ${path}`,
+        () => fs.create(path, mode),
+        (e, fd) => cb(e, fd),
+      ),
     read: (path, fd, buffer, length, position, cb) =>
-      run(`read ${path}`, () => fs.read(fd, buffer, length, position), (e, n) => cb(e < 0 ? e : (n ?? 0))),
+      run(
+        `read ${path}`,
+        () => fs.read(fd, buffer, length, position),
+        (e, n) => cb(e < 0 ? e : (n ?? 0)),
+      ),
     write: (path, fd, buffer, length, position, cb) =>
-      run(`write ${path}`, () => fs.write(fd, buffer, length, position), (e, n) => cb(e < 0 ? e : (n ?? 0))),
+      run(
+        `write ${path}`,
+        () => fs.write(fd, buffer, length, position),
+        (e, n) => cb(e < 0 ? e : (n ?? 0)),
+      ),
     release: (path, fd, cb) => run(`release ${path}`, () => fs.release(fd), cb),
     flush: (_path, _fd, cb) => cb(0),
     fsync: (_path, _datasync, _fd, cb) => cb(0),
@@ -78,8 +116,18 @@ export function mountOps(fs: MountFilesystem, trace: (line: string) => void = ()
     setxattr: (path, name, value, _position, _flags, cb) =>
       run(`setxattr ${path}`, () => fs.change(path, (w, r) => w.setxattr(r, name, value)), cb),
     removexattr: (path, name, cb) => run(`removexattr ${path}`, () => fs.change(path, (w, r) => removeXattr(w, r, name)), cb),
-    getxattr: (path, name, _position, cb) => run(`getxattr ${path}`, () => fs.getxattr(path, name), (e, v) => cb(e, v)),
-    listxattr: (path, cb) => run(`listxattr ${path}`, () => fs.listxattr(path), (e, names) => cb(e, names ?? [])),
+    getxattr: (path, name, _position, cb) =>
+      run(
+        `getxattr ${path}`,
+        () => fs.getxattr(path, name),
+        (e, v) => cb(e, v),
+      ),
+    listxattr: (path, cb) =>
+      run(
+        `listxattr ${path}`,
+        () => fs.listxattr(path),
+        (e, names) => cb(e, names ?? []),
+      ),
     mkdir: (path, mode, cb) => run(`mkdir ${path}`, () => fs.mkdir(path, mode), cb),
     rmdir: (path, cb) => run(`rmdir ${path}`, () => fs.rmdir(path), cb),
     unlink: (path, cb) => run(`unlink ${path}`, () => fs.unlink(path), cb),

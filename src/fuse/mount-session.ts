@@ -8,7 +8,7 @@ import type { NamedStore } from '../model/store.js';
 import { interruptWatch } from './interrupted-callers.js';
 import { MountFilesystem } from './mount-filesystem.js';
 import { mountOps, OP_TIMEOUTS } from './mount-ops.js';
-import { TransferStatus } from './transfer-status.js';
+import type { TransferStatus } from './transfer-status.js';
 
 export interface MountSessionOptions {
   readonly mountPoint: string;
@@ -76,7 +76,9 @@ export async function runMountSession(options: MountSessionOptions): Promise<voi
   const onExit = (): void => void spawnSync('fusermount', ['-uz', mountPoint], { stdio: 'ignore' });
   process.once('exit', onExit);
   const pidFile = await writePidFile(mountPoint);
-  options.status.log(`mounted ${options.stores.map((s) => `${s.name}=${s.store.url}`).join(', ')} at ${mountPoint}${options.readOnly ? ' (read-only)' : ''}`);
+  options.status.log(
+    `mounted ${options.stores.map((s) => `${s.name}=${s.store.url}`).join(', ')} at ${mountPoint}${options.readOnly ? ' (read-only)' : ''}`,
+  );
   options.onReady();
 
   let reason: Error;

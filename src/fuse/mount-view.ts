@@ -78,7 +78,8 @@ export class MountView {
     const cut = node.relative.lastIndexOf('/');
     const parentRelative = cut < 0 ? '' : node.relative.slice(0, cut);
     const parentEntry = window.lookup(parentRelative);
-    if (parentEntry === undefined || (parentEntry.mode & S_IFMT) !== S_IFDIR) return { kind: 'invalid', reason: parentEntry ? 'ENOTDIR' : 'ENOENT' };
+    if (parentEntry === undefined || (parentEntry.mode & S_IFMT) !== S_IFDIR)
+      return { kind: 'invalid', reason: parentEntry ? 'ENOTDIR' : 'ENOENT' };
     const parent: PathNode =
       parentRelative === '' ? { kind: 'snapshot', store: node.store, snapshot: node.snapshot } : { ...node, relative: parentRelative };
     return { kind: 'missing', parent, name: node.relative.slice(cut + 1) };
@@ -116,7 +117,12 @@ export class MountView {
   /** A received snapshot's files as a copy is compared with them (a missing file reads as empty). */
   received(store: string, name: string): ReceivedFiles | undefined {
     const reader = this.reader(store, name);
-    return reader && { lstat: (relative) => reader.lstat(relative), read: (relative, offset, length) => reader.readToCompare(relative, offset, length) };
+    return (
+      reader && {
+        lstat: (relative) => reader.lstat(relative),
+        read: (relative, offset, length) => reader.readToCompare(relative, offset, length),
+      }
+    );
   }
 
   window(node: PathNode): WindowAt | undefined {
@@ -151,7 +157,12 @@ export class MountView {
   async existsOrReadOnly(node: PathNode): Promise<'EEXIST' | 'EROFS'> {
     if (node.kind !== 'inside' || this.window(node)) return 'EEXIST';
     const { reader, relative } = this.readerOf(node);
-    const there = reader !== undefined && (await reader.lstat(relative).then(() => true, () => false));
+    const there =
+      reader !== undefined &&
+      (await reader.lstat(relative).then(
+        () => true,
+        () => false,
+      ));
     return there ? 'EEXIST' : 'EROFS';
   }
 }

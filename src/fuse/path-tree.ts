@@ -169,7 +169,9 @@ export function locate(mountPath: string, storeNames: readonly string[]): MountA
     if (rest.length === 1) {
       return {
         kind: 'resolved',
-        resolution: file ? { kind: 'found', node: { kind: 'control-file', file } } : { kind: 'missing', parent: { kind: 'control' }, name: rest[0]! },
+        resolution: file
+          ? { kind: 'found', node: { kind: 'control-file', file } }
+          : { kind: 'missing', parent: { kind: 'control' }, name: rest[0]! },
       };
     }
     return { kind: 'resolved', resolution: { kind: 'invalid', reason: file ? 'ENOTDIR' : 'ENOENT' } };

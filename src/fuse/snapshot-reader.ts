@@ -41,11 +41,21 @@ function readerOf(files: SnapshotFiles): SnapshotReader {
       if ((mode & S_IFMT) === S_IFDIR) throw new FsError('EISDIR');
       if ((mode & S_IFMT) !== S_IFREG) throw new FsError('EINVAL');
       // Snapshots are read-only: each read can name the file again (no descriptor to keep).
-      return { read: async (buffer, length, position) => (await files.read(relative, position, length)).copy(buffer, 0), close: async () => {} };
+      return {
+        read: async (buffer, length, position) => (await files.read(relative, position, length)).copy(buffer, 0),
+        close: async () => {},
+      };
     },
     readToCompare: (relative, offset, length) =>
       files.read(relative, offset, length).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT' || error.code === 'EISDIR' || error.code === 'EINVAL' || error.code === 'ELOOP' || error.code === 'ENOTDIR') return Buffer.alloc(0);
+        if (
+          error.code === 'ENOENT' ||
+          error.code === 'EISDIR' ||
+          error.code === 'EINVAL' ||
+          error.code === 'ELOOP' ||
+          error.code === 'ENOTDIR'
+        )
+          return Buffer.alloc(0);
         throw error;
       }),
   };

@@ -54,7 +54,9 @@ export class SnapshotReads {
     const all = [...this.#view.stores.values()];
     // One store: its own answer or its error (EIO). All of them: those that answer.
     const spaces =
-      area.kind === 'store' ? [await spaceOf(this.#view.stores.get(area.store)!.store)] : await Promise.all(all.map((s) => spaceOf(s.store).catch(() => UNKNOWN_SPACE)));
+      area.kind === 'store'
+        ? [await spaceOf(this.#view.stores.get(area.store)!.store)]
+        : await Promise.all(all.map((s) => spaceOf(s.store).catch(() => UNKNOWN_SPACE)));
     const best = spaces.reduce((a, b) => (b.availableBytes > a.availableBytes ? b : a), { totalBytes: 0, freeBytes: 0, availableBytes: 0 });
     return statfsReply(best, this.#readOnly);
   }
@@ -147,7 +149,12 @@ export class SnapshotReads {
       if ((flags & constants.O_TRUNC) !== 0) open.window.truncate(open.relative, 0);
       const n = node as Extract<typeof node, { kind: 'snapshot' | 'inside' }>;
       open.window.hold();
-      return this.#handles.add({ kind: 'window', window: open.window, relative: open.relative, received: this.#view.received(n.store, n.snapshot) });
+      return this.#handles.add({
+        kind: 'window',
+        window: open.window,
+        relative: open.relative,
+        received: this.#view.received(n.store, n.snapshot),
+      });
     }
     const writing = (flags & O_ACCMODE) !== constants.O_RDONLY || (flags & WRITE_FLAGS) !== 0;
     if (writing) throw new FsError('EROFS');

@@ -82,7 +82,10 @@ export class StoreEdits {
         // removal of its source) emptied it, or when it shows no files (S3). A bare rmdir of
         // one that still shows files is refused, like any non-empty directory's.
         if ((await readdir(mountPath)).length > 0) {
-          throw new FsError('ENOTEMPTY', `${node.store}/${node.snapshot} is not empty: rm -r deletes a snapshot, rmdir only an emptied one`);
+          throw new FsError(
+            'ENOTEMPTY',
+            `${node.store}/${node.snapshot} is not empty: rm -r deletes a snapshot, rmdir only an emptied one`,
+          );
         }
         return this.#delete(node.store, node.snapshot);
     }

@@ -58,7 +58,9 @@ export class TransferStatus {
   start(snapshot: string, source: string, destination: string, expectedBytes: number, parent: string | null): TransferRecord {
     const record: TransferRecord = { snapshot, source, destination, expectedBytes, bytes: 0, startedAt: this.#now(), parent };
     this.#transfers.add(record);
-    this.log(`transfer ${snapshot}: ${source} -> ${destination} (${parent === null ? 'full' : `from ${parent}`}, ~${formatBytes(expectedBytes)})`);
+    this.log(
+      `transfer ${snapshot}: ${source} -> ${destination} (${parent === null ? 'full' : `from ${parent}`}, ~${formatBytes(expectedBytes)})`,
+    );
     return record;
   }
 

@@ -59,7 +59,10 @@ export class WindowWrites {
     await this.#view.arrived(mountPath, true);
     const node = await this.#view.node(mountPath);
     const open = this.#view.window(node);
-    if (open === undefined) throw new FsError(node.kind === 'root' || node.kind === 'store' || node.kind === 'group' || node.kind === 'control' ? 'EPERM' : 'EROFS');
+    if (open === undefined)
+      throw new FsError(
+        node.kind === 'root' || node.kind === 'store' || node.kind === 'group' || node.kind === 'control' ? 'EPERM' : 'EROFS',
+      );
     apply(open.window, open.relative);
   }
 

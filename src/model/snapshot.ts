@@ -29,10 +29,7 @@ export function effectiveUuid(s: Pick<Snapshot, 'uuid' | 'receivedUuid'>): strin
 }
 
 /** btrbk's correlation rule: do `a` and `b` hold the same snapshot? */
-export function isCorrelated(
-  a: Pick<Snapshot, 'uuid' | 'receivedUuid'>,
-  b: Pick<Snapshot, 'uuid' | 'receivedUuid'>,
-): boolean {
+export function isCorrelated(a: Pick<Snapshot, 'uuid' | 'receivedUuid'>, b: Pick<Snapshot, 'uuid' | 'receivedUuid'>): boolean {
   if (a.uuid === b.uuid) return true;
   if (a.receivedUuid !== null && a.receivedUuid === b.uuid) return true;
   if (b.receivedUuid !== null && b.receivedUuid === a.uuid) return true;

@@ -1,15 +1,7 @@
 import { CorrelationIndex, type Snapshot } from '../model/snapshot.js';
 import { formatBytes } from '../util/format-bytes.js';
 import { minArborescence } from './min-arborescence.js';
-import type {
-  CandidateEdge,
-  DeleteStep,
-  NameConflict,
-  Plan,
-  PlanInput,
-  PlanPolicy,
-  SendStep,
-} from './plan-types.js';
+import type { CandidateEdge, DeleteStep, NameConflict, Plan, PlanInput, PlanPolicy, SendStep } from './plan-types.js';
 
 /** Graph node 0 is the virtual root; needed snapshot i is node i + 1. */
 const ROOT = 0;

@@ -54,7 +54,9 @@ export function checkReadRange(offset: unknown, length: unknown): { offset: numb
   // (offset + length must stay exact too: every position read is offset + bytes so far.)
   const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
   if (!isCount(offset) || !isCount(length) || length > MAX_BROWSE_READ_BYTES || !Number.isSafeInteger(offset + length)) {
-    throw new PermissionError(`refused read range (offset ${quoteName(String(offset))}, length ${quoteName(String(length))}): offset and length must be whole numbers >= 0, length at most ${MAX_BROWSE_READ_BYTES}`);
+    throw new PermissionError(
+      `refused read range (offset ${quoteName(String(offset))}, length ${quoteName(String(length))}): offset and length must be whole numbers >= 0, length at most ${MAX_BROWSE_READ_BYTES}`,
+    );
   }
   return { offset, length };
 }
@@ -108,7 +110,10 @@ export async function browse(
         const names = await files.readdir(relative);
         // The attributes come along: `ls -l` asks for every entry's right after.
         const entries = await Promise.all(
-          names.map(async (name) => ({ name, attributes: await files.lstat(relative === '' ? name : `${relative}/${name}`).catch(() => null) })),
+          names.map(async (name) => ({
+            name,
+            attributes: await files.lstat(relative === '' ? name : `${relative}/${name}`).catch(() => null),
+          })),
         );
         return { entries };
       }

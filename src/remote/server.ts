@@ -141,7 +141,9 @@ class ServerSession {
       if (hello === null || hello === STOPPED) return this.#stopCode() ?? 0;
       const problem = checkHello(hello, { version });
       if (problem !== null) {
-        await io.write(encodeMessage({ error: this.#wireError(new StoreError(problem, { hint: 'install the same buttersink version on both ends' })) }));
+        await io.write(
+          encodeMessage({ error: this.#wireError(new StoreError(problem, { hint: 'install the same buttersink version on both ends' })) }),
+        );
         return 2;
       }
       for (;;) {
@@ -222,7 +224,11 @@ class ServerSession {
       await this.#options.io.write(encodeMessage({ id: request.id, ready: true }));
       isRaw = request.op === 'send'; // after a send's ready, stdout belongs to the stream
     };
-    await this.#answer(request.id, () => this.#run(request, ready), () => isRaw);
+    await this.#answer(
+      request.id,
+      () => this.#run(request, ready),
+      () => isRaw,
+    );
   }
 
   /**
@@ -236,7 +242,9 @@ class ServerSession {
       if (!isRaw()) {
         // File bytes (a browse read) go raw in a data frame, not base64 in JSON.
         const data = (result as { data?: unknown } | null)?.data;
-        await io.write(Buffer.isBuffer(data) ? encodeDataAnswer(id, result as Record<string, unknown>, data) : encodeMessage({ id, ok: true, result }));
+        await io.write(
+          Buffer.isBuffer(data) ? encodeDataAnswer(id, result as Record<string, unknown>, data) : encodeMessage({ id, ok: true, result }),
+        );
       }
     } catch (error) {
       if (isRaw()) {
@@ -257,9 +265,12 @@ class ServerSession {
     const { mode, store, directory, childLimit } = this.#options;
     if (!modeAllows(mode, operation)) {
       const needed = REQUIRED_MODE[operation];
-      throw new PermissionError(`${VERBS[operation]} refused: the server runs in mode ${MODE_NAMES[mode]}, this needs mode ${MODE_NAMES[needed]}`, {
-        hint: `allow 'buttersink server --mode ${needed} ${directory}' for this key on the remote (sudoers)`,
-      });
+      throw new PermissionError(
+        `${VERBS[operation]} refused: the server runs in mode ${MODE_NAMES[mode]}, this needs mode ${MODE_NAMES[needed]}`,
+        {
+          hint: `allow 'buttersink server --mode ${needed} ${directory}' for this key on the remote (sudoers)`,
+        },
+      );
     }
     const signal = this.#abort.signal;
     switch (operation) {
@@ -368,7 +379,9 @@ class ServerSession {
         const served = listed.filter((s) => !hasControlCharacter(s.name));
         if (served.length < listed.length && !this.#saidUnnamable) {
           this.#saidUnnamable = true;
-          process.stderr.write(`buttersink server: warning: not serving ${listed.length - served.length} snapshot(s) whose names hold control characters: rename them\n`);
+          process.stderr.write(
+            `buttersink server: warning: not serving ${listed.length - served.length} snapshot(s) whose names hold control characters: rename them\n`,
+          );
         }
         return new Map(served.map((s) => [s.name, s]));
       })
@@ -409,7 +422,9 @@ class ServerSession {
     const { code, stderr } = await runChild('btrfs', args, ['ignore', this.#options.io.outputFd, 'pipe'], this.#abort.signal);
     if (code !== 0) {
       const tail = lastLines(stderr, 3);
-      throw new TransferError(`btrfs send of ${snapshot.name} failed${tail ? `: ${tail.replaceAll('\n', ' | ')}` : ''}`, { stderrTail: tail });
+      throw new TransferError(`btrfs send of ${snapshot.name} failed${tail ? `: ${tail.replaceAll('\n', ' | ')}` : ''}`, {
+        stderrTail: tail,
+      });
     }
     return null;
   }
@@ -426,8 +441,13 @@ class ServerSession {
     await checkNoSymlinks(this.#options.directory, name);
     const [snapshot, parent] = await this.#snapshots(request.snapshot, request.parent);
     const { io, store } = this.#options;
-    const expectedBytes = typeof request.expectedBytes === 'number' && Number.isSafeInteger(request.expectedBytes) ? request.expectedBytes : 0;
-    const received = await store.receive(io.rest(ready), { name, snapshot: snapshot!, parent: parent ?? null, expectedBytes }, this.#abort.signal);
+    const expectedBytes =
+      typeof request.expectedBytes === 'number' && Number.isSafeInteger(request.expectedBytes) ? request.expectedBytes : 0;
+    const received = await store.receive(
+      io.rest(ready),
+      { name, snapshot: snapshot!, parent: parent ?? null, expectedBytes },
+      this.#abort.signal,
+    );
     return toWireSnapshot(received);
   }
 }

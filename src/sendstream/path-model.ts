@@ -117,7 +117,14 @@ export class PathModel {
     const moving = (await this.#child(fromDirectory, name)) ?? { kind: FILE };
     if (moving.kind === 'missing') return;
     await this.#set(fromDirectory, name, undefined);
-    const moved: Node = moving.kind === FILE ? NEW_FILE : { kind: moving.kind, ...(moving.children ? { children: moving.children } : {}), ...(moving.origin !== undefined ? { origin: moving.origin } : {}) };
+    const moved: Node =
+      moving.kind === FILE
+        ? NEW_FILE
+        : {
+            kind: moving.kind,
+            ...(moving.children ? { children: moving.children } : {}),
+            ...(moving.origin !== undefined ? { origin: moving.origin } : {}),
+          };
     await this.#set(toDirectory, to.at(-1)!, moved);
   }
 
@@ -146,7 +153,8 @@ export class PathModel {
     const origin = directory.origin === '' ? name : `${directory.origin}/${name}`;
     const kind = await this.#parent!.kindOf(origin);
     if (kind === 'file') return FILE_HIDING_PARENT;
-    const node: Node = kind === 'directory' ? { kind, children: new Map(), origin, hidesParent: true } : { kind, hidesParent: kind !== 'missing' };
+    const node: Node =
+      kind === 'directory' ? { kind, children: new Map(), origin, hidesParent: true } : { kind, hidesParent: kind !== 'missing' };
     if (kind !== 'missing') this.#remember(directory, name, node);
     return node;
   }
@@ -161,7 +169,8 @@ export class PathModel {
       if (node !== undefined && node.kind !== 'file') this.#remember(directory, name, node);
       return;
     }
-    const hidesParent = previous?.hidesParent ?? (await this.#parent!.kindOf(directory.origin === '' ? name : `${directory.origin}/${name}`)) !== 'missing';
+    const hidesParent =
+      previous?.hidesParent ?? (await this.#parent!.kindOf(directory.origin === '' ? name : `${directory.origin}/${name}`)) !== 'missing';
     if (node === undefined) {
       if (hidesParent) this.#remember(directory, name, { kind: 'missing', hidesParent });
       return;

@@ -91,7 +91,10 @@ export class StreamValidator extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#reader.push(chunk);
-    this.#drain().then(() => callback(), (error: unknown) => callback(refusal(error)));
+    this.#drain().then(
+      () => callback(),
+      (error: unknown) => callback(refusal(error)),
+    );
   }
 
   override _flush(callback: TransformCallback): void {
@@ -144,7 +147,8 @@ export class StreamValidator extends Transform {
   }
 
   #next(): SendCommand | undefined {
-    if (this.#end !== undefined && this.#reader.pendingBytes > 0) throw new RefusedStreamError('the stream was refused: it has data after its end command');
+    if (this.#end !== undefined && this.#reader.pendingBytes > 0)
+      throw new RefusedStreamError('the stream was refused: it has data after its end command');
     return this.#reader.next();
   }
 
@@ -164,7 +168,8 @@ export class StreamValidator extends Transform {
     const model = this.#model!;
     const path = pathOf(c, Attribute.Path, { root: ON_PATH_ITSELF.has(command) || command === Command.Chmod });
     const kind = await model.kindOf(path);
-    if (FOLLOWS_LAST.has(command) && kind === 'symlink') throw refuse(`${show(path)} is a symbolic link, which ${name(command)} would follow`);
+    if (FOLLOWS_LAST.has(command) && kind === 'symlink')
+      throw refuse(`${show(path)} is a symbolic link, which ${name(command)} would follow`);
 
     const creates = CREATES.get(command);
     if (creates !== undefined) {
@@ -204,7 +209,8 @@ export class StreamValidator extends Transform {
     if (scope.parentUuid === null) throw refuse(`it is an incremental stream from ${parent}, but a full one was announced`);
     if (parent !== scope.parentUuid) throw refuse(`its parent is ${parent}, not the announced ${scope.parentUuid}`);
     const tree = scope.sources.get(parent);
-    if (tree === undefined) throw refuse(scope.unsafe?.get(parent) ?? `its parent ${parent} is not a read-only snapshot of the receiving directory`);
+    if (tree === undefined)
+      throw refuse(scope.unsafe?.get(parent) ?? `its parent ${parent} is not a read-only snapshot of the receiving directory`);
     this.#trees.add(tree);
     this.#model = new PathModel(tree);
   }
@@ -219,7 +225,8 @@ export class StreamValidator extends Transform {
       return;
     }
     const tree = this.#scope.sources.get(source);
-    if (tree === undefined) throw refuse(this.#scope.unsafe?.get(source) ?? `clone source ${source} is not a read-only snapshot of the receiving directory`);
+    if (tree === undefined)
+      throw refuse(this.#scope.unsafe?.get(source) ?? `clone source ${source} is not a read-only snapshot of the receiving directory`);
     this.#trees.add(tree);
     for (let i = 1; i <= clonePath.length; i++) {
       const kind = await tree.kindOf(clonePath.slice(0, i).join('/'));

@@ -46,7 +46,8 @@ export function parseStoreUrl(text: string, cwd: string = process.cwd()): StoreL
       const m = /^(?:([^@/\s-][^@/\s]*)@)?(\[[^\]@]+\]|[^:/@\s-][^:/@\s]*)(?::(\d+))?(\/.*)$/.exec(rest);
       if (!m) throw new UsageError(`bad store URL ${JSON.stringify(text)}: expected ssh://[user@]host[:port]/path/dir/`);
       const port = m[3] === undefined ? null : Number(m[3]);
-      if (port !== null && (port < 1 || port > 65535)) throw new UsageError(`bad store URL ${JSON.stringify(text)}: port ${m[3]} is out of range`);
+      if (port !== null && (port < 1 || port > 65535))
+        throw new UsageError(`bad store URL ${JSON.stringify(text)}: port ${m[3]} is out of range`);
       const { directory, selection } = split(decodePath(text, m[4]!), m[4]!.endsWith('/'));
       return { kind: 'ssh', url: text, user: m[1] ?? null, host: m[2]!.replace(/^\[|\]$/g, ''), port, directory, selection };
     }

@@ -48,7 +48,7 @@ export function candidatePairs(
   const nextPresent = new Map<Snapshot[], number[]>();
   for (const list of byLineage.values()) {
     list.sort(byCreation);
-    list.forEach((s, i) => position.set(s.uuid, i));
+    for (const [i, s] of list.entries()) position.set(s.uuid, i);
     const next = new Array<number>(list.length).fill(-1);
     for (let i = list.length - 2; i >= 0; i--) next[i] = present.has(list[i + 1]!.uuid) ? i + 1 : next[i + 1]!;
     nextPresent.set(list, next);

@@ -59,7 +59,7 @@ export async function choosePlan(input: ChoosePlanInput): Promise<Plan> {
   const pairs = candidatePairs(needed, present);
   const sizes = new Map<CandidatePair, DiffSize>();
   const limit = pLimit(MEASURE_CONCURRENCY);
-  const measure = (toMeasure: readonly CandidatePair[]): Promise<void[]> =>
+  const measure = (toMeasure: readonly CandidatePair[]): Promise<unknown[]> =>
     Promise.all(
       toMeasure.map((pair) =>
         limit(async () => {

@@ -1,6 +1,6 @@
 import { NoSuchSnapshotError, SnapshotExistsError, StoreError } from '../model/errors.js';
 import { CorrelationIndex } from '../model/snapshot.js';
-import type { NamedStore, Store } from '../model/store.js';
+import type { NamedStore } from '../model/store.js';
 import type { Plan, SendStep } from '../planner/plan-types.js';
 import { silentObserver, type TransferObserver } from '../progress/transfer-observer.js';
 import { runSync, type SyncOptions } from './run-sync.js';

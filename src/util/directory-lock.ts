@@ -12,13 +12,17 @@ const CONFLICT_EXIT = 75;
  * @throws BusyError when another process holds the lock.
  */
 export async function lockDirectory(lockFile: string, what: string): Promise<() => Promise<void>> {
-  const holder = execa('flock', ['--nonblock', '--conflict-exit-code', String(CONFLICT_EXIT), lockFile, 'sh', '-c', 'echo locked; exec cat >/dev/null'], {
-    stdin: 'pipe',
-    stdout: 'pipe',
-    stderr: 'pipe',
-    reject: false,
-    buffer: { stdout: false },
-  });
+  const holder = execa(
+    'flock',
+    ['--nonblock', '--conflict-exit-code', String(CONFLICT_EXIT), lockFile, 'sh', '-c', 'echo locked; exec cat >/dev/null'],
+    {
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      reject: false,
+      buffer: { stdout: false },
+    },
+  );
   const acquired = new Promise<boolean>((resolve) => {
     holder.stdout.once('data', () => resolve(true));
     holder.stdout.once('end', () => resolve(false));

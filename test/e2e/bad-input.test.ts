@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -68,15 +68,35 @@ describe('bad input with S3 and local stores: one line, documented exit code, no
   const cases: [string, () => string[], number, RegExp, NodeJS.ProcessEnv?][] = [
     ['invalid bucket name', () => ['s3://Bad_Bucket/p/'], 2, /valid bucket name/],
     ['bucket that does not exist', () => ['s3://no-such-bucket/p/'], 4, /bucket no-such-bucket does not exist/],
-    ['S3 endpoint nobody answers', () => ['--s3-endpoint', `http://127.0.0.1:${deadPort}`, `s3://${BUCKET}/p/`], 4, /cannot reach the S3 endpoint/],
+    [
+      'S3 endpoint nobody answers',
+      () => ['--s3-endpoint', `http://127.0.0.1:${deadPort}`, `s3://${BUCKET}/p/`],
+      4,
+      /cannot reach the S3 endpoint/,
+    ],
     ['unknown --s3-sse', () => ['--s3-sse', 'rot13', `s3://${BUCKET}/good/`], 2, /'AES256', 'aws:kms' or 'none'/],
     ['unknown --s3-checksum', () => ['--s3-checksum', 'sometimes', `s3://${BUCKET}/good/`], 2, /when-supported/],
     ['--s3-parallel 0', () => ['--s3-parallel', '0', `s3://${BUCKET}/good/`], 2, /from 1 to 64/],
-    ['empty S3 prefix as source', () => [`s3://${BUCKET}/empty/`, `${m()}/restore/`], 4, /no read-only snapshots in s3:\/\/matrix\/empty\//],
+    [
+      'empty S3 prefix as source',
+      () => [`s3://${BUCKET}/empty/`, `${m()}/restore/`],
+      4,
+      /no read-only snapshots in s3:\/\/matrix\/empty\//,
+    ],
     ['S3 snapshot that is not there', () => [`s3://${BUCKET}/good/two`, `${m()}/restore/`], 4, /no read-only snapshot named "two"/],
     ['garbage instead of a send stream', () => [`s3://${BUCKET}/garbage/`, `${m()}/restore/`], 5, /not a btrfs send stream|receiving junk/],
-    ['a different snapshot of that name in S3', () => [`${m()}/snaps/one`, `s3://${BUCKET}/other/`], 4, /already has a different snapshot named "one"/],
-    ['a snapshot name S3 keys cannot hold (newline)', () => [`${m()}/snaps/`, `s3://${BUCKET}/fresh/`], 4, /cannot store a snapshot named "new\\nline"/],
+    [
+      'a different snapshot of that name in S3',
+      () => [`${m()}/snaps/one`, `s3://${BUCKET}/other/`],
+      4,
+      /already has a different snapshot named "one"/,
+    ],
+    [
+      'a snapshot name S3 keys cannot hold (newline)',
+      () => [`${m()}/snaps/`, `s3://${BUCKET}/fresh/`],
+      4,
+      /cannot store a snapshot named "new\\nline"/,
+    ],
     ['-q with -v', () => ['-q', '-v', `${m()}/snaps/`], 2, /-q and -v contradict each other/],
     ['-q with --progress', () => ['-q', '--progress', `${m()}/snaps/`], 2, /-q and --progress contradict/],
     ['three store URLs', () => [`${m()}/snaps/`, `${m()}/restore/`, `${m()}/x/`], 2, /too many arguments/],
@@ -84,7 +104,19 @@ describe('bad input with S3 and local stores: one line, documented exit code, no
     ['log file that cannot be written', () => ['-l', '/proc/version/log', `${m()}/snaps/`], 2, /cannot write the log file/],
     ['source that is a file', () => [`${m()}/plain-file/`, `${m()}/restore/`], 4, /not a directory|does not exist|plain-file/],
     ['only read-write subvolumes', () => [`${m()}/rw-only/`, `${m()}/restore/`], 4, /no read-only snapshots in/],
-    ['no S3 credentials anywhere', () => [`s3://${BUCKET}/good/`], 3, /no S3 credentials found/, { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', HOME: '/nonexistent', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' }],
+    [
+      'no S3 credentials anywhere',
+      () => [`s3://${BUCKET}/good/`],
+      3,
+      /no S3 credentials found/,
+      {
+        AWS_ACCESS_KEY_ID: '',
+        AWS_SECRET_ACCESS_KEY: '',
+        HOME: '/nonexistent',
+        AWS_CONFIG_FILE: '/nonexistent',
+        AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+      },
+    ],
   ];
 
   for (const [name, args, code, message, extraEnv] of cases) {

@@ -91,7 +91,13 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     // Every object carries the SHA-256 of its stream.
     for (const key of await keys('host/')) {
       const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
-      assert.equal(head.Metadata?.['buttersink-sha256'], createHash('sha256').update(await body(key)).digest('hex'), key);
+      assert.equal(
+        head.Metadata?.['buttersink-sha256'],
+        createHash('sha256')
+          .update(await body(key))
+          .digest('hex'),
+        key,
+      );
     }
 
     changeRichSubvolume(data, 2);
@@ -133,8 +139,14 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     mkdirSync(`${dst.mountPoint}/second`);
     const res = cli([`s3://${BUCKET}/host/s2`, `${dst.mountPoint}/second/`], { env });
     assert.equal(res.code, 5, res.stderr);
-    assert.match(res.stderr, /receiving s2 from s3:\/\/[^ ]+: the stream was refused: 2 subvolumes on this filesystem carry received UUID [0-9a-f-]{36}/);
-    assert.deepEqual(subvolumesIn(`${dst.mountPoint}/second`).map((p) => path.basename(p)), ['s1']);
+    assert.match(
+      res.stderr,
+      /receiving s2 from s3:\/\/[^ ]+: the stream was refused: 2 subvolumes on this filesystem carry received UUID [0-9a-f-]{36}/,
+    );
+    assert.deepEqual(
+      subvolumesIn(`${dst.mountPoint}/second`).map((p) => path.basename(p)),
+      ['s1'],
+    );
   });
 
   test('an object corrupted in the bucket is detected before the snapshot becomes visible', async () => {
@@ -152,7 +164,10 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
       const errors = res.stderr.split('\n').filter((l) => l.startsWith('buttersink: '));
       assert.equal(errors.length, 1, res.stderr);
       // s1 arrived before; nothing of s2 is there, not even a partial.
-      assert.deepEqual(subvolumesIn(`${dst.mountPoint}/corrupt`).map((p) => path.basename(p)), ['s1']);
+      assert.deepEqual(
+        subvolumesIn(`${dst.mountPoint}/corrupt`).map((p) => path.basename(p)),
+        ['s1'],
+      );
     } finally {
       await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: original, Metadata: head.Metadata }));
     }
@@ -218,7 +233,8 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     const cache = path.join(root, 'kill-cache');
     const killEnv = { ...env, AWS_ENDPOINT_URL_S3: proxy.endpoint, BUTTERSINK_CACHE_DIR: cache };
     const journalDir = path.join(cache, 's3-uploads');
-    const partPuts = (): string[] => proxy.requests.filter((r) => r.method === 'PUT' && r.url.includes('partNumber=')).map((r) => /partNumber=(\d+)/.exec(r.url)![1]!);
+    const partPuts = (): string[] =>
+      proxy.requests.filter((r) => r.method === 'PUT' && r.url.includes('partNumber=')).map((r) => /partNumber=(\d+)/.exec(r.url)![1]!);
     try {
       // Slow parts make the kill land mid-upload.
       proxy.rule = (method, url) => (method === 'PUT' && url.includes('partNumber=') ? { kind: 'delay', ms: 400 } : undefined);
@@ -227,7 +243,9 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
       for (let i = 0; i < 200 && journaled < 2; i++) {
         await new Promise((r) => setTimeout(r, 50));
         const files = existsSync(journalDir) ? readdirSync(journalDir).filter((f) => f.endsWith('.json')) : [];
-        journaled = files.length ? (JSON.parse(readFileSync(path.join(journalDir, files[0]!), 'utf8')) as { parts: unknown[] }).parts.length : 0;
+        journaled = files.length
+          ? (JSON.parse(readFileSync(path.join(journalDir, files[0]!), 'utf8')) as { parts: unknown[] }).parts.length
+          : 0;
       }
       assert.ok(journaled >= 2, 'two parts were stored before the kill');
       // Server-side encryption is asked for when the upload starts (s3rver does not echo it back).
@@ -243,7 +261,10 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
       const rerun = await cliInBackground([`${snaps()}/s1`, `s3://${BUCKET}/killed/`, '--part-size', '5'], killEnv).done;
       assert.equal(rerun.code, 0, rerun.stderr);
       const resent = partPuts().slice(sentBefore).map(Number);
-      assert.ok(resent.length > 0 && Math.min(...resent) > journaled, `re-sent parts ${resent} must all come after the ${journaled} stored`);
+      assert.ok(
+        resent.length > 0 && Math.min(...resent) > journaled,
+        `re-sent parts ${resent} must all come after the ${journaled} stored`,
+      );
 
       mkdirSync(`${dst.mountPoint}/killed`);
       const restore = cli([`s3://${BUCKET}/killed/`, `${dst.mountPoint}/killed/`], { env });
@@ -260,7 +281,9 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     assert.equal(noBucket.code, 4, noBucket.stderr);
     assert.match(noBucket.stderr, /^buttersink: .*bucket no-such-bucket does not exist/m);
 
-    const wrongKey = cli([`s3://${BUCKET}/host/`], { env: { ...env, AWS_ACCESS_KEY_ID: 'WRONGKEY', AWS_SECRET_ACCESS_KEY: 'very-secret-value' } });
+    const wrongKey = cli([`s3://${BUCKET}/host/`], {
+      env: { ...env, AWS_ACCESS_KEY_ID: 'WRONGKEY', AWS_SECRET_ACCESS_KEY: 'very-secret-value' },
+    });
     assert.equal(wrongKey.code, 3, wrongKey.stderr);
     assert.match(wrongKey.stderr, /refused the S3 credentials/);
     assert.doesNotMatch(wrongKey.stderr + wrongKey.stdout, /very-secret-value/);

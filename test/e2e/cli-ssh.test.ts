@@ -85,7 +85,10 @@ describe('buttersink sync over SSH (real sshd on loopback, remote runs this CLI)
 
     const listing = cli(['--json', `${remoteDst}/backup/`], { env });
     assert.equal(listing.code, 0, listing.stderr);
-    assert.deepEqual((JSON.parse(listing.stdout) as { name: string }[]).map((s) => s.name), ['s1', 's2', 's3']);
+    assert.deepEqual(
+      (JSON.parse(listing.stdout) as { name: string }[]).map((s) => s.name),
+      ['s1', 's2', 's3'],
+    );
     const third = cli([`${src.mountPoint}/snaps/`, `${remoteDst}/backup/`], { env });
     assert.match(third.stdout, /is up to date \(3 snapshots\)/);
   });
@@ -108,7 +111,10 @@ describe('buttersink sync over SSH (real sshd on loopback, remote runs this CLI)
     const mirrored = cli(['-q', '-d', `${src.mountPoint}/snaps/`, `${remoteDst}/backup/`], { env });
     assert.equal(mirrored.code, 0, mirrored.stderr);
     assert.match(mirrored.stdout, /deleted 1/);
-    assert.deepEqual(subvolumes(`${dst.mountPoint}/backup`).map((p) => path.basename(p)), ['s2', 's3']);
+    assert.deepEqual(
+      subvolumes(`${dst.mountPoint}/backup`).map((p) => path.basename(p)),
+      ['s2', 's3'],
+    );
   });
 
   test('keys from ssh-agent (SSH_AUTH_SOCK) log in when HOME has none', () => {
@@ -138,7 +144,10 @@ describe('buttersink sync over SSH (real sshd on loopback, remote runs this CLI)
     assert.equal(res.code, 4, res.stderr);
     const print = fingerprint(Buffer.from(sshd.hostPublicKey.split(' ')[1]!, 'base64'));
     assert.ok(res.stderr.includes(print), res.stderr);
-    assert.match(res.stderr.trim(), /^buttersink: the host key of \[127\.0\.0\.1\]:\d+ is unknown.*: .*\(.*ssh-keyscan -p \d+ 127\.0\.0\.1 >> ~\/\.ssh\/known_hosts.*\)$/);
+    assert.match(
+      res.stderr.trim(),
+      /^buttersink: the host key of \[127\.0\.0\.1\]:\d+ is unknown.*: .*\(.*ssh-keyscan -p \d+ 127\.0\.0\.1 >> ~\/\.ssh\/known_hosts.*\)$/,
+    );
     assert.equal(res.stderr.trim().split('\n').length, 1);
     assert.equal(res.stdout, '');
   });
@@ -147,7 +156,9 @@ describe('buttersink sync over SSH (real sshd on loopback, remote runs this CLI)
     const wrong = path.join(cache, 'wrong_known_hosts');
     writeFileSync(wrong, `[127.0.0.1]:${sshd.port} ${sshd.otherPublicKey}\n`);
     const before = subvolumes(`${dst.mountPoint}/backup`);
-    const res = cli(['--known-hosts', wrong, `${src.mountPoint}/snaps/`, `ssh://root@127.0.0.1:${sshd.port}${dst.mountPoint}/backup/`], { env });
+    const res = cli(['--known-hosts', wrong, `${src.mountPoint}/snaps/`, `ssh://root@127.0.0.1:${sshd.port}${dst.mountPoint}/backup/`], {
+      env,
+    });
     assert.equal(res.code, 4, res.stderr);
     assert.match(res.stderr, /HOST KEY of \[127\.0\.0\.1\]:\d+ HAS CHANGED.*ssh-keygen -R/);
     assert.deepEqual(subvolumes(`${dst.mountPoint}/backup`), before);
@@ -155,7 +166,9 @@ describe('buttersink sync over SSH (real sshd on loopback, remote runs this CLI)
 
   test('the connection cut mid-push: exit 5, no complete-looking partial on the remote, the next run completes', async () => {
     const big = `${src.mountPoint}/big`;
-    sh(`btrfs -q subvolume create ${big} && head -c 200000000 /dev/urandom > ${big}/blob && mkdir -p ${src.mountPoint}/bigsnaps && btrfs -q subvolume snapshot -r ${big} ${src.mountPoint}/bigsnaps/b1`);
+    sh(
+      `btrfs -q subvolume create ${big} && head -c 200000000 /dev/urandom > ${big}/blob && mkdir -p ${src.mountPoint}/bigsnaps && btrfs -q subvolume snapshot -r ${big} ${src.mountPoint}/bigsnaps/b1`,
+    );
     const target = `${dst.mountPoint}/cut`;
     mkdirSync(target);
     const run = cliInBackground(['-q', `${src.mountPoint}/bigsnaps/`, `${remoteDst}/cut/`], env);

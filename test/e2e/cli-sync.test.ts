@@ -119,7 +119,9 @@ describe('buttersink sync between local btrfs pools', suite, () => {
   test('measured diff sizes match the real send streams within 1%', () => {
     const target = `${dst.mountPoint}/measure`;
     mkdirSync(target);
-    const plan = cli(['-n', '--json', `${src.mountPoint}/snaps/`, `${target}/`], { env: { BUTTERSINK_CACHE_DIR: mkdtempSync(path.join(cache, 'm-')) } });
+    const plan = cli(['-n', '--json', `${src.mountPoint}/snaps/`, `${target}/`], {
+      env: { BUTTERSINK_CACHE_DIR: mkdtempSync(path.join(cache, 'm-')) },
+    });
     assert.equal(plan.code, 0, plan.stderr);
     const parsed = JSON.parse(plan.stdout) as PlanJson;
     assert.equal(parsed.steps.length, 3);
@@ -170,7 +172,10 @@ describe('buttersink sync between local btrfs pools', suite, () => {
     assert.deepEqual(snapshotNames(target), ['s1']);
     res = cli(['-n', '--json', `${src.mountPoint}/snaps/s3`, `${target}/`], { env });
     const parsed = JSON.parse(res.stdout) as PlanJson;
-    assert.deepEqual(parsed.steps.map((s) => [s.snapshot, s.parent]), [['s3', 's1']]);
+    assert.deepEqual(
+      parsed.steps.map((s) => [s.snapshot, s.parent]),
+      [['s3', 's1']],
+    );
   });
 
   test('-d deletes what the source lacks after sending, and --exclude protects', () => {
@@ -178,7 +183,10 @@ describe('buttersink sync between local btrfs pools', suite, () => {
     mkdirSync(target);
     assert.equal(cli(['-q', `${src.mountPoint}/snaps/`, `${target}/`], { env }).code, 0);
     // Snapshots the source does not have: one made at the destination, one excluded by name.
-    sh(`btrfs -q subvolume create tmp && btrfs -q subvolume snapshot -r tmp old-1 && btrfs -q subvolume snapshot -r tmp keep-me && btrfs -q subvolume delete tmp`, target);
+    sh(
+      `btrfs -q subvolume create tmp && btrfs -q subvolume snapshot -r tmp old-1 && btrfs -q subvolume snapshot -r tmp keep-me && btrfs -q subvolume delete tmp`,
+      target,
+    );
     const res = cli(['-q', '-d', '--exclude', '^keep-', `${src.mountPoint}/snaps/`, `${target}/`], { env });
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /deleted 1/);
@@ -235,11 +243,22 @@ describe('buttersink sync between local btrfs pools', suite, () => {
     assert.equal(res.code, 0, res.stderr);
     const listed = JSON.parse(res.stdout) as Record<string, unknown>[];
     assert.deepEqual(Object.keys(listed[0]!).sort(), [
-      'bytes', 'createdAt', 'creationGeneration', 'exact', 'generation', 'name', 'parentUuid', 'receivedUuid', 'uuid',
+      'bytes',
+      'createdAt',
+      'creationGeneration',
+      'exact',
+      'generation',
+      'name',
+      'parentUuid',
+      'receivedUuid',
+      'uuid',
     ]);
     assert.ok(listed.every((s) => s.exact === true && typeof s.bytes === 'number' && (s.bytes as number) > 0));
     const single = cli(['--json', `${src.mountPoint}/snaps/s2`], { env });
-    assert.deepEqual((JSON.parse(single.stdout) as { name: string }[]).map((s) => s.name), ['s2']);
+    assert.deepEqual(
+      (JSON.parse(single.stdout) as { name: string }[]).map((s) => s.name),
+      ['s2'],
+    );
   });
 
   test('a log file (-l) records what was done', () => {
@@ -271,7 +290,9 @@ describe('buttersink sync between local btrfs pools', suite, () => {
 
   test('SIGINT during a transfer exits 130 and leaves no partial snapshot; the next run completes', async () => {
     const big = `${src.mountPoint}/big`;
-    sh(`btrfs -q subvolume create ${big} && head -c 150000000 /dev/urandom > ${big}/blob && mkdir -p ${src.mountPoint}/bigsnaps && btrfs -q subvolume snapshot -r ${big} ${src.mountPoint}/bigsnaps/b1`);
+    sh(
+      `btrfs -q subvolume create ${big} && head -c 150000000 /dev/urandom > ${big}/blob && mkdir -p ${src.mountPoint}/bigsnaps && btrfs -q subvolume snapshot -r ${big} ${src.mountPoint}/bigsnaps/b1`,
+    );
     const target = `${dst.mountPoint}/interrupted`;
     mkdirSync(target);
     const run = cliInBackground(['-q', `${src.mountPoint}/bigsnaps/`, `${target}/`], env);
@@ -281,7 +302,10 @@ describe('buttersink sync between local btrfs pools', suite, () => {
     assert.equal(res.code, 130, res.stderr);
     assert.match(res.stderr, /interrupted/);
     assert.deepEqual(subvolumes(target), []);
-    assert.deepEqual(readdirSync(target).filter((n) => n !== '.buttersink'), []);
+    assert.deepEqual(
+      readdirSync(target).filter((n) => n !== '.buttersink'),
+      [],
+    );
 
     const again = cli(['-q', `${src.mountPoint}/bigsnaps/`, `${target}/`], { env });
     assert.equal(again.code, 0, again.stderr);
@@ -332,11 +356,26 @@ describe('buttersink refuses bad input with one line and a documented exit code'
     ['not btrfs', () => [`${plainDir}/`], 4, /is not on a btrfs filesystem/],
     ['no snapshots to send', () => [`${pool.mountPoint}/empty/`, `${pool.mountPoint}/snaps/`], 4, /no read-only snapshots in/],
     ['missing trailing slash', () => [`${pool.mountPoint}/snaps`], 4, /no read-only snapshot named "snaps".*end the URL with a slash/],
-    ['destination without trailing slash', () => [`${pool.mountPoint}/snaps/`, `${pool.mountPoint}/empty`], 2, /destination must be a directory.*end it with a slash/],
-    ['-d with a single snapshot', () => ['-d', `${pool.mountPoint}/snaps/one`, `${pool.mountPoint}/empty/`], 2, /needs a directory of snapshots as source/],
+    [
+      'destination without trailing slash',
+      () => [`${pool.mountPoint}/snaps/`, `${pool.mountPoint}/empty`],
+      2,
+      /destination must be a directory.*end it with a slash/,
+    ],
+    [
+      '-d with a single snapshot',
+      () => ['-d', `${pool.mountPoint}/snaps/one`, `${pool.mountPoint}/empty/`],
+      2,
+      /needs a directory of snapshots as source/,
+    ],
     ['same source and destination', () => [`${pool.mountPoint}/snaps/`, `btrfs://${pool.mountPoint}/snaps/`], 2, /same directory/],
     ['--json without -n', () => ['--json', `${pool.mountPoint}/snaps/`, `${pool.mountPoint}/empty/`], 2, /use it with -n/],
-    ['ssh store that cannot be reached', () => [`${pool.mountPoint}/snaps/`, 'ssh://127.0.0.1:1/x/'], 4, /cannot connect to 127\.0\.0\.1:1: connection refused/],
+    [
+      'ssh store that cannot be reached',
+      () => [`${pool.mountPoint}/snaps/`, 'ssh://127.0.0.1:1/x/'],
+      4,
+      /cannot connect to 127\.0\.0\.1:1: connection refused/,
+    ],
   ];
   for (const [name, args, code, message] of cases) {
     test(name, () => {

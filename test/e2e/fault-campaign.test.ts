@@ -22,13 +22,20 @@ describe('fault campaign, small (scripts/torture.ts --kills 2)', suite, () => {
   test('every path survives kill -9, cuts, a full disk, S3 and mount faults; no partial is left', async () => {
     const log: string[] = [];
     const result = await runCampaign({ seed: 7, kills: 2, log: (message) => log.push(message) });
-    const context = (): string => log.filter((l) => !l.includes('survived')).slice(-20).join('\n');
+    const context = (): string =>
+      log
+        .filter((l) => !l.includes('survived'))
+        .slice(-20)
+        .join('\n');
     assert.equal(result.aborted, undefined, context());
     assert.deepEqual(new Set(result.rows.map((r) => r.path)), new Set(ALL_PATHS));
     assert.ok(result.rows.length >= 35, `only ${result.rows.length} rows: ${result.rows.map((r) => `${r.path} ${r.fault}`).join('; ')}`);
     const failing = result.rows
       .filter((r) => !(r.runs > 0 && r.survived === r.runs && r.verified === r.runs && r.partialsLeft === 0))
-      .map((r) => `${r.path}, ${r.fault}: ${r.survived} of ${r.runs} survived, ${r.verified} verified, ${r.partialsLeft} partials left; ${r.notes.join('; ')}`);
+      .map(
+        (r) =>
+          `${r.path}, ${r.fault}: ${r.survived} of ${r.runs} survived, ${r.verified} verified, ${r.partialsLeft} partials left; ${r.notes.join('; ')}`,
+      );
     assert.deepEqual(failing, [], context());
   });
 });

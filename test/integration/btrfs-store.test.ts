@@ -34,8 +34,7 @@ describe('BtrfsStore on a real btrfs pool', suite, () => {
   let source: BtrfsStore;
   let snaps: Snapshot[];
 
-  const store = (dir: string): BtrfsStore =>
-    new BtrfsStore({ url: `${dir}/`, directory: dir, cache: new MeasurementCache(cacheDir) });
+  const store = (dir: string): BtrfsStore => new BtrfsStore({ url: `${dir}/`, directory: dir, cache: new MeasurementCache(cacheDir) });
 
   before(() => {
     pool = createPool(256);
@@ -70,7 +69,10 @@ describe('BtrfsStore on a real btrfs pool', suite, () => {
 
   test('a directory that is not on btrfs, or missing, is a StoreError', async () => {
     await assert.rejects(store(os.tmpdir()).list(), (e: unknown) => e instanceof StoreError && /not on a btrfs/.test(e.message));
-    await assert.rejects(store(`${pool.mountPoint}/missing`).list(), (e: unknown) => e instanceof StoreError && /does not exist/.test(e.message));
+    await assert.rejects(
+      store(`${pool.mountPoint}/missing`).list(),
+      (e: unknown) => e instanceof StoreError && /does not exist/.test(e.message),
+    );
   });
 
   test('receives a stream under its final name only when complete, equal to the source', async () => {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -58,7 +57,10 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     snapshot(data, `${snaps()}/solo`);
     for (const n of ['s1', 's2', 's3', 'daily/d1', 'solo']) uuid[n] = uuidOf(`${snaps()}/${n}`);
     // Big enough that its upload is still running when a test unmounts.
-    sh(`btrfs -q subvolume create big && head -c 250000000 /dev/urandom > big/blob && btrfs -q subvolume snapshot -r big snaps/big`, local.mountPoint);
+    sh(
+      `btrfs -q subvolume create big && head -c 250000000 /dev/urandom > big/blob && btrfs -q subvolume snapshot -r big snaps/big`,
+      local.mountPoint,
+    );
     mkdirSync(`${restore.mountPoint}/snaps`);
     mount = await startMount(
       ['--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`, '--store', `restore=${restore.mountPoint}/snaps/`, '--copy-idle', '1'],
@@ -96,7 +98,10 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     assert.deepEqual(readdirSync(`${mnt}/s3`), ['s1']);
     assert.ok(statSync(`${mnt}/s3/s1`).isDirectory());
     assert.deepEqual(readdirSync(`${mnt}/s3/s1`), [], 'an S3 snapshot shows as an empty directory');
-    assert.equal(errnoOf(() => mkdirSync(`${mnt}/s3/s1`)), 'EEXIST');
+    assert.equal(
+      errnoOf(() => mkdirSync(`${mnt}/s3/s1`)),
+      'EEXIST',
+    );
     assert.match(log(), /transfer s1: local -> s3 \(full/);
   });
 
@@ -143,13 +148,22 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
       await only.stop();
     }
     // The main mount shows what the other one restored once its listing is fresh again.
-    assert.equal(errnoOf(() => mkdirSync(`${mnt}/restore/s1`)), 'EEXIST');
+    assert.equal(
+      errnoOf(() => mkdirSync(`${mnt}/restore/s1`)),
+      'EEXIST',
+    );
   });
 
   test('rmdir of a snapshot whose diff others depend on is EBUSY and deletes nothing', async () => {
     const before = await keys();
-    assert.equal(errnoOf(() => rmdirSync(`${mnt}/s3/s1`)), 'EBUSY');
-    assert.match(status(), /refusing to delete s1 from s3:\/\/backups\/host\/: s2 is stored as diffs from it \(delete it first, or keep s1\)/);
+    assert.equal(
+      errnoOf(() => rmdirSync(`${mnt}/s3/s1`)),
+      'EBUSY',
+    );
+    assert.match(
+      status(),
+      /refusing to delete s1 from s3:\/\/backups\/host\/: s2 is stored as diffs from it \(delete it first, or keep s1\)/,
+    );
     assert.equal(run('rm', ['-r', `${mnt}/s3/s2`]).code, 1, 'rm -r of s2 fails too (s3 depends on it)');
     assert.deepEqual(await keys(), before);
     assert.ok(readdirSync(`${mnt}/s3`).includes('s1'));
@@ -217,14 +231,23 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     try {
       const started = Date.now();
       assert.deepEqual(readdirSync(down.mountPoint), ['.buttersink', 'local', 's3'], 'the root needs no listing');
-      assert.equal(errnoOf(() => readdirSync(`${down.mountPoint}/s3`)), 'EIO');
+      assert.equal(
+        errnoOf(() => readdirSync(`${down.mountPoint}/s3`)),
+        'EIO',
+      );
       assert.ok(Date.now() - started < 30_000, `the failed listing took ${Date.now() - started} ms`);
       const downStatus = readFileSync(`${down.mountPoint}/.buttersink/status`, 'utf8');
       assert.match(downStatus, /listing s3 \(s3:\/\/backups\/host\/\)/);
       assert.match(downStatus, /127\.0\.0\.1:\d+/, 'the reason names the endpoint');
-      assert.equal(errnoOf(() => mkdirSync(`${down.mountPoint}/s3/solo`)), 'EIO');
+      assert.equal(
+        errnoOf(() => mkdirSync(`${down.mountPoint}/s3/solo`)),
+        'EIO',
+      );
       // A name no reachable store has might be in S3: EIO with the reason, not EPERM.
-      assert.equal(errnoOf(() => mkdirSync(`${down.mountPoint}/local/only-in-s3`)), 'EIO');
+      assert.equal(
+        errnoOf(() => mkdirSync(`${down.mountPoint}/local/only-in-s3`)),
+        'EIO',
+      );
       assert.match(
         readFileSync(`${down.mountPoint}/.buttersink/status`, 'utf8'),
         /no store that answered has a snapshot named only-in-s3; listing s3 \(s3:\/\/backups\/host\/\): .*ECONNREFUSED/,
@@ -248,10 +271,16 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     mounts.push(hung);
     try {
       const started = Date.now();
-      assert.equal(errnoOf(() => readdirSync(`${hung.mountPoint}/s3`)), 'EIO');
+      assert.equal(
+        errnoOf(() => readdirSync(`${hung.mountPoint}/s3`)),
+        'EIO',
+      );
       const took = Date.now() - started;
       assert.ok(took >= 1500 && took < 15_000, `answered after ${took} ms`);
-      assert.match(readFileSync(`${hung.mountPoint}/.buttersink/status`, 'utf8'), /listing s3 \(s3:\/\/backups\/host\/\): no answer within 2 s/);
+      assert.match(
+        readFileSync(`${hung.mountPoint}/.buttersink/status`, 'utf8'),
+        /listing s3 \(s3:\/\/backups\/host\/\): no answer within 2 s/,
+      );
       assert.ok(readdirSync(`${hung.mountPoint}/local`).includes('s1'), 'the local store still answers');
     } finally {
       await hung.stop();
@@ -264,9 +293,15 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
   // Last: it stops the S3 server under the main mount.
   test('S3 going down under a running mount: mkdir and rmdir are EIO with the reason; local stores still work', async () => {
     await server.stop();
-    assert.equal(errnoOf(() => mkdirAndWait(`${mnt}/s3/solo`)), 'EIO');
+    assert.equal(
+      errnoOf(() => mkdirAndWait(`${mnt}/s3/solo`)),
+      'EIO',
+    );
     assert.match(status(), /s3/);
-    assert.equal(errnoOf(() => rmdirSync(`${mnt}/s3/s1`)), 'EIO');
+    assert.equal(
+      errnoOf(() => rmdirSync(`${mnt}/s3/s1`)),
+      'EIO',
+    );
     assert.ok(readdirSync(`${mnt}/local`).includes('solo'));
     mkdirAndWait(`${mnt}/restore/solo`);
     assert.deepEqual(treeDigest(`${restore.mountPoint}/snaps/solo`), treeDigest(`${snaps()}/solo`));

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -81,7 +81,10 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
   const status = (): string => readFileSync(`${mnt}/.buttersink/status`, 'utf8');
   const log = (): string => readFileSync(`${mnt}/.buttersink/log`, 'utf8');
   /** The snapshots on the remote pool (not the btrfs store's work directory). */
-  const received = (): string[] => readdirSync(backup()).filter((n) => n !== '.buttersink').sort();
+  const received = (): string[] =>
+    readdirSync(backup())
+      .filter((n) => n !== '.buttersink')
+      .sort();
 
   test('the SSH store is a directory listing the remote snapshots; empty at first', () => {
     assert.deepEqual(readdirSync(mnt), ['.buttersink', 'local', 'nas']);
@@ -97,7 +100,10 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
     assert.equal(s1['Received UUID'], show(`${snaps()}/s1`).UUID);
     assert.match(s1.Flags ?? '', /readonly/);
     assert.deepEqual(readdirSync(`${mnt}/nas`), ['s1']);
-    assert.equal(errnoOf(() => mkdirSync(`${mnt}/nas/s1`)), 'EEXIST');
+    assert.equal(
+      errnoOf(() => mkdirSync(`${mnt}/nas/s1`)),
+      'EEXIST',
+    );
     assert.match(log(), /transfer s1: local -> nas \(full/);
   });
 
@@ -133,17 +139,25 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
     walk('');
     // The tools a user runs (in processes of their own): ls, stat, cat, getfattr.
     assert.equal(run('ls', ['-la', seen]).code, 0);
-    const out = (command: string, args: string[], cwd?: string): string => execFileSync(command, args, { encoding: 'utf8', ...(cwd ? { cwd } : {}) });
+    const out = (command: string, args: string[], cwd?: string): string =>
+      execFileSync(command, args, { encoding: 'utf8', ...(cwd ? { cwd } : {}) });
     assert.equal(out('stat', ['-c', '%s %a %F', `${seen}/ünïcødé/datei`]), out('stat', ['-c', '%s %a %F', `${real}/ünïcødé/datei`]));
     assert.equal(out('cat', [`${seen}/ünïcødé/datei`]), readFileSync(`${real}/ünïcødé/datei`, 'utf8'));
     assert.equal(out('readlink', [`${seen}/dangling`]), '/nonexistent/target\n');
-    const xattrs = (dir: string): string => out('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '.'], dir).split('\n').sort().join('\n');
+    const xattrs = (dir: string): string =>
+      out('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '.'], dir).split('\n').sort().join('\n');
     assert.equal(xattrs(seen), xattrs(real));
-    assert.equal(errnoOf(() => readFileSync(`${seen}/no such file`)), 'ENOENT');
+    assert.equal(
+      errnoOf(() => readFileSync(`${seen}/no such file`)),
+      'ENOENT',
+    );
   });
 
   test('rm -r in the SSH store deletes the snapshot on the remote; a bare rmdir of it is ENOTEMPTY', () => {
-    assert.equal(errnoOf(() => rmdirSync(`${mnt}/nas/s1`)), 'ENOTEMPTY');
+    assert.equal(
+      errnoOf(() => rmdirSync(`${mnt}/nas/s1`)),
+      'ENOTEMPTY',
+    );
     const removed = run('rm', ['-r', `${mnt}/nas/s1`]);
     assert.equal(removed.code, 0, removed.stderr);
     assert.deepEqual(received(), ['s2']);
@@ -157,8 +171,14 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
     mounts.push(ro);
     try {
       assert.deepEqual(readdirSync(`${ro.mountPoint}/nas`), ['s2']);
-      assert.equal(errnoOf(() => mkdirSync(`${ro.mountPoint}/nas/solo`)), 'EROFS');
-      assert.equal(errnoOf(() => rmdirSync(`${ro.mountPoint}/nas/s2`)), 'EROFS');
+      assert.equal(
+        errnoOf(() => mkdirSync(`${ro.mountPoint}/nas/solo`)),
+        'EROFS',
+      );
+      assert.equal(
+        errnoOf(() => rmdirSync(`${ro.mountPoint}/nas/s2`)),
+        'EROFS',
+      );
       assert.deepEqual(received(), ['s2']);
     } finally {
       await ro.stop();
@@ -172,12 +192,18 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
     try {
       const started = Date.now();
       assert.deepEqual(readdirSync(down.mountPoint), ['.buttersink', 'local', 'nas'], 'the root needs no listing');
-      assert.equal(errnoOf(() => readdirSync(`${down.mountPoint}/nas`)), 'EIO');
+      assert.equal(
+        errnoOf(() => readdirSync(`${down.mountPoint}/nas`)),
+        'EIO',
+      );
       assert.ok(Date.now() - started < 30_000, `the failed listing took ${Date.now() - started} ms`);
       const downStatus = readFileSync(`${down.mountPoint}/.buttersink/status`, 'utf8');
       assert.match(downStatus, /listing nas \(ssh:\/\/root@127\.0\.0\.1:\d+\//, downStatus);
       assert.match(downStatus, /cannot connect to 127\.0\.0\.1:\d+: connection refused/, downStatus);
-      assert.equal(errnoOf(() => mkdirSync(`${down.mountPoint}/nas/solo`)), 'EIO');
+      assert.equal(
+        errnoOf(() => mkdirSync(`${down.mountPoint}/nas/solo`)),
+        'EIO',
+      );
       assert.deepEqual(readdirSync(`${down.mountPoint}/local`).sort(), ['s1', 's2', 'solo']);
       assert.ok(readFileSync(`${down.mountPoint}/local/s1/ünïcødé/datei`, 'utf8').length > 0);
     } finally {
@@ -202,10 +228,19 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
     assert.ok(sshd.cutConnections() > 0, 'the mount holds a connection');
     await sshd.stop();
     await sleep(1500); // the cached listing goes stale
-    assert.equal(errnoOf(() => readdirSync(`${mnt}/nas`)), 'EIO');
+    assert.equal(
+      errnoOf(() => readdirSync(`${mnt}/nas`)),
+      'EIO',
+    );
     assert.match(status(), /listing nas \(ssh:\/\/buttersink-test\/.*\/backup\/\): cannot connect to .*connection refused/);
-    assert.equal(errnoOf(() => mkdirAndWait(`${mnt}/nas/s1`)), 'EIO');
-    assert.equal(errnoOf(() => rmdirSync(`${mnt}/nas/s2`)), 'EIO');
+    assert.equal(
+      errnoOf(() => mkdirAndWait(`${mnt}/nas/s1`)),
+      'EIO',
+    );
+    assert.equal(
+      errnoOf(() => rmdirSync(`${mnt}/nas/s2`)),
+      'EIO',
+    );
     assert.deepEqual(readdirSync(`${mnt}/local`).sort(), ['s1', 's2', 'solo']);
     assert.ok(readFileSync(`${mnt}/local/s1/ünïcødé/datei`, 'utf8').length > 0);
     assert.deepEqual(received(), ['s2', 'solo']);

@@ -33,7 +33,11 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     a = createPool(512);
     b = createPool(512);
     const work = freshDirectory('work-tools-');
-    const env = { BUTTERSINK_CACHE_DIR: path.join(work, 'cache'), BUTTERSINK_RUN_DIR: path.join(work, 'run'), XDG_CONFIG_HOME: path.join(work, 'config') };
+    const env = {
+      BUTTERSINK_CACHE_DIR: path.join(work, 'cache'),
+      BUTTERSINK_RUN_DIR: path.join(work, 'run'),
+      XDG_CONFIG_HOME: path.join(work, 'config'),
+    };
     const data = makeRichSubvolume(a.mountPoint);
     snapshot(data, `${a.mountPoint}/snaps/s1`);
     changeRichSubvolume(data, 1);
@@ -44,7 +48,10 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     sh(`head -c 3000000 /dev/urandom > data/moved.bin`, a.mountPoint);
     snapshot(data, `${a.mountPoint}/snaps/moved`);
     // Long transfers: 100 MB each, through a pv held to 20 MiB/s (below).
-    sh(`btrfs -q subvolume create slow && head -c 100000000 /dev/urandom > slow/blob && btrfs -q subvolume snapshot -r slow snaps/slow1`, a.mountPoint);
+    sh(
+      `btrfs -q subvolume create slow && head -c 100000000 /dev/urandom > slow/blob && btrfs -q subvolume snapshot -r slow snaps/slow1`,
+      a.mountPoint,
+    );
     sh(`head -c 100000000 /dev/urandom > slow/blob && btrfs -q subvolume snapshot -r slow snaps/slow2`, a.mountPoint);
     sh(`head -c 100000000 /dev/urandom > slow/blob && btrfs -q subvolume snapshot -r slow snaps/slow3`, a.mountPoint);
     for (const n of ['s1', 's2', 's3', 'moved']) digests[n] = treeDigest(`${a.mountPoint}/snaps/${n}`);
@@ -94,7 +101,7 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     }
   });
 
-  test('df shows each store\'s filesystem: size and free space as the pool has them', () => {
+  test("df shows each store's filesystem: size and free space as the pool has them", () => {
     const shown = output('df', ['-B1', '--output=size,avail', `${mnt}/B`]);
     assert.equal(shown.code, 0, shown.stderr);
     const real = output('df', ['-B1', '--output=size,avail', b.mountPoint]);
@@ -194,7 +201,11 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     assert.ok(!listing.stdout.includes('slow1'), `not listed before it is complete:\n${listing.stdout}`);
     assert.equal(existing.code, 0);
     assert.equal(missing.code, 1);
-    for (const [what, t] of [['ls -la', listing], ['stat of a snapshot', existing], ['stat of a missing name', missing]] as const) {
+    for (const [what, t] of [
+      ['ls -la', listing],
+      ['stat of a snapshot', existing],
+      ['stat of a missing name', missing],
+    ] as const) {
       assert.ok(t.ms < 2000, `${what} took ${Math.round(t.ms)} ms during the transfer`);
     }
     const copied = await copy;
@@ -217,7 +228,10 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     for (const r of [one, two]) if (r.code !== 0) assert.match(r.stderr, /File exists/);
     const slowLog = readFileSync(`${m}/.buttersink/log`, 'utf8');
     assert.equal(slowLog.match(/transfer slow2: A -> B/g)?.length, 1, slowLog);
-    assert.equal(errnoOf(() => mkdirSync(`${m}/B/slow2`)), 'EEXIST');
+    assert.equal(
+      errnoOf(() => mkdirSync(`${m}/B/slow2`)),
+      'EEXIST',
+    );
     assert.ok(statSync(`${b.mountPoint}/snaps/slow2/blob`).size === 100_000_000);
   });
 
@@ -227,7 +241,9 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
     const slowStatus = (): string => readFileSync(`${m}/.buttersink/status`, 'utf8');
     const sourceBefore = treeDigest(`${a.mountPoint}/snaps/slow3`);
     const cp = spawn('cp', ['-r', `${m}/A/slow3`, `${m}/B/`], { stdio: 'ignore' });
-    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => cp.on('exit', (code, signal) => resolve({ code, signal })));
+    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      cp.on('exit', (code, signal) => resolve({ code, signal })),
+    );
     for (let waited = 0; !/transfers in progress \(1\)/.test(slowStatus()); waited += 20) {
       assert.ok(waited < 30_000, `the transfer did not start:\n${slowStatus()}`);
       await sleep(20);
@@ -244,8 +260,15 @@ describe('buttersink mount with the tools people use: mv, rm, rmdir, cp -r again
       assert.ok(waited < 30_000, `the transfer did not stop:\n${slowStatus()}`);
       await sleep(50);
     }
-    assert.match(readFileSync(`${m}/.buttersink/log`, 'utf8'), /cancelling the transfer of slow3 to B: a process waiting for it at \/(A|B)\/slow3\S* was interrupted \(Ctrl-C\)/);
-    assert.deepEqual(readdirSync(`${b.mountPoint}/snaps`).filter((n) => n.includes('slow3')), [], 'no snapshot and no partial receive in the pool');
+    assert.match(
+      readFileSync(`${m}/.buttersink/log`, 'utf8'),
+      /cancelling the transfer of slow3 to B: a process waiting for it at \/(A|B)\/slow3\S* was interrupted \(Ctrl-C\)/,
+    );
+    assert.deepEqual(
+      readdirSync(`${b.mountPoint}/snaps`).filter((n) => n.includes('slow3')),
+      [],
+      'no snapshot and no partial receive in the pool',
+    );
     assert.ok(!readdirSync(`${m}/B`).includes('slow3'), 'nothing shows in the mount');
     assert.deepEqual(treeDigest(`${a.mountPoint}/snaps/slow3`), sourceBefore, 'the source is untouched');
     // Nothing is stuck: the same copy again runs to its end.

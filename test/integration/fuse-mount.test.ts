@@ -51,7 +51,11 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     a = createPool(1024);
     b = createPool(1024);
     const work = freshDirectory('work-');
-    env = { BUTTERSINK_CACHE_DIR: path.join(work, 'cache'), BUTTERSINK_RUN_DIR: path.join(work, 'run'), XDG_CONFIG_HOME: path.join(work, 'config') };
+    env = {
+      BUTTERSINK_CACHE_DIR: path.join(work, 'cache'),
+      BUTTERSINK_RUN_DIR: path.join(work, 'run'),
+      XDG_CONFIG_HOME: path.join(work, 'config'),
+    };
     const data = makeRichSubvolume(a.mountPoint);
     snapshot(data, `${a.mountPoint}/snaps/s1`);
     changeRichSubvolume(data, 1);
@@ -64,7 +68,10 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
       snapshot(data, `${a.mountPoint}/snaps/${n}`);
     }
     // Big enough that a transfer is still running when the test unmounts.
-    sh(`btrfs -q subvolume create big && head -c 450000000 /dev/urandom > big/blob && mkdir -p snaps && btrfs -q subvolume snapshot -r big snaps/big`, a.mountPoint);
+    sh(
+      `btrfs -q subvolume create big && head -c 450000000 /dev/urandom > big/blob && mkdir -p snaps && btrfs -q subvolume snapshot -r big snaps/big`,
+      a.mountPoint,
+    );
     mkdirSync(`${b.mountPoint}/snaps`);
     mount = await startMount(['--store', `A=${a.mountPoint}/snaps/`, '--store', `B=${b.mountPoint}/snaps`, '--copy-idle', '1'], env);
     mounts.push(mount);
@@ -111,26 +118,50 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
   });
 
   test('outside a copy window, writes fail with EROFS, never a silent success', () => {
-    assert.equal(errnoOf(() => writeFileSync(`${mnt}/A/s1/new-file`, 'x')), 'EROFS');
-    assert.equal(errnoOf(() => appendFileSync(`${mnt}/A/s1/big.bin`, 'x')), 'EROFS');
-    assert.equal(errnoOf(() => mkdirSync(`${mnt}/A/s1/new-dir`)), 'EROFS');
-    assert.equal(errnoOf(() => chmodSync(`${mnt}/A/s1/big.bin`, 0o777)), 'EROFS');
+    assert.equal(
+      errnoOf(() => writeFileSync(`${mnt}/A/s1/new-file`, 'x')),
+      'EROFS',
+    );
+    assert.equal(
+      errnoOf(() => appendFileSync(`${mnt}/A/s1/big.bin`, 'x')),
+      'EROFS',
+    );
+    assert.equal(
+      errnoOf(() => mkdirSync(`${mnt}/A/s1/new-dir`)),
+      'EROFS',
+    );
+    assert.equal(
+      errnoOf(() => chmodSync(`${mnt}/A/s1/big.bin`, 0o777)),
+      'EROFS',
+    );
     assert.match(run('touch', [`${mnt}/A/s1/big.bin`]).stderr, /Read-only file system/);
     assert.equal(lstatSync(`${a.mountPoint}/snaps/s1/big.bin`).mode & 0o777, 0o755);
   });
 
   test('mkdir of a name that is no snapshot anywhere is EPERM, with the reason in the status file', () => {
-    assert.equal(errnoOf(() => mkdirSync(`${mnt}/B/no-such-snapshot`)), 'EPERM');
+    assert.equal(
+      errnoOf(() => mkdirSync(`${mnt}/B/no-such-snapshot`)),
+      'EPERM',
+    );
     assert.match(status(), /no mounted store has a snapshot named no-such-snapshot/);
-    assert.equal(errnoOf(() => mkdirSync(`${mnt}/new-store`)), 'EPERM');
+    assert.equal(
+      errnoOf(() => mkdirSync(`${mnt}/new-store`)),
+      'EPERM',
+    );
     assert.deepEqual(subvolumes(b), []);
   });
 
   test('mkdir transfers the snapshot; it is byte-for-byte the source; mkdir again is EEXIST', () => {
     mkdirAndWait(`${mnt}/B/s1`);
     assert.deepEqual(treeDigest(`${b.mountPoint}/snaps/s1`), treeDigest(`${a.mountPoint}/snaps/s1`));
-    assert.equal(errnoOf(() => mkdirSync(`${mnt}/B/s1`)), 'EEXIST');
-    assert.equal(errnoOf(() => mkdirSync(`${mnt}/A/s1`)), 'EEXIST');
+    assert.equal(
+      errnoOf(() => mkdirSync(`${mnt}/B/s1`)),
+      'EEXIST',
+    );
+    assert.equal(
+      errnoOf(() => mkdirSync(`${mnt}/A/s1`)),
+      'EEXIST',
+    );
     assert.match(log(), /transfer s1: A -> B \(full/);
   });
 
@@ -167,13 +198,23 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
 
   test('bytes written into a copy window that differ from the received snapshot are EIO', () => {
     mkdirSync(`${mnt}/B/x1`);
-    assert.equal(errnoOf(() => writeFileSync(`${mnt}/B/x1/x1.bin`, 'not the same bytes', { flag: 'wx' })), 'EIO');
+    assert.equal(
+      errnoOf(() => writeFileSync(`${mnt}/B/x1/x1.bin`, 'not the same bytes', { flag: 'wx' })),
+      'EIO',
+    );
     assert.match(status(), /x1\.bin differs from the received snapshot at byte 0/);
-    assert.equal(errnoOf(() => writeFileSync(`${mnt}/B/x1/x1.bin`, 'again', { flag: 'wx' })), 'EEXIST', 'the create was recorded');
+    assert.equal(
+      errnoOf(() => writeFileSync(`${mnt}/B/x1/x1.bin`, 'again', { flag: 'wx' })),
+      'EEXIST',
+      'the create was recorded',
+    );
   });
 
   test('two copies at once both complete', async () => {
-    const [one, two] = await Promise.all([runAsync('cp', ['-r', `${mnt}/A/x2`, `${mnt}/B/`]), runAsync('cp', ['-r', `${mnt}/A/x3`, `${mnt}/B/`])]);
+    const [one, two] = await Promise.all([
+      runAsync('cp', ['-r', `${mnt}/A/x2`, `${mnt}/B/`]),
+      runAsync('cp', ['-r', `${mnt}/A/x3`, `${mnt}/B/`]),
+    ]);
     assert.equal(one.code, 0, one.stderr);
     assert.equal(two.code, 0, two.stderr);
     for (const n of ['x2', 'x3']) assert.deepEqual(treeDigest(`${b.mountPoint}/snaps/${n}`), treeDigest(`${a.mountPoint}/snaps/${n}`));
@@ -186,12 +227,21 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     assert.ok(!existsSync(`${b.mountPoint}/snaps/s1`));
     assert.ok(readdirSync(`${mnt}/B`).includes('s1-renamed'));
     assert.ok(!readdirSync(`${mnt}/B`).includes('s1'));
-    assert.equal(errnoOf(() => renameSync(`${mnt}/B/s2`, `${mnt}/B/s3`)), 'EEXIST');
-    assert.equal(errnoOf(() => renameSync(`${mnt}/B/s2`, `${mnt}/A/s2-elsewhere`)), 'EXDEV');
+    assert.equal(
+      errnoOf(() => renameSync(`${mnt}/B/s2`, `${mnt}/B/s3`)),
+      'EEXIST',
+    );
+    assert.equal(
+      errnoOf(() => renameSync(`${mnt}/B/s2`, `${mnt}/A/s2-elsewhere`)),
+      'EXDEV',
+    );
   });
 
   test('a bare rmdir of a snapshot that shows files is ENOTEMPTY; rm -r deletes it', () => {
-    assert.equal(errnoOf(() => rmdirSync(`${mnt}/B/s1-renamed`)), 'ENOTEMPTY');
+    assert.equal(
+      errnoOf(() => rmdirSync(`${mnt}/B/s1-renamed`)),
+      'ENOTEMPTY',
+    );
     assert.ok(existsSync(`${b.mountPoint}/snaps/s1-renamed`));
     const result = run('rm', ['-r', `${mnt}/B/s1-renamed`]);
     assert.equal(result.code, 0, result.stderr);
@@ -201,7 +251,10 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
   });
 
   test('rm -r deletes; a lone unlink is EROFS and hides nothing', () => {
-    assert.equal(errnoOf(() => unlinkSync(`${mnt}/B/s3/big.bin`)), 'EROFS');
+    assert.equal(
+      errnoOf(() => unlinkSync(`${mnt}/B/s3/big.bin`)),
+      'EROFS',
+    );
     assert.ok(readdirSync(`${mnt}/B/s3`).includes('big.bin'));
     assert.ok(existsSync(`${b.mountPoint}/snaps/s3/big.bin`));
     const result = run('rm', ['-r', `${mnt}/B/s2`]);
@@ -215,15 +268,30 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
 
   test('a read-only mount (stores from the config file) refuses transfers, deletes and renames with EROFS', async () => {
     mkdirSync(`${env.XDG_CONFIG_HOME}/buttersink`, { recursive: true });
-    writeFileSync(`${env.XDG_CONFIG_HOME}/buttersink/config.toml`, `[stores]\nA = "${a.mountPoint}/snaps/"\nB = "${b.mountPoint}/snaps/"\n`);
+    writeFileSync(
+      `${env.XDG_CONFIG_HOME}/buttersink/config.toml`,
+      `[stores]\nA = "${a.mountPoint}/snaps/"\nB = "${b.mountPoint}/snaps/"\n`,
+    );
     const ro = await startMount(['--read-only'], env);
     mounts.push(ro);
     try {
       assert.ok(readdirSync(`${ro.mountPoint}/B`).includes('s3'));
-      assert.equal(errnoOf(() => mkdirSync(`${ro.mountPoint}/B/s1`)), 'EROFS');
-      assert.equal(errnoOf(() => rmdirSync(`${ro.mountPoint}/B/s3`)), 'EROFS');
-      assert.equal(errnoOf(() => unlinkSync(`${ro.mountPoint}/B/s3/empty`)), 'EROFS');
-      assert.equal(errnoOf(() => renameSync(`${ro.mountPoint}/B/s3`, `${ro.mountPoint}/B/s3b`)), 'EROFS');
+      assert.equal(
+        errnoOf(() => mkdirSync(`${ro.mountPoint}/B/s1`)),
+        'EROFS',
+      );
+      assert.equal(
+        errnoOf(() => rmdirSync(`${ro.mountPoint}/B/s3`)),
+        'EROFS',
+      );
+      assert.equal(
+        errnoOf(() => unlinkSync(`${ro.mountPoint}/B/s3/empty`)),
+        'EROFS',
+      );
+      assert.equal(
+        errnoOf(() => renameSync(`${ro.mountPoint}/B/s3`, `${ro.mountPoint}/B/s3b`)),
+        'EROFS',
+      );
       assert.ok(existsSync(`${b.mountPoint}/snaps/s3`));
     } finally {
       await ro.stop();
@@ -236,9 +304,15 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     mounts.push(down);
     try {
       assert.deepEqual(readdirSync(down.mountPoint), ['.buttersink', 'A', 'gone']);
-      assert.equal(errnoOf(() => readdirSync(`${down.mountPoint}/gone`)), 'EIO');
+      assert.equal(
+        errnoOf(() => readdirSync(`${down.mountPoint}/gone`)),
+        'EIO',
+      );
       assert.match(readFileSync(`${down.mountPoint}/.buttersink/status`, 'utf8'), /listing gone .*does not exist/);
-      assert.equal(errnoOf(() => mkdirSync(`${down.mountPoint}/gone/s1`)), 'EIO');
+      assert.equal(
+        errnoOf(() => mkdirSync(`${down.mountPoint}/gone/s1`)),
+        'EIO',
+      );
       assert.ok(readdirSync(`${down.mountPoint}/A`).includes('s1'));
       await down.stop('SIGINT');
       assert.equal(await down.exited, 0, 'SIGINT unmounts cleanly');

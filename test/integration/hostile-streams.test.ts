@@ -17,7 +17,19 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -172,38 +184,81 @@ const epoch = { sec: 0, nsec: 0 };
 // The cases
 
 const escapes: HostileCase[] = [
-  { name: 'mkfile climbing out with ../ is refused and creates nothing outside the pool', craft: (w) => full(w, [cmd.mkfile(w.escape(`${w.canary.dir}/owned-file`))]) },
+  {
+    name: 'mkfile climbing out with ../ is refused and creates nothing outside the pool',
+    craft: (w) => full(w, [cmd.mkfile(w.escape(`${w.canary.dir}/owned-file`))]),
+  },
   { name: 'mkdir climbing out with ../ is refused', craft: (w) => full(w, [cmd.mkdir(w.escape(`${w.canary.dir}/owned-dir`))]) },
-  { name: 'mknod (a character device) climbing out with ../ is refused', craft: (w) => full(w, [cmd.mknod(w.escape(`${w.canary.dir}/owned-node`), S_IFCHR | 0o666, 0x103)]) },
+  {
+    name: 'mknod (a character device) climbing out with ../ is refused',
+    craft: (w) => full(w, [cmd.mknod(w.escape(`${w.canary.dir}/owned-node`), S_IFCHR | 0o666, 0x103)]),
+  },
   { name: 'mkfifo climbing out with ../ is refused', craft: (w) => full(w, [cmd.mkfifo(w.escape(`${w.canary.dir}/owned-fifo`))]) },
   { name: 'mksock climbing out with ../ is refused', craft: (w) => full(w, [cmd.mksock(w.escape(`${w.canary.dir}/owned-sock`))]) },
-  { name: 'symlink whose own path climbs out with ../ is refused', craft: (w) => full(w, [cmd.symlink(w.escape(`${w.canary.dir}/owned-link`), '/etc/shadow')]) },
+  {
+    name: 'symlink whose own path climbs out with ../ is refused',
+    craft: (w) => full(w, [cmd.symlink(w.escape(`${w.canary.dir}/owned-link`), '/etc/shadow')]),
+  },
   {
     name: 'rename with ../ in its source and target is refused and the canary file stays where it is',
     craft: (w) => full(w, [cmd.rename(w.escape(w.canary.file), w.escape(`${w.canary.dir}/moved`))]),
   },
   { name: 'rename with ../ in its source only is refused', craft: (w) => full(w, [cmd.rename(w.escape(w.canary.file), 'stolen')]) },
-  { name: 'rename with ../ in its target only is refused', craft: (w) => full(w, [cmd.mkfile('x'), cmd.rename('x', w.escape(`${w.canary.dir}/dropped`))]) },
+  {
+    name: 'rename with ../ in its target only is refused',
+    craft: (w) => full(w, [cmd.mkfile('x'), cmd.rename('x', w.escape(`${w.canary.dir}/dropped`))]),
+  },
   {
     name: 'link with ../ in its new name and its target is refused and makes no hard link outside',
     craft: (w) => full(w, [cmd.link(w.escape(`${w.canary.dir}/hardlink`), w.escape(w.canary.file))]),
   },
   { name: 'link with ../ in its target only is refused', craft: (w) => full(w, [cmd.link('stolen', w.escape(w.canary.file))]) },
-  { name: 'link with ../ in its new name only is refused', craft: (w) => full(w, [cmd.mkfile('x'), cmd.link(w.escape(`${w.canary.dir}/hardlink`), 'x')]) },
-  { name: 'unlink climbing out with ../ is refused and the canary file survives', craft: (w) => full(w, [cmd.unlink(w.escape(w.canary.file))]) },
-  { name: 'rmdir climbing out with ../ is refused and the canary directory survives', craft: (w) => full(w, [cmd.rmdir(w.escape(w.canary.emptyDir))]) },
-  { name: 'set_xattr climbing out with ../ is refused', craft: (w) => full(w, [cmd.setXattr(w.escape(w.canary.file), 'user.owned', 'yes')]) },
-  { name: 'remove_xattr climbing out with ../ is refused', craft: (w) => full(w, [cmd.removeXattr(w.escape(w.canary.file), 'user.canary')]) },
-  { name: 'write climbing out with ../ is refused and the canary file keeps its bytes', craft: (w) => full(w, [cmd.write(w.escape(w.canary.file), 0, OWNED)]) },
+  {
+    name: 'link with ../ in its new name only is refused',
+    craft: (w) => full(w, [cmd.mkfile('x'), cmd.link(w.escape(`${w.canary.dir}/hardlink`), 'x')]),
+  },
+  {
+    name: 'unlink climbing out with ../ is refused and the canary file survives',
+    craft: (w) => full(w, [cmd.unlink(w.escape(w.canary.file))]),
+  },
+  {
+    name: 'rmdir climbing out with ../ is refused and the canary directory survives',
+    craft: (w) => full(w, [cmd.rmdir(w.escape(w.canary.emptyDir))]),
+  },
+  {
+    name: 'set_xattr climbing out with ../ is refused',
+    craft: (w) => full(w, [cmd.setXattr(w.escape(w.canary.file), 'user.owned', 'yes')]),
+  },
+  {
+    name: 'remove_xattr climbing out with ../ is refused',
+    craft: (w) => full(w, [cmd.removeXattr(w.escape(w.canary.file), 'user.canary')]),
+  },
+  {
+    name: 'write climbing out with ../ is refused and the canary file keeps its bytes',
+    craft: (w) => full(w, [cmd.write(w.escape(w.canary.file), 0, OWNED)]),
+  },
   {
     name: 'clone into a path climbing out with ../ is refused and the file in the pool outside DIR keeps its bytes',
     craft: (w) =>
-      full(w, [cmd.mkfile('src'), cmd.write('src', 0, Buffer.alloc(4096, 'X')), cmd.clone(w.escape(w.victims.file), 0, 4096, w.uuid, CTRANSID, 'src', 0)]),
+      full(w, [
+        cmd.mkfile('src'),
+        cmd.write('src', 0, Buffer.alloc(4096, 'X')),
+        cmd.clone(w.escape(w.victims.file), 0, 4096, w.uuid, CTRANSID, 'src', 0),
+      ]),
   },
   { name: 'truncate climbing out with ../ is refused', craft: (w) => full(w, [cmd.truncate(w.escape(w.canary.file), 0)]) },
-  { name: 'chmod climbing out with ../ is refused and the canary keeps its mode', craft: (w) => full(w, [cmd.chmod(w.escape(w.canary.file), 0o4777)]) },
-  { name: 'chown climbing out with ../ is refused and the canary keeps its owner', craft: (w) => full(w, [cmd.chown(w.escape(w.canary.file), 4242, 4242)]) },
-  { name: 'utimes climbing out with ../ is refused and the canary keeps its times', craft: (w) => full(w, [cmd.utimes(w.escape(w.canary.file), epoch, epoch, epoch)]) },
+  {
+    name: 'chmod climbing out with ../ is refused and the canary keeps its mode',
+    craft: (w) => full(w, [cmd.chmod(w.escape(w.canary.file), 0o4777)]),
+  },
+  {
+    name: 'chown climbing out with ../ is refused and the canary keeps its owner',
+    craft: (w) => full(w, [cmd.chown(w.escape(w.canary.file), 4242, 4242)]),
+  },
+  {
+    name: 'utimes climbing out with ../ is refused and the canary keeps its times',
+    craft: (w) => full(w, [cmd.utimes(w.escape(w.canary.file), epoch, epoch, epoch)]),
+  },
   {
     name: 'fallocate (v2) climbing out with ../ is refused',
     craft: (w) => full(w, [cmd.fallocate(w.escape(w.canary.file), 0, 0, 1 << 20)], { version: 2 }),
@@ -234,33 +289,52 @@ const malformedPaths: HostileCase[] = [
   {
     name: 'a refusal stays one line without control characters when the path holds a newline and an escape sequence',
     craft: (w) => full(w, [cmd.write(`${w.escape(w.canary.file)}\n\u001b[31mred`, 0, OWNED)]),
-    checkMessage: (message) => (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(message) ? [`the message holds control characters: ${JSON.stringify(message)}`] : []),
+    checkMessage: (message) =>
+      /[\u0000-\u0008\u000a-\u001f\u007f]/.test(message) ? [`the message holds control characters: ${JSON.stringify(message)}`] : [],
   },
 ];
 
 const symlinks: HostileCase[] = [
-  { name: 'a write through a symlink the stream created is refused and the canary outside the pool is unchanged', craft: (w) => full(w, [cmd.symlink('lnk', w.canary.file), cmd.write('lnk', 0, OWNED)]) },
+  {
+    name: 'a write through a symlink the stream created is refused and the canary outside the pool is unchanged',
+    craft: (w) => full(w, [cmd.symlink('lnk', w.canary.file), cmd.write('lnk', 0, OWNED)]),
+  },
   {
     name: 'a write to a symlink that points inside the subvolume is refused too',
     craft: (w) => full(w, [cmd.mkfile('file'), cmd.symlink('lnk', 'file'), cmd.write('lnk', 0, OWNED)]),
   },
-  { name: 'a truncate through a symlink the stream created is refused', craft: (w) => full(w, [cmd.symlink('lnk', w.canary.file), cmd.truncate('lnk', 0)]) },
-  { name: 'a chmod through a symlink the stream created is refused', craft: (w) => full(w, [cmd.symlink('lnk', w.canary.file), cmd.chmod('lnk', 0o4777)]) },
+  {
+    name: 'a truncate through a symlink the stream created is refused',
+    craft: (w) => full(w, [cmd.symlink('lnk', w.canary.file), cmd.truncate('lnk', 0)]),
+  },
+  {
+    name: 'a chmod through a symlink the stream created is refused',
+    craft: (w) => full(w, [cmd.symlink('lnk', w.canary.file), cmd.chmod('lnk', 0o4777)]),
+  },
   {
     name: 'a fallocate (v2) through a symlink the stream created is refused',
     craft: (w) => full(w, [cmd.symlink('lnk', w.canary.file), cmd.fallocate('lnk', 0, 0, 1 << 20)], { version: 2 }),
   },
-  { name: 'a directory symlink the stream created is refused as a path prefix (mkfile lnk/x)', craft: (w) => full(w, [cmd.symlink('lnk', w.canary.dir), cmd.mkfile('lnk/owned')]) },
+  {
+    name: 'a directory symlink the stream created is refused as a path prefix (mkfile lnk/x)',
+    craft: (w) => full(w, [cmd.symlink('lnk', w.canary.dir), cmd.mkfile('lnk/owned')]),
+  },
   {
     name: 'a relative directory symlink climbing out is refused as a path prefix',
     craft: (w) => full(w, [cmd.symlink('lnk', w.escape(w.canary.dir)), cmd.mkfile('lnk/owned')]),
   },
-  { name: 'a directory symlink is still refused as a prefix after it was renamed', craft: (w) => full(w, [cmd.symlink('a', w.canary.dir), cmd.rename('a', 'b'), cmd.mkfile('b/owned')]) },
+  {
+    name: 'a directory symlink is still refused as a prefix after it was renamed',
+    craft: (w) => full(w, [cmd.symlink('a', w.canary.dir), cmd.rename('a', 'b'), cmd.mkfile('b/owned')]),
+  },
   {
     name: 'a directory symlink is still refused as a prefix after its directory was renamed',
     craft: (w) => full(w, [cmd.mkdir('d'), cmd.symlink('d/lnk', w.canary.dir), cmd.rename('d', 'e'), cmd.mkfile('e/lnk/owned')]),
   },
-  { name: 'a hard link of a directory symlink is refused as a path prefix', craft: (w) => full(w, [cmd.symlink('lnk', w.canary.dir), cmd.link('hl', 'lnk'), cmd.mkfile('hl/owned')]) },
+  {
+    name: 'a hard link of a directory symlink is refused as a path prefix',
+    craft: (w) => full(w, [cmd.symlink('lnk', w.canary.dir), cmd.link('hl', 'lnk'), cmd.mkfile('hl/owned')]),
+  },
   {
     name: 'a write through a symlink inherited from the parent snapshot is refused',
     parent: 'with-symlinks',
@@ -308,11 +382,18 @@ const foreignSources: HostileCase[] = [
   {
     name: 'a clone from a read-only received subvolume outside DIR is refused and copies nothing in',
     craft: (w) =>
-      full(w, [cmd.mkfile('stolen'), cmd.clone('stolen', 0, SECRET_BYTES, w.outside.received.receivedUuid, w.outside.received.ctransid, 'secret.bin', 0)]),
+      full(w, [
+        cmd.mkfile('stolen'),
+        cmd.clone('stolen', 0, SECRET_BYTES, w.outside.received.receivedUuid, w.outside.received.ctransid, 'secret.bin', 0),
+      ]),
   },
   {
     name: 'a clone whose clone path climbs out with ../ is refused and copies nothing in',
-    craft: (w) => full(w, [cmd.mkfile('stolen'), cmd.clone('stolen', 0, SECRET_BYTES, w.uuid, CTRANSID, w.escape(`${w.outside.rw.path}/secret.bin`), 0)]),
+    craft: (w) =>
+      full(w, [
+        cmd.mkfile('stolen'),
+        cmd.clone('stolen', 0, SECRET_BYTES, w.uuid, CTRANSID, w.escape(`${w.outside.rw.path}/secret.bin`), 0),
+      ]),
   },
   {
     // The source is legitimate (a received snapshot in DIR), its clone path is not. btrfs
@@ -320,29 +401,51 @@ const foreignSources: HostileCase[] = [
     name: 'a clone from a snapshot in DIR whose clone path climbs out with ../ is refused and copies nothing in',
     parent: 'received',
     craft: (w) =>
-      full(w, [cmd.mkfile('stolen'), cmd.clone('stolen', 0, SECRET_BYTES, parentUuid(w), w.parent!.ctransid, w.escape(`${w.outside.rw.path}/secret.bin`), 0)]),
+      full(w, [
+        cmd.mkfile('stolen'),
+        cmd.clone('stolen', 0, SECRET_BYTES, parentUuid(w), w.parent!.ctransid, w.escape(`${w.outside.rw.path}/secret.bin`), 0),
+      ]),
   },
 ];
 
 const structure: HostileCase[] = [
   {
     name: 'a second subvol command in the stream is refused and makes no second subvolume',
-    craft: (w) => streamOf(w, [cmd.subvol(NAME, w.uuid, CTRANSID), cmd.mkfile('a'), cmd.subvol('second', newUuid(), CTRANSID), cmd.mkfile('b'), cmd.end()]),
+    craft: (w) =>
+      streamOf(w, [
+        cmd.subvol(NAME, w.uuid, CTRANSID),
+        cmd.mkfile('a'),
+        cmd.subvol('second', newUuid(), CTRANSID),
+        cmd.mkfile('b'),
+        cmd.end(),
+      ]),
   },
   {
     name: 'a second stream after END is refused and makes no second subvolume',
-    craft: (w) => ({ ...full(w, [cmd.mkfile('a')]), stream: Buffer.concat([full(w, [cmd.mkfile('a')]).stream, fullStream('second', newUuid(), CTRANSID, [cmd.mkfile('b')])]) }),
+    craft: (w) => ({
+      ...full(w, [cmd.mkfile('a')]),
+      stream: Buffer.concat([full(w, [cmd.mkfile('a')]).stream, fullStream('second', newUuid(), CTRANSID, [cmd.mkfile('b')])]),
+    }),
   },
-  { name: 'bytes after END are refused', craft: (w) => ({ ...full(w, []), stream: Buffer.concat([full(w, []).stream, Buffer.from('trailing garbage')]) }) },
+  {
+    name: 'bytes after END are refused',
+    craft: (w) => ({ ...full(w, []), stream: Buffer.concat([full(w, []).stream, Buffer.from('trailing garbage')]) }),
+  },
   { name: 'a stream without END is refused', craft: (w) => full(w, [cmd.mkfile('a')], { withoutEnd: true }) },
-  { name: 'a stream that does not start with subvol or snapshot is refused', craft: (w) => streamOf(w, [cmd.mkfile('x'), cmd.subvol(NAME, w.uuid, CTRANSID), cmd.end()]) },
+  {
+    name: 'a stream that does not start with subvol or snapshot is refused',
+    craft: (w) => streamOf(w, [cmd.mkfile('x'), cmd.subvol(NAME, w.uuid, CTRANSID), cmd.end()]),
+  },
   { name: 'an unknown command number is refused', craft: (w) => full(w, [rawCommand(99, { path: w.escape(`${w.canary.dir}/unknown`) })]) },
   { name: 'a bad CRC in a later command is refused', craft: (w) => full(w, [cmd.mkfile('f'), corruptCrc(cmd.write('f', 0, 'x'))]) },
   {
     name: 'a bad CRC in the first (subvol) command is refused, not recomputed by the rename',
     craft: (w) => streamOf(w, [corruptCrc(cmd.subvol(NAME, w.uuid, CTRANSID)), cmd.mkfile('f'), cmd.end()]),
   },
-  { name: 'a stream whose UUID differs from the requested snapshot is refused', craft: (w) => ({ ...full(w, [cmd.mkfile('f')]), uuid: newUuid() }) },
+  {
+    name: 'a stream whose UUID differs from the requested snapshot is refused',
+    craft: (w) => ({ ...full(w, [cmd.mkfile('f')]), uuid: newUuid() }),
+  },
 ];
 
 const names: HostileCase[] = [
@@ -354,14 +457,24 @@ const names: HostileCase[] = [
   {
     name: 'a subvol name climbing out with ../ never creates a subvolume outside DIR',
     expect: 'refused-or-contained',
-    craft: (w) => ({ stream: fullStream(w.escape(`${w.victims.dir}/escaped`), w.uuid, CTRANSID, [cmd.mkfile('f')]), uuid: w.uuid, claimsParent: false }),
+    craft: (w) => ({
+      stream: fullStream(w.escape(`${w.victims.dir}/escaped`), w.uuid, CTRANSID, [cmd.mkfile('f')]),
+      uuid: w.uuid,
+      claimsParent: false,
+    }),
   },
   {
     // Real snapshots hold such names (test/support/fixtures.ts makes one): refusing them would
     // make those backups impossible, so they must arrive intact, inside the subvolume.
     name: 'a newline and control characters in file names are received intact inside the subvolume',
     expect: 'contained',
-    craft: (w) => full(w, [cmd.mkfile('new\nline'), cmd.write('new\nline', 0, 'x'), cmd.mkdir('tab\tdir\u001b'), cmd.mkfile('tab\tdir\u001b/bell\u0007')]),
+    craft: (w) =>
+      full(w, [
+        cmd.mkfile('new\nline'),
+        cmd.write('new\nline', 0, 'x'),
+        cmd.mkdir('tab\tdir\u001b'),
+        cmd.mkfile('tab\tdir\u001b/bell\u0007'),
+      ]),
     checkReceived: (subvolume) => {
       const problems: string[] = [];
       if (readFileSync(`${subvolume}/new\nline`, 'utf8') !== 'x') problems.push('new\\nline does not hold its byte');
@@ -412,7 +525,11 @@ function makeOutsideSubvolumes(mount: string): OutsideSubvolumes {
   ]);
   execFileSync('btrfs', ['receive', '-q', `${mount}/outside`], { input: stream, stdio: ['pipe', 'ignore', 'pipe'] });
   return {
-    rw: { path: `${mount}/outside/rw`, uuid: subvolumeShow(`${mount}/outside/rw`).uuid, generation: subvolumeShow(`${mount}/outside/rw`).generation },
+    rw: {
+      path: `${mount}/outside/rw`,
+      uuid: subvolumeShow(`${mount}/outside/rw`).uuid,
+      generation: subvolumeShow(`${mount}/outside/rw`).generation,
+    },
     ro: { path: `${mount}/outside/ro`, uuid: subvolumeShow(`${mount}/outside/ro`).uuid, ctransid: sentCtransid(`${mount}/outside/ro`) },
     received: { path: `${mount}/outside/received`, receivedUuid, ctransid: 5 },
     secretHash: sha256(secret),
@@ -463,16 +580,35 @@ function prepareCase(bench: Bench, c: Pick<HostileCase, 'parent'>): CaseWorld {
     execFileSync('btrfs', ['receive', '-q', dir], { input: stream, stdio: ['pipe', 'ignore', 'pipe'] });
     const show = subvolumeShow(`${dir}/parent`);
     parent = {
-      snapshot: { name: 'parent', uuid: show.uuid, parentUuid: null, receivedUuid, generation: show.generation, creationGeneration: show.generation, createdAt: null },
+      snapshot: {
+        name: 'parent',
+        uuid: show.uuid,
+        parentUuid: null,
+        receivedUuid,
+        generation: show.generation,
+        creationGeneration: show.generation,
+        createdAt: null,
+      },
       ctransid: 9,
       fullStream: execFileSync('btrfs', ['send', '-q', `${dir}/parent`], { maxBuffer: 64 << 20 }),
     };
   } else if (c.parent !== undefined) {
     const links = c.parent === 'with-symlinks' ? `&& ln -s '${canary.file}' parent-src/lnk && ln -s '${canary.dir}' parent-src/dlnk` : '';
-    sh(`btrfs -q subvolume create parent-src && echo parent > parent-src/file ${links} && btrfs -q subvolume snapshot -r parent-src dir/parent`, caseRoot);
+    sh(
+      `btrfs -q subvolume create parent-src && echo parent > parent-src/file ${links} && btrfs -q subvolume snapshot -r parent-src dir/parent`,
+      caseRoot,
+    );
     const show = subvolumeShow(`${dir}/parent`);
     parent = {
-      snapshot: { name: 'parent', uuid: show.uuid, parentUuid: null, receivedUuid: null, generation: show.generation, creationGeneration: show.generation, createdAt: null },
+      snapshot: {
+        name: 'parent',
+        uuid: show.uuid,
+        parentUuid: null,
+        receivedUuid: null,
+        generation: show.generation,
+        creationGeneration: show.generation,
+        createdAt: null,
+      },
       ctransid: sentCtransid(`${dir}/parent`),
       fullStream: execFileSync('btrfs', ['send', '-q', `${dir}/parent`], { maxBuffer: 64 << 20 }),
     };
@@ -521,11 +657,20 @@ interface Judgement {
   readonly problems: string[];
 }
 
-function judge(c: HostileCase, w: CaseWorld, mount: string, secretHash: string, before: Picture, after: Picture, outcome: Outcome): Judgement {
+function judge(
+  c: HostileCase,
+  w: CaseWorld,
+  mount: string,
+  secretHash: string,
+  before: Picture,
+  after: Picture,
+  outcome: Outcome,
+): Judgement {
   const expect = c.expect ?? 'refused';
   const problems: string[] = [];
   const escapes: string[] = [];
-  const show = (lines: string[]): string => lines.slice(0, 12).join('\n    ') + (lines.length > 12 ? `\n    ... ${lines.length - 12} more` : '');
+  const show = (lines: string[]): string =>
+    lines.slice(0, 12).join('\n    ') + (lines.length > 12 ? `\n    ... ${lines.length - 12} more` : '');
 
   const canary = lineDiff(before.canary, after.canary);
   if (canary.length > 0) {
@@ -622,7 +767,12 @@ async function receiveLocally(bench: Bench, dir: string, d: Delivery): Promise<O
   const store = new BtrfsStore({ url: `${dir}/`, directory: dir, cache: new MeasurementCache(bench.cacheDir) });
   const release = await store.lock();
   try {
-    await store.receive(Readable.from([d.stream]), { name: d.name, snapshot: requestedSnapshot(d.name, d.uuid), parent: d.parent, expectedBytes: d.stream.length });
+    await store.receive(Readable.from([d.stream]), {
+      name: d.name,
+      snapshot: requestedSnapshot(d.name, d.uuid),
+      parent: d.parent,
+      expectedBytes: d.stream.length,
+    });
     return { accepted: true };
   } catch (error) {
     if (error instanceof TransferError) return { accepted: false, message: error.message };
@@ -650,7 +800,10 @@ async function receiveOnServer(bench: Bench, dir: string, d: Delivery, mode: 'r'
   if (answer?.ok === true) return { accepted: true };
   const error = (answer?.error ?? {}) as { kind?: string; message?: string };
   if (answer?.ok === false && error.kind === 'transfer') return { accepted: false, message: String(error.message) };
-  return { accepted: false, wrongFailure: `answer ${JSON.stringify(answer)}, exit ${result.exitCode}, stderr ${JSON.stringify(result.stderr.slice(-500))}` };
+  return {
+    accepted: false,
+    wrongFailure: `answer ${JSON.stringify(answer)}, exit ${result.exitCode}, stderr ${JSON.stringify(result.stderr.slice(-500))}`,
+  };
 }
 
 /** Puts each stream as an object in the original layout under `prefix/`, then restores the prefix into DIR with the CLI. */
@@ -683,7 +836,9 @@ async function deliver(s3: S3Context, bench: Bench, w: CaseWorld, crafted: Craft
     case 'server':
       return receiveOnServer(bench, w.dir, d);
     case 's3': {
-      const parentObject: Delivery[] = w.parent ? [{ name: 'parent', stream: w.parent.fullStream, uuid: w.parent.snapshot.receivedUuid ?? w.parent.snapshot.uuid, parent: null }] : [];
+      const parentObject: Delivery[] = w.parent
+        ? [{ name: 'parent', stream: w.parent.fullStream, uuid: w.parent.snapshot.receivedUuid ?? w.parent.snapshot.uuid, parent: null }]
+        : [];
       return restoreFromS3(s3, bench, w.dir, [...parentObject, d]);
     }
   }
@@ -773,7 +928,8 @@ function xattr(file: string, name: string): string | null {
 function checkHonest(dir: string, canaryFile: string): string[] {
   const problems: string[] = [];
   const expect = (what: string, actual: unknown, expected: unknown): void => {
-    if (JSON.stringify(actual) !== JSON.stringify(expected)) problems.push(`${what}: ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
+    if (JSON.stringify(actual) !== JSON.stringify(expected))
+      problems.push(`${what}: ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
   };
   const first = `${dir}/honest`;
   const readme = lstatSync(`${first}/docs/readme.txt`);
@@ -797,7 +953,11 @@ function checkHonest(dir: string, canaryFile: string): string[] {
   expect('honest-2: renamed file', sha256(readFileSync(`${second}/data-renamed.bin`).subarray(0, 8192)), sha256(PATTERN));
   expect('honest-2: fallocated size', lstatSync(`${second}/data-renamed.bin`).size, 12288);
   expect('honest-2: renamed xattr', xattr(`${second}/data-renamed.bin`, 'user.v2'), 'yes');
-  expect('honest-2: gone', [existsSync(`${second}/data.bin`), existsSync(`${second}/copy.bin`), existsSync(`${second}/o301-12-0`)], [false, false, false]);
+  expect(
+    'honest-2: gone',
+    [existsSync(`${second}/data.bin`), existsSync(`${second}/copy.bin`), existsSync(`${second}/o301-12-0`)],
+    [false, false, false],
+  );
   expect('honest-2: cloned from parent', sha256(readFileSync(`${second}/cloned-from-parent.bin`)), sha256(PATTERN));
   expect('honest-2: parent untouched', readFileSync(`${first}/docs/readme.txt`, 'utf8'), 'hello honest world\n');
   return problems;
@@ -817,7 +977,9 @@ function writeReport(): void {
   if (!file) return;
   const kinds: ReceiverKind[] = ['local', 'server', 's3'];
   const cell = (text: string): string => text.replaceAll('|', '\\|');
-  const rows = [...verdicts.entries()].map(([name, byKind]) => `| ${cell(name)} | ${kinds.map((k) => cell(byKind.get(k) ?? '-')).join(' | ')} |`);
+  const rows = [...verdicts.entries()].map(
+    ([name, byKind]) => `| ${cell(name)} | ${kinds.map((k) => cell(byKind.get(k) ?? '-')).join(' | ')} |`,
+  );
   writeFileSync(file, [`| case | ${kinds.join(' | ')} |`, `|---|${kinds.map(() => '---').join('|')}|`, ...rows, ''].join('\n'));
 }
 
@@ -851,25 +1013,43 @@ describe('hostile send streams against every receiver', suite, () => {
         const honest: Delivery = { name: 'honest', stream: first.stream, uuid: first.uuid, parent: null };
         if (kind === 's3') {
           const parentOf = requestedSnapshot('honest', first.uuid);
-          outcome = await restoreFromS3(s3, bench, w.dir, [honest, { name: 'honest-2', stream: second.stream, uuid: second.uuid, parent: parentOf }]);
+          outcome = await restoreFromS3(s3, bench, w.dir, [
+            honest,
+            { name: 'honest-2', stream: second.stream, uuid: second.uuid, parent: parentOf },
+          ]);
         } else {
           const receive = kind === 'local' ? receiveLocally : receiveOnServer;
           outcome = await receive(bench, w.dir, honest);
           if (outcome.accepted) {
             // The sender names its own snapshot as the parent: the received one's received UUID.
-            outcome = await receive(bench, w.dir, { name: 'honest-2', stream: second.stream, uuid: second.uuid, parent: requestedSnapshot('honest', first.uuid) });
+            outcome = await receive(bench, w.dir, {
+              name: 'honest-2',
+              stream: second.stream,
+              uuid: second.uuid,
+              parent: requestedSnapshot('honest', first.uuid),
+            });
           }
         }
         const after = picture(bench);
         const problems: string[] = [];
         if (!outcome.accepted) problems.push(`refused: ${outcome.message ?? outcome.wrongFailure}`);
         problems.push(...lineDiff(before.canary, after.canary).map((l) => `canary: ${l}`));
-        const ours = (l: string): boolean => ['honest', 'honest-2'].some((name) => isAbout(l, path.relative(bench.mount, path.join(w.dir, name))));
-        problems.push(...lineDiff(before.pool, after.pool).filter((l) => !ours(l)).map((l) => `pool: ${l}`));
+        const ours = (l: string): boolean =>
+          ['honest', 'honest-2'].some((name) => isAbout(l, path.relative(bench.mount, path.join(w.dir, name))));
+        problems.push(
+          ...lineDiff(before.pool, after.pool)
+            .filter((l) => !ours(l))
+            .map((l) => `pool: ${l}`),
+        );
         const newSubvolumes = lineDiff(before.subvolumes, after.subvolumes);
-        if (newSubvolumes.length !== 2 || !newSubvolumes.every((l) => l.startsWith('+ ') && ours(l))) problems.push(`subvolumes: ${newSubvolumes.join('; ')}`);
+        if (newSubvolumes.length !== 2 || !newSubvolumes.every((l) => l.startsWith('+ ') && ours(l)))
+          problems.push(`subvolumes: ${newSubvolumes.join('; ')}`);
         if (outcome.accepted) problems.push(...checkHonest(w.dir, w.canary.file));
-        record('an honest full stream and an incremental on it are received intact', kind, problems.length === 0 ? 'accepted, intact' : `error: ${problems[0]}`);
+        record(
+          'an honest full stream and an incremental on it are received intact',
+          kind,
+          problems.length === 0 ? 'accepted, intact' : `error: ${problems[0]}`,
+        );
         assert.deepEqual(problems, []);
       });
 
@@ -902,7 +1082,12 @@ describe('hostile send streams against every receiver', suite, () => {
       const result = await receiveThroughServer({
         mode: 'r',
         directory: w.dir,
-        request: { name: 'honest', snapshot: toWireSnapshot(requestedSnapshot('honest', first.uuid)), parent: null, expectedBytes: first.stream.length },
+        request: {
+          name: 'honest',
+          snapshot: toWireSnapshot(requestedSnapshot('honest', first.uuid)),
+          parent: null,
+          expectedBytes: first.stream.length,
+        },
         stream: first.stream,
         env: { BUTTERSINK_CACHE_DIR: bench.cacheDir },
       });
@@ -923,7 +1108,12 @@ describe('hostile send streams against every receiver', suite, () => {
         const w = prepareCase(bench, c);
         const crafted = c.craft(w);
         const before = picture(bench);
-        const outcome = await receiveOnServer(bench, w.dir, { name: NAME, stream: crafted.stream, uuid: crafted.uuid, parent: crafted.claimsParent ? w.parent!.snapshot : null }, 'w');
+        const outcome = await receiveOnServer(
+          bench,
+          w.dir,
+          { name: NAME, stream: crafted.stream, uuid: crafted.uuid, parent: crafted.claimsParent ? w.parent!.snapshot : null },
+          'w',
+        );
         const after = picture(bench);
         const judgement = judge(c, w, bench.mount, bench.outside.secretHash, before, after, outcome);
         assert.ok(judgement.problems.length === 0, `${judgement.detail}\n  ${judgement.problems.join('\n  ')}`);

@@ -79,18 +79,18 @@ describe('interruptedCallers on the real kernel: callers of a FUSE create that d
 
   const ops: FuseOperations = {
     getattr: (p, cb) => (dirs.has(p) ? cb(0, dirStat) : cb(Fuse.ENOENT)),
-    readdir: (p, cb) => cb(0, []),
-    mkdir: (p, mode, cb) => {
+    readdir: (_p, cb) => cb(0, []),
+    mkdir: (p, _mode, cb) => {
       dirs.add(p);
       cb(0);
     },
-    chmod: (p, mode, cb) => cb(0),
-    chown: (p, uid, gid, cb) => cb(0),
-    utimens: (p, atime, mtime, cb) => cb(0),
-    open: (p, flags, cb) => cb(0, 1),
-    release: (p, fd, cb) => cb(0),
+    chmod: (_p, _mode, cb) => cb(0),
+    chown: (_p, _uid, _gid, cb) => cb(0),
+    utimens: (_p, _atime, _mtime, cb) => cb(0),
+    open: (_p, _flags, cb) => cb(0, 1),
+    release: (_p, _fd, cb) => cb(0),
     // The op that waits, like buttersink's create inside a directory still being received.
-    create: (p, mode, cb) => void held.push({ path: p, answer: (errno) => cb(errno) }),
+    create: (p, _mode, cb) => void held.push({ path: p, answer: (errno) => cb(errno) }),
   };
 
   function answer(fusePath: string, errno: number): void {
@@ -125,9 +125,7 @@ describe('interruptedCallers on the real kernel: callers of a FUSE create that d
     closeSync(devNull);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<Exit>((resolve) =>
-      child.on('close', (code, signal) => resolve({ code, signal, stderr })),
-    );
+    const exited = new Promise<Exit>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr })));
     started.push({ child, group, exited });
     return child;
   }
@@ -232,7 +230,11 @@ describe('interruptedCallers on the real kernel: callers of a FUSE create that d
     assert.ok(elapsedMs < 2000, `found after ${elapsedMs} ms`);
     assert.ok(!found.some((c) => c.pid === quiet.pid), 'the caller nobody signalled');
     assert.deepEqual(await interruptedCallers(`${mnt}/elsewhere`), [], 'another directory of the mount');
-    assert.deepEqual((await interruptedCallers(mnt)).map((c) => c.pid), [cp.pid], 'the whole mount');
+    assert.deepEqual(
+      (await interruptedCallers(mnt)).map((c) => c.pid),
+      [cp.pid],
+      'the whole mount',
+    );
 
     // The signalled cp still waits (in D) until we answer; then it dies of its SIGINT.
     assert.equal(cp.exitCode, null);
@@ -285,18 +287,30 @@ describe('interruptedCallers on the real kernel: callers of a FUSE create that d
     // is found, with SIGKILL only (SIGINT itself is blocked there, libuv blocks all signals in
     // its workers). With a handler, only the main thread is told: the worker is not found.
     const writer = (file: string, handler: boolean) =>
-      startCaller(process.execPath, ['-e', `${handler ? "process.on('SIGINT', () => {});" : ''} require('fs').writeFile(${JSON.stringify(file)}, 'x', () => {}); setTimeout(() => {}, 60000);`]);
+      startCaller(process.execPath, [
+        '-e',
+        `${handler ? "process.on('SIGINT', () => {});" : ''} require('fs').writeFile(${JSON.stringify(file)}, 'x', () => {}); setTimeout(() => {}, 60000);`,
+      ]);
     // Two directories: a create holds its directory's lock (see the next test).
     const plain = writer(`${mnt}/threads/a/plain.txt`, false);
     const handled = writer(`${mnt}/threads/b/handled.txt`, true);
-    await waitFor('both node writers to reach create', 10_000, () => ['/threads/a/plain.txt', '/threads/b/handled.txt'].every((p) => held.some((h) => h.path === p)));
+    await waitFor('both node writers to reach create', 10_000, () =>
+      ['/threads/a/plain.txt', '/threads/b/handled.txt'].every((p) => held.some((h) => h.path === p)),
+    );
     process.kill(plain.pid!, 'SIGINT');
     process.kill(handled.pid!, 'SIGINT');
     const { found } = await scanUntilFound(`${mnt}/threads`, 2000);
     await sleep(300); // the handled one has had time to show up, if it ever would
     const again = await interruptedCallers(`${mnt}/threads`);
-    assert.deepEqual(found.map((c) => c.pid), [plain.pid]);
-    assert.deepEqual(again.map((c) => c.pid), [plain.pid], 'the caller with a SIGINT handler is not found');
+    assert.deepEqual(
+      found.map((c) => c.pid),
+      [plain.pid],
+    );
+    assert.deepEqual(
+      again.map((c) => c.pid),
+      [plain.pid],
+      'the caller with a SIGINT handler is not found',
+    );
     assert.notEqual(found[0]!.tid, plain.pid, 'a worker thread, not the main thread');
     assert.deepEqual(found[0]!.signals, [9]);
     assert.equal(found[0]!.path, `${mnt}/threads/a/plain.txt`);

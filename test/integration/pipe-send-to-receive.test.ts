@@ -16,7 +16,10 @@ describe('the local fast path: btrfs send | (rename) | btrfs receive', suite, ()
   let pool: BtrfsPool;
   before(() => {
     pool = createPool(256);
-    sh(`btrfs -q subvolume create data && head -c 3000000 /dev/urandom > data/a && mkdir -p snaps dst bad && btrfs -q subvolume snapshot -r data snaps/one`, pool.mountPoint);
+    sh(
+      `btrfs -q subvolume create data && head -c 3000000 /dev/urandom > data/a && mkdir -p snaps dst bad && btrfs -q subvolume snapshot -r data snaps/one`,
+      pool.mountPoint,
+    );
   });
   after(() => pool?.destroy());
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { TransferError } from '../../src/model/errors.js';
@@ -44,7 +44,10 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
   before(async () => {
     server = await startS3Server([BUCKET]);
     proxy = await new FaultProxy(server.endpoint).start();
-    Object.assign(process.env, { AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY });
+    Object.assign(process.env, {
+      AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY,
+    });
     client = createS3Client({ ...DEFAULT_S3_SETTINGS, endpoint: proxy.endpoint, region: 'us-east-1' });
     cache = mkdtempSync(path.join(process.env.BUTTERSINK_TEST_ROOT ?? os.tmpdir(), 's3-cache-'));
   });
@@ -67,7 +70,8 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
     ...extra,
   });
 
-  const puts = (key: string): number => proxy.requests.filter((r) => r.method === 'PUT' && r.url.includes(key) && r.url.includes('partNumber')).length;
+  const puts = (key: string): number =>
+    proxy.requests.filter((r) => r.method === 'PUT' && r.url.includes(key) && r.url.includes('partNumber')).length;
 
   test('part sizes double every 1,000 parts, so 10,000 default parts hold the 5 TiB S3 allows', () => {
     assert.equal(partSize(5 * MiB, 1), 5 * MiB);
@@ -144,7 +148,8 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
   test('a connection reset mid-part is retried', async () => {
     const data = randomBytes(11 * MiB);
     let resets = 0;
-    proxy.rule = (method, url) => (method === 'PUT' && url.includes('partNumber=1') && resets++ === 0 ? { kind: 'reset-request' } : undefined);
+    proxy.rule = (method, url) =>
+      method === 'PUT' && url.includes('partNumber=1') && resets++ === 0 ? { kind: 'reset-request' } : undefined;
     try {
       await uploadStream(source(data), target('faults/reset'));
     } finally {
@@ -188,12 +193,16 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
     const data = randomBytes(6 * MiB);
     await uploadStream(source(data), target('download/cut'));
     let cuts = 0;
-    proxy.rule = (method, url) => (method === 'GET' && url.includes('download/cut') && cuts++ < 2 ? { kind: 'cut-response', afterBytes: 2 * MiB } : undefined);
+    proxy.rule = (method, url) =>
+      method === 'GET' && url.includes('download/cut') && cuts++ < 2 ? { kind: 'cut-response', afterBytes: 2 * MiB } : undefined;
     const retries: number[] = [];
     const before = proxy.requests.length;
     try {
       const got = await readAll(
-        downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'download/cut' }, { backoffMs: 10, onRetry: (at) => retries.push(at) }),
+        downloadStream(
+          { client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'download/cut' },
+          { backoffMs: 10, onRetry: (at) => retries.push(at) },
+        ),
       );
       assert.deepEqual(got, data);
     } finally {
@@ -201,7 +210,10 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
     }
     assert.equal(retries.length, 2);
     assert.ok(retries[0]! > 0 && retries[0]! <= 2 * MiB, `resumed at ${retries[0]}`);
-    const ranges = proxy.requests.slice(before).filter((r) => r.url.includes('download/cut')).map((r) => r.range);
+    const ranges = proxy.requests
+      .slice(before)
+      .filter((r) => r.url.includes('download/cut'))
+      .map((r) => r.range);
     assert.equal(ranges[0], undefined);
     assert.match(ranges[1] ?? '', /^bytes=\d+-$/);
   });
@@ -209,7 +221,8 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
   test('a corrupted body fails the SHA-256 check, and its end is never passed on', async () => {
     const data = randomBytes(3 * MiB);
     await uploadStream(source(data), target('download/corrupt'));
-    proxy.rule = (method, url) => (method === 'GET' && url.includes('download/corrupt') ? { kind: 'corrupt-response', offset: 1234 } : undefined);
+    proxy.rule = (method, url) =>
+      method === 'GET' && url.includes('download/corrupt') ? { kind: 'corrupt-response', offset: 1234 } : undefined;
     let received = 0;
     try {
       const stream = downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'download/corrupt' });
@@ -246,7 +259,10 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
   test('killed between completing and attaching the hash: the next lock() attaches it', async () => {
     const data = randomBytes(11 * MiB);
     const key = 'pending/p/s1/def_None';
-    proxy.rule = (method, url) => (method === 'PUT' && url.includes('pending/p') && !url.includes('partNumber') ? { kind: 'status', status: 403, code: 'AccessDenied' } : undefined);
+    proxy.rule = (method, url) =>
+      method === 'PUT' && url.includes('pending/p') && !url.includes('partNumber')
+        ? { kind: 'status', status: 403, code: 'AccessDenied' }
+        : undefined;
     try {
       await assert.rejects(uploadStream(source(data), target(key)), /AccessDenied/);
     } finally {

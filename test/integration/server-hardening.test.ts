@@ -128,7 +128,10 @@ describe('buttersink server against a hostile client', suite, () => {
     evilPool = createPool(256);
     evilDir = `${evilPool.mountPoint}/snaps`;
     const m = evilPool.mountPoint;
-    sh(`btrfs -q subvolume create live && echo x > live/f && mkdir snaps && btrfs -q subvolume snapshot -r live snaps/one && btrfs -q subvolume create snaps/rw`, m);
+    sh(
+      `btrfs -q subvolume create live && echo x > live/f && mkdir snaps && btrfs -q subvolume snapshot -r live snaps/one && btrfs -q subvolume create snaps/rw`,
+      m,
+    );
     const make = (parentDirectory: string, leaf: string): void => {
       execFileSync('mkdir', ['-p', path.join(m, parentDirectory)]);
       execFileSync('btrfs', ['-q', 'subvolume', 'snapshot', '-r', path.join(m, 'live'), path.join(m, parentDirectory, leaf)]);
@@ -160,7 +163,10 @@ describe('buttersink server against a hostile client', suite, () => {
       assert.doesNotMatch(listed.stderr, /\n\s+at /, 'no stack trace');
       assert.equal(listed.stderr.match(/names with newlines/g)?.length, 1, listed.stderr);
       assert.doesNotMatch(listed.stdout, new RegExp(FAKE_UUID));
-      const names = listed.stdout.split('\n').filter(Boolean).map((line) => line.split('  ')[0]);
+      const names = listed.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split('  ')[0]);
       assert.deepEqual(names, ['"new\\nline"', 'one']);
       assert.match(listed.stdout, new RegExp(`^one .* ${uuidOf(`${evilDir}/one`)}$`, 'm'), 'the real one, not the forged one');
     });
@@ -181,7 +187,10 @@ describe('buttersink server against a hostile client', suite, () => {
       const evil = `x\n${forgedFull(999, 'snaps/rw')}`;
       const server = await start('w');
       refusal(await server.request(1, 'measure', { snapshot: wire(evil, FAKE_UUID), parent: null }), /control character/);
-      refusal(await server.request(2, 'measure', { snapshot: wire('one', uuids['snaps/one']!), parent: wire('tab\there', FAKE_UUID) }), /control character/);
+      refusal(
+        await server.request(2, 'measure', { snapshot: wire('one', uuids['snaps/one']!), parent: wire('tab\there', FAKE_UUID) }),
+        /control character/,
+      );
       refusal(await server.request(3, 'delete', { snapshot: wire(evil, FAKE_UUID) }), /control character/);
       refusal(await server.request(4, 'browse', { snapshot: evil, path: '', action: 'lstat' }), /control character/);
       refusal(await server.request(5, 'browse', { snapshot: 'esc\x1b[31m', path: '', action: 'readdir' }), /control character/);
@@ -298,7 +307,10 @@ describe('buttersink server against a hostile client', suite, () => {
     test('mode w deletes only a read-only snapshot it lists, by name and UUID', async () => {
       const server = await start('w');
       // A read-write subvolume in DIR, the parent of a listed snapshot, with its real UUID.
-      refusal(await server.request(1, 'delete', { snapshot: wire('work', uuids['snaps/work']!) }), /not a read-only snapshot of this directory/);
+      refusal(
+        await server.request(1, 'delete', { snapshot: wire('work', uuids['snaps/work']!) }),
+        /not a read-only snapshot of this directory/,
+      );
       // A listed name with another UUID (the live subvolume's, say).
       refusal(await server.request(2, 'delete', { snapshot: wire('one', uuids.live!) }), /not the snapshot with UUID/);
       refusal(await server.request(3, 'delete', { snapshot: wire('../outside', uuids.outside!) }), /refused snapshot name/);
@@ -319,8 +331,14 @@ describe('buttersink server against a hostile client', suite, () => {
       const cache = mkdtempSync(path.join(scratch, 'cache-'));
       const server = await start('r', dir, cache);
       // Another snapshot's UUID under a listed name, and a listed snapshot with a made-up one.
-      refusal(await server.request(1, 'measure', { snapshot: wire('two', uuids['snaps/one']!), parent: null }), /not the snapshot with UUID/);
-      refusal(await server.request(2, 'measure', { snapshot: wire('two', uuids['snaps/two']!), parent: wire('one', FAKE_UUID) }), /not the snapshot with UUID/);
+      refusal(
+        await server.request(1, 'measure', { snapshot: wire('two', uuids['snaps/one']!), parent: null }),
+        /not the snapshot with UUID/,
+      );
+      refusal(
+        await server.request(2, 'measure', { snapshot: wire('two', uuids['snaps/two']!), parent: wire('one', FAKE_UUID) }),
+        /not the snapshot with UUID/,
+      );
       // Right names and UUIDs, everything else made up: measured from what the server lists.
       const lying = { ...wire('two', uuids['snaps/two']!), generation: 123456, parentUuid: FAKE_UUID };
       const measured = await server.request(3, 'measure', { snapshot: lying, parent: wire('one', uuids['snaps/one']!) });
@@ -335,7 +353,11 @@ describe('buttersink server against a hostile client', suite, () => {
         { snapshot: wire('work', uuids['snaps/work']!), parent: null, cloneSources: [] },
         { snapshot: wire('two', uuids['snaps/two']!), parent: wire('two', uuids.live!), cloneSources: [] },
         { snapshot: wire('two', uuids['snaps/two']!), parent: null, cloneSources: [wire('work', uuids['snaps/work']!)] },
-        { snapshot: wire('two', uuids['snaps/two']!), parent: null, cloneSources: Array.from({ length: 17 }, () => wire('one', uuids['snaps/one']!)) },
+        {
+          snapshot: wire('two', uuids['snaps/two']!),
+          parent: null,
+          cloneSources: Array.from({ length: 17 }, () => wire('one', uuids['snaps/one']!)),
+        },
       ];
       for (const args of attempts) {
         const server = await start('r');
@@ -409,7 +431,16 @@ describe('buttersink server against a hostile client', suite, () => {
 
     test('SIGTERM ends a server whose client stopped reading, without waiting for it', async () => {
       const server = await start('r');
-      for (let i = 0; i < 64; i++) server.send({ id: i + 1, op: 'browse', snapshot: 'one', path: 'big', action: 'read', offset: i * MiB, length: MAX_BROWSE_READ_BYTES });
+      for (let i = 0; i < 64; i++)
+        server.send({
+          id: i + 1,
+          op: 'browse',
+          snapshot: 'one',
+          path: 'big',
+          action: 'read',
+          offset: i * MiB,
+          length: MAX_BROWSE_READ_BYTES,
+        });
       server.child.stdout.pause();
       await sleep(500);
       const started = Date.now();
@@ -423,7 +454,11 @@ describe('buttersink server against a hostile client', suite, () => {
     test("errors name paths relative to the directory, never the server's other absolute paths", async () => {
       const receiver = await start('a');
       // The store's own message names the full path of an existing snapshot.
-      refusal(await receiver.request(1, 'receive', { name: 'one', snapshot: wire('one', FAKE_UUID), parent: null }), /^one already exists$/, 'store');
+      refusal(
+        await receiver.request(1, 'receive', { name: 'one', snapshot: wire('one', FAKE_UUID), parent: null }),
+        /^one already exists$/,
+        'store',
+      );
       const server = await start('r');
       // A browse read of a directory: the error from the filesystem is an answer, not a path.
       const answer = await server.request(1, 'browse', { snapshot: 'one', path: 'many', action: 'read', offset: 0, length: 1 });

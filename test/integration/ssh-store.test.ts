@@ -124,14 +124,20 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
     const release = await store.lock();
     try {
       const [two, one] = snaps;
-      for (const [snapshot, parent] of [[one!, null], [two!, one!]] as const) {
+      for (const [snapshot, parent] of [
+        [one!, null],
+        [two!, one!],
+      ] as const) {
         const sending = await local.send(snapshot, parent);
         const received = await store.receive(sending.stream, { name: snapshot.name, snapshot, parent, expectedBytes: 0 });
         await sending.done;
         assert.equal(received.receivedUuid, snapshot.uuid);
         assertSameTree(`${pool.mountPoint}/snaps/${snapshot.name}`, `${pool.mountPoint}/pushed/${snapshot.name}`);
       }
-      assert.deepEqual((await store.list()).map((s) => s.name), ['nested/two with space', 'one']);
+      assert.deepEqual(
+        (await store.list()).map((s) => s.name),
+        ['nested/two with space', 'one'],
+      );
     } finally {
       await release();
     }
@@ -167,7 +173,10 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
 
     const adder = remote(`${pool.mountPoint}/pushed`, 'a');
     const [pushedOne] = (await adder.list()).filter((s) => s.name === 'one');
-    await assert.rejects(adder.delete(pushedOne!), (e: unknown) => e instanceof PermissionError && /deleting refused.*mode a/.test(e.message));
+    await assert.rejects(
+      adder.delete(pushedOne!),
+      (e: unknown) => e instanceof PermissionError && /deleting refused.*mode a/.test(e.message),
+    );
     assert.equal(existsSync(`${pool.mountPoint}/pushed/one`), true);
   });
 
@@ -180,13 +189,20 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
     for (const relative of ['', 'a', 'sub', 'sub/small', 'out', 'rel']) {
       const st = lstatSync(path.join(root, relative));
       const attributes = await files.lstat(relative);
-      assert.deepEqual([attributes.mode, attributes.size, attributes.uid, attributes.nlink, attributes.mtime], [st.mode, st.size, st.uid, st.nlink, st.mtimeMs], relative);
+      assert.deepEqual(
+        [attributes.mode, attributes.size, attributes.uid, attributes.nlink, attributes.mtime],
+        [st.mode, st.size, st.uid, st.nlink, st.mtimeMs],
+        relative,
+      );
     }
     assert.equal(await files.readlink('out'), '/etc');
     assert.equal(await files.readlink('rel'), 'sub/small');
     const a = readFileSync(path.join(root, 'a'));
     assert.ok((await files.read('a', 0, a.length)).equals(a), 'a whole file over several blocks');
-    assert.ok((await files.read('a', BROWSE_BLOCK_BYTES - 2000, 5000)).equals(a.subarray(BROWSE_BLOCK_BYTES - 2000, BROWSE_BLOCK_BYTES + 3000)), 'across a block boundary');
+    assert.ok(
+      (await files.read('a', BROWSE_BLOCK_BYTES - 2000, 5000)).equals(a.subarray(BROWSE_BLOCK_BYTES - 2000, BROWSE_BLOCK_BYTES + 3000)),
+      'across a block boundary',
+    );
     assert.equal((await files.read('a', a.length - 10, 100)).length, 10, 'short at the end');
     assert.equal((await files.read('sub/small', 0, 4096)).toString(), 'hello\n');
     assert.equal((await files.xattrs!('sub/small')).get('user.note')?.toString(), 'remote');
@@ -207,13 +223,20 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
       await assert.rejects(files.read(relative, 0, 10), PermissionError, relative);
     }
     for (const name of ['../snaps/one', '/etc', 'linked/one', 'linked']) {
-      await assert.rejects(store.snapshotFiles({ name }).readdir(''), (e: unknown) => e instanceof PermissionError && /refused/.test(e.message), name);
+      await assert.rejects(
+        store.snapshotFiles({ name }).readdir(''),
+        (e: unknown) => e instanceof PermissionError && /refused/.test(e.message),
+        name,
+      );
     }
     // A directory that is not a snapshot is not browsed either, nor a writable subvolume
     // (what is checked there could change before it is read).
     await assert.rejects(store.snapshotFiles({ name: 'plain' }).readdir(''), PermissionError);
     sh('btrfs -q subvolume create browse/writable && echo x > browse/writable/f', pool.mountPoint);
-    await assert.rejects(store.snapshotFiles({ name: 'writable' }).read('f', 0, 10), (e: unknown) => e instanceof PermissionError && /not a read-only snapshot/.test(e.message));
+    await assert.rejects(
+      store.snapshotFiles({ name: 'writable' }).read('f', 0, 10),
+      (e: unknown) => e instanceof PermissionError && /not a read-only snapshot/.test(e.message),
+    );
     sh('btrfs -q subvolume delete browse/writable', pool.mountPoint);
     rmSync(`${pool.mountPoint}/browse/linked`);
   });
@@ -244,7 +267,10 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
   test('the remote lock is exclusive and goes with the channel that holds it', async () => {
     const first = remote(`${pool.mountPoint}/pushed`, 'a');
     const release = await first.lock();
-    await assert.rejects(remote(`${pool.mountPoint}/pushed`, 'a').lock(), (e: unknown) => e instanceof BusyError && /another buttersink/.test(e.message));
+    await assert.rejects(
+      remote(`${pool.mountPoint}/pushed`, 'a').lock(),
+      (e: unknown) => e instanceof BusyError && /another buttersink/.test(e.message),
+    );
     await release();
     const second = remote(`${pool.mountPoint}/pushed`, 'a');
     const again = await second.lock();
@@ -262,7 +288,10 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
     const print = fingerprint(Buffer.from(sshd.hostPublicKey.split(' ')[1]!, 'base64'));
     await assert.rejects(store.list(), (e: unknown) => {
       assert.ok(e instanceof StoreError);
-      assert.match(e.message, new RegExp(`host key of \\[127\\.0\\.0\\.1\\]:${sshd.port} is unknown[^:]*: ssh-ed25519 ${print.replace(/[+/]/g, '\\$&')}`));
+      assert.match(
+        e.message,
+        new RegExp(`host key of \\[127\\.0\\.0\\.1\\]:${sshd.port} is unknown[^:]*: ssh-ed25519 ${print.replace(/[+/]/g, '\\$&')}`),
+      );
       assert.match(e.hint!, new RegExp(`ssh-keyscan -p ${sshd.port} 127\\.0\\.0\\.1 >> ~/\\.ssh/known_hosts`));
       return true;
     });
@@ -292,7 +321,10 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
     const wrong = path.join(cacheDir, 'wrong_known_hosts');
     writeFileSync(wrong, `[127.0.0.1]:${sshd.port} ${sshd.otherPublicKey}\n`);
     const store = remote(`${pool.mountPoint}/snaps`, 'r', { knownHostsFiles: [wrong] });
-    await assert.rejects(store.list(), (e: unknown) => e instanceof StoreError && /HOST KEY of \[127\.0\.0\.1\]:\d+ HAS CHANGED/.test(e.message));
+    await assert.rejects(
+      store.list(),
+      (e: unknown) => e instanceof StoreError && /HOST KEY of \[127\.0\.0\.1\]:\d+ HAS CHANGED/.test(e.message),
+    );
   });
 
   test('a hashed known_hosts entry is accepted', async () => {
@@ -306,7 +338,10 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
 
   test('a missing remote buttersink and a remote that is not btrfs are clear StoreErrors', async () => {
     const missing = remote(`${pool.mountPoint}/snaps`, 'r', { remoteCommand: '/nonexistent/buttersink' });
-    await assert.rejects(missing.list(), (e: unknown) => e instanceof StoreError && /buttersink is not installed on 127\.0\.0\.1:/.test(e.message));
+    await assert.rejects(
+      missing.list(),
+      (e: unknown) => e instanceof StoreError && /buttersink is not installed on 127\.0\.0\.1:/.test(e.message),
+    );
     const notBtrfs = remote('/tmp', 'r');
     await assert.rejects(notBtrfs.list(), (e: unknown) => e instanceof StoreError && /\/tmp is not on a btrfs filesystem/.test(e.message));
   });
@@ -315,7 +350,12 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
     // A stand-in server that greets with protocol 99.
     const fake = `${process.execPath} -e 'const j=Buffer.from(JSON.stringify({program:"buttersink",protocol:99,version:"9.0.0"}));const h=Buffer.alloc(5);h.writeUInt32BE(j.length);h[4]=1;process.stdout.write(Buffer.concat([h,j]));setTimeout(()=>{},200)' --`;
     const store = remote(`${pool.mountPoint}/snaps`, 'r', { remoteCommand: fake });
-    await assert.rejects(store.list(), (e: unknown) => e instanceof StoreError && /protocol version mismatch: local buttersink 0\.1\.0 speaks protocol 1, remote 9\.0\.0 speaks 99/.test(e.message));
+    await assert.rejects(
+      store.list(),
+      (e: unknown) =>
+        e instanceof StoreError &&
+        /protocol version mismatch: local buttersink 0\.1\.0 speaks protocol 1, remote 9\.0\.0 speaks 99/.test(e.message),
+    );
   });
 
   test('authentication failure is a PermissionError naming what was tried', async () => {
@@ -332,7 +372,12 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
       configFile: '/nonexistent',
     });
     open.push(store);
-    await assert.rejects(store.list(), (e: unknown) => e instanceof PermissionError && /authentication as no-such-user@\[127\.0\.0\.1\]:\d+ failed \(tried: ~\/\.ssh\/id_ed25519\)/.test(e.message));
+    await assert.rejects(
+      store.list(),
+      (e: unknown) =>
+        e instanceof PermissionError &&
+        /authentication as no-such-user@\[127\.0\.0\.1\]:\d+ failed \(tried: ~\/\.ssh\/id_ed25519\)/.test(e.message),
+    );
   });
 });
 

@@ -22,10 +22,19 @@ storeContract(
   's3',
   async () => {
     const server = await startS3Server([BUCKET]);
-    Object.assign(process.env, { AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY });
+    Object.assign(process.env, {
+      AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY,
+    });
     const pool = await createContractPool();
     const cacheDirectory = mkdtempSync(path.join(POOL_ROOT, 's3-contract-cache-'));
-    const settings: S3Settings = { ...DEFAULT_S3_SETTINGS, endpoint: server.endpoint, region: 'us-east-1', partBytes: 5 * MiB, uploadConcurrency: 2 };
+    const settings: S3Settings = {
+      ...DEFAULT_S3_SETTINGS,
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      partBytes: 5 * MiB,
+      uploadConcurrency: 2,
+    };
     const client = server.client();
     const journal = new UploadJournal(cacheDirectory);
     const at = (bucket: string, prefix: string): S3Store =>
@@ -34,7 +43,8 @@ storeContract(
       const page = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
       return (page.Contents ?? []).map((o) => o.Key!);
     };
-    const put = (key: string, body: string): Promise<unknown> => client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+    const put = (key: string, body: string): Promise<unknown> =>
+      client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
     let locations = 0;
     return {
       source: pool.source,

@@ -34,26 +34,34 @@ describe('a parent that vanishes between plan and transfer', btrfsSuite(), () =>
     const store = (dir: string): BtrfsStore => new BtrfsStore({ url: `${dir}/`, directory: dir, cache: new MeasurementCache(cacheDir) });
     const src = store(`${pool.mountPoint}/src`);
     const dst = store(`${pool.mountPoint}/dst`);
-    const before = listing().split('\n').filter((l) => l.includes(' path dst/'));
+    const before = listing()
+      .split('\n')
+      .filter((l) => l.includes(' path dst/'));
     let planned = '';
     await assert.rejects(
-      runSync({ store: src, selection: null }, { store: dst, selection: null }, {
-        dryRun: false,
-        delete: false,
-        estimate: false,
-        excludes: [],
-        now: new Date(),
-        onPlan: (plan) => {
-          planned = plan.steps.map((s) => (s.kind === 'send' ? `${s.snapshot.name}<${s.parent?.name ?? 'full'}` : s.kind)).join();
-          // The parent goes away after planning, before anything is sent.
-          sh('btrfs -q subvolume delete src/s1', pool.mountPoint);
-          return silentObserver;
+      runSync(
+        { store: src, selection: null },
+        { store: dst, selection: null },
+        {
+          dryRun: false,
+          delete: false,
+          estimate: false,
+          excludes: [],
+          now: new Date(),
+          onPlan: (plan) => {
+            planned = plan.steps.map((s) => (s.kind === 'send' ? `${s.snapshot.name}<${s.parent?.name ?? 'full'}` : s.kind)).join();
+            // The parent goes away after planning, before anything is sent.
+            sh('btrfs -q subvolume delete src/s1', pool.mountPoint);
+            return silentObserver;
+          },
         },
-      }),
+      ),
       (error: unknown) => error instanceof TransferError && /s1/.test(error.message) && !error.message.includes('\n'),
     );
     assert.equal(planned, 's2<s1');
-    const afterwards = listing().split('\n').filter((l) => l.includes(' path dst/'));
+    const afterwards = listing()
+      .split('\n')
+      .filter((l) => l.includes(' path dst/'));
     assert.deepEqual(afterwards, before, 'nothing new (and no partial) in the destination');
   });
 });

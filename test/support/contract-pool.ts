@@ -82,7 +82,10 @@ export async function createContractPool(): Promise<ContractPool> {
       );
     },
     crashReceive(directory) {
-      sh(`btrfs -q subvolume create .buttersink-partial.0badc0de.crashed && head -c 1000 /dev/urandom > .buttersink-partial.0badc0de.crashed/half`, directory);
+      sh(
+        `btrfs -q subvolume create .buttersink-partial.0badc0de.crashed && head -c 1000 /dev/urandom > .buttersink-partial.0badc0de.crashed/half`,
+        directory,
+      );
     },
     cache,
     destroy: () => pool.destroy(),

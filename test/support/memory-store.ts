@@ -135,7 +135,16 @@ export class MemoryStore implements Store {
 
   /** A snapshot as if taken here (no received UUID); for a diff store, with a full diff. */
   add(name: string, uuid: string = randomUUID(), extra: Partial<Snapshot> = {}): Snapshot {
-    const snapshot: Snapshot = { name, uuid, parentUuid: null, receivedUuid: null, generation: 10, creationGeneration: 5, createdAt: new Date(0), ...extra };
+    const snapshot: Snapshot = {
+      name,
+      uuid,
+      parentUuid: null,
+      receivedUuid: null,
+      generation: 10,
+      creationGeneration: 5,
+      createdAt: new Date(0),
+      ...extra,
+    };
     this.location.snapshots.push(snapshot);
     return snapshot;
   }
@@ -189,7 +198,9 @@ export class MemoryStore implements Store {
 
   async send(snapshot: Snapshot, parent: Snapshot | null, options: { signal?: AbortSignal } = {}): Promise<SendStream> {
     const bytes = this.#stream(snapshot, parent);
-    const chunks = Array.from({ length: Math.ceil(bytes.length / CHUNK_BYTES) }, (_, i) => bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES));
+    const chunks = Array.from({ length: Math.ceil(bytes.length / CHUNK_BYTES) }, (_, i) =>
+      bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
+    );
     const stream = Readable.from(chunks, { objectMode: false });
     const done = new Promise<void>((resolve, reject) => {
       const onAbort = (): void => void stream.destroy(new InterruptedError(`interrupted while sending ${snapshot.name}`));
@@ -197,7 +208,12 @@ export class MemoryStore implements Store {
       stream.once('end', resolve);
       stream.once('close', () => {
         options.signal?.removeEventListener('abort', onAbort);
-        if (!stream.readableEnded) reject(options.signal?.aborted ? new InterruptedError('interrupted') : new TransferError(`sending ${snapshot.name}: the consumer stopped reading`));
+        if (!stream.readableEnded)
+          reject(
+            options.signal?.aborted
+              ? new InterruptedError('interrupted')
+              : new TransferError(`sending ${snapshot.name}: the consumer stopped reading`),
+          );
       });
     });
     done.catch(() => {});
@@ -237,8 +253,10 @@ export class MemoryStore implements Store {
       }
       const header = decodeStream(bytes);
       if (header.to !== to) throw new TransferError(`receiving ${request.name}: the stream makes ${header.to}, not ${to} as asked`);
-      const parent = header.from === null ? undefined : this.location.snapshots.find((s) => effectiveUuid(s) === header.from || s.uuid === header.from);
-      if (header.from !== null && parent === undefined) throw new TransferError(`receiving ${request.name}: its parent ${header.from} is not in ${this.url}`);
+      const parent =
+        header.from === null ? undefined : this.location.snapshots.find((s) => effectiveUuid(s) === header.from || s.uuid === header.from);
+      if (header.from !== null && parent === undefined)
+        throw new TransferError(`receiving ${request.name}: its parent ${header.from} is not in ${this.url}`);
       if (taken()) throw new StoreError(`${this.url}${request.name} appeared while receiving; keeping the existing one`);
       return this.#keep(request, header, parent, bytes);
     } catch (error) {
@@ -254,10 +272,21 @@ export class MemoryStore implements Store {
     if (this.capabilities.storesDiffs) {
       const key = diffKey(header.to, header.from);
       this.location.payloads.set(key, bytes);
-      this.location.diffs = [...this.location.diffs.filter((d) => diffKey(d.to, d.from) !== key), { to: header.to, from: header.from, bytes: bytes.length }];
+      this.location.diffs = [
+        ...this.location.diffs.filter((d) => diffKey(d.to, d.from) !== key),
+        { to: header.to, from: header.from, bytes: bytes.length },
+      ];
       const existing = this.location.snapshots.find((s) => s.uuid === header.to);
       if (existing) return existing;
-      const snapshot: Snapshot = { name: request.name, uuid: header.to, parentUuid: null, receivedUuid: header.to, generation: header.generation, creationGeneration: header.creationGeneration, createdAt };
+      const snapshot: Snapshot = {
+        name: request.name,
+        uuid: header.to,
+        parentUuid: null,
+        receivedUuid: header.to,
+        generation: header.generation,
+        creationGeneration: header.creationGeneration,
+        createdAt,
+      };
       this.location.snapshots.push(snapshot);
       return snapshot;
     }
@@ -281,7 +310,8 @@ export class MemoryStore implements Store {
       // The shared rule, as S3Store.delete applies it: refused with StillNeededError.
       const needing = storedDependents(effectiveUuid(snapshot), this.location.diffs);
       const names = this.location.snapshots.filter((s) => needing.includes(effectiveUuid(s))).map((s) => s.name);
-      if (names.length > 0) throw new StillNeededError(`refusing to delete ${snapshot.name}: ${names.join(', ')} is stored as diffs from it`, names);
+      if (names.length > 0)
+        throw new StillNeededError(`refusing to delete ${snapshot.name}: ${names.join(', ')} is stored as diffs from it`, names);
       this.location.diffs = this.location.diffs.filter((d) => d.to !== effectiveUuid(snapshot));
     }
     this.location.snapshots = this.location.snapshots.filter((s) => s.uuid !== snapshot.uuid);

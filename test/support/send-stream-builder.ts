@@ -193,7 +193,8 @@ function tlv(type: number, value: Buffer, withLength = true): Buffer {
     head.writeUInt16LE(type, 0);
     return Buffer.concat([head, value]);
   }
-  if (value.length > 0xffff) throw new Error(`attribute ${type} is ${value.length} bytes: a TLV holds at most 65535 (use version 2 for DATA)`);
+  if (value.length > 0xffff)
+    throw new Error(`attribute ${type} is ${value.length} bytes: a TLV holds at most 65535 (use version 2 for DATA)`);
   const head = Buffer.alloc(4);
   head.writeUInt16LE(type, 0);
   head.writeUInt16LE(value.length, 2);
@@ -236,7 +237,13 @@ export interface StreamOptions {
 }
 
 /** A full stream: `subvol name`, the commands, END. */
-export function fullStream(name: Bytes, uuid: string, ctransid: number, commands: readonly StreamCommand[], options: StreamOptions = {}): Buffer {
+export function fullStream(
+  name: Bytes,
+  uuid: string,
+  ctransid: number,
+  commands: readonly StreamCommand[],
+  options: StreamOptions = {},
+): Buffer {
   return encodeStream([cmd.subvol(name, uuid, ctransid), ...commands, ...(options.withoutEnd ? [] : [cmd.end()])], options.version);
 }
 
@@ -262,7 +269,11 @@ export function corruptCrc(command: StreamCommand): StreamCommand {
 }
 
 /** Any command number with named attributes (an unknown command: a number above 25, or 0). */
-export function rawCommand(command: number, attributes: Partial<AttributeValues> = {}, rawTlvs: StreamCommand['rawTlvs'] = []): StreamCommand {
+export function rawCommand(
+  command: number,
+  attributes: Partial<AttributeValues> = {},
+  rawTlvs: StreamCommand['rawTlvs'] = [],
+): StreamCommand {
   return { command, attributes, rawTlvs };
 }
 

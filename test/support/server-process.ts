@@ -26,7 +26,10 @@ export class ServerProcess {
     });
     this.child.stderr.on('data', (d: Buffer) => (this.#stderr += d.toString('utf8')));
     this.child.stdin.on('error', () => {}); // a server that exited: the test sees its answers
-    this.exited = once(this.child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+    this.exited = once(this.child, 'exit').then(([code, signal]) => ({
+      code: code as number | null,
+      signal: signal as NodeJS.Signals | null,
+    }));
     this.child.stdout.pause();
   }
 

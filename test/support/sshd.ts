@@ -40,7 +40,11 @@ export async function startSshd(): Promise<TestSshd> {
   chmodSync(dir, 0o755);
   const key = (name: string): string => {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', path.join(dir, name)]);
-    return readFileSync(path.join(dir, `${name}.pub`), 'utf8').trim().split(' ').slice(0, 2).join(' ');
+    return readFileSync(path.join(dir, `${name}.pub`), 'utf8')
+      .trim()
+      .split(' ')
+      .slice(0, 2)
+      .join(' ');
   };
   const hostPublicKey = key('host_ed25519');
   const otherPublicKey = key('other_ed25519');

@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough, Readable } from 'node:stream';
 import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
-import {
-  BusyError,
-  ButtersinkError,
-  InterruptedError,
-  StillNeededError,
-  StoreError,
-  TransferError,
-} from '../../src/model/errors.js';
+import { BusyError, ButtersinkError, InterruptedError, StillNeededError, StoreError, TransferError } from '../../src/model/errors.js';
 import { effectiveUuid, type Snapshot } from '../../src/model/snapshot.js';
 import type { SendStream, Store } from '../../src/model/store.js';
 import { MemoryStore } from './memory-store.js';
@@ -146,12 +139,23 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
     const sent = (snapshot: Snapshot, parent: Snapshot | null): Promise<SendStream> => fixture.source.send(snapshot, parent);
 
     /** Receives `snapshot` (from `parent`) from the source under `name`, holding the lock. */
-    const receive = async (store: Store, name: string, snapshot: Snapshot, parent: Snapshot | null = null): Promise<{ received: Snapshot; bytes: number }> => {
+    const receive = async (
+      store: Store,
+      name: string,
+      snapshot: Snapshot,
+      parent: Snapshot | null = null,
+    ): Promise<{ received: Snapshot; bytes: number }> => {
       const release = await lockOf(store);
       try {
         const sending = await sent(snapshot, parent);
         const counted = counting(sending.stream);
-        const received = await store.receive(counted.stream, { name, snapshot, parent, expectedBytes: 0, ...(sending.origin ? { origin: sending.origin } : {}) });
+        const received = await store.receive(counted.stream, {
+          name,
+          snapshot,
+          parent,
+          expectedBytes: 0,
+          ...(sending.origin ? { origin: sending.origin } : {}),
+        });
         await sending.done;
         return { received, bytes: counted.bytes() };
       } finally {
@@ -180,10 +184,16 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
     const sendable = async (store: Store): Promise<[Snapshot, Snapshot | null][]> => {
       const snapshots = await store.list();
       if (store.capabilities.canDiffAnyPair) {
-        return snapshots.flatMap((s): [Snapshot, Snapshot | null][] => [[s, null], ...snapshots.filter((p) => p !== s).map((p): [Snapshot, Snapshot] => [s, p])]);
+        return snapshots.flatMap((s): [Snapshot, Snapshot | null][] => [
+          [s, null],
+          ...snapshots.filter((p) => p !== s).map((p): [Snapshot, Snapshot] => [s, p]),
+        ]);
       }
       const byUuid = new Map(snapshots.map((s) => [effectiveUuid(s), s]));
-      return (await store.storedDiffs()).map((d): [Snapshot, Snapshot | null] => [byUuid.get(d.to)!, d.from === null ? null : byUuid.get(d.from)!]);
+      return (await store.storedDiffs()).map((d): [Snapshot, Snapshot | null] => [
+        byUuid.get(d.to)!,
+        d.from === null ? null : byUuid.get(d.from)!,
+      ]);
     };
 
     /** A store holding base as `base` and next (from base) as `next`. */
@@ -248,17 +258,24 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
       ]);
     });
 
-    rule('capabilities: "When false [canDiffAnyPair], it can only replay storedDiffs"; storesDiffs: "The store keeps diffs, not snapshots"', async () => {
-      const { store } = await withChain();
-      const { canDiffAnyPair, canReceive, canDelete, storesDiffs } = store.capabilities;
-      for (const flag of [canDiffAnyPair, canReceive, canDelete, storesDiffs]) assert.equal(typeof flag, 'boolean');
-      assert.equal(canReceive, true, 'the suite runs against stores it can write');
-      if (canDiffAnyPair) return;
-      // Every snapshot it lists can be restored from what it stores.
-      const diffs = await store.storedDiffs();
-      for (const s of await store.list()) assert.ok(diffs.some((d) => d.to === effectiveUuid(s)), `a diff makes ${s.name}`);
-      assert.equal(storesDiffs, true, 'a store that cannot diff any pair replays stored diffs');
-    });
+    rule(
+      'capabilities: "When false [canDiffAnyPair], it can only replay storedDiffs"; storesDiffs: "The store keeps diffs, not snapshots"',
+      async () => {
+        const { store } = await withChain();
+        const { canDiffAnyPair, canReceive, canDelete, storesDiffs } = store.capabilities;
+        for (const flag of [canDiffAnyPair, canReceive, canDelete, storesDiffs]) assert.equal(typeof flag, 'boolean');
+        assert.equal(canReceive, true, 'the suite runs against stores it can write');
+        if (canDiffAnyPair) return;
+        // Every snapshot it lists can be restored from what it stores.
+        const diffs = await store.storedDiffs();
+        for (const s of await store.list())
+          assert.ok(
+            diffs.some((d) => d.to === effectiveUuid(s)),
+            `a diff makes ${s.name}`,
+          );
+        assert.equal(storesDiffs, true, 'a store that cannot diff any pair replays stored diffs');
+      },
+    );
 
     // ---------------------------------------------------------------- estimateDiff, measureDiff
 
@@ -285,33 +302,42 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
       }
     });
 
-    rule('measureDiff: "@throws TransferError when measuring failed"; a diff store: StoreError when it cannot produce that diff', async () => {
-      const { store, base, next } = await withChain();
-      if (store.capabilities.canDiffAnyPair) {
-        // A snapshot deleted since it was listed cannot be measured.
-        await locked(store, () => store.delete(next));
-        await assert.rejects(store.measureDiff(next, base), TransferError);
-      } else {
-        await assert.rejects(store.measureDiff(next, null), StoreError);
-      }
-    });
+    rule(
+      'measureDiff: "@throws TransferError when measuring failed"; a diff store: StoreError when it cannot produce that diff',
+      async () => {
+        const { store, base, next } = await withChain();
+        if (store.capabilities.canDiffAnyPair) {
+          // A snapshot deleted since it was listed cannot be measured.
+          await locked(store, () => store.delete(next));
+          await assert.rejects(store.measureDiff(next, base), TransferError);
+        } else {
+          await assert.rejects(store.measureDiff(next, null), StoreError);
+        }
+      },
+    );
 
-    rule('"`signal` aborts the operation": measureDiff and delete given an aborted signal reject with InterruptedError, or finish when nothing was left to wait for', async () => {
-      const { store, base, next } = await withChain();
-      const aborted = AbortSignal.abort();
-      const interruptedOrDone = async (work: Promise<unknown>): Promise<void> => {
-        await work.catch((error: unknown) => assert.ok(error instanceof InterruptedError, `${String(error)} is an InterruptedError`));
-      };
-      await interruptedOrDone(store.measureDiff(next, base, aborted));
-      await locked(store, () => interruptedOrDone(store.delete(next, aborted)));
-    });
+    rule(
+      '"`signal` aborts the operation": measureDiff and delete given an aborted signal reject with InterruptedError, or finish when nothing was left to wait for',
+      async () => {
+        const { store, base, next } = await withChain();
+        const aborted = AbortSignal.abort();
+        const interruptedOrDone = async (work: Promise<unknown>): Promise<void> => {
+          await work.catch((error: unknown) => assert.ok(error instanceof InterruptedError, `${String(error)} is an InterruptedError`));
+        };
+        await interruptedOrDone(store.measureDiff(next, base, aborted));
+        await locked(store, () => interruptedOrDone(store.delete(next, aborted)));
+      },
+    );
 
     // ---------------------------------------------------------------- send
 
     rule('send: "full (`parent` null) or incremental from `parent`"; done "resolves after the whole stream was produced"', async () => {
       const { store, base, next } = await withChain();
       const into = await open();
-      for (const [snapshot, parent, name] of [[base, null, 'base'], [next, base, 'next']] as const) {
+      for (const [snapshot, parent, name] of [
+        [base, null, 'base'],
+        [next, base, 'next'],
+      ] as const) {
         const sending = await store.send(snapshot, parent);
         const received = await locked(into.store, () =>
           into.store.receive(sending.stream, { name, snapshot, parent: parent ?? null, expectedBytes: 0 }),
@@ -382,15 +408,18 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
       }
     });
 
-    rule('receive: an incremental stream ("`parent`: the sending side\'s parent of this diff") applies to the parent the store holds', async () => {
-      const { store, base, next } = await withChain();
-      assert.equal(effectiveUuid(next), effectiveUuid(fixture.snapshots.next));
-      assert.deepEqual(
-        (await store.list()).map((s) => s.name),
-        ['base', 'next'],
-      );
-      if (!store.capabilities.storesDiffs) assert.equal(next.parentUuid, base.uuid, 'next was snapshotted from base here');
-    });
+    rule(
+      'receive: an incremental stream ("`parent`: the sending side\'s parent of this diff") applies to the parent the store holds',
+      async () => {
+        const { store, base, next } = await withChain();
+        assert.equal(effectiveUuid(next), effectiveUuid(fixture.snapshots.next));
+        assert.deepEqual(
+          (await store.list()).map((s) => s.name),
+          ['base', 'next'],
+        );
+        if (!store.capabilities.storesDiffs) assert.equal(next.parentUuid, base.uuid, 'next was snapshotted from base here');
+      },
+    );
 
     rule('receive: "@throws StoreError when `request.name` exists already"; "`stream` is destroyed"', async () => {
       const location = await open();
@@ -409,68 +438,82 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
       assert.deepEqual(await location.contents(), contents);
     });
 
-    rule('receive: "@throws TransferError when the stream was cut"; "nothing new is visible under `request.name` and the partial is removed"', async () => {
-      const location = await open();
-      const whole = await wholeStream(fixture.source, fixture.snapshots.base, null);
-      const contents = await location.contents();
-      for (const at of [Math.floor(whole.length / 2), whole.length - 1]) {
-        const stream = Readable.from([whole.subarray(0, at)]);
-        await locked(location.store, async () => {
-          await assert.rejects(
-            location.store.receive(stream, { name: 'cut', snapshot: fixture.snapshots.base, parent: null, expectedBytes: whole.length }),
-            TransferError,
-          );
-        });
-        assert.equal(stream.destroyed, true, 'the stream was destroyed');
-        assert.deepEqual(await location.store.list(), []);
-        assert.deepEqual(await location.contents(), contents, `cut at ${at} of ${whole.length}: nothing left behind`);
-      }
-    });
+    rule(
+      'receive: "@throws TransferError when the stream was cut"; "nothing new is visible under `request.name` and the partial is removed"',
+      async () => {
+        const location = await open();
+        const whole = await wholeStream(fixture.source, fixture.snapshots.base, null);
+        const contents = await location.contents();
+        for (const at of [Math.floor(whole.length / 2), whole.length - 1]) {
+          const stream = Readable.from([whole.subarray(0, at)]);
+          await locked(location.store, async () => {
+            await assert.rejects(
+              location.store.receive(stream, { name: 'cut', snapshot: fixture.snapshots.base, parent: null, expectedBytes: whole.length }),
+              TransferError,
+            );
+          });
+          assert.equal(stream.destroyed, true, 'the stream was destroyed');
+          assert.deepEqual(await location.store.list(), []);
+          assert.deepEqual(await location.contents(), contents, `cut at ${at} of ${whole.length}: nothing left behind`);
+        }
+      },
+    );
 
     rule('receive: "@throws TransferError when the stream was ... corrupt"; nothing is left behind', async () => {
       const location = await open();
       const contents = await location.contents();
       const garbage = Readable.from([Buffer.from('this is not a send stream at all, just text\n'.repeat(100))]);
       await locked(location.store, () =>
-        assert.rejects(location.store.receive(garbage, { name: 'garbage', snapshot: fixture.snapshots.base, parent: null, expectedBytes: 0 }), TransferError),
+        assert.rejects(
+          location.store.receive(garbage, { name: 'garbage', snapshot: fixture.snapshots.base, parent: null, expectedBytes: 0 }),
+          TransferError,
+        ),
       );
       assert.deepEqual(await location.store.list(), []);
       assert.deepEqual(await location.contents(), contents);
     });
 
-    rule('receive: a stream that fails part way ("On failure ... nothing new is visible ... the partial is removed before the promise rejects")', async () => {
-      const location = await open();
-      const contents = await location.contents();
-      const { base } = fixture.snapshots;
-      const whole = await wholeStream(fixture.source, base, null);
-      const stream = new PassThrough();
-      stream.write(whole.subarray(0, Math.floor(whole.length / 2)));
-      const receiving = locked(location.store, () => location.store.receive(stream, { name: 'failing', snapshot: base, parent: null, expectedBytes: whole.length }));
-      await drained(stream);
-      stream.destroy(new Error('cut on purpose'));
-      await assert.rejects(receiving, (e: unknown) => e instanceof TransferError && /cut on purpose|stream failed/.test(e.message));
-      assert.deepEqual(await location.contents(), contents);
-      assert.deepEqual(await location.store.list(), []);
-    });
+    rule(
+      'receive: a stream that fails part way ("On failure ... nothing new is visible ... the partial is removed before the promise rejects")',
+      async () => {
+        const location = await open();
+        const contents = await location.contents();
+        const { base } = fixture.snapshots;
+        const whole = await wholeStream(fixture.source, base, null);
+        const stream = new PassThrough();
+        stream.write(whole.subarray(0, Math.floor(whole.length / 2)));
+        const receiving = locked(location.store, () =>
+          location.store.receive(stream, { name: 'failing', snapshot: base, parent: null, expectedBytes: whole.length }),
+        );
+        await drained(stream);
+        stream.destroy(new Error('cut on purpose'));
+        await assert.rejects(receiving, (e: unknown) => e instanceof TransferError && /cut on purpose|stream failed/.test(e.message));
+        assert.deepEqual(await location.contents(), contents);
+        assert.deepEqual(await location.store.list(), []);
+      },
+    );
 
-    rule('receive: "`signal` aborts the operation ... the method settles only after its partial work is removed" (InterruptedError)', async () => {
-      const location = await open();
-      const contents = await location.contents();
-      const { base } = fixture.snapshots;
-      const whole = await wholeStream(fixture.source, base, null);
-      const stream = new PassThrough();
-      stream.write(whole.subarray(0, Math.floor(whole.length / 2)));
-      const abort = new AbortController();
-      const receiving = locked(location.store, () =>
-        location.store.receive(stream, { name: 'aborted', snapshot: base, parent: null, expectedBytes: whole.length }, abort.signal),
-      );
-      await drained(stream);
-      abort.abort();
-      await assert.rejects(receiving, InterruptedError);
-      assert.deepEqual(await location.contents(), contents, 'removed before the promise rejected');
-      assert.deepEqual(await location.store.list(), []);
-      assert.equal(stream.destroyed, true, 'the stream was destroyed');
-    });
+    rule(
+      'receive: "`signal` aborts the operation ... the method settles only after its partial work is removed" (InterruptedError)',
+      async () => {
+        const location = await open();
+        const contents = await location.contents();
+        const { base } = fixture.snapshots;
+        const whole = await wholeStream(fixture.source, base, null);
+        const stream = new PassThrough();
+        stream.write(whole.subarray(0, Math.floor(whole.length / 2)));
+        const abort = new AbortController();
+        const receiving = locked(location.store, () =>
+          location.store.receive(stream, { name: 'aborted', snapshot: base, parent: null, expectedBytes: whole.length }, abort.signal),
+        );
+        await drained(stream);
+        abort.abort();
+        await assert.rejects(receiving, InterruptedError);
+        assert.deepEqual(await location.contents(), contents, 'removed before the promise rejected');
+        assert.deepEqual(await location.store.list(), []);
+        assert.equal(stream.destroyed, true, 'the stream was destroyed');
+      },
+    );
 
     rule('receive: "a receive becomes visible atomically at its end" ("never shows a snapshot that is incomplete")', async () => {
       const { store } = await open();
@@ -478,7 +521,9 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
       const whole = await wholeStream(fixture.source, base, null);
       const stream = new PassThrough();
       stream.write(whole.subarray(0, whole.length - 1));
-      const receiving = locked(store, () => store.receive(stream, { name: 'arriving', snapshot: base, parent: null, expectedBytes: whole.length }));
+      const receiving = locked(store, () =>
+        store.receive(stream, { name: 'arriving', snapshot: base, parent: null, expectedBytes: whole.length }),
+      );
       await drained(stream);
       assert.deepEqual(await store.list(), [], 'not shown while it arrives');
       stream.end(whole.subarray(whole.length - 1));
@@ -489,47 +534,61 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
       );
     });
 
-    rule('nameProblem: "why this store cannot hold a snapshot of that name ... or undefined when it can"; receive refuses such a name before anything changes', async (t) => {
-      const location = await open();
-      const { store } = location;
-      if (!store.nameProblem) return notApplicable(t, 'the store has no nameProblem');
-      assert.ok(fixture.unstorableName !== undefined, 'the fixture names a name the store cannot hold');
-      assert.equal(store.nameProblem('daily/2026-01-01'), undefined);
-      assert.equal(typeof store.nameProblem(fixture.unstorableName), 'string');
-      const contents = await location.contents();
-      await locked(store, async () => {
-        const sending = await sent(fixture.snapshots.base, null);
-        await assert.rejects(
-          store.receive(sending.stream, { name: fixture.unstorableName!, snapshot: fixture.snapshots.base, parent: null, expectedBytes: 0 }),
-          (e: unknown) => e instanceof ButtersinkError,
-        );
-        await settled(sending.done);
-      });
-      assert.deepEqual(await location.contents(), contents);
-    });
+    rule(
+      'nameProblem: "why this store cannot hold a snapshot of that name ... or undefined when it can"; receive refuses such a name before anything changes',
+      async (t) => {
+        const location = await open();
+        const { store } = location;
+        if (!store.nameProblem) return notApplicable(t, 'the store has no nameProblem');
+        assert.ok(fixture.unstorableName !== undefined, 'the fixture names a name the store cannot hold');
+        assert.equal(store.nameProblem('daily/2026-01-01'), undefined);
+        assert.equal(typeof store.nameProblem(fixture.unstorableName), 'string');
+        const contents = await location.contents();
+        await locked(store, async () => {
+          const sending = await sent(fixture.snapshots.base, null);
+          await assert.rejects(
+            store.receive(sending.stream, {
+              name: fixture.unstorableName!,
+              snapshot: fixture.snapshots.base,
+              parent: null,
+              expectedBytes: 0,
+            }),
+            (e: unknown) => e instanceof ButtersinkError,
+          );
+          await settled(sending.done);
+        });
+        assert.deepEqual(await location.contents(), contents);
+      },
+    );
 
-    rule('receiveDirect: "Resolves undefined when it cannot do so for this source"; else "Same guarantees and errors as receive"', async (t) => {
-      const { store } = await open();
-      if (!store.receiveDirect) return notApplicable(t, 'the store has no fast path');
-      const { base } = fixture.snapshots;
-      const foreign = new MemoryStore('mem://foreign/');
-      const request = { name: 'direct', snapshot: base, parent: null, expectedBytes: 0 };
-      await locked(store, async () => {
-        assert.equal(await store.receiveDirect!(foreign, request), undefined);
-        const totals: number[] = [];
-        const result = await store.receiveDirect!(fixture.source, request, { onBytes: (total) => void totals.push(total) });
-        assert.ok(result, `the fast path works from ${fixture.source.url}`);
-        assert.equal(result.snapshot.name, 'direct');
-        assert.equal(effectiveUuid(result.snapshot), effectiveUuid(base));
-        assert.ok(totals.length > 0, '"`onBytes` gets the running total of stream bytes"');
-        assert.ok(totals.every((n, i) => n >= (totals[i - 1] ?? 0) && n <= result.bytes), `running totals ${totals.join(', ')} of ${result.bytes}`);
-        await assert.rejects(store.receiveDirect!(fixture.source, request), StoreError, 'an existing name is refused');
-      });
-      assert.deepEqual(
-        (await store.list()).map((s) => s.name),
-        ['direct'],
-      );
-    });
+    rule(
+      'receiveDirect: "Resolves undefined when it cannot do so for this source"; else "Same guarantees and errors as receive"',
+      async (t) => {
+        const { store } = await open();
+        if (!store.receiveDirect) return notApplicable(t, 'the store has no fast path');
+        const { base } = fixture.snapshots;
+        const foreign = new MemoryStore('mem://foreign/');
+        const request = { name: 'direct', snapshot: base, parent: null, expectedBytes: 0 };
+        await locked(store, async () => {
+          assert.equal(await store.receiveDirect!(foreign, request), undefined);
+          const totals: number[] = [];
+          const result = await store.receiveDirect!(fixture.source, request, { onBytes: (total) => void totals.push(total) });
+          assert.ok(result, `the fast path works from ${fixture.source.url}`);
+          assert.equal(result.snapshot.name, 'direct');
+          assert.equal(effectiveUuid(result.snapshot), effectiveUuid(base));
+          assert.ok(totals.length > 0, '"`onBytes` gets the running total of stream bytes"');
+          assert.ok(
+            totals.every((n, i) => n >= (totals[i - 1] ?? 0) && n <= result.bytes),
+            `running totals ${totals.join(', ')} of ${result.bytes}`,
+          );
+          await assert.rejects(store.receiveDirect!(fixture.source, request), StoreError, 'an existing name is refused');
+        });
+        assert.deepEqual(
+          (await store.list()).map((s) => s.name),
+          ['direct'],
+        );
+      },
+    );
 
     // ---------------------------------------------------------------- delete, rename
 
@@ -550,19 +609,22 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
       );
     });
 
-    rule('delete: "@throws StillNeededError (a diff store) when other snapshots it holds are stored only as diffs from this one ... nothing is deleted then"', async (t) => {
-      const location = await withChain();
-      const { store, base, next } = location;
-      if (!store.capabilities.storesDiffs) return notApplicable(t, 'not a diff store');
-      const contents = await location.contents();
-      await locked(store, async () => {
-        await assert.rejects(store.delete(base), (e: unknown) => e instanceof StillNeededError && e.dependents.includes('next'));
-        assert.deepEqual(await location.contents(), contents, 'nothing was deleted');
-        await store.delete(next);
-        await store.delete(base);
-      });
-      assert.deepEqual(await store.list(), []);
-    });
+    rule(
+      'delete: "@throws StillNeededError (a diff store) when other snapshots it holds are stored only as diffs from this one ... nothing is deleted then"',
+      async (t) => {
+        const location = await withChain();
+        const { store, base, next } = location;
+        if (!store.capabilities.storesDiffs) return notApplicable(t, 'not a diff store');
+        const contents = await location.contents();
+        await locked(store, async () => {
+          await assert.rejects(store.delete(base), (e: unknown) => e instanceof StillNeededError && e.dependents.includes('next'));
+          assert.deepEqual(await location.contents(), contents, 'nothing was deleted');
+          await store.delete(next);
+          await store.delete(base);
+        });
+        assert.deepEqual(await store.list(), []);
+      },
+    );
 
     rule('rename: "Resolves with the snapshot under its new name"', async (t) => {
       const { store, base } = await withChain();
@@ -588,26 +650,32 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
 
     // ---------------------------------------------------------------- snapshotFiles, space
 
-    rule('snapshotFiles: "Paths are relative to the snapshot\'s root (\'\' is the root itself) ... never followed through a symbolic link"; failures carry `code`', async (t) => {
-      const { store } = await open();
-      if (!store.snapshotFiles) return notApplicable(t, 'the store shows no files');
-      const files = fixture.baseFiles;
-      assert.ok(files, 'the fixture says what base holds');
-      const { received } = await receive(store, 'base', fixture.snapshots.base);
-      const view = store.snapshotFiles(received);
-      assert.deepEqual((await view.readdir('')).sort(), files.root);
-      assert.deepEqual((await view.readdir(files.directory)).sort(), files.entries);
-      assert.equal(((await view.lstat('')).mode & 0o170000), 0o040000);
-      const file = await view.lstat(files.file);
-      assert.equal(file.mode & 0o170000, 0o100000);
-      assert.equal(file.size, files.content.length);
-      assert.ok((await view.read(files.file, 0, files.content.length + 100)).equals(files.content), 'read gives the contents, fewer at the end');
-      assert.ok((await view.read(files.file, 1, 3)).equals(files.content.subarray(1, 4)));
-      assert.equal(((await view.lstat(files.link)).mode & 0o170000), 0o120000, 'lstat does not follow a link');
-      assert.equal(await view.readlink(files.link), files.target);
-      await assert.rejects(view.lstat('no-such-entry'), (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOENT');
-      await assert.rejects(view.readdir(files.file), (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOTDIR');
-    });
+    rule(
+      "snapshotFiles: \"Paths are relative to the snapshot's root ('' is the root itself) ... never followed through a symbolic link\"; failures carry `code`",
+      async (t) => {
+        const { store } = await open();
+        if (!store.snapshotFiles) return notApplicable(t, 'the store shows no files');
+        const files = fixture.baseFiles;
+        assert.ok(files, 'the fixture says what base holds');
+        const { received } = await receive(store, 'base', fixture.snapshots.base);
+        const view = store.snapshotFiles(received);
+        assert.deepEqual((await view.readdir('')).sort(), files.root);
+        assert.deepEqual((await view.readdir(files.directory)).sort(), files.entries);
+        assert.equal((await view.lstat('')).mode & 0o170000, 0o040000);
+        const file = await view.lstat(files.file);
+        assert.equal(file.mode & 0o170000, 0o100000);
+        assert.equal(file.size, files.content.length);
+        assert.ok(
+          (await view.read(files.file, 0, files.content.length + 100)).equals(files.content),
+          'read gives the contents, fewer at the end',
+        );
+        assert.ok((await view.read(files.file, 1, 3)).equals(files.content.subarray(1, 4)));
+        assert.equal((await view.lstat(files.link)).mode & 0o170000, 0o120000, 'lstat does not follow a link');
+        assert.equal(await view.readlink(files.link), files.target);
+        await assert.rejects(view.lstat('no-such-entry'), (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOENT');
+        await assert.rejects(view.readdir(files.file), (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOTDIR');
+      },
+    );
 
     rule('space: "the size and free space of what the store keeps its snapshots on"', async (t) => {
       const { store } = await open();
@@ -652,15 +720,18 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
       assert.deepEqual(await location.contents(), contents, 'taking the lock removed it, and nothing else');
     });
 
-    rule('removeStale: "removes leftovers of interrupted runs that would otherwise be resumed later ... Resolves with how many were removed"', async (t) => {
-      const location = await open();
-      if (!location.store.removeStale) return notApplicable(t, 'the store resumes nothing');
-      if (location.leaveStale) await location.leaveStale();
-      const expected = location.leaveStale ? 1 : 0;
-      const removed = await locked(location.store, () => location.store.removeStale!());
-      assert.equal(removed, expected);
-      assert.equal(await locked(location.store, () => location.store.removeStale!()), 0, 'nothing is left to remove');
-    });
+    rule(
+      'removeStale: "removes leftovers of interrupted runs that would otherwise be resumed later ... Resolves with how many were removed"',
+      async (t) => {
+        const location = await open();
+        if (!location.store.removeStale) return notApplicable(t, 'the store resumes nothing');
+        if (location.leaveStale) await location.leaveStale();
+        const expected = location.leaveStale ? 1 : 0;
+        const removed = await locked(location.store, () => location.store.removeStale!());
+        assert.equal(removed, expected);
+        assert.equal(await locked(location.store, () => location.store.removeStale!()), 0, 'nothing is left to remove');
+      },
+    );
 
     rule('close: "Releases resources (connections, caches). Safe to call twice."', async () => {
       const location = await open();
@@ -735,6 +806,7 @@ async function settled(promise: Promise<unknown>): Promise<void> {
 /** Waits until the reader took everything written to `stream` so far, then a little more. */
 async function drained(stream: PassThrough): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while (stream.readableLength + stream.writableLength > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  while (stream.readableLength + stream.writableLength > 0 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
   await new Promise((resolve) => setTimeout(resolve, 300));
 }

@@ -115,5 +115,7 @@ export function lineDiff(before: readonly string[], after: readonly string[]): s
 export function isAbout(line: string, rel: string): boolean {
   const body = line.replace(/^[-+] /, '');
   const quoted = JSON.stringify(rel).slice(0, -1);
-  return body.startsWith(`${quoted}"`) || body.startsWith(`${quoted}/`) || body.startsWith(`xattr ${rel} `) || body.startsWith(`xattr ${rel}/`);
+  return (
+    body.startsWith(`${quoted}"`) || body.startsWith(`${quoted}/`) || body.startsWith(`xattr ${rel} `) || body.startsWith(`xattr ${rel}/`)
+  );
 }

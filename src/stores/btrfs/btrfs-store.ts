@@ -7,7 +7,16 @@ import { pipeline } from 'node:stream/promises';
 import { ButtersinkError, InterruptedError, messageOf, StoreError, TransferError } from '../../model/errors.js';
 import { hasControlCharacter } from '../../model/printable-name.js';
 import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
-import type { DiffSize, ReceiveRequest, SendStream, SnapshotFiles, Store, StoreCapabilities, StoreSpace, StoredDiff } from '../../model/store.js';
+import type {
+  DiffSize,
+  ReceiveRequest,
+  SendStream,
+  SnapshotFiles,
+  Store,
+  StoreCapabilities,
+  StoreSpace,
+  StoredDiff,
+} from '../../model/store.js';
 import { StreamMeasurer } from '../../sendstream/measure-stream.js';
 import { NotASendStreamError, renameStreamHead, SubvolumeRenamer } from '../../sendstream/rename-subvolume.js';
 import { RefusedStreamError, StreamValidator, type ReceiveScope } from '../../sendstream/stream-validator.js';
@@ -164,7 +173,11 @@ export class BtrfsStore implements Store {
       this.#run(['subvolume', 'list', ...columns, '-s', location.directory], { signal, what }),
       this.#run(['subvolume', 'list', '-r', location.directory], { signal, what }),
     ]);
-    const listing = crossCheckListings(parseSubvolumeList(full, 'full'), parseSubvolumeList(withTimes, 'with-times'), parseBriefSubvolumeList(brief));
+    const listing = crossCheckListings(
+      parseSubvolumeList(full, 'full'),
+      parseSubvolumeList(withTimes, 'with-times'),
+      parseBriefSubvolumeList(brief),
+    );
     const entries = listing.isTrusted ? listing.entries : parseSubvolumeList(full, 'full', { joinStrays: true }).entries;
     const prefix = location.topLevelPath === '' ? '' : `${location.topLevelPath}/`;
     const named = new Map<string, SubvolumeListEntry>();
@@ -195,7 +208,11 @@ export class BtrfsStore implements Store {
    * (see #listAll), with its subvolume ID; null when there is none: not a subvolume root
    * reached through real directories, not read-only, another subvolume than the entry says, or gone.
    */
-  async #checkedSnapshot(name: string, entry: SubvolumeListEntry, signal?: AbortSignal): Promise<{ id: number; snapshot: Snapshot } | null> {
+  async #checkedSnapshot(
+    name: string,
+    entry: SubvolumeListEntry,
+    signal?: AbortSignal,
+  ): Promise<{ id: number; snapshot: Snapshot } | null> {
     if (!(await isSubvolumeRootWithin(this.#directory, name))) return null;
     const at = this.pathOf({ name });
     const run = (args: readonly string[]): Promise<string | null> => this.#run(args, { signal, what: `reading ${name}` }).catch(() => null);
@@ -336,12 +353,7 @@ export class BtrfsStore implements Store {
   /** Arguments after `btrfs send` for this diff (quiet, parent, clone sources, snapshot). */
   #sendArgs(snapshot: Snapshot, parent: Snapshot | null, cloneSources: readonly Snapshot[]): string[] {
     const clones = cloneSources.filter((c) => c.uuid !== parent?.uuid && c.uuid !== snapshot.uuid);
-    return [
-      '-q',
-      ...(parent ? ['-p', this.pathOf(parent)] : []),
-      ...clones.flatMap((c) => ['-c', this.pathOf(c)]),
-      this.pathOf(snapshot),
-    ];
+    return ['-q', ...(parent ? ['-p', this.pathOf(parent)] : []), ...clones.flatMap((c) => ['-c', this.pathOf(c)]), this.pathOf(snapshot)];
   }
 
   /**
@@ -384,12 +396,16 @@ export class BtrfsStore implements Store {
             const from = request.origin === undefined ? '' : ` from ${request.origin}`;
             throw new RefusedStreamError(`receiving ${request.name}${from}: ${cause.message}`, { cause, hint: cause.hint });
           }
-          throw cause instanceof TransferError ? new TransferError(`receiving ${request.name}: ${cause.message}`, { cause, hint: cause.hint }) : cause;
+          throw cause instanceof TransferError
+            ? new TransferError(`receiving ${request.name}: ${cause.message}`, { cause, hint: cause.hint })
+            : cause;
         }
         // The source stream itself failed (anything but receive closing its end early): that
         // is the cause, and receive's "unexpected EOF" only its consequence.
         if (piped.status === 'rejected' && !isClosedPipe(piped.reason)) {
-          throw new TransferError(`receiving ${request.name}: the stream failed: ${(piped.reason as Error).message}`, { cause: piped.reason });
+          throw new TransferError(`receiving ${request.name}: the stream failed: ${(piped.reason as Error).message}`, {
+            cause: piped.reason,
+          });
         }
         if (!res || res.exitCode !== 0) {
           // With -C, receive says where it chrooted to before anything else: not news.
@@ -467,7 +483,8 @@ export class BtrfsStore implements Store {
         });
       const fresh = async (): Promise<Buffer> => {
         const head = await readStreamHead(sendArgs, options.signal);
-        if (head === null) throw new TransferError(`sending ${describeDiff(request.snapshot, request.parent)}: btrfs send produced no stream`);
+        if (head === null)
+          throw new TransferError(`sending ${describeDiff(request.snapshot, request.parent)}: btrfs send produced no stream`);
         return head;
       };
       // Measuring kept the stream's head; a stale one (a snapshot made writable and changed
@@ -576,9 +593,12 @@ export class BtrfsStore implements Store {
     const from = this.pathOf(snapshot);
     const to = this.pathOf({ name: newName });
     if (path.dirname(from) !== path.dirname(to)) {
-      throw new StoreError(`cannot move ${snapshot.name} to another directory (${newName}): btrfs keeps read-only snapshots where they are`, {
-        hint: 'rename it within its directory',
-      });
+      throw new StoreError(
+        `cannot move ${snapshot.name} to another directory (${newName}): btrfs keeps read-only snapshots where they are`,
+        {
+          hint: 'rename it within its directory',
+        },
+      );
     }
     if (await exists(to)) throw new StoreError(`${to} already exists`);
     const show = parseSubvolumeShow(await this.#run(['subvolume', 'show', from], { signal, what: `checking ${from}` }));
@@ -649,7 +669,11 @@ function toSnapshot(e: SubvolumeListEntry, name: string): Snapshot {
  */
 function withoutDuplicates(found: readonly { id: number; snapshot: Snapshot }[]): Snapshot[] {
   const seen = new Map<string, number>();
-  const keys = ({ id, snapshot }: { id: number; snapshot: Snapshot }): string[] => [`name\0${snapshot.name}`, `uuid\0${snapshot.uuid}`, `id\0${id}`];
+  const keys = ({ id, snapshot }: { id: number; snapshot: Snapshot }): string[] => [
+    `name\0${snapshot.name}`,
+    `uuid\0${snapshot.uuid}`,
+    `id\0${id}`,
+  ];
   for (const f of found) for (const key of keys(f)) seen.set(key, (seen.get(key) ?? 0) + 1);
   return found.filter((f) => keys(f).every((key) => seen.get(key) === 1)).map((f) => f.snapshot);
 }
@@ -670,4 +694,3 @@ async function exists(p: string): Promise<boolean> {
     () => false,
   );
 }
-

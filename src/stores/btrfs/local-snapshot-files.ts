@@ -33,7 +33,10 @@ export function localSnapshotFiles(root: string, xattrs: (file: string) => Promi
     },
     open: async (relative) => {
       const handle = await openRegular(at(relative), relative);
-      return { read: async (buffer, length, position) => (await handle.read(buffer, 0, length, position)).bytesRead, close: () => handle.close() };
+      return {
+        read: async (buffer, length, position) => (await handle.read(buffer, 0, length, position)).bytesRead,
+        close: () => handle.close(),
+      };
     },
     xattrs: async (relative) => {
       await lstat(at(relative)); // ENOENT for a missing entry, not "no xattrs"

@@ -62,7 +62,10 @@ async function readDirectoryXattrs(directory: string): Promise<DirectoryXattrs> 
 /** Every xattr of one `file` (not following a symlink); an empty map when it has none. */
 export async function xattrsOfFile(file: string): Promise<Xattrs> {
   // getfattr -h reads the entry itself, never a link's target.
-  const run = await execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', file], { reject: false, stdin: 'ignore' });
+  const run = await execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', file], {
+    reject: false,
+    stdin: 'ignore',
+  });
   return [...parseGetfattr(String(run.stdout)).values()][0] ?? new Map();
 }
 

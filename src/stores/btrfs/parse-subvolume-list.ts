@@ -39,7 +39,10 @@ const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const COUNT = '(\\d{1,19})';
 // `s`: a path may hold \r or U+2028 (lines are split at \n only); such names are the caller's to refuse.
 /** `-R -u -q -c -g`: `cgen` right after `gen`, `parent_uuid` right after `top level`. */
-const FULL = new RegExp(`^ID ${COUNT} gen ${COUNT} cgen ${COUNT} top level ${COUNT} parent_uuid (${UUID}|-) +received_uuid (${UUID}|-) +uuid (${UUID}) path (.+)$`, 's');
+const FULL = new RegExp(
+  `^ID ${COUNT} gen ${COUNT} cgen ${COUNT} top level ${COUNT} parent_uuid (${UUID}|-) +received_uuid (${UUID}|-) +uuid (${UUID}) path (.+)$`,
+  's',
+);
 /** The same with `-s`: `otime` right after `top level`, so no line fits both. */
 const WITH_TIMES = new RegExp(
   `^ID ${COUNT} gen ${COUNT} cgen ${COUNT} top level ${COUNT} otime (\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d|-) parent_uuid (${UUID}|-) +received_uuid (${UUID}|-) +uuid (${UUID}) path (.+)$`,

@@ -45,7 +45,9 @@ export interface PipeOptions {
 
 /** Resolves with the bytes of stream that `btrfs receive` read. */
 export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
-  traceCommand(`${formatCommand(['send', ...options.sendArgs])} | (rename) | ${formatCommand(['-q', 'receive', options.receiveDirectory])}`);
+  traceCommand(
+    `${formatCommand(['send', ...options.sendArgs])} | (rename) | ${formatCommand(['-q', 'receive', options.receiveDirectory])}`,
+  );
   const escaped = [...options.renamedHead].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
   const child = execa(
     'setpriv',

@@ -42,11 +42,18 @@ export function receiveSources(listed: readonly Snapshot[], filesystem: readonly
   for (const key of new Set(listed.flatMap((s) => (s.receivedUuid === null ? [s.uuid] : [s.uuid, s.receivedUuid])))) {
     const received = holders.get(key) ?? [];
     if (received.length > 1) {
-      ambiguous.set(key, `${received.length} subvolumes on this filesystem carry received UUID ${key}, and btrfs receive could take any of them`);
+      ambiguous.set(
+        key,
+        `${received.length} subvolumes on this filesystem carry received UUID ${key}, and btrfs receive could take any of them`,
+      );
     } else if (received.length === 1) {
       const only = byOwnUuid.get(received[0]!.uuid);
       if (only !== undefined) byUuid.set(key, only);
-      else ambiguous.set(key, `btrfs receive would take a subvolume outside the receiving directory for ${key} (it carries that received UUID)`);
+      else
+        ambiguous.set(
+          key,
+          `btrfs receive would take a subvolume outside the receiving directory for ${key} (it carries that received UUID)`,
+        );
     } else {
       const own = byOwnUuid.get(key);
       if (own !== undefined) byUuid.set(key, own);

@@ -47,7 +47,13 @@ export async function runBtrfs(
 export function spawnBtrfs(
   args: readonly string[],
   options: { stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'ignore'; signal?: AbortSignal },
-): ResultPromise<{ stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'ignore'; stderr: 'pipe'; reject: false; buffer: { stdout: false; stderr: true } }> {
+): ResultPromise<{
+  stdin: 'pipe' | 'ignore';
+  stdout: 'pipe' | 'ignore';
+  stderr: 'pipe';
+  reject: false;
+  buffer: { stdout: false; stderr: true };
+}> {
   tracer(formatCommand(args));
   return execa('btrfs', args, {
     stdin: options.stdin,
@@ -76,7 +82,5 @@ export function btrfsFailure(
     return new PermissionError(`${what}: permission denied`, { hint: 'btrfs needs root: run buttersink with sudo' });
   }
   const message = `${what} failed${tail ? `: ${tail.replaceAll('\n', ' | ')}` : ''}`;
-  return options.failure === 'transfer'
-    ? new TransferError(message, { command, stderrTail: tail })
-    : new StoreError(message);
+  return options.failure === 'transfer' ? new TransferError(message, { command, stderrTail: tail }) : new StoreError(message);
 }

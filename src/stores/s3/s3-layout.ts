@@ -120,15 +120,17 @@ export function parseInventory(prefix: string, objects: readonly ListedObject[])
   }
   const order = [...first.entries()].sort((a, b) => a[1].uploaded - b[1].uploaded || compare(a[1].name, b[1].name));
   const snapshots = order
-    .map(([uuid, info], index): Snapshot => ({
-      name: info.name,
-      uuid,
-      parentUuid: null,
-      receivedUuid: uuid,
-      generation: index + 1,
-      creationGeneration: index + 1,
-      createdAt: info.uploaded === 0 ? null : new Date(info.uploaded),
-    }))
+    .map(
+      ([uuid, info], index): Snapshot => ({
+        name: info.name,
+        uuid,
+        parentUuid: null,
+        receivedUuid: uuid,
+        generation: index + 1,
+        creationGeneration: index + 1,
+        createdAt: info.uploaded === 0 ? null : new Date(info.uploaded),
+      }),
+    )
     .sort((a, b) => compare(a.name, b.name) || compare(a.uuid, b.uuid));
   return { snapshots, diffs, ignored };
 }

@@ -57,8 +57,7 @@ export function createS3Client(settings: S3Settings, env: NodeJS.ProcessEnv = pr
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const endpoint = customEndpoint(settings, env);
   const checksum =
-    settings.checksum ??
-    (endpoint !== undefined && env.AWS_REQUEST_CHECKSUM_CALCULATION === undefined ? 'when-required' : undefined);
+    settings.checksum ?? (endpoint !== undefined && env.AWS_REQUEST_CHECKSUM_CALCULATION === undefined ? 'when-required' : undefined);
   const config: S3ClientConfig = {
     region: settings.region ?? (() => resolveRegion(env)),
     followRegionRedirects: true,

@@ -18,7 +18,16 @@ import { storedDependents } from '../../model/stored-dependents.js';
 import { IncompleteStreamError, StreamEndCheck } from '../../sendstream/stream-end-check.js';
 import { lockDirectory } from '../../util/directory-lock.js';
 import { downloadStream } from './download-stream.js';
-import { diffKey, isStorableName, keyPrefix, parseInventory, trashKey, type ListedObject, type S3Diff, type S3Inventory } from './s3-layout.js';
+import {
+  diffKey,
+  isStorableName,
+  keyPrefix,
+  parseInventory,
+  trashKey,
+  type ListedObject,
+  type S3Diff,
+  type S3Inventory,
+} from './s3-layout.js';
 import { isNotFound, isNotImplemented, toStoreError } from './s3-errors.js';
 import { createS3Client, customEndpoint, type S3Settings } from './s3-settings.js';
 import { UploadJournal } from './upload-journal.js';
@@ -150,8 +159,7 @@ export class S3Store implements Store {
       { client: this.#client, endpoint: this.#endpoint, bucket: this.#bucket, key: diff.key },
       {
         signal: options.signal,
-        onRetry: (position, error) =>
-          this.#warn(`retrying download of ${diff.key} from byte ${position}: ${messageOf(error)}`),
+        onRetry: (position, error) => this.#warn(`retrying download of ${diff.key} from byte ${position}: ${messageOf(error)}`),
       },
     );
     const done = finished(stream).catch((error: unknown) => {
@@ -210,7 +218,8 @@ export class S3Store implements Store {
       stream.destroy();
       check.destroy();
       if (signal?.aborted) throw interrupted();
-      if (error instanceof IncompleteStreamError) throw new TransferError(`uploading ${request.name}: ${error.message}; nothing was stored`);
+      if (error instanceof IncompleteStreamError)
+        throw new TransferError(`uploading ${request.name}: ${error.message}; nothing was stored`);
       throw toStoreError(error, `uploading ${request.name} to ${this.url}`, this.#where);
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -297,9 +306,12 @@ export class S3Store implements Store {
     }
     for (const u of uploads.values()) {
       try {
-        await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: u.key, UploadId: u.uploadId }), { abortSignal: signal });
+        await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: u.key, UploadId: u.uploadId }), {
+          abortSignal: signal,
+        });
       } catch (error) {
-        if (!isNotImplemented(error) && !isNotFound(error)) throw toStoreError(error, `aborting the unfinished upload of ${u.key}`, this.#where);
+        if (!isNotImplemented(error) && !isNotFound(error))
+          throw toStoreError(error, `aborting the unfinished upload of ${u.key}`, this.#where);
       }
       await this.#journal.remove(this.#endpoint, this.#bucket, u.key);
     }

@@ -13,7 +13,6 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { isNotFound, isNotImplemented } from './s3-errors.js';
 import type { PartRecord, UploadJournal, UploadRecord } from './upload-journal.js';
 
@@ -138,7 +137,14 @@ async function multipart(
 
   const upload = async (n: number, body: Buffer, md5: Buffer): Promise<void> => {
     const answer = await client.send(
-      new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: n, Body: body, ContentMD5: md5.toString('base64') }),
+      new UploadPartCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber: n,
+        Body: body,
+        ContentMD5: md5.toString('base64'),
+      }),
       { abortSignal: signal },
     );
     done.set(n, { partNumber: n, bytes: body.length, md5: md5.toString('hex'), etag: answer.ETag ?? '' });
@@ -235,7 +241,10 @@ async function attachHash(target: UploadTarget, sha256: string, bytes: number): 
  * size, the hash is attached now. If it is not there, the completion never happened and the
  * upload stays resumable. Returns how many objects got their hash.
  */
-export async function attachPendingHashes(target: Omit<UploadTarget, 'key' | 'partBytes' | 'concurrency'>, keyPrefix: string): Promise<number> {
+export async function attachPendingHashes(
+  target: Omit<UploadTarget, 'key' | 'partBytes' | 'concurrency'>,
+  keyPrefix: string,
+): Promise<number> {
   let attached = 0;
   for (const record of await target.journal.list(target.endpoint, target.bucket, keyPrefix)) {
     if (!record.completed) continue;
@@ -270,10 +279,14 @@ async function openUpload(
   const saved = await target.journal.load(target.endpoint, bucket, key);
   if (saved && knownMetadata !== undefined) {
     // One part now: nothing worth resuming, and the old upload lacks the final metadata.
-    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: saved.uploadId }), { abortSignal: signal }).catch(() => {});
+    await client
+      .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: saved.uploadId }), { abortSignal: signal })
+      .catch(() => {});
   } else if (saved) {
     try {
-      const listed = await client.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: saved.uploadId }), { abortSignal: signal });
+      const listed = await client.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: saved.uploadId }), {
+        abortSignal: signal,
+      });
       const onServer = new Map((listed.Parts ?? []).map((p) => [p.PartNumber, p.ETag]));
       const kept = saved.parts.filter((p) => onServer.get(p.partNumber) === p.etag);
       return { uploadId: saved.uploadId, previous: new Map(kept.map((p) => [p.partNumber, p])), startedAt: saved.startedAt };
@@ -286,7 +299,12 @@ async function openUpload(
     }
   }
   const created = await client.send(
-    new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: knownMetadata ?? { [META_FORMAT]: '1' }, ...storageOptions(target) }),
+    new CreateMultipartUploadCommand({
+      Bucket: bucket,
+      Key: key,
+      Metadata: knownMetadata ?? { [META_FORMAT]: '1' },
+      ...storageOptions(target),
+    }),
     { abortSignal: signal },
   );
   if (!created.UploadId) throw new Error('the server started a multipart upload without an upload id');

@@ -116,7 +116,14 @@ export async function connectSsh(input: TargetInput, options: ConnectOptions = {
 }
 
 async function readKnownHosts(files: readonly string[]): Promise<KnownHost[]> {
-  const texts = await Promise.all(files.map((f) => readFile(f, 'utf8').then((t) => parseKnownHosts(t, f), () => [])));
+  const texts = await Promise.all(
+    files.map((f) =>
+      readFile(f, 'utf8').then(
+        (t) => parseKnownHosts(t, f),
+        () => [],
+      ),
+    ),
+  );
   return texts.flat();
 }
 
@@ -156,7 +163,9 @@ function hostKeyError(verdict: HostKeyVerdict, key: Buffer, target: SshTarget, k
     case 'changed':
       return new StoreError(
         `the HOST KEY of ${name} HAS CHANGED: it presented ${print}, ${verdict.source} records another; someone may be intercepting the connection, refusing to connect`,
-        { hint: `if the server's key really changed, check the new fingerprint with its admin, then remove the old one: ssh-keygen -R '${name}'` },
+        {
+          hint: `if the server's key really changed, check the new fingerprint with its admin, then remove the old one: ssh-keygen -R '${name}'`,
+        },
       );
     default: {
       const why =
@@ -187,4 +196,3 @@ function connectError(error: Error & { level?: string; code?: string }, target: 
     hint: 'check the host name and port, and that sshd runs there',
   });
 }
-

@@ -145,14 +145,18 @@ export class RemoteFiles {
     const k = `${cacheKey(snapshot, 'read', relative)}\0${index}`;
     let pending = this.#blocks.get(k);
     if (pending === undefined) {
-      pending = this.#request({ action: 'read', snapshot, path: relative, offset: index * BROWSE_BLOCK_BYTES, length: BROWSE_BLOCK_BYTES }).then(
-        (result) => {
-          const r = result as { errno?: unknown; data?: unknown } | null;
-          if (typeof r?.errno === 'string') throw errnoError(r.errno, relative);
-          if (!Buffer.isBuffer(r?.data)) throw new TransferError(`${this.#where}: the server's file data is malformed`);
-          return r.data;
-        },
-      );
+      pending = this.#request({
+        action: 'read',
+        snapshot,
+        path: relative,
+        offset: index * BROWSE_BLOCK_BYTES,
+        length: BROWSE_BLOCK_BYTES,
+      }).then((result) => {
+        const r = result as { errno?: unknown; data?: unknown } | null;
+        if (typeof r?.errno === 'string') throw errnoError(r.errno, relative);
+        if (!Buffer.isBuffer(r?.data)) throw new TransferError(`${this.#where}: the server's file data is malformed`);
+        return r.data;
+      });
       this.#blocks.set(k, pending);
       pending.catch(() => {
         if (this.#blocks.get(k) === pending) this.#blocks.delete(k);

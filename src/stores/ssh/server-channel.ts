@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Client as SshClient, ClientChannel } from 'ssh2';
-import { ButtersinkError, messageOf, PermissionError, StoreError, TransferError } from '../../model/errors.js';
+import { type ButtersinkError, messageOf, PermissionError, StoreError, TransferError } from '../../model/errors.js';
 import { checkHello, encodeMessage, FrameDecoder, makeHello, RAW_ERROR_PREFIX, type Operation } from '../../remote/protocol.js';
 import { fromWireError } from '../../remote/wire-errors.js';
 import { lastLines } from '../../util/last-lines.js';
@@ -222,7 +222,10 @@ export class ServerChannel {
       const settle = this.#settleHello;
       this.#settleHello = undefined;
       if (problem === null) settle.resolve();
-      else settle.reject(this.#fail(new StoreError(`${this.#where}: ${problem}`, { hint: 'install the same buttersink version on both ends' })));
+      else
+        settle.reject(
+          this.#fail(new StoreError(`${this.#where}: ${problem}`, { hint: 'install the same buttersink version on both ends' })),
+        );
       return;
     }
     if (typeof message.id !== 'number') {
@@ -244,7 +247,10 @@ export class ServerChannel {
 
   /** Why a send failed after it started: the server's last word on stderr, else the cut. */
   #rawFailure(): Error {
-    const line = this.#stderr.split('\n').reverse().find((l) => l.startsWith(RAW_ERROR_PREFIX));
+    const line = this.#stderr
+      .split('\n')
+      .reverse()
+      .find((l) => l.startsWith(RAW_ERROR_PREFIX));
     if (line !== undefined) {
       try {
         return fromWireError(JSON.parse(line.slice(RAW_ERROR_PREFIX.length)), this.#where);
@@ -252,7 +258,10 @@ export class ServerChannel {
         // fall through: a garbled line is no better than none
       }
     }
-    return this.#failure ?? new TransferError(`the stream from ${this.#where} ended without the server's confirmation (exit ${this.#exitCode ?? 'none'})`);
+    return (
+      this.#failure ??
+      new TransferError(`the stream from ${this.#where} ended without the server's confirmation (exit ${this.#exitCode ?? 'none'})`)
+    );
   }
 
   #onClose(): void {
@@ -261,7 +270,13 @@ export class ServerChannel {
       this.#settleHello = undefined;
       return;
     }
-    const tail = lastLines(this.#stderr.split('\n').filter((l) => !l.startsWith(RAW_ERROR_PREFIX)).join('\n'), 3).replaceAll('\n', ' | ');
+    const tail = lastLines(
+      this.#stderr
+        .split('\n')
+        .filter((l) => !l.startsWith(RAW_ERROR_PREFIX))
+        .join('\n'),
+      3,
+    ).replaceAll('\n', ' | ');
     this.#fail(
       this.#isClosing || (this.#raw && this.#exitCode !== null)
         ? new TransferError(`the channel to ${this.#where} was closed`)

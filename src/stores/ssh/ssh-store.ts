@@ -155,7 +155,9 @@ export class SshStore implements Store {
     const cached = await this.#options.cache.get(snapshot.uuid, parent?.uuid ?? null);
     if (cached !== undefined) return { bytes: cached.bytes, exact: true };
     if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
-    const result = (await (await this.#controlChannel()).request('measure', {
+    const result = (await (
+      await this.#controlChannel()
+    ).request('measure', {
       snapshot: toWireSnapshot(snapshot),
       parent: parent && toWireSnapshot(parent),
     })) as { bytes?: unknown };
@@ -248,10 +250,7 @@ export class SshStore implements Store {
    * requests, allowed in every mode and contained in the snapshot there); answers are cached.
    */
   snapshotFiles(snapshot: Pick<Snapshot, 'name'>): SnapshotFiles {
-    this.#files ??= new RemoteFiles(
-      async (args) => (await this.#controlChannel()).request('browse', args),
-      `${this.url}`,
-    );
+    this.#files ??= new RemoteFiles(async (args) => (await this.#controlChannel()).request('browse', args), `${this.url}`);
     return this.#files.of(snapshot.name);
   }
 

@@ -41,7 +41,13 @@ const DEFAULT_IDENTITIES = ['id_rsa', 'id_ecdsa', 'id_ed25519'];
  * `Match exec` is not evaluated: reading a config must not run commands.
  */
 export function resolveSshTarget(input: TargetInput, env: TargetEnvironment): SshTarget {
-  const computed = env.config === null ? {} : SSHConfig.parse(env.config).compute({ Host: input.host, ...(input.user ? { User: input.user } : {}) }, { ignoreCase: true, matchExec: false });
+  const computed =
+    env.config === null
+      ? {}
+      : SSHConfig.parse(env.config).compute(
+          { Host: input.host, ...(input.user ? { User: input.user } : {}) },
+          { ignoreCase: true, matchExec: false },
+        );
   const get = (key: string): string | string[] | undefined => computed[key.toLowerCase()];
   const first = (key: string): string | undefined => {
     const value = get(key);

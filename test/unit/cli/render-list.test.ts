@@ -29,7 +29,10 @@ function snap(name: string, uuid: string, f: { received?: string; createdAt?: Da
 }
 
 const listed: ListedSnapshot[] = [
-  { snapshot: snap('daily/2026-11-27', U1, { createdAt: new Date(2026, 10, 27, 23, 0, 5) }), size: { bytes: 1.5 * 1024 ** 3, exact: true } },
+  {
+    snapshot: snap('daily/2026-11-27', U1, { createdAt: new Date(2026, 10, 27, 23, 0, 5) }),
+    size: { bytes: 1.5 * 1024 ** 3, exact: true },
+  },
   { snapshot: snap('b', U2, { received: R2 }), size: { bytes: 512, exact: false } },
 ];
 
@@ -42,15 +45,14 @@ describe('renderList', () => {
   });
 
   test('local time, zero-padded', () => {
-    const [line] = renderList([{ snapshot: snap('s', U1, { createdAt: new Date(2026, 0, 2, 3, 4, 59) }), size: { bytes: 0, exact: true } }]);
+    const [line] = renderList([
+      { snapshot: snap('s', U1, { createdAt: new Date(2026, 0, 2, 3, 4, 59) }), size: { bytes: 0, exact: true } },
+    ]);
     assert.equal(line, `s  0 B  2026-01-02 03:04  ${U1}`);
   });
 
   test('no trailing spaces, columns start at the same offsets', () => {
-    const rows = [
-      ...listed,
-      { snapshot: snap('a much longer snapshot name', U2), size: { bytes: 123 * 1024 ** 2, exact: false } },
-    ];
+    const rows = [...listed, { snapshot: snap('a much longer snapshot name', U2), size: { bytes: 123 * 1024 ** 2, exact: false } }];
     const lines = renderList(rows);
     for (const l of lines) assert.equal(l, l.trimEnd());
     const uuidColumn = lines.map((l) => l.search(/[0-9a-f]{8}-[0-9a-f]{4}-/));
@@ -70,7 +72,7 @@ describe('renderList', () => {
     assert.ok(lines[0]!.startsWith(`${JSON.stringify(forged)}  1 B`), lines[0]);
   });
 
-    test('an empty listing has no lines', () => {
+  test('an empty listing has no lines', () => {
     assert.deepEqual(renderList([]), []);
   });
 });

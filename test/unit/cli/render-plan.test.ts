@@ -18,7 +18,14 @@ const stale = snap('old snap', 'u-old');
 
 const plan: Plan = {
   steps: [
-    { kind: 'send', snapshot: d2, parent: d1, bytes: 3 * KiB, exact: true, reason: 'incremental from daily/1 (already at destination), vs full 1 GiB' },
+    {
+      kind: 'send',
+      snapshot: d2,
+      parent: d1,
+      bytes: 3 * KiB,
+      exact: true,
+      reason: 'incremental from daily/1 (already at destination), vs full 1 GiB',
+    },
     { kind: 'send', snapshot: d3, parent: null, bytes: 1.5 * GiB, exact: false, reason: 'full: no parent at destination' },
     { kind: 'delete', snapshot: stale, reason: 'not in source (-d)' },
   ],
@@ -42,7 +49,10 @@ describe('renderPlan', () => {
 
   test('a real run: plain verbs', () => {
     const lines = renderPlan(plan, false);
-    assert.equal(lines[0], 'send daily/2  3 KiB  incremental from daily/1  (incremental from daily/1 (already at destination), vs full 1 GiB)');
+    assert.equal(
+      lines[0],
+      'send daily/2  3 KiB  incremental from daily/1  (incremental from daily/1 (already at destination), vs full 1 GiB)',
+    );
     assert.equal(lines[1], 'send daily/3  ~1.5 GiB  full  (full: no parent at destination)');
     assert.equal(lines[2], 'delete old snap  (not in source (-d))');
     assert.equal(lines[3], '2 to send (~1.5 GiB), 1 to delete, 1 already there');
@@ -80,7 +90,15 @@ describe('planToJson', () => {
           exact: true,
           reason: 'incremental from daily/1 (already at destination), vs full 1 GiB',
         },
-        { kind: 'send', snapshot: 'daily/3', uuid: 'u-3', parent: null, bytes: 1.5 * GiB, exact: false, reason: 'full: no parent at destination' },
+        {
+          kind: 'send',
+          snapshot: 'daily/3',
+          uuid: 'u-3',
+          parent: null,
+          bytes: 1.5 * GiB,
+          exact: false,
+          reason: 'full: no parent at destination',
+        },
         { kind: 'delete', snapshot: 'old snap', uuid: 'u-old', reason: 'not in source (-d)' },
       ],
     });

@@ -9,10 +9,13 @@ import { UsageError } from '../../../src/model/errors.js';
 describe('configuration file', () => {
   test('[stores] maps names to URLs, in file order', () => {
     const stores = parseConfig('# mine\n[stores]\nlocal = "/mnt/pool/snaps/"\nbackup = "btrfs:///mnt/backup/"\n', 'f');
-    assert.deepEqual([...stores], [
-      ['local', '/mnt/pool/snaps/'],
-      ['backup', 'btrfs:///mnt/backup/'],
-    ]);
+    assert.deepEqual(
+      [...stores],
+      [
+        ['local', '/mnt/pool/snaps/'],
+        ['backup', 'btrfs:///mnt/backup/'],
+      ],
+    );
     assert.equal(parseConfig('', 'f').size, 0);
   });
 

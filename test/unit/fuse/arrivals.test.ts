@@ -16,7 +16,10 @@ describe('Arrivals: transfers mkdir started, and what waits for them', () => {
     const one = started();
     arrivals.add('B', 's1', one.transfer);
     assert.ok(arrivals.has('B', 's1'));
-    assert.throws(() => arrivals.refuseSecond('B', 's1'), (e: unknown) => e instanceof FsError && e.errno === 'EEXIST');
+    assert.throws(
+      () => arrivals.refuseSecond('B', 's1'),
+      (e: unknown) => e instanceof FsError && e.errno === 'EEXIST',
+    );
     arrivals.refuseSecond('C', 's1'); // another store: fine
     one.finish();
     await one.transfer;

@@ -161,7 +161,10 @@ describe('CopyWindow: the scratch tree cp -r writes into', () => {
     await assert.rejects(window.write('.a.bin.XXXXXX', 0, Buffer.from('zzzz')), errno('EIO'));
     window.create('.b.bin.YYYYYY', 0o600);
     await window.write('.b.bin.YYYYYY', 0, Buffer.from('bbbb'));
-    assert.throws(() => window.rename('.b.bin.YYYYYY', 'a.bin'), (e: unknown) => errno('EIO')(e) && /compared with the received snapshot's b\.bin, not with a\.bin/.test((e as Error).message));
+    assert.throws(
+      () => window.rename('.b.bin.YYYYYY', 'a.bin'),
+      (e: unknown) => errno('EIO')(e) && /compared with the received snapshot's b\.bin, not with a\.bin/.test((e as Error).message),
+    );
     window.rename('.b.bin.YYYYYY', 'b.bin');
     window.mkdir('d', 0o755);
     assert.throws(() => window.rename('d', 'e'), errno('EXDEV'), 'a directory is copied, not renamed');
@@ -174,7 +177,9 @@ describe('CopyWindow: the scratch tree cp -r writes into', () => {
     window.create('one', 0o644);
     window.create('two', 0o644);
     await assert.rejects(window.write('one', 0, Buffer.from('xxxx')), (e: unknown) => /^one differs/.test((e as Error).message));
-    await assert.rejects(window.write('two', 2, Buffer.from('2x')), (e: unknown) => /^two differs from the received snapshot at byte 3/.test((e as Error).message));
+    await assert.rejects(window.write('two', 2, Buffer.from('2x')), (e: unknown) =>
+      /^two differs from the received snapshot at byte 3/.test((e as Error).message),
+    );
     assert.match(window.mismatch!, /^one differs/, 'the status keeps the first');
   });
 });

@@ -5,7 +5,9 @@ import { BusyError, InterruptedError, TransferError } from '../../../src/model/e
 
 describe('toFsError: the one place errors become errnos', () => {
   test('typed errors keep their message; a full destination is ENOSPC, a failed transfer EIO', () => {
-    const full = toFsError(new TransferError("receiving t1: btrfs receive failed: ERROR: writing to bulk.bin failed: No space left on device"));
+    const full = toFsError(
+      new TransferError('receiving t1: btrfs receive failed: ERROR: writing to bulk.bin failed: No space left on device'),
+    );
     assert.equal(full.errno, 'ENOSPC');
     assert.match(full.message, /No space left on device/);
     const nodeFull = Object.assign(new Error('write failed'), { code: 'ENOSPC' });

@@ -109,7 +109,14 @@ describe('interrupted callers: parsing /proc text', () => {
     assert.deepEqual(syscallOperands('x64', 6), [{ path: 0 }], 'lstat');
     assert.deepEqual(syscallOperands('x64', 263), [{ dirfd: 0, path: 1 }], 'unlinkat');
     assert.deepEqual(syscallOperands('x64', 82), [{ path: 0 }, { path: 1 }], 'rename');
-    assert.deepEqual(syscallOperands('x64', 316), [{ dirfd: 0, path: 1 }, { dirfd: 2, path: 3 }], 'renameat2');
+    assert.deepEqual(
+      syscallOperands('x64', 316),
+      [
+        { dirfd: 0, path: 1 },
+        { dirfd: 2, path: 3 },
+      ],
+      'renameat2',
+    );
     assert.deepEqual(syscallOperands('x64', 217), [{ fd: 0 }], 'getdents64');
     assert.deepEqual(syscallOperands('x64', 437), [{ dirfd: 0, path: 1 }], 'openat2');
     assert.equal(syscallOperands('x64', 3), undefined, 'close: the fd is gone already');
@@ -190,7 +197,14 @@ describe('interrupted callers: scanning a fake /proc tree', () => {
     symlinkSync('100', path.join(root, 'self'));
     mkdirSync(path.join(root, 'sys'));
     // cp -r SRC B/snap: openat(dirfd of B/snap, "srcd/f", O_CREAT|O_EXCL), SIGINT → + SIGKILL.
-    addTask({ pid: 100, syscall: '257 0x3 0x1000 0xc1 0x1a4 0x0 0x0 0x0 0x0', strings: { 0x1000: 'srcd/f' }, fds: { 3: dir }, sigPnd: '0000000000000100', shdPnd: '0000000000000002' });
+    addTask({
+      pid: 100,
+      syscall: '257 0x3 0x1000 0xc1 0x1a4 0x0 0x0 0x0 0x0',
+      strings: { 0x1000: 'srcd/f' },
+      fds: { 3: dir },
+      sigPnd: '0000000000000100',
+      shdPnd: '0000000000000002',
+    });
     // A threaded process: the main thread waits elsewhere, thread 201 in FUSE (openat relative to cwd).
     addTask({ pid: 200, tid: 200, name: 'rsync', wchan: 'do_wait' });
     addTask({ pid: 200, tid: 201, name: 'rsync', shdPnd: '0000000000000002', cwd: `${dir}/sub`, strings: { 0x1000: '.f.80UhRi' } });
@@ -206,13 +220,38 @@ describe('interrupted callers: scanning a fake /proc tree', () => {
     // getdents64 on an fd of the directory itself, SIGTERM.
     addTask({ pid: 700, name: 'ls', syscall: '217 0x5 0x55d0 0x8000 0x0 0x0 0x0 0x0 0x0', fds: { 5: dir }, sigPnd: '0000000000004000' });
     // mkdir(absolute path), SIGHUP.
-    addTask({ pid: 800, name: 'mkdir', syscall: '83 0x2000 0x1ed 0x0 0x0 0x0 0x0 0x0 0x0', strings: { 0x2000: `${dir}/newdir` }, shdPnd: '0000000000000001' });
+    addTask({
+      pid: 800,
+      name: 'mkdir',
+      syscall: '83 0x2000 0x1ed 0x0 0x0 0x0 0x0 0x0 0x0',
+      strings: { 0x2000: `${dir}/newdir` },
+      shdPnd: '0000000000000001',
+    });
     // Chrooted caller: its "/" is /mnt/bs.
-    addTask({ pid: 900, name: 'chrooted', syscall: '2 0x1000 0xc1 0x1a4 0x0 0x0 0x0 0x0 0x0', strings: { 0x1000: '/B/snap/jailed' }, rootLink: '/mnt/bs', shdPnd: '0000000000000002' });
+    addTask({
+      pid: 900,
+      name: 'chrooted',
+      syscall: '2 0x1000 0xc1 0x1a4 0x0 0x0 0x0 0x0 0x0',
+      strings: { 0x1000: '/B/snap/jailed' },
+      rootLink: '/mnt/bs',
+      shdPnd: '0000000000000002',
+    });
     // renameat2(outside, inside): the inside one is reported.
-    addTask({ pid: 1000, name: 'mv', syscall: `316 ${AT_FDCWD} 0x1000 ${AT_FDCWD} 0x2000 0x0 0x0 0x0 0x0`, strings: { 0x1000: '/tmp/a', 0x2000: `${dir}/moved` }, shdPnd: '0000000000000002' });
+    addTask({
+      pid: 1000,
+      name: 'mv',
+      syscall: `316 ${AT_FDCWD} 0x1000 ${AT_FDCWD} 0x2000 0x0 0x0 0x0 0x0`,
+      strings: { 0x1000: '/tmp/a', 0x2000: `${dir}/moved` },
+      shdPnd: '0000000000000002',
+    });
     // symlinkat(target inside, dirfd, linkpath outside): the target is not a file, not reported.
-    addTask({ pid: 1100, name: 'ln', syscall: `266 0x1000 ${AT_FDCWD} 0x2000 0x0 0x0 0x0 0x0 0x0`, strings: { 0x1000: `${dir}/target`, 0x2000: '/tmp/link' }, shdPnd: '0000000000000002' });
+    addTask({
+      pid: 1100,
+      name: 'ln',
+      syscall: `266 0x1000 ${AT_FDCWD} 0x2000 0x0 0x0 0x0 0x0 0x0`,
+      strings: { 0x1000: `${dir}/target`, 0x2000: '/tmp/link' },
+      shdPnd: '0000000000000002',
+    });
     // Races: gone between listing and reading, at every step.
     addTask({ pid: 1200, missing: ['wchan', 'status', 'syscall', 'mem', 'cwd'] });
     addTask({ pid: 1201, missing: ['syscall'], shdPnd: '0000000000000002' });
@@ -225,7 +264,13 @@ describe('interrupted callers: scanning a fake /proc tree', () => {
     addTask({ pid: 1301, syscall: 'running', shdPnd: '0000000000000002' });
     addTask({ pid: 1302, syscall: `257 ${AT_FDCWD} 0x900000 0xc1 0x1a4 0x0 0x0 0x0 0x0`, shdPnd: '0000000000000002' });
     // The FUSE server itself, reading requests: not a caller.
-    addTask({ pid: 1400, name: 'node', wchan: 'fuse_dev_do_read', syscall: '0 0x12 0x7f5aa46f2010 0x21000 0x0 0x0 0x0 0x0 0x0', shdPnd: '0000000000000002' });
+    addTask({
+      pid: 1400,
+      name: 'node',
+      wchan: 'fuse_dev_do_read',
+      syscall: '0 0x12 0x7f5aa46f2010 0x21000 0x0 0x0 0x0 0x0 0x0',
+      shdPnd: '0000000000000002',
+    });
   });
 
   after(() => rmSync(root, { recursive: true, force: true }));
@@ -246,14 +291,23 @@ describe('interrupted callers: scanning a fake /proc tree', () => {
     const again = await interruptedCallers(`${dir}/sub/../`, { procRoot: root, arch: 'x64' });
     assert.equal(again.length, 6);
     const other = await interruptedCallers('/mnt/bs/B/other', { procRoot: root, arch: 'x64' });
-    assert.deepEqual(other.map((c) => c.pid), [501]);
+    assert.deepEqual(
+      other.map((c) => c.pid),
+      [501],
+    );
     const sub = await interruptedCallers(`${dir}/sub`, { procRoot: root, arch: 'x64' });
-    assert.deepEqual(sub.map((c) => c.tid), [201]);
+    assert.deepEqual(
+      sub.map((c) => c.tid),
+      [201],
+    );
   });
 
   test('the signals that count can be chosen', async () => {
     const found = await interruptedCallers(dir, { procRoot: root, arch: 'x64', signals: [28] });
-    assert.deepEqual(found.map((c) => [c.pid, c.signals]), [[600, [28]]]);
+    assert.deepEqual(
+      found.map((c) => [c.pid, c.signals]),
+      [[600, [28]]],
+    );
   });
 
   test('a missing proc, or callers of an unknown architecture: nobody, no error', async () => {
@@ -263,11 +317,15 @@ describe('interrupted callers: scanning a fake /proc tree', () => {
 });
 
 describe('interruptWatch: one scan of the mount serves every waiting op', () => {
-  test('matches mount paths at or below a caller\'s path; scans again after 200 ms', async () => {
+  test("matches mount paths at or below a caller's path; scans again after 200 ms", async () => {
     let clock = 0;
     const scans: string[] = [];
     const callers = [{ pid: 1, tid: 1, command: 'cp', path: '/mnt/bs/B/s1/dir/file', signals: [2] }];
-    const isInterrupted = interruptWatch('/mnt/bs', async (directory) => (scans.push(directory), callers), () => clock);
+    const isInterrupted = interruptWatch(
+      '/mnt/bs',
+      async (directory) => (scans.push(directory), callers),
+      () => clock,
+    );
     assert.equal(await isInterrupted('/B/s1'), true, 'a caller below the snapshot');
     assert.equal(await isInterrupted('/B/s1/dir/file'), true, 'at the path itself');
     assert.equal(await isInterrupted('/B/s10'), false, 'a name that merely starts the same');

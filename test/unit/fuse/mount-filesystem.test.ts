@@ -49,7 +49,7 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
     }
   });
 
-  test('mkdir transfers; the copy window takes cp\'s files without comparing; it closes when idle', async () => {
+  test("mkdir transfers; the copy window takes cp's files without comparing; it closes when idle", async () => {
     const a = new MemoryStore('mem://a/');
     const source = a.add('s1');
     const b = new MemoryStore('mem://b/');
@@ -82,12 +82,18 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
     b.add('s1');
     const { fs } = mountOf({ A: a, B: b });
     try {
-      await assert.rejects(fs.mkdir('/B/unknown', 0o755), (e: unknown) => fsError('EPERM')(e) && /no mounted store has a snapshot named unknown/.test((e as Error).message));
+      await assert.rejects(
+        fs.mkdir('/B/unknown', 0o755),
+        (e: unknown) => fsError('EPERM')(e) && /no mounted store has a snapshot named unknown/.test((e as Error).message),
+      );
       await assert.rejects(fs.mkdir('/B/s1', 0o755), fsError('EEXIST'));
       await assert.rejects(fs.mkdir('/C', 0o755), fsError('EPERM'));
       await assert.rejects(fs.create('/A/s1/new', 0o644), fsError('EROFS'));
       await assert.rejects(fs.mkdir('/A/s1/new', 0o755), fsError('EROFS'));
-      await assert.rejects(fs.change('/A/s1', (w, r) => w.chmod(r, 0o777)), fsError('EROFS'));
+      await assert.rejects(
+        fs.change('/A/s1', (w, r) => w.chmod(r, 0o777)),
+        fsError('EROFS'),
+      );
       await assert.rejects(fs.open('/.buttersink/status', 1), fsError('EROFS'));
     } finally {
       fs.shutdown(new Error('done'));
@@ -105,7 +111,10 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       assert.deepEqual(await fs.readdir('/B/daily'), []);
       await fs.mkdir('/B/daily/d1', 0o755);
       await fs.readdir('/B/daily/d1');
-      assert.deepEqual(b.snapshots.map((s) => s.name), ['daily/d1']);
+      assert.deepEqual(
+        b.snapshots.map((s) => s.name),
+        ['daily/d1'],
+      );
       await assert.rejects(fs.rmdir('/B/daily'), fsError('ENOTEMPTY'));
       await fs.rmdir('/B/daily/d1');
       await fs.rmdir('/B/daily');
@@ -125,7 +134,10 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       await assert.rejects(fs.mkdir('/B/s1', 0o755), fsError('EROFS'));
       await assert.rejects(fs.rmdir('/B/s0'), fsError('EROFS'));
       await assert.rejects(fs.rename('/B/s0', '/B/s9'), fsError('EROFS'));
-      assert.deepEqual(b.snapshots.map((s) => s.name), ['s0']);
+      assert.deepEqual(
+        b.snapshots.map((s) => s.name),
+        ['s0'],
+      );
     } finally {
       fs.shutdown(new Error('done'));
     }
@@ -143,7 +155,10 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
     ];
     const { fs } = mountOf({ S3: s3 });
     try {
-      await assert.rejects(fs.rmdir('/S3/base'), (e: unknown) => fsError('EBUSY')(e) && /next is stored as diffs from it/.test((e as Error).message));
+      await assert.rejects(
+        fs.rmdir('/S3/base'),
+        (e: unknown) => fsError('EBUSY')(e) && /next is stored as diffs from it/.test((e as Error).message),
+      );
       assert.ok(s3.snapshots.includes(base));
       await fs.rmdir('/S3/other');
       assert.deepEqual(s3.snapshots.map((s) => s.name).sort(), ['base', 'next']);
@@ -167,7 +182,8 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       await assert.rejects(fs.rename('/A/s1', '/A/s2'), fsError('EPERM'));
       await assert.rejects(
         fs.rename('/B/s1-old', '/B/daily/s1'),
-        (e: unknown) => fsError('EPERM')(e) && /s1-old can only be renamed within its directory, not to daily\/s1/.test((e as Error).message),
+        (e: unknown) =>
+          fsError('EPERM')(e) && /s1-old can only be renamed within its directory, not to daily\/s1/.test((e as Error).message),
       );
     } finally {
       fs.shutdown(new Error('done'));
@@ -187,7 +203,11 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       // The only store that might hold it is down: EIO with the reason, not EPERM (no such snapshot).
       await assert.rejects(
         fs.mkdir('/A/only-in-d', 0o755),
-        (e: unknown) => fsError('EIO')(e) && /no store that answered has a snapshot named only-in-d; listing D \(mem:\/\/down\/\): .*cannot be reached/.test((e as Error).message),
+        (e: unknown) =>
+          fsError('EIO')(e) &&
+          /no store that answered has a snapshot named only-in-d; listing D \(mem:\/\/down\/\): .*cannot be reached/.test(
+            (e as Error).message,
+          ),
       );
       await assert.rejects(fs.mkdir('/A/s1', 0o755), fsError('EEXIST'));
     } finally {
@@ -203,7 +223,10 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
     const { fs } = mountOf({ A: a, S: silent }, { storeTimeoutMs: 100 });
     try {
       const started = Date.now();
-      await assert.rejects(fs.readdir('/S'), (e: unknown) => fsError('EIO')(e) && /listing S \(mem:\/\/silent\/\): no answer within 0.1 s/.test((e as Error).message));
+      await assert.rejects(
+        fs.readdir('/S'),
+        (e: unknown) => fsError('EIO')(e) && /listing S \(mem:\/\/silent\/\): no answer within 0.1 s/.test((e as Error).message),
+      );
       assert.ok(Date.now() - started < 2000);
       assert.deepEqual(await fs.readdir('/A'), ['s1']);
       await assert.rejects(fs.mkdir('/S/s1', 0o755), fsError('EIO'));
@@ -266,7 +289,10 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       assert.deepEqual(b.snapshots, []);
       assert.deepEqual(await fs.readdir('/B'), []);
       await assert.rejects(fs.getattr('/B/s1'), fsError('EINTR'), 'nothing visible; a look at the name says it was cancelled');
-      assert.match(status.renderLog(), /cancelling the transfer of s1 to B: a process waiting for it at \/B\/s1\/file was interrupted \(Ctrl-C\)/);
+      assert.match(
+        status.renderLog(),
+        /cancelling the transfer of s1 to B: a process waiting for it at \/B\/s1\/file was interrupted \(Ctrl-C\)/,
+      );
       b.hangReceive = false;
       interrupted.clear();
       await fs.mkdir('/B/s1', 0o755);

@@ -4,10 +4,22 @@ import { FsError } from '../../../src/fuse/fs-error.js';
 import { snapshotReader } from '../../../src/fuse/snapshot-reader.js';
 import type { SnapshotFiles } from '../../../src/model/store.js';
 
-describe('snapshotReader: one way to read a snapshot\'s files, whatever the store', () => {
-  test('through the store\'s own files (local, SSH); directories are EISDIR to open, other types EINVAL', async () => {
+describe("snapshotReader: one way to read a snapshot's files, whatever the store", () => {
+  test("through the store's own files (local, SSH); directories are EISDIR to open, other types EINVAL", async () => {
     const files: SnapshotFiles = {
-      lstat: async (relative) => ({ mode: relative === 'd' ? 0o040755 : relative === 'l' ? 0o120777 : 0o100644, uid: 0, gid: 0, size: 3, nlink: 1, rdev: 0, blksize: 4096, blocks: 1, atime: 0, mtime: 0, ctime: 0 }),
+      lstat: async (relative) => ({
+        mode: relative === 'd' ? 0o040755 : relative === 'l' ? 0o120777 : 0o100644,
+        uid: 0,
+        gid: 0,
+        size: 3,
+        nlink: 1,
+        rdev: 0,
+        blksize: 4096,
+        blocks: 1,
+        atime: 0,
+        mtime: 0,
+        ctime: 0,
+      }),
       readdir: async () => ['d', 'f'],
       readlink: async () => 'x',
       read: async (relative, offset, length) => {

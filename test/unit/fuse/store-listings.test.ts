@@ -31,7 +31,7 @@ function countingStore(names: string[], options: { silent?: boolean } = {}) {
   return { named: { name: 'S', store }, calls: store.calls, store };
 }
 
-describe('StoreListings: cached listings with a timeout, and each store\'s tree', () => {
+describe("StoreListings: cached listings with a timeout, and each store's tree", () => {
   test('a listing in flight when a change invalidates it is listed again, not an error; what a lookup gets is the new one', async () => {
     // The first listing is held until released, and sees the store as it was when it began.
     let release: (() => void) | undefined;
@@ -50,26 +50,38 @@ describe('StoreListings: cached listings with a timeout, and each store\'s tree'
     store.add('b'); // a transfer into S ends ...
     listings.invalidate('S'); // ... and forgets its listing while one is in flight
     release!();
-    assert.deepEqual((await listing).map((s) => s.name), ['a', 'b']);
+    assert.deepEqual(
+      (await listing).map((s) => s.name),
+      ['a', 'b'],
+    );
     assert.equal(store.calls.list, 2);
   });
 
   test('lists once within the TTL; invalidate lists again', async () => {
     const { named, calls, store } = countingStore(['a']);
     const listings = new StoreListings({ stores: [named], ttlMs: 60_000, timeoutMs: 1000 });
-    assert.deepEqual((await listings.list('S')).map((s) => s.name), ['a']);
+    assert.deepEqual(
+      (await listings.list('S')).map((s) => s.name),
+      ['a'],
+    );
     await listings.list('S');
     assert.equal(calls.list, 1);
     store.add('b');
     listings.invalidate('S');
-    assert.deepEqual((await listings.list('S')).map((s) => s.name), ['a', 'b']);
+    assert.deepEqual(
+      (await listings.list('S')).map((s) => s.name),
+      ['a', 'b'],
+    );
     assert.equal(calls.list, 2);
   });
 
   test('a store that never answers is EIO after the timeout, naming the store', async () => {
     const { named } = countingStore([], { silent: true });
     const listings = new StoreListings({ stores: [named], ttlMs: 60_000, timeoutMs: 50 });
-    await assert.rejects(listings.list('S'), (e: unknown) => e instanceof FsError && e.errno === 'EIO' && /listing S \(mem:\/\/fake\/\): no answer within 0.05 s/.test(e.message));
+    await assert.rejects(
+      listings.list('S'),
+      (e: unknown) => e instanceof FsError && e.errno === 'EIO' && /listing S \(mem:\/\/fake\/\): no answer within 0.05 s/.test(e.message),
+    );
   });
 
   test('the tree shows listed snapshots, arriving ones and groups', async () => {
@@ -112,11 +124,17 @@ describe('StoreChanges: serialize, lock, list, act, release, invalidate', () => 
     const listings = new StoreListings({ stores: [named], ttlMs: 60_000, timeoutMs: 1000 });
     const abort = new AbortController();
     const changes = new StoreChanges([named], listings, abort.signal);
-    await assert.rejects(changes.onSnapshot('S', 'gone', async () => {}), (e: unknown) => e instanceof FsError && e.errno === 'ENOENT');
+    await assert.rejects(
+      changes.onSnapshot('S', 'gone', async () => {}),
+      (e: unknown) => e instanceof FsError && e.errno === 'ENOENT',
+    );
     assert.equal(calls.released, calls.locked);
     abort.abort(new Error('unmounting'));
     let ran = false;
-    await assert.rejects(changes.serially('S', async () => void (ran = true)), /unmounting/);
+    await assert.rejects(
+      changes.serially('S', async () => void (ran = true)),
+      /unmounting/,
+    );
     assert.equal(ran, false);
   });
 });

@@ -7,7 +7,10 @@ describe('TransferStatus: the text of /.buttersink/status and /log', () => {
   test('shows transfers in progress with bytes, rate and ETA, then the last errors', () => {
     const clock = { t: Date.parse('2026-11-29T00:00:00Z') };
     const lines: string[] = [];
-    const status = new TransferStatus(() => clock.t, (l) => lines.push(l));
+    const status = new TransferStatus(
+      () => clock.t,
+      (l) => lines.push(l),
+    );
     assert.match(status.renderStatus(), /no transfers in progress\n\nno errors\n$/);
     const record = status.start('daily/s1', 'A', 'B', 100 * 1024 * 1024, 'daily/s0');
     clock.t += 10_000;
@@ -18,7 +21,10 @@ describe('TransferStatus: the text of /.buttersink/status and /log', () => {
     status.finish(record, { ok: false, reason: 'btrfs receive failed' });
     const after = status.renderStatus();
     assert.match(after, /no transfers in progress/);
-    assert.match(after, /last errors \(1, newest last\):\n {2}2026-11-29T00:00:10.000Z transfer of daily\/s1 to B failed: btrfs receive failed/);
+    assert.match(
+      after,
+      /last errors \(1, newest last\):\n {2}2026-11-29T00:00:10.000Z transfer of daily\/s1 to B failed: btrfs receive failed/,
+    );
     assert.equal(status.activeTransfers, 0);
     assert.match(status.renderLog(), /transfer daily\/s1: A -> B \(from daily\/s0, ~100 MiB\)\n.*error: transfer of daily\/s1/);
     assert.equal(lines.length, 2);

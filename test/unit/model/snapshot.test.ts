@@ -90,7 +90,10 @@ describe('CorrelationIndex', () => {
     // Only direct matches: y's received UUID is a's own UUID; r1copy shares a's received UUID
     // but nothing with y.
     const index2 = new CorrelationIndex([snap('r1copy', 'K', 'R1'), snap('a', 'A', 'R1')]);
-    assert.deepEqual(index2.find(snap('y', 'Y', 'A')).map((s) => s.name), ['a']);
+    assert.deepEqual(
+      index2.find(snap('y', 'Y', 'A')).map((s) => s.name),
+      ['a'],
+    );
   });
 
   test('agrees with isCorrelated on random inventories', () => {
@@ -100,7 +103,8 @@ describe('CorrelationIndex', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       return seed % n;
     };
-    const randomSnap = (i: number): Snapshot => snap(`s${i}`, ids[random(ids.length)]! + (random(2) ? '' : `${i}`), random(3) === 0 ? null : ids[random(ids.length)]!);
+    const randomSnap = (i: number): Snapshot =>
+      snap(`s${i}`, ids[random(ids.length)]! + (random(2) ? '' : `${i}`), random(3) === 0 ? null : ids[random(ids.length)]!);
     for (let round = 0; round < 200; round++) {
       const among = Array.from({ length: 1 + random(6) }, (_, i) => randomSnap(i));
       const index = new CorrelationIndex(among);
@@ -120,7 +124,10 @@ describe('CorrelationIndex', () => {
     const x = snap('x', 'A'); // matches the probe through probe.receivedUuid
     const y = snap('y', 'C', 'B'); // matches the probe through probe.uuid
     const index = new CorrelationIndex([x, y]);
-    assert.deepEqual(index.find(snap('probe', 'B', 'A')).map((s) => s.name), ['x', 'y']);
+    assert.deepEqual(
+      index.find(snap('probe', 'B', 'A')).map((s) => s.name),
+      ['x', 'y'],
+    );
   });
 
   test('an empty index finds nothing', () => {

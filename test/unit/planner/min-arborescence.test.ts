@@ -6,7 +6,13 @@ import { minArborescence, type WeightedEdge } from '../../../src/planner/min-arb
 const e = (from: number, to: number, cost: number): WeightedEdge => ({ from, to, cost });
 
 /** Checks that `inEdge` is an arborescence of the reachable nodes: one in-edge each, no cycles. */
-function assertArborescence(nodeCount: number, root: number, edges: readonly WeightedEdge[], inEdge: readonly number[], unreachable: readonly number[]): void {
+function assertArborescence(
+  nodeCount: number,
+  root: number,
+  edges: readonly WeightedEdge[],
+  inEdge: readonly number[],
+  unreachable: readonly number[],
+): void {
   const unreached = new Set(unreachable);
   for (let v = 0; v < nodeCount; v++) {
     if (v === root || unreached.has(v)) {
@@ -85,9 +91,7 @@ function edmondsCost(nodeCount: number, root: number, edges: readonly WeightedEd
     }
     if (cycles === 0) return total;
     for (let v = 0; v < n; v++) if (id[v] === -1) id[v] = cycles++;
-    current = current
-      .map((x) => ({ from: id[x.from]!, to: id[x.to]!, cost: x.cost - minIn[x.to]! }))
-      .filter((x) => x.from !== x.to);
+    current = current.map((x) => ({ from: id[x.from]!, to: id[x.to]!, cost: x.cost - minIn[x.to]! })).filter((x) => x.from !== x.to);
     n = cycles;
     r = id[r]!;
   }
@@ -98,10 +102,9 @@ const graphs = (maxNodes: number, maxEdges: number) =>
   fc.integer({ min: 1, max: maxNodes }).chain((n) =>
     fc.record({
       n: fc.constant(n),
-      edges: fc.array(
-        fc.record({ from: fc.nat(n - 1), to: fc.nat(n - 1), cost: fc.integer({ min: 0, max: 20 }) }),
-        { maxLength: maxEdges },
-      ),
+      edges: fc.array(fc.record({ from: fc.nat(n - 1), to: fc.nat(n - 1), cost: fc.integer({ min: 0, max: 20 }) }), {
+        maxLength: maxEdges,
+      }),
     }),
   );
 

@@ -32,10 +32,7 @@ const inputs = (maxSources: number) =>
           }),
           { minLength: n, maxLength: n },
         ),
-        strays: fc.array(
-          fc.record({ name: fc.nat(n + 1), received: fc.option(fc.nat(n + 2), { nil: null }) }),
-          { maxLength: 3 },
-        ),
+        strays: fc.array(fc.record({ name: fc.nat(n + 1), received: fc.option(fc.nat(n + 2), { nil: null }) }), { maxLength: 3 }),
         // Indexes 0..n-1 name source snapshots; n and n+1 an unknown UUID and a destination UUID.
         edges: fc.array(
           fc.record({
@@ -108,7 +105,9 @@ function bruteForce(input: PlanInput): { cost: number; unreachable: Set<string> 
   }
 
   const nodes = [...sendable];
-  const options = nodes.map((v) => input.edges.filter((x) => x.to === v && usable(x) && (x.from === null || !neededUuids.has(x.from) || sendable.has(x.from))));
+  const options = nodes.map((v) =>
+    input.edges.filter((x) => x.to === v && usable(x) && (x.from === null || !neededUuids.has(x.from) || sendable.has(x.from))),
+  );
   const parentOf = new Map<string, string | null>();
   let best = Infinity;
   const choose = (i: number, cost: number): void => {
@@ -171,12 +170,15 @@ describe('planSync properties', () => {
         const plan = planSync(input);
         const needed = input.source.filter((s) => !isPresent(input, s));
         const accounted = [...sendSteps(plan).map((s) => s.snapshot), ...plan.unreachable];
+        assert.deepEqual(accounted.map((s) => s.uuid).sort(), needed.map((s) => s.uuid).sort());
         assert.deepEqual(
-          accounted.map((s) => s.uuid).sort(),
-          needed.map((s) => s.uuid).sort(),
+          plan.alreadyPresent,
+          input.source.filter((s) => isPresent(input, s)),
         );
-        assert.deepEqual(plan.alreadyPresent, input.source.filter((s) => isPresent(input, s)));
-        assert.equal(plan.totalBytes, sendSteps(plan).reduce((sum, s) => sum + s.bytes, 0));
+        assert.equal(
+          plan.totalBytes,
+          sendSteps(plan).reduce((sum, s) => sum + s.bytes, 0),
+        );
       }),
       { numRuns: 500 },
     );
@@ -198,9 +200,7 @@ describe('planSync properties', () => {
   test('does not depend on the order of the candidate edges', () => {
     fc.assert(
       fc.property(
-        inputs(8).chain((input) =>
-          fc.tuple(fc.constant(input), fc.shuffledSubarray([...input.edges], { minLength: input.edges.length })),
-        ),
+        inputs(8).chain((input) => fc.tuple(fc.constant(input), fc.shuffledSubarray([...input.edges], { minLength: input.edges.length }))),
         ([input, shuffled]) => {
           assert.deepEqual(planSync({ ...input, edges: shuffled }), planSync(input));
         },

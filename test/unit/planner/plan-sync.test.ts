@@ -10,10 +10,14 @@ const GiB = 1024 * MiB;
 describe('planSync: choosing parents', () => {
   test('sends a chain incrementally from what the destination has', () => {
     const plan = scenario()
-      .source('daily/1').source('daily/2').source('daily/3')
+      .source('daily/1')
+      .source('daily/2')
+      .source('daily/3')
       .dest('daily/1')
-      .full('daily/2', GiB).full('daily/3', GiB)
-      .diff('daily/1', 'daily/2', 3 * KiB).diff('daily/2', 'daily/3', 5 * KiB)
+      .full('daily/2', GiB)
+      .full('daily/3', GiB)
+      .diff('daily/1', 'daily/2', 3 * KiB)
+      .diff('daily/2', 'daily/3', 5 * KiB)
       .plan();
 
     assert.deepEqual(sends(plan), ['daily/2 <- daily/1', 'daily/3 <- daily/2']);
@@ -26,8 +30,11 @@ describe('planSync: choosing parents', () => {
 
   test('picks a KiB diff over a GiB one', () => {
     const plan = scenario()
-      .source('a').source('b').source('c')
-      .dest('a').dest('b')
+      .source('a')
+      .source('b')
+      .source('c')
+      .dest('a')
+      .dest('b')
       .full('c', 2 * GiB)
       .diff('a', 'c', GiB)
       .diff('b', 'c', KiB)
@@ -39,9 +46,12 @@ describe('planSync: choosing parents', () => {
 
   test('prefers a parent sent earlier in this run when it is cheaper than a present one', () => {
     const plan = scenario()
-      .source('old').source('mid').source('new')
+      .source('old')
+      .source('mid')
+      .source('new')
       .dest('old')
-      .full('mid', 10 * GiB).full('new', 10 * GiB)
+      .full('mid', 10 * GiB)
+      .full('new', 10 * GiB)
       .diff('old', 'mid', MiB)
       .diff('old', 'new', GiB)
       .diff('mid', 'new', KiB)
@@ -55,9 +65,12 @@ describe('planSync: choosing parents', () => {
   test('solves a cycle that picking the cheapest parent per snapshot would create', () => {
     // Greedy: a <- b and b <- a, a plan that can never start. One of them must go full.
     const plan = scenario()
-      .source('a').source('b')
-      .full('a', GiB).full('b', GiB + 1)
-      .diff('b', 'a', KiB).diff('a', 'b', KiB)
+      .source('a')
+      .source('b')
+      .full('a', GiB)
+      .full('b', GiB + 1)
+      .diff('b', 'a', KiB)
+      .diff('a', 'b', KiB)
       .plan();
 
     assert.deepEqual(sends(plan), ['a <- full', 'b <- a']);
@@ -68,41 +81,47 @@ describe('planSync: choosing parents', () => {
   test('a chain-link penalty above the saving turns a diff chain into full sends', () => {
     const chain = () =>
       scenario()
-        .source('s1').source('s2').source('s3').source('s4')
+        .source('s1')
+        .source('s2')
+        .source('s3')
+        .source('s4')
         .dest('s1')
-        .full('s2', 50 * MiB).full('s3', 50 * MiB).full('s4', 50 * MiB)
-        .diff('s1', 's2', 10 * MiB).diff('s2', 's3', 10 * MiB).diff('s3', 's4', 10 * MiB);
+        .full('s2', 50 * MiB)
+        .full('s3', 50 * MiB)
+        .full('s4', 50 * MiB)
+        .diff('s1', 's2', 10 * MiB)
+        .diff('s2', 's3', 10 * MiB)
+        .diff('s3', 's4', 10 * MiB);
 
     const cheapLinks = chain().policy({ destinationStoresDiffs: true, chainLinkPenaltyBytes: MiB }).plan();
     assert.deepEqual(sends(cheapLinks), ['s2 <- s1', 's3 <- s2', 's4 <- s3']);
 
-    const riskyLinks = chain().policy({ destinationStoresDiffs: true, chainLinkPenaltyBytes: 100 * MiB }).plan();
+    const riskyLinks = chain()
+      .policy({ destinationStoresDiffs: true, chainLinkPenaltyBytes: 100 * MiB })
+      .plan();
     assert.deepEqual(sends(riskyLinks), ['s2 <- full', 's3 <- full', 's4 <- full']);
     assert.equal(riskyLinks.totalBytes, 150 * MiB);
-    assert.equal(
-      sendSteps(riskyLinks)[0]?.reason,
-      'full: incremental from s1 (10 MiB) is not worth its chain-link penalty of 100 MiB',
-    );
+    assert.equal(sendSteps(riskyLinks)[0]?.reason, 'full: incremental from s1 (10 MiB) is not worth its chain-link penalty of 100 MiB');
 
     // The penalty only counts for stores that keep diffs.
-    const btrfs = chain().policy({ destinationStoresDiffs: false, chainLinkPenaltyBytes: 100 * MiB }).plan();
+    const btrfs = chain()
+      .policy({ destinationStoresDiffs: false, chainLinkPenaltyBytes: 100 * MiB })
+      .plan();
     assert.deepEqual(sends(btrfs), ['s2 <- s1', 's3 <- s2', 's4 <- s3']);
   });
 
   test('explains a full send that had no alternative', () => {
     const plan = scenario().source('a').full('a', 512).plan();
-    assert.deepEqual(sendSteps(plan).map((s) => s.reason), ['full: no related snapshot at destination']);
+    assert.deepEqual(
+      sendSteps(plan).map((s) => s.reason),
+      ['full: no related snapshot at destination'],
+    );
   });
 });
 
 describe('planSync: what is present', () => {
   test('plans nothing when the destination has everything', () => {
-    const plan = scenario()
-      .source('a').source('b')
-      .dest('a').dest('b')
-      .full('a', GiB).diff('a', 'b', KiB)
-      .policy({ delete: true })
-      .plan();
+    const plan = scenario().source('a').source('b').dest('a').dest('b').full('a', GiB).diff('a', 'b', KiB).policy({ delete: true }).plan();
 
     assert.deepEqual(plan.steps, []);
     assert.deepEqual(names(plan.alreadyPresent), ['a', 'b']);
@@ -113,9 +132,12 @@ describe('planSync: what is present', () => {
   test('a destination snapshot received from the source snapshot counts as present', () => {
     // Different name on purpose: identity is by UUID, never by name.
     const plan = scenario()
-      .source('a', { uuid: 'A' }).source('b')
+      .source('a', { uuid: 'A' })
+      .source('b')
       .dest('renamed', { receivedUuid: 'A' })
-      .full('a', GiB).full('b', GiB).diff('a', 'b', KiB)
+      .full('a', GiB)
+      .full('b', GiB)
+      .diff('a', 'b', KiB)
       .plan();
 
     assert.deepEqual(names(plan.alreadyPresent), ['a']);
@@ -124,9 +146,12 @@ describe('planSync: what is present', () => {
 
   test('a source snapshot that was itself received matches a destination copy of the same origin', () => {
     const plan = scenario()
-      .source('a', { receivedUuid: 'ORIGIN' }).source('b')
+      .source('a', { receivedUuid: 'ORIGIN' })
+      .source('b')
       .dest('a', { uuid: 'elsewhere', receivedUuid: 'ORIGIN' })
-      .full('a', GiB).full('b', GiB).diff('a', 'b', KiB)
+      .full('a', GiB)
+      .full('b', GiB)
+      .diff('a', 'b', KiB)
       .policy({ delete: true })
       .plan();
 
@@ -138,9 +163,13 @@ describe('planSync: what is present', () => {
   test('two destination snapshots sharing a received UUID are both kept and both count', () => {
     // `a-rw-snap` is a snapshot of the received `a`: it inherited a's received UUID.
     const plan = scenario()
-      .source('a').source('b')
-      .dest('a').dest('a-rw-snap', { copyOf: 'a' })
-      .full('a', GiB).full('b', GiB).diff('a', 'b', KiB)
+      .source('a')
+      .source('b')
+      .dest('a')
+      .dest('a-rw-snap', { copyOf: 'a' })
+      .full('a', GiB)
+      .full('b', GiB)
+      .diff('a', 'b', KiB)
       .policy({ delete: true })
       .plan();
 
@@ -151,9 +180,11 @@ describe('planSync: what is present', () => {
 
   test('two source snapshots sharing a received UUID are both present via one copy', () => {
     const plan = scenario()
-      .source('x', { receivedUuid: 'R' }).source('x-snap', { receivedUuid: 'R' })
+      .source('x', { receivedUuid: 'R' })
+      .source('x-snap', { receivedUuid: 'R' })
       .dest('x')
-      .full('x', GiB).full('x-snap', GiB)
+      .full('x', GiB)
+      .full('x-snap', GiB)
       .plan();
 
     assert.deepEqual(names(plan.alreadyPresent), ['x', 'x-snap']);
@@ -164,8 +195,12 @@ describe('planSync: what is present', () => {
 describe('planSync: deletes', () => {
   const withExtras = () =>
     scenario()
-      .source('a', { uuid: 'A' }).source('b')
-      .dest('a').dest('moved-a', { receivedUuid: 'A' }).dest('zzz-old', { receivedUuid: null }).dest('old')
+      .source('a', { uuid: 'A' })
+      .source('b')
+      .dest('a')
+      .dest('moved-a', { receivedUuid: 'A' })
+      .dest('zzz-old', { receivedUuid: null })
+      .dest('old')
       .full('b', GiB);
 
   test('with -d, deletes uncorrelated destination snapshots after all sends', () => {
@@ -191,11 +226,7 @@ describe('planSync: deletes', () => {
 
 describe('planSync: problems', () => {
   test('reports a needed snapshot whose name is taken by other data', () => {
-    const plan = scenario()
-      .source('a').source('b')
-      .dest('a', { receivedUuid: null }).dest('b')
-      .full('a', GiB)
-      .plan();
+    const plan = scenario().source('a').source('b').dest('a', { receivedUuid: null }).dest('b').full('a', GiB).plan();
 
     assert.deepEqual(
       plan.conflicts.map((c) => [c.source.uuid, c.destination.uuid]),
@@ -207,7 +238,10 @@ describe('planSync: problems', () => {
 
   test('reports needed snapshots that no edge chain reaches', () => {
     const plan = scenario()
-      .source('a').source('b').source('c').source('d')
+      .source('a')
+      .source('b')
+      .source('c')
+      .source('d')
       .dest('a')
       .diff('c', 'b', KiB) // c is needed but has no way in itself
       .diff('b', 'c', KiB)
@@ -220,8 +254,10 @@ describe('planSync: problems', () => {
 
   test('ignores edges it cannot use', () => {
     const plan = scenario()
-      .source('a').source('b')
-      .dest('a').dest('other', { receivedUuid: null })
+      .source('a')
+      .source('b')
+      .dest('a')
+      .dest('other', { receivedUuid: null })
       .full('b', GiB)
       .diff('no-such-uuid', 'b', 1) // unknown parent
       .diff('dst:other', 'b', 1) // a destination UUID is no source snapshot
@@ -244,8 +280,14 @@ describe('planSync: plan shape', () => {
   test('orders sends parents first, then by creation generation, then name', () => {
     // `a` is older but is sent as a diff from the newer `c`, so it must wait for `c`.
     const plan = scenario()
-      .source('c', { gen: 3 }).source('b', { gen: 2 }).source('a', { gen: 1 }).source('b2', { gen: 2 })
-      .full('a', GiB).full('b', GiB).full('b2', GiB).full('c', GiB)
+      .source('c', { gen: 3 })
+      .source('b', { gen: 2 })
+      .source('a', { gen: 1 })
+      .source('b2', { gen: 2 })
+      .full('a', GiB)
+      .full('b', GiB)
+      .full('b2', GiB)
+      .full('c', GiB)
       .diff('c', 'a', KiB)
       .plan();
 
@@ -253,11 +295,7 @@ describe('planSync: plan shape', () => {
   });
 
   test('sums bytes, tracks exactness and stamps the given time', () => {
-    const plan = scenario()
-      .source('a').source('b')
-      .full('a', 100, { exact: false })
-      .full('b', 200)
-      .plan();
+    const plan = scenario().source('a').source('b').full('a', 100, { exact: false }).full('b', 200).plan();
 
     assert.equal(plan.totalBytes, 300);
     assert.equal(plan.isExact, false);
@@ -265,11 +303,7 @@ describe('planSync: plan shape', () => {
   });
 
   test('prefers a measured edge over an estimate of the same size', () => {
-    const plan = scenario()
-      .source('a').source('b').dest('a')
-      .full('b', KiB, { exact: false })
-      .diff('a', 'b', KiB, { exact: true })
-      .plan();
+    const plan = scenario().source('a').source('b').dest('a').full('b', KiB, { exact: false }).diff('a', 'b', KiB, { exact: true }).plan();
 
     assert.deepEqual(sends(plan), ['b <- a']);
     assert.equal(plan.isExact, true);
@@ -277,10 +311,16 @@ describe('planSync: plan shape', () => {
 
   test('does not depend on the order of the candidate edges', () => {
     const input = scenario()
-      .source('a').source('b').source('c')
+      .source('a')
+      .source('b')
+      .source('c')
       .dest('a')
-      .full('b', 10).full('c', 10)
-      .diff('a', 'b', 5).diff('b', 'c', 5).diff('a', 'c', 5).diff('c', 'b', 5)
+      .full('b', 10)
+      .full('c', 10)
+      .diff('a', 'b', 5)
+      .diff('b', 'c', 5)
+      .diff('a', 'c', 5)
+      .diff('c', 'b', 5)
       .build();
 
     const forward = planSync(input);

@@ -22,7 +22,11 @@ describe('what a browse request may ask', () => {
       [0, undefined],
     ];
     for (const [offset, length] of bad) {
-      assert.throws(() => checkReadRange(offset, length), (e: unknown) => e instanceof PermissionError && !/\n/.test(e.message), `${String(offset)}, ${String(length)}`);
+      assert.throws(
+        () => checkReadRange(offset, length),
+        (e: unknown) => e instanceof PermissionError && !/\n/.test(e.message),
+        `${String(offset)}, ${String(length)}`,
+      );
     }
   });
 
@@ -30,7 +34,11 @@ describe('what a browse request may ask', () => {
     checkRelativePath('new\nline');
     checkRelativePath('dir/tab\there');
     for (const bad of ['..', 'a/../b', '/etc', 'a//b', 'a\0b']) {
-      assert.throws(() => checkRelativePath(bad), (e: unknown) => e instanceof PermissionError && !/[\n\0]/.test(e.message), JSON.stringify(bad));
+      assert.throws(
+        () => checkRelativePath(bad),
+        (e: unknown) => e instanceof PermissionError && !/[\n\0]/.test(e.message),
+        JSON.stringify(bad),
+      );
     }
   });
 });

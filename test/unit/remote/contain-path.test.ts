@@ -34,7 +34,10 @@ describe('snapshot names a server accepts', () => {
       mkdirSync(path.join(dir, 'real'));
       symlinkSync('/tmp', path.join(dir, 'link'));
       await checkNoSymlinks(dir, 'real/new/deeper');
-      await assert.rejects(checkNoSymlinks(dir, 'link/x'), (e: unknown) => e instanceof PermissionError && /link is a symbolic link/.test(e.message));
+      await assert.rejects(
+        checkNoSymlinks(dir, 'link/x'),
+        (e: unknown) => e instanceof PermissionError && /link is a symbolic link/.test(e.message),
+      );
       await assert.rejects(checkNoSymlinks(dir, 'link'), PermissionError);
     } finally {
       rmSync(dir, { recursive: true, force: true });

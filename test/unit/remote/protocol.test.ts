@@ -54,7 +54,11 @@ describe('protocol frames', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 3000 }), fc.integer({ min: 1, max: 97 }), (bytes, size) => {
         const data = Buffer.from(bytes);
-        const wire = Buffer.concat([encodeMessage(makeHello('1')), encodeDataAnswer(7, { note: 'x' }, data), encodeMessage({ id: 8, ok: true, result: 1 })]);
+        const wire = Buffer.concat([
+          encodeMessage(makeHello('1')),
+          encodeDataAnswer(7, { note: 'x' }, data),
+          encodeMessage({ id: 8, ok: true, result: 1 }),
+        ]);
         const decoder = new FrameDecoder();
         const decoded: Record<string, unknown>[] = [];
         for (let offset = 0; offset < wire.length; offset += size) {
@@ -92,7 +96,10 @@ describe('protocol frames', () => {
   test('text that is not the protocol (a shell banner) is refused, showing its start', () => {
     const decoder = new FrameDecoder();
     decoder.push(Buffer.from('Welcome to the backup server!\n'));
-    assert.throws(() => decoder.next(), (e: unknown) => e instanceof ProtocolError && /"Welcome/.test(e.message));
+    assert.throws(
+      () => decoder.next(),
+      (e: unknown) => e instanceof ProtocolError && /"Welcome/.test(e.message),
+    );
   });
 
   test('oversized or non-object messages are refused', () => {

@@ -42,7 +42,10 @@ describe('requests as the server keeps them', () => {
   });
 
   test('more clone sources than any client sends are refused', () => {
-    assert.throws(() => toServerRequest({ id: 1, op: 'send', snapshot: SNAPSHOT, cloneSources: Array.from({ length: 17 }, () => SNAPSHOT) }), PermissionError);
+    assert.throws(
+      () => toServerRequest({ id: 1, op: 'send', snapshot: SNAPSHOT, cloneSources: Array.from({ length: 17 }, () => SNAPSHOT) }),
+      PermissionError,
+    );
     assert.equal(toServerRequest({ id: 1, op: 'send', snapshot: SNAPSHOT, cloneSources: [SNAPSHOT, SNAPSHOT] }).cloneSources?.length, 2);
   });
 });

@@ -10,8 +10,14 @@ describe('errors as the server sends them', () => {
   test('paths below the directory become names inside it; the directory itself stays as the client named it', () => {
     assert.equal(confineToDirectory(`${DIR}/daily/one already exists`, DIR), 'daily/one already exists');
     assert.equal(confineToDirectory(`receiving one into ${DIR} failed`, DIR), `receiving one into ${DIR} failed`);
-    assert.equal(confineToDirectory(`ERROR: cannot access '${DIR}/a b/c': No such file`, DIR), "ERROR: cannot access 'a b/c': No such file");
-    assert.equal(confineToDirectory(`refusing to delete ${DIR}/x: it is no longer the snapshot`, DIR), 'refusing to delete x: it is no longer the snapshot');
+    assert.equal(
+      confineToDirectory(`ERROR: cannot access '${DIR}/a b/c': No such file`, DIR),
+      "ERROR: cannot access 'a b/c': No such file",
+    );
+    assert.equal(
+      confineToDirectory(`refusing to delete ${DIR}/x: it is no longer the snapshot`, DIR),
+      'refusing to delete x: it is no longer the snapshot',
+    );
   });
 
   test('any other absolute path is hidden: a sibling with the same prefix, the mount point, a link target', () => {
@@ -41,9 +47,20 @@ describe('errors as the server sends them', () => {
   });
 
   test('message, hint and stderr tail are all confined', () => {
-    const wire = toWireError(new TransferError(`btrfs send of ${DIR}/a failed`, { hint: `look at /var/log/x`, stderrTail: `ERROR: ${DIR}/a/f` }), DIR);
-    assert.deepEqual(wire, { kind: 'transfer', message: 'btrfs send of a failed', hint: 'look at <path outside the directory>', stderrTail: 'ERROR: a/f' });
-    assert.deepEqual(toWireError(new StoreError(`${DIR} is not on a btrfs filesystem`), DIR), { kind: 'store', message: `${DIR} is not on a btrfs filesystem` });
+    const wire = toWireError(
+      new TransferError(`btrfs send of ${DIR}/a failed`, { hint: `look at /var/log/x`, stderrTail: `ERROR: ${DIR}/a/f` }),
+      DIR,
+    );
+    assert.deepEqual(wire, {
+      kind: 'transfer',
+      message: 'btrfs send of a failed',
+      hint: 'look at <path outside the directory>',
+      stderrTail: 'ERROR: a/f',
+    });
+    assert.deepEqual(toWireError(new StoreError(`${DIR} is not on a btrfs filesystem`), DIR), {
+      kind: 'store',
+      message: `${DIR} is not on a btrfs filesystem`,
+    });
     assert.equal(toWireError(new Error(`ENOENT: lstat '${DIR}/q'`), DIR).message, "internal error in buttersink server: ENOENT: lstat 'q'");
   });
 });

@@ -17,18 +17,17 @@ import {
   uuidBytes,
 } from './stream-builder.js';
 
-async function rename(stream: Buffer, newName: string, chunkSize = stream.length || 1): Promise<{ out: Buffer; renamer: SubvolumeRenamer }> {
+async function rename(
+  stream: Buffer,
+  newName: string,
+  chunkSize = stream.length || 1,
+): Promise<{ out: Buffer; renamer: SubvolumeRenamer }> {
   const renamer = new SubvolumeRenamer(newName);
   const out = await through(renamer, chunks(stream, chunkSize));
   return { out, renamer };
 }
 
-const rest = [
-  commands.mkfile('file one'),
-  commands.updateExtent('file one', 0, 4096),
-  commands.mkfile('dir/two'),
-  commands.end(),
-];
+const rest = [commands.mkfile('file one'), commands.updateExtent('file one', 0, 4096), commands.mkfile('dir/two'), commands.end()];
 
 describe('SubvolumeRenamer', () => {
   test('renames a subvol command, with a valid CRC, and leaves everything else byte-identical', async () => {

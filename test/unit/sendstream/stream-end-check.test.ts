@@ -14,7 +14,10 @@ test('a whole stream passes through unchanged, whatever the chunking', async () 
 
 test('a stream cut at a command boundary (no end command) fails at its end', async () => {
   const cut = sendStream(commands.subvol('snap'), commands.mkfile('a'));
-  await assert.rejects(through(new StreamEndCheck(), chunks(cut, 7)), (e) => e instanceof IncompleteStreamError && /no end command/.test(e.message));
+  await assert.rejects(
+    through(new StreamEndCheck(), chunks(cut, 7)),
+    (e) => e instanceof IncompleteStreamError && /no end command/.test(e.message),
+  );
 });
 
 test('a stream cut inside a command fails', async () => {

@@ -6,8 +6,48 @@ import type { EntryKind, SourceTree } from '../../../src/sendstream/path-model.j
 import { RefusedStreamError, StreamValidator, type ReceiveScope } from '../../../src/sendstream/stream-validator.js';
 import { chunks, command, streamHeader, tlv, u64, uuidBytes } from './stream-builder.js';
 
-const C = { subvol: 1, snapshot: 2, mkfile: 3, mkdir: 4, mknod: 5, symlink: 8, rename: 9, link: 10, unlink: 11, setXattr: 13, write: 15, clone: 16, truncate: 17, chmod: 18, chown: 19, end: 21, updateExtent: 22, fallocate: 23 } as const;
-const A = { uuid: 1, ctransid: 2, ino: 3, size: 4, mode: 5, uid: 6, gid: 7, rdev: 8, xattrName: 13, xattrData: 14, path: 15, pathTo: 16, pathLink: 17, offset: 18, data: 19, cloneUuid: 20, cloneCtransid: 21, clonePath: 22, cloneOffset: 23, cloneLen: 24 } as const;
+const C = {
+  subvol: 1,
+  snapshot: 2,
+  mkfile: 3,
+  mkdir: 4,
+  mknod: 5,
+  symlink: 8,
+  rename: 9,
+  link: 10,
+  unlink: 11,
+  setXattr: 13,
+  write: 15,
+  clone: 16,
+  truncate: 17,
+  chmod: 18,
+  chown: 19,
+  end: 21,
+  updateExtent: 22,
+  fallocate: 23,
+} as const;
+const A = {
+  uuid: 1,
+  ctransid: 2,
+  ino: 3,
+  size: 4,
+  mode: 5,
+  uid: 6,
+  gid: 7,
+  rdev: 8,
+  xattrName: 13,
+  xattrData: 14,
+  path: 15,
+  pathTo: 16,
+  pathLink: 17,
+  offset: 18,
+  data: 19,
+  cloneUuid: 20,
+  cloneCtransid: 21,
+  clonePath: 22,
+  cloneOffset: 23,
+  cloneLen: 24,
+} as const;
 
 const dashed = (b: Buffer): string => {
   const h = b.toString('hex');
@@ -20,10 +60,17 @@ const OTHER = uuidBytes(3);
 const cmd = {
   subvol: (uuid = SELF) => command(C.subvol, [tlv(A.path, 'snap'), tlv(A.uuid, uuid), tlv(A.ctransid, u64(5))]),
   snapshot: (parent = PARENT, uuid = SELF) =>
-    command(C.snapshot, [tlv(A.path, 'snap'), tlv(A.uuid, uuid), tlv(A.ctransid, u64(5)), tlv(A.cloneUuid, parent), tlv(A.cloneCtransid, u64(4))]),
+    command(C.snapshot, [
+      tlv(A.path, 'snap'),
+      tlv(A.uuid, uuid),
+      tlv(A.ctransid, u64(5)),
+      tlv(A.cloneUuid, parent),
+      tlv(A.cloneCtransid, u64(4)),
+    ]),
   mkfile: (path: string) => command(C.mkfile, [tlv(A.path, path), tlv(A.ino, u64(257))]),
   mkdir: (path: string) => command(C.mkdir, [tlv(A.path, path), tlv(A.ino, u64(258))]),
-  mknod: (path: string, mode: number) => command(C.mknod, [tlv(A.path, path), tlv(A.ino, u64(259)), tlv(A.mode, u64(mode)), tlv(A.rdev, u64(0))]),
+  mknod: (path: string, mode: number) =>
+    command(C.mknod, [tlv(A.path, path), tlv(A.ino, u64(259)), tlv(A.mode, u64(mode)), tlv(A.rdev, u64(0))]),
   symlink: (path: string, target: string) => command(C.symlink, [tlv(A.path, path), tlv(A.ino, u64(260)), tlv(A.pathLink, target)]),
   rename: (from: string, to: string) => command(C.rename, [tlv(A.path, from), tlv(A.pathTo, to)]),
   link: (path: string, existing: string) => command(C.link, [tlv(A.path, path), tlv(A.pathLink, existing)]),
@@ -117,7 +164,10 @@ describe('StreamValidator: honest streams pass unchanged', () => {
 
   test('an incremental stream from the announced parent, writing where the parent has directories', async () => {
     const stream = incremental(cmd.write('dir/file'), cmd.rename('dir', 'renamed'), cmd.truncate('renamed/file'));
-    const { out, error } = await validate(stream, scope({ parent: PARENT, sources: [[PARENT, tree({ dir: 'directory', 'dir/file': 'file' })]] }));
+    const { out, error } = await validate(
+      stream,
+      scope({ parent: PARENT, sources: [[PARENT, tree({ dir: 'directory', 'dir/file': 'file' })]] }),
+    );
     assert.equal(error, undefined);
     assert.ok(out.equals(stream));
   });
@@ -131,10 +181,24 @@ describe('StreamValidator: what a stream must be', () => {
     await refused(incremental(), scope(), /incremental stream from .*, but a full one/);
   });
   test('a parent other than the announced one is refused', () =>
-    refused(Buffer.concat([streamHeader(), cmd.snapshot(OTHER), cmd.end()]), scope({ parent: PARENT, sources: [[PARENT, tree({})], [OTHER, tree({})]] }), /its parent .* not the announced/));
+    refused(
+      Buffer.concat([streamHeader(), cmd.snapshot(OTHER), cmd.end()]),
+      scope({
+        parent: PARENT,
+        sources: [
+          [PARENT, tree({})],
+          [OTHER, tree({})],
+        ],
+      }),
+      /its parent .* not the announced/,
+    ));
   test('a parent outside the receiving directory is refused, with the reason when it is known', async () => {
     await refused(incremental(), scope({ parent: PARENT, sources: [] }), /not a read-only snapshot of the receiving directory/);
-    await refused(incremental(), scope({ parent: PARENT, sources: [], unsafe: [[PARENT, '2 subvolumes carry it']] }), /2 subvolumes carry it/);
+    await refused(
+      incremental(),
+      scope({ parent: PARENT, sources: [], unsafe: [[PARENT, '2 subvolumes carry it']] }),
+      /2 subvolumes carry it/,
+    );
   });
   test('a second subvol command, and anything after END, are refused', async () => {
     await refused(Buffer.concat([streamHeader(), cmd.subvol(), cmd.subvol(), cmd.end()]), scope(), /second subvolume/);
@@ -203,7 +267,11 @@ describe('StreamValidator: no path goes through a symbolic link', () => {
   });
   test('after a rename of the link, of its directory, and through a hard link of it', async () => {
     await refused(full(cmd.symlink('lnk', '/etc'), cmd.rename('lnk', 'moved'), cmd.mkfile('moved/x')), scope(), /"moved", a symbolic link/);
-    await refused(full(cmd.mkdir('d'), cmd.symlink('d/lnk', '/etc'), cmd.rename('d', 'e'), cmd.write('e/lnk/x')), scope(), /"e\/lnk", a symbolic link/);
+    await refused(
+      full(cmd.mkdir('d'), cmd.symlink('d/lnk', '/etc'), cmd.rename('d', 'e'), cmd.write('e/lnk/x')),
+      scope(),
+      /"e\/lnk", a symbolic link/,
+    );
     await refused(full(cmd.symlink('lnk', '/etc'), cmd.link('hard', 'lnk'), cmd.mkfile('hard/x')), scope(), /"hard", a symbolic link/);
   });
   test('a link inherited from the parent snapshot is refused as a prefix and as a written file', async () => {
@@ -221,7 +289,11 @@ describe('StreamValidator: no path goes through a symbolic link', () => {
     const s = scope({ sources: [[OTHER, tree({ lnk: 'symlink', d: 'directory', 'd/f': 'file' })]] });
     await refused(full(cmd.mkfile('f'), cmd.clone('f', OTHER, 'lnk/shadow')), s, /clone source path "lnk" in .* is a symbolic link/);
     await refused(full(cmd.mkfile('f'), cmd.clone('f', OTHER, 'lnk')), s, /clone source path "lnk" in .* is a symbolic link/);
-    await refused(full(cmd.mkfile('f'), cmd.symlink('lnk', '/etc/shadow'), cmd.clone('f', SELF, 'lnk')), s, /clone source "lnk" is a symbolic link/);
+    await refused(
+      full(cmd.mkfile('f'), cmd.symlink('lnk', '/etc/shadow'), cmd.clone('f', SELF, 'lnk')),
+      s,
+      /clone source "lnk" is a symbolic link/,
+    );
     const { error } = await validate(full(cmd.mkfile('f'), cmd.clone('f', OTHER, 'd/f')), s);
     assert.equal(error, undefined);
   });

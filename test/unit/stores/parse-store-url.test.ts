@@ -21,7 +21,12 @@ function usageError(text: string, message?: RegExp): void {
 
 describe('parseStoreUrl: local paths', () => {
   test('a trailing slash names a directory of snapshots', () => {
-    assert.deepEqual(parseStoreUrl('/mnt/pool/snaps/', CWD), { kind: 'btrfs', url: '/mnt/pool/snaps/', directory: '/mnt/pool/snaps', selection: null });
+    assert.deepEqual(parseStoreUrl('/mnt/pool/snaps/', CWD), {
+      kind: 'btrfs',
+      url: '/mnt/pool/snaps/',
+      directory: '/mnt/pool/snaps',
+      selection: null,
+    });
   });
 
   test('no trailing slash names one snapshot in its directory', () => {
@@ -35,7 +40,12 @@ describe('parseStoreUrl: local paths', () => {
 
   test('relative paths resolve against the cwd argument', () => {
     assert.deepEqual(parseStoreUrl('snaps/', CWD), { kind: 'btrfs', url: 'snaps/', directory: '/home/me/work/snaps', selection: null });
-    assert.deepEqual(parseStoreUrl('snaps/daily', CWD), { kind: 'btrfs', url: 'snaps/daily', directory: '/home/me/work/snaps', selection: 'daily' });
+    assert.deepEqual(parseStoreUrl('snaps/daily', CWD), {
+      kind: 'btrfs',
+      url: 'snaps/daily',
+      directory: '/home/me/work/snaps',
+      selection: 'daily',
+    });
     assert.deepEqual(parseStoreUrl('../other/x', CWD), { kind: 'btrfs', url: '../other/x', directory: '/home/me/other', selection: 'x' });
     assert.deepEqual(parseStoreUrl('./', CWD), { kind: 'btrfs', url: './', directory: '/home/me/work', selection: null });
     assert.deepEqual(parseStoreUrl('snap', '/b'), { kind: 'btrfs', url: 'snap', directory: '/b', selection: 'snap' });
@@ -49,8 +59,18 @@ describe('parseStoreUrl: local paths', () => {
   });
 
   test('redundant slashes and dots are normalized', () => {
-    assert.deepEqual(parseStoreUrl('/mnt//pool/./snaps//', CWD), { kind: 'btrfs', url: '/mnt//pool/./snaps//', directory: '/mnt/pool/snaps', selection: null });
-    assert.deepEqual(parseStoreUrl('/mnt/a/../b/snap', CWD), { kind: 'btrfs', url: '/mnt/a/../b/snap', directory: '/mnt/b', selection: 'snap' });
+    assert.deepEqual(parseStoreUrl('/mnt//pool/./snaps//', CWD), {
+      kind: 'btrfs',
+      url: '/mnt//pool/./snaps//',
+      directory: '/mnt/pool/snaps',
+      selection: null,
+    });
+    assert.deepEqual(parseStoreUrl('/mnt/a/../b/snap', CWD), {
+      kind: 'btrfs',
+      url: '/mnt/a/../b/snap',
+      directory: '/mnt/b',
+      selection: 'snap',
+    });
   });
 
   test('the root directory', () => {
@@ -70,22 +90,52 @@ describe('parseStoreUrl: local paths', () => {
 
 describe('parseStoreUrl: btrfs:// and file://', () => {
   test('btrfs:///p/ is a local directory', () => {
-    assert.deepEqual(parseStoreUrl('btrfs:///mnt/snaps/', CWD), { kind: 'btrfs', url: 'btrfs:///mnt/snaps/', directory: '/mnt/snaps', selection: null });
+    assert.deepEqual(parseStoreUrl('btrfs:///mnt/snaps/', CWD), {
+      kind: 'btrfs',
+      url: 'btrfs:///mnt/snaps/',
+      directory: '/mnt/snaps',
+      selection: null,
+    });
   });
 
   test('file:///p/x is one local snapshot', () => {
-    assert.deepEqual(parseStoreUrl('file:///mnt/snaps/x', CWD), { kind: 'btrfs', url: 'file:///mnt/snaps/x', directory: '/mnt/snaps', selection: 'x' });
+    assert.deepEqual(parseStoreUrl('file:///mnt/snaps/x', CWD), {
+      kind: 'btrfs',
+      url: 'file:///mnt/snaps/x',
+      directory: '/mnt/snaps',
+      selection: 'x',
+    });
   });
 
   test('the scheme is case-insensitive', () => {
-    assert.deepEqual(parseStoreUrl('BTRFS:///mnt/snaps/', CWD), { kind: 'btrfs', url: 'BTRFS:///mnt/snaps/', directory: '/mnt/snaps', selection: null });
+    assert.deepEqual(parseStoreUrl('BTRFS:///mnt/snaps/', CWD), {
+      kind: 'btrfs',
+      url: 'BTRFS:///mnt/snaps/',
+      directory: '/mnt/snaps',
+      selection: null,
+    });
     assert.deepEqual(parseStoreUrl('File:///m/s', CWD), { kind: 'btrfs', url: 'File:///m/s', directory: '/m', selection: 's' });
   });
 
   test('%-escapes are decoded', () => {
-    assert.deepEqual(parseStoreUrl('btrfs:///mnt/my%20snaps/', CWD), { kind: 'btrfs', url: 'btrfs:///mnt/my%20snaps/', directory: '/mnt/my snaps', selection: null });
-    assert.deepEqual(parseStoreUrl('file:///mnt/s/snap%201%25', CWD), { kind: 'btrfs', url: 'file:///mnt/s/snap%201%25', directory: '/mnt/s', selection: 'snap 1%' });
-    assert.deepEqual(parseStoreUrl('file:///mnt/caf%C3%A9/', CWD), { kind: 'btrfs', url: 'file:///mnt/caf%C3%A9/', directory: '/mnt/café', selection: null });
+    assert.deepEqual(parseStoreUrl('btrfs:///mnt/my%20snaps/', CWD), {
+      kind: 'btrfs',
+      url: 'btrfs:///mnt/my%20snaps/',
+      directory: '/mnt/my snaps',
+      selection: null,
+    });
+    assert.deepEqual(parseStoreUrl('file:///mnt/s/snap%201%25', CWD), {
+      kind: 'btrfs',
+      url: 'file:///mnt/s/snap%201%25',
+      directory: '/mnt/s',
+      selection: 'snap 1%',
+    });
+    assert.deepEqual(parseStoreUrl('file:///mnt/caf%C3%A9/', CWD), {
+      kind: 'btrfs',
+      url: 'file:///mnt/caf%C3%A9/',
+      directory: '/mnt/café',
+      selection: null,
+    });
   });
 
   test('a relative path after the scheme is rejected', () => {
@@ -133,12 +183,28 @@ describe('parseStoreUrl: ssh://', () => {
 
   test('bracketed IPv6 host', () => {
     const location = parseStoreUrl('ssh://root@[fe80::1]:22/srv/', CWD);
-    assert.deepEqual(location, { kind: 'ssh', url: 'ssh://root@[fe80::1]:22/srv/', user: 'root', host: 'fe80::1', port: 22, directory: '/srv', selection: null });
+    assert.deepEqual(location, {
+      kind: 'ssh',
+      url: 'ssh://root@[fe80::1]:22/srv/',
+      user: 'root',
+      host: 'fe80::1',
+      port: 22,
+      directory: '/srv',
+      selection: null,
+    });
   });
 
   test('%-escapes in the path are decoded', () => {
     const location = parseStoreUrl('ssh://h/my%20snaps/snap%231', CWD);
-    assert.deepEqual(location, { kind: 'ssh', url: 'ssh://h/my%20snaps/snap%231', user: null, host: 'h', port: null, directory: '/my snaps', selection: 'snap#1' });
+    assert.deepEqual(location, {
+      kind: 'ssh',
+      url: 'ssh://h/my%20snaps/snap%231',
+      user: null,
+      host: 'h',
+      port: null,
+      directory: '/my snaps',
+      selection: 'snap#1',
+    });
     usageError('ssh://h/bad%g0/', /%-escape/);
   });
 
@@ -184,13 +250,31 @@ describe('parseStoreUrl: s3://', () => {
   });
 
   test('bucket root, with and without slash', () => {
-    assert.deepEqual(parseStoreUrl('s3://bucket/', CWD), { kind: 's3', url: 's3://bucket/', bucket: 'bucket', prefix: '', selection: null });
+    assert.deepEqual(parseStoreUrl('s3://bucket/', CWD), {
+      kind: 's3',
+      url: 's3://bucket/',
+      bucket: 'bucket',
+      prefix: '',
+      selection: null,
+    });
     assert.deepEqual(parseStoreUrl('s3://bucket', CWD), { kind: 's3', url: 's3://bucket', bucket: 'bucket', prefix: '', selection: null });
   });
 
   test('one snapshot under a prefix, and at the bucket root', () => {
-    assert.deepEqual(parseStoreUrl('s3://bucket/a/b/snap', CWD), { kind: 's3', url: 's3://bucket/a/b/snap', bucket: 'bucket', prefix: 'a/b', selection: 'snap' });
-    assert.deepEqual(parseStoreUrl('s3://bucket/snap', CWD), { kind: 's3', url: 's3://bucket/snap', bucket: 'bucket', prefix: '', selection: 'snap' });
+    assert.deepEqual(parseStoreUrl('s3://bucket/a/b/snap', CWD), {
+      kind: 's3',
+      url: 's3://bucket/a/b/snap',
+      bucket: 'bucket',
+      prefix: 'a/b',
+      selection: 'snap',
+    });
+    assert.deepEqual(parseStoreUrl('s3://bucket/snap', CWD), {
+      kind: 's3',
+      url: 's3://bucket/snap',
+      bucket: 'bucket',
+      prefix: '',
+      selection: 'snap',
+    });
   });
 
   test('bucket names with dots and digits, 3 and 63 characters', () => {

@@ -44,11 +44,10 @@ const timed = (output: string) => parseSubvolumeList(output, 'with-times').entri
 
 describe('parseSubvolumeList', () => {
   test('parses the plain listing, `-` UUIDs as null', () => {
-    const output =
-      [
-        line({ id: 256, gen: 30, cgen: 8, parent: U4, uuid: U1, path: 'snaps/2026-11-27' }),
-        line({ id: 257, gen: 31, cgen: 29, top: 256, uuid: U2, path: 'snaps/2026-11-28' }),
-      ].join('\n') + '\n';
+    const output = `${[
+      line({ id: 256, gen: 30, cgen: 8, parent: U4, uuid: U1, path: 'snaps/2026-11-27' }),
+      line({ id: 257, gen: 31, cgen: 29, top: 256, uuid: U2, path: 'snaps/2026-11-28' }),
+    ].join('\n')}\n`;
 
     assert.deepEqual(full(output), [
       {
@@ -160,7 +159,11 @@ describe('parseSubvolumeList', () => {
     const withTime = line({ id: 1, gen: 1, cgen: 1, otime: '2026-01-02 03:04:05', uuid: U1, path: 'a' });
     const brief = 'ID 1 gen 1 top level 5 path a';
     assert.deepEqual(
-      [plain, withTime, brief].map((l) => [parseSubvolumeList(l, 'full').entries.length, parseSubvolumeList(l, 'with-times').entries.length, parseBriefSubvolumeList(l).entries.length]),
+      [plain, withTime, brief].map((l) => [
+        parseSubvolumeList(l, 'full').entries.length,
+        parseSubvolumeList(l, 'with-times').entries.length,
+        parseBriefSubvolumeList(l).entries.length,
+      ]),
       [
         [1, 0, 0],
         [0, 1, 0],
@@ -171,7 +174,9 @@ describe('parseSubvolumeList', () => {
 
   test('a path may hold a carriage return or a line separator (lines are split at \\n only): the caller refuses such names', () => {
     assert.deepEqual(
-      full(`${line({ id: 1, gen: 1, cgen: 1, uuid: U1, path: 'a\rb' })}\n${line({ id: 2, gen: 1, cgen: 1, uuid: U2, path: 'c\u2028d' })}\n`).map((e) => e.path),
+      full(
+        `${line({ id: 1, gen: 1, cgen: 1, uuid: U1, path: 'a\rb' })}\n${line({ id: 2, gen: 1, cgen: 1, uuid: U2, path: 'c\u2028d' })}\n`,
+      ).map((e) => e.path),
       ['a\rb', 'c\u2028d'],
     );
   });
@@ -186,7 +191,11 @@ describe('parseSubvolumeList', () => {
       `ID 1 gen 30 cgen 8 top level 5 parent_uuid - received_uuid - uuid not-a-uuid path a`,
     ]) {
       const parsed = parseSubvolumeList(`${good}\n${bad}\n`, 'full');
-      assert.deepEqual(parsed.entries.map((e) => e.path), ['a'], bad);
+      assert.deepEqual(
+        parsed.entries.map((e) => e.path),
+        ['a'],
+        bad,
+      );
       assert.equal(parsed.strayLines, 1, bad);
     }
   });

@@ -69,22 +69,46 @@ const V2: readonly [StreamCommand, string][] = [
   [cmd.fileattr('g', 16), line('fileattr', './snap/g', 'fileattr=0x16')],
   [
     cmd.encodedWrite('g', 0, { unencodedFileLen: 5, unencodedLen: 5, unencodedOffset: 0, compression: 1 }, deflateSync('hello')),
-    line('encoded_write', './snap/g', 'offset=0 len=13, unencoded_file_len=5, unencoded_len=5, unencoded_offset=0, compression=1, encryption=0'),
+    line(
+      'encoded_write',
+      './snap/g',
+      'offset=0 len=13, unencoded_file_len=5, unencoded_len=5, unencoded_offset=0, compression=1, encryption=0',
+    ),
   ],
 ];
 
 describe('send-stream-builder, read back by btrfs receive --dump', btrfsToolsSuite(), () => {
   test('a version-1 full stream with every v1 command dumps line for line', () => {
-    const { lines, status, stderr } = dump(fullStream('snap', U, 9, V1.map(([c]) => c)));
+    const { lines, status, stderr } = dump(
+      fullStream(
+        'snap',
+        U,
+        9,
+        V1.map(([c]) => c),
+      ),
+    );
     assert.equal(status, 0, stderr);
     assert.deepEqual(lines, [line('subvol', './snap', `uuid=${U} transid=9`), ...V1.map(([, l]) => l)]);
   });
 
   test('a version-2 incremental stream with every command (v2 DATA without a length) dumps line for line', () => {
     const all = [...V1, ...V2];
-    const { lines, status, stderr } = dump(incrementalStream('snap', U, 9, P, 7, all.map(([c]) => c), { version: 2 }));
+    const { lines, status, stderr } = dump(
+      incrementalStream(
+        'snap',
+        U,
+        9,
+        P,
+        7,
+        all.map(([c]) => c),
+        { version: 2 },
+      ),
+    );
     assert.equal(status, 0, stderr);
-    assert.deepEqual(lines, [line('snapshot', './snap', `uuid=${U} transid=9 parent_uuid=${P} parent_transid=7`), ...all.map(([, l]) => l)]);
+    assert.deepEqual(lines, [
+      line('snapshot', './snap', `uuid=${U} transid=9 parent_uuid=${P} parent_transid=7`),
+      ...all.map(([, l]) => l),
+    ]);
   });
 
   test('a corrupt CRC is what btrfs receive calls a crc32 mismatch', () => {

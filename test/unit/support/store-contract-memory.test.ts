@@ -17,7 +17,8 @@ function memoryFixture(storesDiffs: boolean): () => Promise<ContractFixture> {
       async open() {
         const location = new MemoryLocation();
         const url = `mem://store-${++count}/`;
-        const store = (): MemoryStore => new MemoryStore(url, { location, storesDiffs, canRename: !storesDiffs, space: storesDiffs ? undefined : space });
+        const store = (): MemoryStore =>
+          new MemoryStore(url, { location, storesDiffs, canRename: !storesDiffs, space: storesDiffs ? undefined : space });
         return {
           store: store(),
           reopen: store,

@@ -34,7 +34,10 @@ describe('candidatePairs', () => {
   });
 
   test('full, the two nearest older and the nearest newer of the same lineage', () => {
-    const pairs = candidatePairs([d(6)], daily.filter((s) => s !== d(6)));
+    const pairs = candidatePairs(
+      [d(6)],
+      daily.filter((s) => s !== d(6)),
+    );
     assert.deepEqual(show(pairs), ['d06 <- d04', 'd06 <- d05', 'd06 <- d07', 'd06 <- full'].sort());
   });
 
@@ -113,7 +116,12 @@ describe('candidatePairs', () => {
 
   test('a custom policy', () => {
     assert.deepEqual(show(candidatePairs([d(5)], daily, { olderParents: 0, newerParents: 0 })), ['d05 <- full']);
-    assert.deepEqual(show(candidatePairs([d(5)], daily, { olderParents: 1, newerParents: 2 })), ['d05 <- d04', 'd05 <- d06', 'd05 <- d07', 'd05 <- full']);
+    assert.deepEqual(show(candidatePairs([d(5)], daily, { olderParents: 1, newerParents: 2 })), [
+      'd05 <- d04',
+      'd05 <- d06',
+      'd05 <- d07',
+      'd05 <- full',
+    ]);
   });
 
   test('equal creation generations: the result does not depend on input order', () => {

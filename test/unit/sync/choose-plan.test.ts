@@ -8,7 +8,16 @@ const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
 function snap(name: string, gen: number, extra: Partial<Snapshot> = {}): Snapshot {
-  return { name, uuid: `u-${name}`, parentUuid: 'u-origin', receivedUuid: null, generation: gen, creationGeneration: gen, createdAt: null, ...extra };
+  return {
+    name,
+    uuid: `u-${name}`,
+    parentUuid: 'u-origin',
+    receivedUuid: null,
+    generation: gen,
+    creationGeneration: gen,
+    createdAt: null,
+    ...extra,
+  };
 }
 
 /**
@@ -48,7 +57,15 @@ describe('choosePlan', () => {
       's2<s1': { estimate: 1024, real: 5 * GiB },
       's2<full': { estimate: 2 * GiB, real: 100 * MiB },
     });
-    const plan = await choosePlan({ source: store, wanted: [s1, s2], sourceAll: [s1, s2], destination: atDestination, policy, estimateFirst: true, now });
+    const plan = await choosePlan({
+      source: store,
+      wanted: [s1, s2],
+      sourceAll: [s1, s2],
+      destination: atDestination,
+      policy,
+      estimateFirst: true,
+      now,
+    });
     assert.deepEqual(
       plan.steps.map((s) => (s.kind === 'send' ? `${s.snapshot.name}<${s.parent?.name ?? 'full'}` : s.kind)),
       ['s2<full'],
@@ -68,7 +85,15 @@ describe('choosePlan', () => {
       's3<s2': { estimate: 10 * MiB, real: 11 * MiB },
       's3<s1': { estimate: 20 * MiB, real: 20 * MiB },
     });
-    const plan = await choosePlan({ source: store, wanted: [s1, s2, s3], sourceAll: [s1, s2, s3], destination: atDestination, policy, estimateFirst: true, now });
+    const plan = await choosePlan({
+      source: store,
+      wanted: [s1, s2, s3],
+      sourceAll: [s1, s2, s3],
+      destination: atDestination,
+      policy,
+      estimateFirst: true,
+      now,
+    });
     assert.deepEqual(
       plan.steps.map((s) => (s.kind === 'send' ? `${s.snapshot.name}<${s.parent?.name ?? 'full'}` : s.kind)),
       ['s2<s1', 's3<s2'],
@@ -81,7 +106,15 @@ describe('choosePlan', () => {
       's2<s1': { estimate: 1024, real: 5 * GiB },
       's2<full': { estimate: 2 * GiB, real: 100 * MiB },
     });
-    const plan = await choosePlan({ source: store, wanted: [s1, s2], sourceAll: [s1, s2], destination: atDestination, policy, estimateFirst: false, now });
+    const plan = await choosePlan({
+      source: store,
+      wanted: [s1, s2],
+      sourceAll: [s1, s2],
+      destination: atDestination,
+      policy,
+      estimateFirst: false,
+      now,
+    });
     assert.equal(plan.totalBytes, 100 * MiB);
     assert.deepEqual(measured.sort(), ['s2<full', 's2<s1']);
   });
@@ -91,7 +124,16 @@ describe('choosePlan', () => {
     const controller = new AbortController();
     controller.abort(new Error('stop'));
     await assert.rejects(
-      choosePlan({ source: store, wanted: [s2], sourceAll: [s1, s2], destination: atDestination, policy, estimateFirst: false, now, signal: controller.signal }),
+      choosePlan({
+        source: store,
+        wanted: [s2],
+        sourceAll: [s1, s2],
+        destination: atDestination,
+        policy,
+        estimateFirst: false,
+        now,
+        signal: controller.signal,
+      }),
       /stop/,
     );
   });

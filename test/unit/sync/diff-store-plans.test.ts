@@ -11,15 +11,35 @@ const MiB = 1024 ** 2;
 
 /** A snapshot as a diff store lists it: its UUID is the effective one, also its received UUID. */
 function stored(name: string, gen: number): Snapshot {
-  return { name, uuid: `u-${name}`, parentUuid: null, receivedUuid: `u-${name}`, generation: gen, creationGeneration: gen, createdAt: null };
+  return {
+    name,
+    uuid: `u-${name}`,
+    parentUuid: null,
+    receivedUuid: `u-${name}`,
+    generation: gen,
+    creationGeneration: gen,
+    createdAt: null,
+  };
 }
 function local(name: string, gen: number): Snapshot {
   return { name, uuid: `u-${name}`, parentUuid: 'u-origin', receivedUuid: null, generation: gen, creationGeneration: gen, createdAt: null };
 }
 function received(name: string, gen: number): Snapshot {
-  return { name, uuid: `r-${name}`, parentUuid: null, receivedUuid: `u-${name}`, generation: gen, creationGeneration: gen, createdAt: null };
+  return {
+    name,
+    uuid: `r-${name}`,
+    parentUuid: null,
+    receivedUuid: `u-${name}`,
+    generation: gen,
+    creationGeneration: gen,
+    createdAt: null,
+  };
 }
-const d = (to: string, from: string | null, bytes: number): StoredDiff => ({ to: `u-${to}`, from: from === null ? null : `u-${from}`, bytes });
+const d = (to: string, from: string | null, bytes: number): StoredDiff => ({
+  to: `u-${to}`,
+  from: from === null ? null : `u-${from}`,
+  bytes,
+});
 const steps = (plan: Plan): string[] =>
   plan.steps.map((s) => (s.kind === 'send' ? `${s.snapshot.name}<${s.parent?.name ?? 'full'}` : `delete ${s.snapshot.name}`));
 
@@ -42,30 +62,65 @@ describe('planning from a diff store (S3 -> btrfs)', () => {
   const policy = { delete: false, destinationStoresDiffs: false, chainLinkPenaltyBytes: 0 };
 
   test('only stored diffs are edges, with their listed sizes', async () => {
-    const plan = await choosePlan({ source: diffStore(diffs), wanted: [s1, s2, s3], sourceAll: [s1, s2, s3], destination: [], policy, estimateFirst: false, now });
+    const plan = await choosePlan({
+      source: diffStore(diffs),
+      wanted: [s1, s2, s3],
+      sourceAll: [s1, s2, s3],
+      destination: [],
+      policy,
+      estimateFirst: false,
+      now,
+    });
     assert.deepEqual(steps(plan), ['s1<full', 's2<s1', 's3<s2']);
     assert.equal(plan.totalBytes, 103 * MiB);
     assert.equal(plan.isExact, true);
   });
 
   test('restoring one snapshot brings the chain it needs; what the destination has shortens it', async () => {
-    const fresh = await choosePlan({ source: diffStore(diffs), wanted: [s3], sourceAll: [s1, s2, s3], destination: [], policy, estimateFirst: false, now });
+    const fresh = await choosePlan({
+      source: diffStore(diffs),
+      wanted: [s3],
+      sourceAll: [s1, s2, s3],
+      destination: [],
+      policy,
+      estimateFirst: false,
+      now,
+    });
     assert.deepEqual(steps(fresh), ['s1<full', 's2<s1', 's3<s2']);
-    const partly = await choosePlan({ source: diffStore(diffs), wanted: [s3], sourceAll: [s1, s2, s3], destination: [received('s2', 9)], policy, estimateFirst: false, now });
+    const partly = await choosePlan({
+      source: diffStore(diffs),
+      wanted: [s3],
+      sourceAll: [s1, s2, s3],
+      destination: [received('s2', 9)],
+      policy,
+      estimateFirst: false,
+      now,
+    });
     assert.deepEqual(steps(partly), ['s3<s2']);
   });
 
   test('a snapshot whose parent diff is gone is unreachable, not guessed', async () => {
     const broken = [d('s3', 's2', 2 * MiB)];
-    const plan = await choosePlan({ source: diffStore(broken), wanted: [s3], sourceAll: [s3], destination: [], policy, estimateFirst: false, now });
-    assert.deepEqual(plan.unreachable.map((s) => s.name), ['s3']);
+    const plan = await choosePlan({
+      source: diffStore(broken),
+      wanted: [s3],
+      sourceAll: [s3],
+      destination: [],
+      policy,
+      estimateFirst: false,
+      now,
+    });
+    assert.deepEqual(
+      plan.unreachable.map((s) => s.name),
+      ['s3'],
+    );
   });
 });
 
 describe('planning into a diff store (btrfs -> S3)', () => {
   test('chains stop at the cap: a shallower parent, else a full send', async () => {
     const chain = Array.from({ length: 5 }, (_, i) => local(`s${i + 1}`, i + 1));
-    const sizes = (s: Snapshot, p: Snapshot | null): number => (p === null ? 50 * MiB : MiB);
+    const sizes = (_s: Snapshot, p: Snapshot | null): number => (p === null ? 50 * MiB : MiB);
     const source: PlanSource = {
       capabilities: { canDiffAnyPair: true, canReceive: true, canDelete: true, storesDiffs: false },
       storedDiffs: async () => [],
@@ -107,9 +162,16 @@ describe('planning into a diff store (btrfs -> S3)', () => {
     // c stays and is stored as a diff from b, b as a diff from a: both must stay.
     const kept = keepNeededParents(plan, [a, b, c, x], diffs);
     assert.deepEqual(steps(kept), ['delete x']);
-    assert.deepEqual(kept.keptForDependents?.map((s) => s.name), ['a', 'b']);
+    assert.deepEqual(
+      kept.keptForDependents?.map((s) => s.name),
+      ['a', 'b'],
+    );
     // When c goes too, all go, deepest chain first.
-    const all = keepNeededParents({ ...plan, steps: [...plan.steps, { kind: 'delete', snapshot: c, reason: 'not in source' }] }, [a, b, c, x], diffs);
+    const all = keepNeededParents(
+      { ...plan, steps: [...plan.steps, { kind: 'delete', snapshot: c, reason: 'not in source' }] },
+      [a, b, c, x],
+      diffs,
+    );
     assert.deepEqual(steps(all), ['delete c', 'delete b', 'delete a', 'delete x']);
   });
 });

@@ -36,7 +36,12 @@ describe('lineageKeys', () => {
 
   test('snapshots of different subvolumes are separate lineages', () => {
     assert.deepEqual(
-      groups([snap('h1', { parent: 'home' }), snap('r1', { parent: 'root' }), snap('h2', { parent: 'home' }), snap('r2', { parent: 'root' })]),
+      groups([
+        snap('h1', { parent: 'home' }),
+        snap('r1', { parent: 'root' }),
+        snap('h2', { parent: 'home' }),
+        snap('r2', { parent: 'root' }),
+      ]),
       [
         ['h1', 'h2'],
         ['r1', 'r2'],
@@ -59,7 +64,10 @@ describe('lineageKeys', () => {
   });
 
   test('two snapshots received from the same, unlisted, original share a lineage', () => {
-    assert.deepEqual(groups([snap('x1', { received: 'elsewhere' }), snap('x2', { received: 'elsewhere' }), snap('y')]), [['x1', 'x2'], ['y']]);
+    assert.deepEqual(groups([snap('x1', { received: 'elsewhere' }), snap('x2', { received: 'elsewhere' }), snap('y')]), [
+      ['x1', 'x2'],
+      ['y'],
+    ]);
   });
 
   test('parent and received links together bridge lineages', () => {

@@ -19,7 +19,11 @@ describe('receiveSources: UUIDs that btrfs receive resolves to exactly one of th
     const a = snap('a', 'ua', 'ra');
     const b = snap('b', 'ub');
     const { byUuid, ambiguous } = receiveSources([a, b], [sub('ua', 'ra'), sub('ub'), sub('live')]);
-    assert.deepEqual([...byUuid].map(([k, s]) => [k, s.name]).sort(), [['ra', 'a'], ['ua', 'a'], ['ub', 'b']]);
+    assert.deepEqual([...byUuid].map(([k, s]) => [k, s.name]).sort(), [
+      ['ra', 'a'],
+      ['ua', 'a'],
+      ['ub', 'b'],
+    ]);
     assert.equal(ambiguous.size, 0);
   });
 

@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diffKey, formatInfoFile, infoKey, isStorableName, parseInfoFile, parseInventory, trashKey } from '../../../../src/stores/s3/s3-layout.js';
+import {
+  diffKey,
+  formatInfoFile,
+  infoKey,
+  isStorableName,
+  parseInfoFile,
+  parseInventory,
+  trashKey,
+} from '../../../../src/stores/s3/s3-layout.js';
 
 const A = '11111111-1111-1111-1111-111111111111';
 const B = '22222222-2222-2222-2222-222222222222';
@@ -46,7 +54,10 @@ test('nested snapshot names and the bucket root work; trash is never listed', ()
     { key: `daily/host/s1/${A}_None`, size: 1, lastModified: null, etag: null },
     { key: `trash/daily/host/s0/${C}_None`, size: 1, lastModified: null, etag: null },
   ]);
-  assert.deepEqual(inventory.snapshots.map((s) => s.name), ['daily/host/s1']);
+  assert.deepEqual(
+    inventory.snapshots.map((s) => s.name),
+    ['daily/host/s1'],
+  );
   assert.equal(inventory.snapshots[0]!.createdAt, null);
 });
 

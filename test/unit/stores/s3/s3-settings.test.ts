@@ -37,5 +37,8 @@ test('SDK errors become typed one-line errors with the documented exit codes', (
   assert.equal(toStoreError(new NoCredentialsError(), 'listing', where).exitCode, 3);
   assert.equal(toStoreError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'listing', where).exitCode, 4);
   assert.equal(toStoreError(sdk('InternalError', 500), 'uploading', where).exitCode, 5);
-  assert.match(toStoreError(sdk('InvalidAccessKeyId', 403), 'listing s3://b/p/', where).message, /^listing s3:\/\/b\/p\/: http:\/\/127\.0\.0\.1:9 refused the S3 credentials/);
+  assert.match(
+    toStoreError(sdk('InvalidAccessKeyId', 403), 'listing s3://b/p/', where).message,
+    /^listing s3:\/\/b\/p\/: http:\/\/127\.0\.0\.1:9 refused the S3 credentials/,
+  );
 });

@@ -21,7 +21,12 @@ function fakeServer(file: Buffer) {
         return { data: file.subarray(offset, offset + Number(args.length)) };
       }
       case 'readdir':
-        return { entries: [{ name: 'f', attributes: { mode: 0o100644, size: file.length } }, { name: 'gone', attributes: null }] };
+        return {
+          entries: [
+            { name: 'f', attributes: { mode: 0o100644, size: file.length } },
+            { name: 'gone', attributes: null },
+          ],
+        };
       case 'lstat':
         return args.path === 'f' ? { mode: 0o100644, size: file.length } : { mode: 0o40755, size: 4096 };
       default:
@@ -61,7 +66,10 @@ describe('RemoteFiles: an SSH snapshot read through the server, cached', () => {
     const seeking = new RemoteFiles(other.request, 'nas').of('snap');
     await seeking.lstat('f');
     await seeking.read('f', 5 * BROWSE_BLOCK_BYTES + 10, 100);
-    assert.deepEqual(other.asked.filter((a) => a.action === 'read').map((a) => Number(a.offset) / BROWSE_BLOCK_BYTES), [5]);
+    assert.deepEqual(
+      other.asked.filter((a) => a.action === 'read').map((a) => Number(a.offset) / BROWSE_BLOCK_BYTES),
+      [5],
+    );
   });
 
   test('a listing brings its entries attributes: lstat after readdir asks nothing', async () => {

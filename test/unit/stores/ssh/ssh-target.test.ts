@@ -27,7 +27,12 @@ describe('resolveSshTarget', () => {
     assert.equal(t.user, 'backup');
     assert.deepEqual(t.identityFiles, ['/home/me/.ssh/nas_key', '/home/me/.ssh/backup@192.168.1.5']);
     assert.equal(t.identitiesOnly, true);
-    assert.deepEqual(t.knownHostsFiles, ['/home/me/.ssh/kh_nas', '/etc/extra_hosts', '/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']);
+    assert.deepEqual(t.knownHostsFiles, [
+      '/home/me/.ssh/kh_nas',
+      '/etc/extra_hosts',
+      '/etc/ssh/ssh_known_hosts',
+      '/etc/ssh/ssh_known_hosts2',
+    ]);
   });
 
   test('the URL wins over the config; the first obtained value wins inside it', () => {
@@ -45,7 +50,12 @@ describe('resolveSshTarget', () => {
     assert.equal(t.user, 'me');
     assert.equal(t.port, 22);
     assert.deepEqual(t.identityFiles, ['/home/me/.ssh/id_rsa', '/home/me/.ssh/id_ecdsa', '/home/me/.ssh/id_ed25519']);
-    assert.deepEqual(t.knownHostsFiles, ['/home/me/.ssh/known_hosts', '/home/me/.ssh/known_hosts2', '/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']);
+    assert.deepEqual(t.knownHostsFiles, [
+      '/home/me/.ssh/known_hosts',
+      '/home/me/.ssh/known_hosts2',
+      '/etc/ssh/ssh_known_hosts',
+      '/etc/ssh/ssh_known_hosts2',
+    ]);
     assert.equal(t.identitiesOnly, false);
   });
 
