@@ -3,11 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { interruptedCallers, interruptWatch } from '../../../src/fuse/interrupted-callers.js';
 import {
   cString,
-  dirfdOf,
-  interruptedCallers,
-  interruptWatch,
   isAtOrBelow,
   isFuseWait,
   parseStatus,
@@ -15,8 +13,8 @@ import {
   pendingStopSignals,
   resolveCallerPath,
   signalsInMask,
-  syscallOperands,
-} from '../../../src/fuse/interrupted-callers.js';
+} from '../../../src/fuse/proc-task.js';
+import { dirfdOf, syscallOperands } from '../../../src/fuse/syscall-paths.js';
 
 /** A status file as kernel 6.18 prints it (trimmed to what matters plus some noise). */
 function statusText(fields: { name?: string; state?: string; tgid?: number; sigPnd?: string; shdPnd?: string; sigBlk?: string }): string {
