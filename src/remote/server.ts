@@ -82,7 +82,6 @@ const VERBS: Record<Operation, string> = {
   delete: 'deleting',
 };
 
-/** What a wait of the session resolves with once a signal stopped it. */
 /** A request named a snapshot that is not there at all (deleted since the client listed it). */
 class SnapshotGoneError extends TransferError {}
 
@@ -93,6 +92,7 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
+/** What a wait of the session resolves with once a signal stopped it. */
 const STOPPED: unique symbol = Symbol('stopped');
 
 /**
