@@ -16,11 +16,14 @@ export class Arrivals {
   /** `store\0name` -> the transfer, resolved or rejected (with an FsError) when it ends. */
   readonly #running = new Map<string, Promise<void>>();
   /**
-   * Transfers that failed, for a while: mkdir answered 0 before the transfer could fail, so
-   * a look at the name soon after answers the failure (EBUSY, ENOSPC...) rather than ENOENT,
-   * also when nothing was waiting for it at the time.
+   * Transfers that failed with nobody waiting for them, for a while: mkdir answered 0 before
+   * the transfer could fail, so the next look at the name answers the failure (EBUSY,
+   * ENOSPC...) once, rather than ENOENT. A failure some operation was told of already (a
+   * cancelled transfer's EINTR) is not kept: a retry must find the name free.
    */
   readonly #failed = new Map<string, { error: unknown; at: number }>();
+  /** Transfers an operation waited for (below, elsewhere): their failure was answered. */
+  readonly #waitedFor = new Set<string>();
   readonly #now: () => number;
   readonly #rememberMs: number;
 
@@ -49,8 +52,14 @@ export class Arrivals {
     this.refuseSecond(store, name);
     const id = key(store, name);
     this.#failed.delete(id);
+    this.#waitedFor.delete(id);
     const tracked = transfer.finally(() => this.#running.delete(id));
-    tracked.catch((error: unknown) => this.#failed.set(id, { error, at: this.#now() }));
+    tracked.then(
+      () => this.#waitedFor.delete(id),
+      (error: unknown) => {
+        if (!this.#waitedFor.delete(id)) this.#failed.set(id, { error, at: this.#now() });
+      },
+    );
     this.#running.set(id, tracked);
   }
 
@@ -64,7 +73,10 @@ export class Arrivals {
     for (let n = names.length - (includeRoot ? 0 : 1); n >= 1; n--) {
       const name = names.slice(0, n).join('/');
       const transfer = this.#running.get(key(store, name));
-      if (transfer !== undefined) return { name, transfer };
+      if (transfer !== undefined) {
+        this.#waitedFor.add(key(store, name));
+        return { name, transfer };
+      }
     }
     return undefined;
   }
@@ -80,8 +92,8 @@ export class Arrivals {
       const id = key(store, names.slice(0, n).join('/'));
       const failed = this.#failed.get(id);
       if (failed === undefined) continue;
+      this.#failed.delete(id); // answered once
       if (this.#now() - failed.at < this.#rememberMs) return failed.error;
-      this.#failed.delete(id);
     }
     return undefined;
   }
@@ -91,7 +103,10 @@ export class Arrivals {
     const found: { store: string; transfer: Promise<void> }[] = [];
     for (const [id, transfer] of this.#running) {
       const cut = id.indexOf('\0');
-      if (id.slice(cut + 1) === name && id.slice(0, cut) !== store) found.push({ store: id.slice(0, cut), transfer });
+      if (id.slice(cut + 1) === name && id.slice(0, cut) !== store) {
+        this.#waitedFor.add(id);
+        found.push({ store: id.slice(0, cut), transfer });
+      }
     }
     return found;
   }

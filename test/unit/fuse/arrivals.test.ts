@@ -60,25 +60,40 @@ describe('Arrivals: transfers mkdir started, and what waits for them', () => {
     assert.equal(done, true);
   });
 
-  test('a failed transfer answers for its name for a while, below it too; a new transfer of it forgets the failure', async () => {
+  test('a transfer that fails with nobody waiting answers for its name once (below it too), within rememberMs; a waiter hears it instead', async () => {
     let clock = 0;
     const arrivals = new Arrivals({ now: () => clock, rememberMs: 30_000 });
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
     const one = started();
     arrivals.add('B', 'daily/d1', one.transfer);
     assert.equal(arrivals.failure('B', ['daily', 'd1']), undefined, 'running: no failure');
     one.fail(new FsError('EBUSY', 'locked by another buttersink'));
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    await settle();
     assert.equal(arrivals.has('B', 'daily/d1'), false);
-    assert.match(String((arrivals.failure('B', ['daily', 'd1']) as Error).message), /locked/);
-    assert.ok(arrivals.failure('B', ['daily', 'd1', 'file']) !== undefined, 'below it too');
     assert.equal(arrivals.failure('B', ['daily', 'd2']), undefined);
     assert.equal(arrivals.failure('A', ['daily', 'd1']), undefined);
-    const again = started();
-    arrivals.add('B', 'daily/d1', again.transfer);
-    assert.equal(arrivals.failure('B', ['daily', 'd1']), undefined, 'a new transfer forgets it');
-    again.fail(new FsError('EIO', 'receive failed'));
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.match(String((arrivals.failure('B', ['daily', 'd1', 'file']) as Error).message), /locked/, 'below it too');
+    assert.equal(arrivals.failure('B', ['daily', 'd1']), undefined, 'answered once: a retry finds the name free');
+
+    const waited = started();
+    arrivals.add('B', 's2', waited.transfer);
+    const waiting = arrivals.below('B', ['s2', 'file'], false)!.transfer;
+    waited.fail(new FsError('EINTR', 'cancelled'));
+    await assert.rejects(waiting, /cancelled/);
+    await settle();
+    assert.equal(arrivals.failure('B', ['s2']), undefined, 'the waiter was told: not kept');
+
+    const late = started();
+    arrivals.add('B', 's3', late.transfer);
+    late.fail(new FsError('EIO', 'receive failed'));
+    await settle();
     clock = 30_000;
-    assert.equal(arrivals.failure('B', ['daily', 'd1']), undefined, 'forgotten after rememberMs');
+    assert.equal(arrivals.failure('B', ['s3']), undefined, 'forgotten after rememberMs');
+    const again = started();
+    arrivals.add('B', 's3', again.transfer);
+    again.fail(new FsError('EIO', 'receive failed'));
+    await settle();
+    arrivals.add('B', 's3', started().transfer);
+    assert.equal(arrivals.failure('B', ['s3']), undefined, 'a new transfer of the name forgets the failure');
   });
 });

@@ -258,7 +258,7 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       fs.shutdown(new InterruptedError('unmounting'));
       await assert.rejects(creating, fsError('EINTR'));
       assert.deepEqual(await fs.readdir('/B'), ['s2'], 'a failed transfer leaves nothing visible');
-      await assert.rejects(fs.getattr('/B/s1'), fsError('EINTR'), 'a look at its name soon after says why, not ENOENT');
+      await assert.rejects(fs.getattr('/B/s1'), fsError('ENOENT'), 'the create was told why: the name is free again');
       assert.match(status.renderStatus(), /transfer of s1 to B failed/);
     } finally {
       fs.shutdown(new Error('done'));
@@ -288,7 +288,7 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       assert.equal(fs.transfersInFlight, 0);
       assert.deepEqual(b.snapshots, []);
       assert.deepEqual(await fs.readdir('/B'), []);
-      await assert.rejects(fs.getattr('/B/s1'), fsError('EINTR'), 'nothing visible; a look at the name says it was cancelled');
+      await assert.rejects(fs.getattr('/B/s1'), fsError('ENOENT'), 'nothing visible, and the name free for a retry');
       assert.match(
         status.renderLog(),
         /cancelling the transfer of s1 to B: a process waiting for it at \/B\/s1\/file was interrupted \(Ctrl-C\)/,
@@ -298,6 +298,26 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       await fs.mkdir('/B/s1', 0o755);
       await fs.readdir('/B/s1');
       assert.equal(b.snapshots.length, 1, 'a later mkdir transfers it');
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('a transfer that fails with nobody waiting: the next look at its name says why (once), then a retry works', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    const b = new MemoryStore('mem://b/');
+    b.location.isLocked = true; // another buttersink writes to B
+    const { fs } = mountOf({ A: a, B: b });
+    try {
+      await fs.mkdir('/B/s1', 0o755);
+      while (fs.transfersInFlight > 0) await sleep(5);
+      await assert.rejects(fs.getattr('/B/s1'), (e: unknown) => fsError('EBUSY')(e) && /another buttersink/.test((e as Error).message));
+      await assert.rejects(fs.getattr('/B/s1'), fsError('ENOENT'), 'answered once');
+      b.location.isLocked = false;
+      await fs.mkdir('/B/s1', 0o755);
+      await fs.readdir('/B/s1');
+      assert.equal((await b.list()).length, 1);
     } finally {
       fs.shutdown(new Error('done'));
     }
