@@ -129,7 +129,8 @@ describe('buttersink server against a hostile client', suite, () => {
     evilDir = `${evilPool.mountPoint}/snaps`;
     const m = evilPool.mountPoint;
     sh(
-      `btrfs -q subvolume create live && echo x > live/f && mkdir snaps && btrfs -q subvolume snapshot -r live snaps/one && btrfs -q subvolume create snaps/rw`,
+      // A FIFO, as a crafted stream can make (mknod): a browse must not open it (that blocks).
+      `btrfs -q subvolume create live && echo x > live/f && mkfifo live/pipe && mkdir snaps && btrfs -q subvolume snapshot -r live snaps/one && btrfs -q subvolume create snaps/rw`,
       m,
     );
     const make = (parentDirectory: string, leaf: string): void => {
@@ -391,6 +392,20 @@ describe('buttersink server against a hostile client', suite, () => {
   });
 
   describe('reads and signals', () => {
+    test('a browse read of a FIFO in a snapshot answers EINVAL at once instead of blocking the server on open', async () => {
+      const server = await start('r', evilDir);
+      const read = await within(
+        5000,
+        server.request(1, 'browse', { snapshot: 'one', path: 'pipe', action: 'read', offset: 0, length: 10 }),
+      );
+      assert.notEqual(typeof read, 'string', String(read));
+      assert.deepEqual((read as Record<string, unknown>).result, { errno: 'EINVAL' });
+      const attributes = (await server.request(2, 'browse', { snapshot: 'one', path: 'pipe', action: 'lstat' })).result as { mode: number };
+      assert.equal(attributes.mode & 0o170000, 0o010000, 'it is listed as what it is');
+      const file = await server.request(3, 'browse', { snapshot: 'one', path: 'f', action: 'read', offset: 0, length: 10 });
+      assert.equal((file.result as { data: Buffer }).data.toString(), 'x\n', 'the server goes on answering');
+    });
+
     test('browse reads refuse offsets and lengths that are not safe non-negative integers (2^53 once read from 0)', async () => {
       const server = await start('r');
       const read = (id: number, offset: unknown, length: unknown): Promise<Record<string, unknown>> =>
