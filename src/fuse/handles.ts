@@ -29,6 +29,15 @@ export class Handles {
     return n;
   }
 
+  /**
+   * Opens a file in a copy window: the window is not idle while the file is open (released
+   * by `letGo` on release), and writes are compared with `received`.
+   */
+  addWindow(window: CopyWindow, relative: string, received: ReceivedFiles | undefined): number {
+    window.hold();
+    return this.add({ kind: 'window', window, relative, received });
+  }
+
   /** @throws FsError EBADF for a number not open. */
   get(n: number): Handle {
     const handle = this.#open.get(n);

@@ -5,7 +5,7 @@ import { FsError } from './fs-error.js';
 import type { Handles } from './handles.js';
 import { locate, rootEntries } from './path-tree.js';
 import { spaceOf, statfsReply, UNKNOWN_SPACE, type StatfsReply } from './store-space.js';
-import { key, type MountView } from './mount-view.js';
+import { key, type MountView, type SnapshotNode } from './mount-view.js';
 
 /** A file's attributes as FUSE wants them (times in milliseconds). */
 export interface Attributes {
@@ -147,14 +147,8 @@ export class SnapshotReads {
     if (open) {
       if (open.window.lookup(open.relative) === undefined) throw new FsError('ENOENT');
       if ((flags & constants.O_TRUNC) !== 0) open.window.truncate(open.relative, 0);
-      const n = node as Extract<typeof node, { kind: 'snapshot' | 'inside' }>;
-      open.window.hold();
-      return this.#handles.add({
-        kind: 'window',
-        window: open.window,
-        relative: open.relative,
-        received: this.#view.received(n.store, n.snapshot),
-      });
+      const n = node as SnapshotNode;
+      return this.#handles.addWindow(open.window, open.relative, this.#view.received(n.store, n.snapshot));
     }
     const writing = (flags & O_ACCMODE) !== constants.O_RDONLY || (flags & WRITE_FLAGS) !== 0;
     if (writing) throw new FsError('EROFS');

@@ -27,8 +27,7 @@ export class WindowWrites {
   async create(mountPath: string, mode: number): Promise<number> {
     const { window, relative, node } = await this.#newInWindow(mountPath);
     window.create(relative, mode);
-    window.hold();
-    return this.#handles.add({ kind: 'window', window, relative, received: this.#view.received(node.store, node.snapshot) });
+    return this.#handles.addWindow(window, relative, this.#view.received(node.store, node.snapshot));
   }
 
   async write(handle: number, buffer: Buffer, length: number, position: number): Promise<number> {
