@@ -11,6 +11,11 @@ import type { Snapshot } from '../../model/snapshot.js';
  *   (measured sizes of diffs that were not uploaded); listing does not read it;
  * - deletes move the objects under `trash/<key>` (copy, then delete).
  *
+ * buttersink adds one kind of object: the index of a diff, `<diff key>.index.gz` (see
+ * `sendstream/index-codec.ts`), which makes the snapshot browsable. The original's key
+ * pattern does not match it (a `.` in the last part), so it skips it with a warning and
+ * nothing else; it is found by the same listing as the diffs.
+ *
  * Everything here is pure: keys in, snapshots and diffs out.
  */
 
@@ -19,6 +24,7 @@ const DIFF_KEY = /^(.*)\/([-a-zA-Z0-9]*)_([-a-zA-Z0-9]*)$/;
 const FULL = 'None';
 export const TRASH_PREFIX = 'trash/';
 export const INFO_SUFFIX = '.bs';
+export const INDEX_SUFFIX = '.index.gz';
 
 /** One object of a listing, as ListObjectsV2 returns it. */
 export interface ListedObject {
@@ -41,12 +47,20 @@ export interface S3Diff {
   readonly etag: string | null;
 }
 
+/** The stored index of a diff (its key is the diff's key and {@link INDEX_SUFFIX}). */
+export interface S3IndexObject {
+  readonly key: string;
+  readonly bytes: number;
+}
+
 export interface S3Inventory {
   /** One snapshot per UUID that has at least one diff, sorted by name. */
   readonly snapshots: Snapshot[];
   readonly diffs: S3Diff[];
   /** Keys under the prefix that are neither diffs nor info files (reported, never touched). */
   readonly ignored: string[];
+  /** Diff key → the stored index of that diff (only for diffs that exist). */
+  readonly indexes: ReadonlyMap<string, S3IndexObject>;
 }
 
 /** `prefix/` for a non-empty prefix, '' for the bucket's root. */
@@ -61,6 +75,10 @@ export function diffKey(prefix: string, name: string, to: string, from: string |
 
 export function infoKey(prefix: string, name: string): string {
   return `${keyPrefix(prefix)}${name}${INFO_SUFFIX}`;
+}
+
+export function indexKey(diffKey: string): string {
+  return `${diffKey}${INDEX_SUFFIX}`;
 }
 
 export function trashKey(key: string): string {
@@ -89,11 +107,16 @@ export function parseInventory(prefix: string, objects: readonly ListedObject[])
   const start = keyPrefix(prefix);
   const diffs: S3Diff[] = [];
   const ignored: string[] = [];
+  const indexObjects = new Map<string, S3IndexObject>();
   for (const object of objects) {
     if (!object.key.startsWith(start)) continue;
     const relative = object.key.slice(start.length);
     if (prefix === '' && relative.startsWith(TRASH_PREFIX)) continue;
     if (relative.endsWith(INFO_SUFFIX) || relative.endsWith('/')) continue;
+    if (relative.endsWith(INDEX_SUFFIX) && DIFF_KEY.test(relative.slice(0, -INDEX_SUFFIX.length))) {
+      indexObjects.set(object.key.slice(0, -INDEX_SUFFIX.length), { key: object.key, bytes: object.size });
+      continue;
+    }
     const m = DIFF_KEY.exec(relative);
     if (!m || m[2] === '' || m[3] === '' || m[2] === FULL) {
       ignored.push(object.key);
@@ -132,7 +155,12 @@ export function parseInventory(prefix: string, objects: readonly ListedObject[])
       }),
     )
     .sort((a, b) => compare(a.name, b.name) || compare(a.uuid, b.uuid));
-  return { snapshots, diffs, ignored };
+  const indexes = new Map<string, S3IndexObject>();
+  for (const diff of diffs) {
+    const index = indexObjects.get(diff.key);
+    if (index) indexes.set(diff.key, index);
+  }
+  return { snapshots, diffs, ignored, indexes };
 }
 
 /**
