@@ -220,7 +220,5 @@ export class S3Indexes {
  */
 function pickDiff(inventory: S3Inventory, uuid: string, building: ReadonlySet<string>): S3Diff | undefined {
   const candidates = inventory.diffs.filter((d) => d.to === uuid && (d.from === null || !building.has(d.from)));
-  return (
-    candidates.find((d) => inventory.indexes.has(d.key)) ?? candidates.find((d) => d.from === null) ?? candidates[0]
-  );
+  return candidates.find((d) => inventory.indexes.has(d.key)) ?? candidates.find((d) => d.from === null) ?? candidates[0];
 }

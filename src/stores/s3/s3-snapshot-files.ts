@@ -1,6 +1,15 @@
 import { LRUCache } from 'lru-cache';
 import type { FileAttributes, SnapshotFiles } from '../../model/store.js';
-import { EXTENT_FIELDS, Extent, type IndexInode, lookup, S_IFDIR, S_IFMT, S_IFREG, type SnapshotIndex } from '../../sendstream/snapshot-index.js';
+import {
+  EXTENT_FIELDS,
+  Extent,
+  type IndexInode,
+  lookup,
+  S_IFDIR,
+  S_IFMT,
+  S_IFREG,
+  type SnapshotIndex,
+} from '../../sendstream/snapshot-index.js';
 import type { ExtentReader, ReadableFile, ResolvedExtent } from './extent-reader.js';
 import type { S3Inventory } from './s3-layout.js';
 
@@ -15,10 +24,23 @@ export interface S3SnapshotFilesOptions {
   /** `s3://bucket/prefix/` and the snapshot's name, for the cannot-browse file. */
   readonly url: string;
   readonly name: string;
+  /** The store's files described so far (see {@link describedFiles}). */
+  readonly described: LRUCache<string, ReadableFile>;
 }
 
-/** Files read through an extent reader are described once (their extents resolved to keys). */
-const described = new LRUCache<string, ReadableFile>({ max: 4096 });
+/** A store's cache of files read through its extent reader, described once (extents resolved to keys). */
+export function describedFiles(): LRUCache<string, ReadableFile> {
+  return new LRUCache<string, ReadableFile>({ max: 4096 });
+}
+/** A number per index object, so that a file's description never outlives the index it came from. */
+const serials = new WeakMap<SnapshotIndex, number>();
+let lastSerial = 0;
+function serialOf(index: SnapshotIndex): number {
+  let serial = serials.get(index);
+  if (serial === undefined) serials.set(index, (serial = ++lastSerial));
+  return serial;
+}
+
 /** Hard-link counts per index, counted once. */
 const linkCounts = new WeakMap<SnapshotIndex, Uint32Array>();
 
@@ -33,6 +55,7 @@ const linkCounts = new WeakMap<SnapshotIndex, Uint32Array>();
  * never a partial tree that could pass for the snapshot.
  */
 export function s3SnapshotFiles(options: S3SnapshotFilesOptions): SnapshotFiles {
+  const described = options.described;
   const entry = async (relative: string): Promise<{ index: SnapshotIndex; inode: IndexInode; number: number }> => {
     const index = await options.index();
     if (index.unbrowsable !== undefined) throw errno('ENOENT', relative); // only the note exists (see below)
@@ -52,7 +75,7 @@ export function s3SnapshotFiles(options: S3SnapshotFilesOptions): SnapshotFiles 
     const { index, inode, number } = await entry(relative);
     if ((inode.mode & S_IFMT) === S_IFDIR) throw errno('EISDIR', relative);
     if ((inode.mode & S_IFMT) !== S_IFREG) throw errno('EINVAL', relative);
-    const id = `${index.to}_${index.from}:${number}`;
+    const id = `${index.to}_${index.from ?? 'None'}#${serialOf(index)}:${number}`;
     let readable = described.get(id);
     if (readable === undefined) {
       readable = { id, size: inode.size, extents: resolve(index, inode, await options.inventory()) };
@@ -120,7 +143,9 @@ function resolve(index: SnapshotIndex, inode: IndexInode, inventory: S3Inventory
     if (key === undefined) {
       const o = index.objects[object]!;
       throw Object.assign(
-        new Error(`the stored diff ${o.to}_${o.from ?? 'None'} this file's data is in is gone from the bucket, or was uploaded again since it was indexed`),
+        new Error(
+          `the stored diff ${o.to}_${o.from ?? 'None'} this file's data is in is gone from the bucket, or was uploaded again since it was indexed`,
+        ),
         { code: 'EIO' },
       );
     }
@@ -137,6 +162,8 @@ function resolve(index: SnapshotIndex, inode: IndexInode, inventory: S3Inventory
 }
 
 function attributesOf(index: SnapshotIndex, inode: IndexInode, number: number): FileAttributes {
+  let names = 0;
+  for (const name of inode.entries?.keys() ?? []) names += name.length;
   let data = 0;
   const e = inode.extents ?? [];
   for (let at = 0; at < e.length; at += EXTENT_FIELDS) data += e[at + Extent.Length]!;
@@ -144,7 +171,8 @@ function attributesOf(index: SnapshotIndex, inode: IndexInode, number: number): 
     mode: inode.mode,
     uid: inode.uid,
     gid: inode.gid,
-    size: inode.size,
+    // A btrfs directory's size is twice the bytes of its names (each is in two trees).
+    size: inode.entries !== undefined ? 2 * names : inode.size,
     // btrfs counts 1 for a directory, whatever it holds.
     nlink: inode.entries !== undefined ? 1 : Math.max(1, linksOf(index)[number] ?? 1),
     rdev: inode.rdev,

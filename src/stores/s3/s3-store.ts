@@ -4,6 +4,7 @@ import {
   DeleteObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
@@ -13,13 +14,16 @@ import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { InterruptedError, messageOf, StillNeededError, StoreError, TransferError } from '../../model/errors.js';
 import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
-import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
+import type { DiffSize, ReceiveRequest, SendStream, SnapshotFiles, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
 import { storedDependents } from '../../model/stored-dependents.js';
+import { IndexingTap } from '../../sendstream/indexing-tap.js';
 import { IncompleteStreamError, StreamEndCheck } from '../../sendstream/stream-end-check.js';
 import { lockDirectory } from '../../util/directory-lock.js';
 import { downloadStream } from './download-stream.js';
+import { ExtentReader } from './extent-reader.js';
 import {
   diffKey,
+  indexKey,
   isStorableName,
   keyPrefix,
   parseInventory,
@@ -29,6 +33,8 @@ import {
   type S3Inventory,
 } from './s3-layout.js';
 import { isNotFound, isNotImplemented, toStoreError } from './s3-errors.js';
+import { S3Indexes } from './s3-indexes.js';
+import { describedFiles, s3SnapshotFiles } from './s3-snapshot-files.js';
 import { createS3Client, customEndpoint, type S3Settings } from './s3-settings.js';
 import { UploadJournal } from './upload-journal.js';
 import { attachPendingHashes, uploadStream } from './upload-stream.js';
@@ -44,6 +50,10 @@ export interface S3StoreOptions {
   /** For tests: a client made elsewhere. */
   readonly client?: S3Client;
   readonly onWarning?: (message: string) => void;
+  /** Told when a file read through {@link S3Store.snapshotFiles} finds corrupt data (default: a warning). */
+  readonly onCorrupt?: (message: string) => void;
+  /** Build an index of each diff while uploading it (default true; off for benchmarks). */
+  readonly indexUploads?: boolean;
 }
 
 /**
@@ -73,6 +83,10 @@ export class S3Store implements Store {
   readonly #journal: UploadJournal;
   readonly #cacheDirectory: string;
   readonly #warn: (message: string) => void;
+  readonly #indexes: S3Indexes;
+  readonly #reader: ExtentReader;
+  readonly #described = describedFiles();
+  readonly #indexUploads: boolean;
   #inventory: S3Inventory | undefined;
 
   constructor(options: S3StoreOptions) {
@@ -85,6 +99,61 @@ export class S3Store implements Store {
     this.#journal = new UploadJournal(options.cacheDirectory);
     this.#cacheDirectory = options.cacheDirectory;
     this.#warn = options.onWarning ?? (() => {});
+    this.#indexUploads = options.indexUploads ?? true;
+    this.#indexes = new S3Indexes({
+      client: this.#client,
+      endpoint: this.#endpoint,
+      bucket: this.#bucket,
+      cacheDirectory: this.#cacheDirectory,
+      inventory: () => this.#current(),
+      put: (key, body) => this.#put(key, body),
+      warn: this.#warn,
+    });
+    this.#reader = new ExtentReader({
+      client: this.#client,
+      bucket: this.#bucket,
+      endpoint: this.#endpoint,
+      onCorrupt: options.onCorrupt ?? this.#warn,
+    });
+  }
+
+  /** Bytes of file data fetched for reads through {@link snapshotFiles} (for tests and benchmarks). */
+  get fetchedBytes(): number {
+    return this.#reader.fetchedBytes;
+  }
+
+  /** A small object (an index) stored whole, with the store's encryption and storage class. */
+  async #put(key: string, body: Buffer): Promise<void> {
+    await this.#client.send(
+      new PutObjectCommand({
+        Bucket: this.#bucket,
+        Key: key,
+        Body: body,
+        ContentMD5: createHash('md5').update(body).digest('base64'),
+        ...(this.#settings.serverSideEncryption === 'none' ? {} : { ServerSideEncryption: this.#settings.serverSideEncryption }),
+        ...(this.#settings.storageClass === undefined ? {} : { StorageClass: this.#settings.storageClass }),
+      }),
+    );
+  }
+
+  /**
+   * The files of a snapshot, answered from its index (see `s3-snapshot-files.ts`): built while
+   * it was uploaded, or on first use by reading its chain once.
+   */
+  snapshotFiles(snapshot: Pick<Snapshot, 'name'>): SnapshotFiles {
+    return s3SnapshotFiles({
+      name: snapshot.name,
+      url: this.url.endsWith('/') ? this.url : `${this.url}/`,
+      reader: this.#reader,
+      described: this.#described,
+      inventory: () => this.#current(),
+      index: async () => {
+        const found = (await this.#current()).snapshots.find((s) => s.name === snapshot.name);
+        const index = found && (await this.#indexes.ofSnapshot(found.uuid));
+        if (index === undefined) throw Object.assign(new Error(`ENOENT: ${snapshot.name}`), { code: 'ENOENT' });
+        return index;
+      },
+    });
   }
 
   get #where(): { bucket: string; endpoint: string } {
@@ -193,8 +262,11 @@ export class S3Store implements Store {
     }
     const key = diffKey(this.#prefix, request.name, to, from);
     const check = new StreamEndCheck();
-    const checked = stream.pipe(check);
+    // The index is built as the stream passes (see IndexingTap): parse only, no buffering.
+    const tap = this.#indexUploads ? new IndexingTap({ to, from }, (uuid) => this.#indexes.stored(uuid)) : undefined;
+    const checked = tap ? stream.pipe(tap).pipe(check) : stream.pipe(check);
     stream.once('error', (error) => check.destroy(error));
+    tap?.once('error', (error) => check.destroy(error));
     // The upload reads the stream a part at a time before it talks to S3: a stream that
     // stalls must not hold an abort off, so the abort ends the stream too.
     const interrupted = (): InterruptedError => new InterruptedError(`interrupted while uploading ${request.name} to ${this.url}`);
@@ -224,6 +296,7 @@ export class S3Store implements Store {
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
+    if (tap) await this.#storeIndex(key, tap, request.name);
     const snapshot: Snapshot = {
       name: request.name,
       uuid: to,
@@ -235,6 +308,21 @@ export class S3Store implements Store {
     };
     this.#inventory = undefined; // listed afresh when next needed
     return snapshot;
+  }
+
+  /**
+   * Stores the index an upload built. Only a complete one: an index that lacked its parent's
+   * (a bucket written before indexes) is built on first browse instead, from the whole chain.
+   * A failure here costs browsing speed only, never the upload: it is a warning.
+   */
+  async #storeIndex(key: string, tap: IndexingTap, name: string): Promise<void> {
+    const index = tap.index();
+    if (index.unbrowsable !== undefined) return;
+    try {
+      await this.#indexes.remember(key, index);
+    } catch (error) {
+      this.#warn(`could not store the index of ${name}: ${messageOf(error)}; it will be built when first browsed`);
+    }
   }
 
   /**
@@ -254,21 +342,26 @@ export class S3Store implements Store {
         { hint: `delete ${one ? 'it' : 'those'} first, or keep ${snapshot.name}` },
       );
     }
-    for (const diff of inventory.diffs.filter((d) => d.to === uuid)) {
+    const diffs = inventory.diffs.filter((d) => d.to === uuid);
+    // Indexes first: a diff a failure leaves behind still browses (its index is built again),
+    // while an index left without its diff would only be ignored.
+    const keys = [...diffs.flatMap((d) => (inventory.indexes.has(d.key) ? [indexKey(d.key)] : [])), ...diffs.map((d) => d.key)];
+    for (const key of keys) {
+      this.#indexes.forget(key);
       try {
         await this.#client.send(
           new CopyObjectCommand({
             Bucket: this.#bucket,
-            Key: trashKey(diff.key),
-            CopySource: `${this.#bucket}/${diff.key.split('/').map(encodeURIComponent).join('/')}`,
+            Key: trashKey(key),
+            CopySource: `${this.#bucket}/${key.split('/').map(encodeURIComponent).join('/')}`,
             ...(this.#settings.serverSideEncryption === 'none' ? {} : { ServerSideEncryption: this.#settings.serverSideEncryption }),
           }),
           { abortSignal: signal },
         );
-        await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: diff.key }), { abortSignal: signal });
+        await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: key }), { abortSignal: signal });
       } catch (error) {
         if (isNotFound(error)) continue; // gone already: deleting is idempotent
-        throw toStoreError(error, `moving ${diff.key} to the trash`, this.#where);
+        throw toStoreError(error, `moving ${key} to the trash`, this.#where);
       }
     }
     this.#inventory = undefined;
@@ -345,6 +438,8 @@ export class S3Store implements Store {
   }
 
   async close(): Promise<void> {
+    this.#reader.close();
+    this.#described.clear();
     this.#client.destroy();
   }
 }
