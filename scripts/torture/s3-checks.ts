@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sh } from '../../test/support/btrfs-pool.js';
+import { decodeIndex } from '../../src/sendstream/index-codec.js';
 import { StreamEndCheck } from '../../src/sendstream/stream-end-check.js';
 import type { Campaign } from './context.js';
 import { runCli } from './processes.js';
@@ -25,7 +26,19 @@ export async function s3Keys(c: Campaign, prefix: string): Promise<{ key: string
  * (`expectAll`) every object must have it.
  */
 export async function s3Verify(c: Campaign, prefix: string, expectAll: boolean): Promise<string | null> {
-  const keys = await s3Keys(c, prefix);
+  const all = await s3Keys(c, prefix);
+  // An index is stored after its diff: one without its diff, or one that does not decode, is a bug.
+  for (const { key } of all.filter((k) => k.key.endsWith('.index.gz'))) {
+    const diff = key.slice(0, -'.index.gz'.length);
+    if (!all.some((k) => k.key === diff)) return `${key}: an index without its diff`;
+    const body = Buffer.from(await (await c.s3.send(new GetObjectCommand({ Bucket: 'torture', Key: key }))).Body!.transformToByteArray());
+    const problem = await decodeIndex(body).then(
+      () => null,
+      (error: Error) => `${key}: ${error.message}`,
+    );
+    if (problem) return problem;
+  }
+  const keys = all.filter((k) => !k.key.endsWith('.index.gz'));
   for (const { key } of keys) {
     const head = await c.s3.send(new HeadObjectCommand({ Bucket: 'torture', Key: key }));
     const body = Buffer.from(await (await c.s3.send(new GetObjectCommand({ Bucket: 'torture', Key: key }))).Body!.transformToByteArray());

@@ -54,7 +54,7 @@ async function corruptObject(c: Campaign): Promise<void> {
   const t = c.tallies.of('s3-local', 'object corrupted in the bucket');
   const prefix = 'corrupt/';
   await runCli([`${c.snaps}/`, `s3://torture/${prefix}`], c.baseEnv);
-  const victim = (await s3Keys(c, prefix)).find((k) => k.key.includes('/t3/'))!;
+  const victim = (await s3Keys(c, prefix)).find((k) => k.key.includes('/t3/') && !k.key.endsWith('.index.gz'))!;
   const head = await c.s3.send(new HeadObjectCommand({ Bucket: 'torture', Key: victim.key }));
   const body = Buffer.from(
     await (await c.s3.send(new GetObjectCommand({ Bucket: 'torture', Key: victim.key }))).Body!.transformToByteArray(),

@@ -524,9 +524,9 @@ function u64(c: SendCommand, type: number, fallback?: bigint): bigint {
   return n;
 }
 
-/** A btrfs timespec (u64 LE seconds, u32 LE nanoseconds) in milliseconds. */
+/** A btrfs timespec (u64 LE seconds, u32 LE nanoseconds) in milliseconds, with the fraction (as `Stats.mtimeMs`). */
 function timeOf(c: SendCommand, type: number): number {
   const value = attribute(c, type);
   if (value.length !== 12) throw new Unbrowsable(`${nameOf(c)} has a malformed time`);
-  return Number(value.readBigInt64LE(0)) * 1000 + Math.floor(value.readUInt32LE(8) / 1e6);
+  return Number(value.readBigInt64LE(0)) * 1000 + value.readUInt32LE(8) / 1e6;
 }

@@ -172,7 +172,7 @@ function inodeOf(fields: unknown, n: number, total: number, objects: readonly In
 }
 
 function time(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new InvalidIndexError(`${what} has a malformed time`);
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new InvalidIndexError(`${what} has a malformed time`);
   return value;
 }
 

@@ -53,7 +53,7 @@ export interface IndexInode {
   rdev: number;
   /** Bytes: a regular file's length, a link's target length, 0 for the rest. */
   size: number;
-  /** Times in milliseconds since the epoch, as the stream's last `utimes` set them. */
+  /** Times in milliseconds since the epoch (with a fraction), as the stream's last `utimes` set them. */
   atime: number;
   mtime: number;
   ctime: number;

@@ -71,6 +71,9 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
+  /** The keys of these diffs with the index each upload stores next to its diff. */
+  const indexed = (diffs: string[]): string[] => diffs.flatMap((k) => [k, `${k}.index.gz`]).sort();
+
   async function keys(prefix: string): Promise<string[]> {
     const listed = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
     return (listed.Contents ?? []).map((o) => o.Key!).sort();
@@ -86,7 +89,7 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     const first = cli([`${snaps()}/`, `s3://${BUCKET}/host/`, '--part-size', '5'], { env });
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /sent 2 snapshots/);
-    assert.deepEqual(await keys('host/'), [`host/s1/${u1}_None`, `host/s2/${u2}_${u1}`]);
+    assert.deepEqual(await keys('host/'), indexed([`host/s1/${u1}_None`, `host/s2/${u2}_${u1}`]));
 
     // Every object carries the SHA-256 of its stream.
     for (const key of await keys('host/')) {
@@ -106,7 +109,7 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     const second = cli([`${snaps()}/`, `s3://${BUCKET}/host/`], { env });
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /sent 1 snapshot /);
-    assert.deepEqual(await keys('host/'), [`host/s1/${u1}_None`, `host/s2/${u2}_${u1}`, `host/s3/${u3}_${u2}`]);
+    assert.deepEqual(await keys('host/'), indexed([`host/s1/${u1}_None`, `host/s2/${u2}_${u1}`, `host/s3/${u3}_${u2}`]));
 
     const listing = cli([`s3://${BUCKET}/host/`], { env });
     assert.equal(listing.code, 0, listing.stderr);
@@ -214,7 +217,7 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     assert.deepEqual(await keys(''), before, '-n changes nothing');
     const keep = cli(['-d', `${dir}/`, `s3://${BUCKET}/rot/`], { env });
     assert.equal(keep.code, 0, keep.stderr);
-    assert.deepEqual(await keys('rot/'), [`rot/x1/${u1}_None`, `rot/x2/${u2}_${u1}`]);
+    assert.deepEqual(await keys('rot/'), indexed([`rot/x1/${u1}_None`, `rot/x2/${u2}_${u1}`]));
 
     // Once x2 goes too, both go, to trash/, the dependent first.
     changeRichSubvolume(data, 4);
@@ -224,8 +227,8 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     const res = cli(['-d', `${dir}/`, `s3://${BUCKET}/rot/`], { env });
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /deleted 2/);
-    assert.deepEqual(await keys('rot/'), [`rot/x3/${u3}_None`]);
-    assert.deepEqual(await keys('trash/rot/'), [`trash/rot/x1/${u1}_None`, `trash/rot/x2/${u2}_${u1}`]);
+    assert.deepEqual(await keys('rot/'), indexed([`rot/x3/${u3}_None`]));
+    assert.deepEqual(await keys('trash/rot/'), indexed([`trash/rot/x1/${u1}_None`, `trash/rot/x2/${u2}_${u1}`]));
   });
 
   test('kill -9 mid-upload: nothing visible, and the rerun resumes without re-sending stored parts', async () => {

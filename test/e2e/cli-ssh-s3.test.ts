@@ -52,7 +52,11 @@ describe('SSH <-> S3 through the local machine (real sshd and s3rver on loopback
     const up = cli([`ssh://buttersink-test${remote.mountPoint}/snaps/`, 's3://relay/nas/'], { env });
     assert.equal(up.code, 0, up.stderr);
     const listed = await client.send(new ListObjectsV2Command({ Bucket: 'relay', Prefix: 'nas/' }));
-    assert.deepEqual((listed.Contents ?? []).map((o) => o.Key).sort(), [`nas/r1/${u1}_None`, `nas/r2/${u2}_${u1}`]);
+    // Each diff with the index stored next to it.
+    assert.deepEqual(
+      (listed.Contents ?? []).map((o) => o.Key).sort(),
+      [`nas/r1/${u1}_None`, `nas/r2/${u2}_${u1}`].flatMap((k) => [k, `${k}.index.gz`]).sort(),
+    );
 
     mkdirSync(`${remote.mountPoint}/restored`);
     const down = cli(['s3://relay/nas/', `ssh://buttersink-test${remote.mountPoint}/restored/`], { env });

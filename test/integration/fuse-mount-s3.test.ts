@@ -94,10 +94,16 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
 
   test('mkdir in the S3 store uploads the snapshot as a full stream under the original layout', async () => {
     mkdirAndWait(`${mnt}/s3/s1`);
-    assert.deepEqual(await keys('host/'), [`host/s1/${uuid.s1}_None`]);
+    // The diff, and the index that makes it browsable (the original ButterSink skips it).
+    assert.deepEqual(await keys('host/'), [`host/s1/${uuid.s1}_None`, `host/s1/${uuid.s1}_None.index.gz`]);
     assert.deepEqual(readdirSync(`${mnt}/s3`), ['s1']);
     assert.ok(statSync(`${mnt}/s3/s1`).isDirectory());
-    assert.deepEqual(readdirSync(`${mnt}/s3/s1`), [], 'an S3 snapshot shows as an empty directory');
+    await sleep(2500); // mkdir's copy window closes (idle 1 s): then the snapshot itself shows
+    assert.deepEqual(
+      treeDigest(`${mnt}/s3/s1`, { throughMount: true }),
+      treeDigest(`${snaps()}/s1`, { throughMount: true }),
+      'the S3 snapshot browses as the snapshot it holds: names, modes, owners, times, links, xattrs, bytes',
+    );
     assert.equal(
       errnoOf(() => mkdirSync(`${mnt}/s3/s1`)),
       'EEXIST',
@@ -111,8 +117,8 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     assert.ok((await keys('host/')).includes(`host/s2/${uuid.s2}_${uuid.s1}`), (await keys('host/')).join('\n'));
     assert.match(log(), /transfer s2: local -> s3 \(from s1/);
     await sleep(2500); // the copy window closes (idle 1 s)
-    assert.match(log(), /copy into s3\/s2 finished: \d[\d.]* [KM]iB written, not compared \(s3 cannot show a snapshot's files\)/);
-    assert.deepEqual(readdirSync(`${mnt}/s3/s2`), [], 'after the window, the S3 snapshot is an empty directory again');
+    assert.match(log(), /copy into s3\/s2 finished: \d[\d.]* [KM]iB compared equal with the received snapshot/);
+    assert.deepEqual(treeDigest(`${mnt}/s3/s2`, { throughMount: true }), treeDigest(`${snaps()}/s2`, { throughMount: true }));
   });
 
   test('cp -r of a nested name into S3: the listing shows the group and the snapshot in it', async () => {
@@ -120,7 +126,7 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     assert.ok((await keys('host/')).includes(`host/s3/${uuid.s3}_${uuid.s2}`), (await keys()).join('\n'));
     const result = run('cp', ['-r', `${mnt}/local/daily`, `${mnt}/s3/`]);
     assert.equal(result.code, 0, result.stderr);
-    const stored = (await keys('host/daily/')).filter((k) => k.startsWith(`host/daily/d1/${uuid['daily/d1']}_`));
+    const stored = (await keys('host/daily/')).filter((k) => k.startsWith(`host/daily/d1/${uuid['daily/d1']}_`) && !k.endsWith('.index.gz'));
     assert.equal(stored.length, 1, (await keys()).join('\n'));
     await sleep(2500);
     assert.deepEqual(readdirSync(`${mnt}/s3`).sort(), ['daily', 's1', 's2', 's3']);
@@ -154,12 +160,16 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     );
   });
 
-  test('rmdir of a snapshot whose diff others depend on is EBUSY and deletes nothing', async () => {
+  test('rm -r of a snapshot whose diff others depend on is EBUSY and deletes nothing', async () => {
     const before = await keys();
+    // A bare rmdir answers ENOTEMPTY: the S3 snapshot shows its files.
     assert.equal(
       errnoOf(() => rmdirSync(`${mnt}/s3/s1`)),
-      'EBUSY',
+      'ENOTEMPTY',
     );
+    const removed = run('rm', ['-r', `${mnt}/s3/s1`]);
+    assert.equal(removed.code, 1);
+    assert.match(removed.stderr, /Device or resource busy/);
     assert.match(
       status(),
       /refusing to delete s1 from s3:\/\/backups\/host\/: s2 is stored as diffs from it \(delete it first, or keep s1\)/,
@@ -170,15 +180,18 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     assert.ok(readdirSync(`${mnt}/s3`).includes('s2'));
   });
 
-  test('rmdir in the S3 store moves the objects to trash/; rm -r too; then the parent may go', async () => {
+  test('rm -r in the S3 store moves the objects (diffs and indexes) to trash/; then the parent may go', async () => {
     const nested = run('rm', ['-r', `${mnt}/s3/daily`]);
     assert.equal(nested.code, 0, nested.stderr);
     assert.deepEqual(await keys('host/daily/'), []);
-    assert.ok((await keys('trash/host/daily/')).length === 1);
+    // The diff and its index.
+    assert.equal((await keys('trash/host/daily/')).length, 2);
     const s3key = `host/s3/${uuid.s3}_${uuid.s2}`;
-    rmdirSync(`${mnt}/s3/s3`);
+    const removed = run('rm', ['-r', `${mnt}/s3/s3`]);
+    assert.equal(removed.code, 0, removed.stderr);
     assert.ok(!(await keys('host/')).includes(s3key));
     assert.ok((await keys('trash/')).includes(`trash/${s3key}`));
+    assert.ok((await keys('trash/')).includes(`trash/${s3key}.index.gz`));
     assert.ok(!readdirSync(`${mnt}/s3`).includes('s3'));
     // Nothing needs s2 any more.
     const result = run('rm', ['-r', `${mnt}/s3/s2`]);
@@ -213,7 +226,8 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     mounts.push(again);
     try {
       mkdirAndWait(`${again.mountPoint}/s3/big`);
-      assert.deepEqual(await keys('host/big/'), [`host/big/${uuidOf(`${snaps()}/big`)}_None`]);
+      const big = `host/big/${uuidOf(`${snaps()}/big`)}_None`;
+      assert.deepEqual(await keys('host/big/'), [big, `${big}.index.gz`]);
       rmdirSync(`${again.mountPoint}/s3/big`);
       assert.deepEqual(await keys('host/big/'), []);
     } finally {

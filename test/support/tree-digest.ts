@@ -8,7 +8,7 @@ import path from 'node:path';
  * owner, size, mtime, content hash, symlink target, xattrs, and which paths are hard links
  * of each other. Two trees are equal for a backup when their digests are equal.
  */
-export function treeDigest(root: string): string[] {
+export function treeDigest(root: string, options: { throughMount?: boolean } = {}): string[] {
   const lines: string[] = [];
   const inodes = new Map<string, string>();
   const walk = (rel: string): void => {
@@ -16,7 +16,9 @@ export function treeDigest(root: string): string[] {
     const st = lstatSync(full, { bigint: true });
     const mode = (Number(st.mode) & 0o7777).toString(8);
     const owner = `${st.uid}:${st.gid}`;
-    const mtime = st.mtimeNs.toString();
+    // Through the FUSE mount times have millisecond precision, and inode numbers are the
+    // mount's own (hard links are then told by their link count only).
+    const mtime = options.throughMount ? (st.mtimeNs / 1_000_000n).toString() : st.mtimeNs.toString();
     const name = rel === '' ? '.' : rel;
     if (st.isSymbolicLink()) {
       lines.push(`${name} link -> ${readlinkSync(full)} ${owner}`);
@@ -26,7 +28,8 @@ export function treeDigest(root: string): string[] {
     } else if (st.isFile()) {
       const hash = createHash('sha256').update(readFileSync(full)).digest('hex');
       let link = '';
-      if (st.nlink > 1n) {
+      if (st.nlink > 1n && options.throughMount) link = ` links ${st.nlink}`;
+      else if (st.nlink > 1n) {
         const key = st.ino.toString();
         link = ` hardlink-of ${inodes.get(key) ?? name}`;
         if (!inodes.has(key)) inodes.set(key, name);
