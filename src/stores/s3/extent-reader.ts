@@ -100,6 +100,15 @@ export class ExtentReader {
     return this.#fetchedBytes;
   }
 
+  /**
+   * Forgets the cached commands and read positions (after a snapshot was deleted: a diff sent
+   * again is stored under the same key, and its commands need not lie where the old ones did).
+   */
+  clear(): void {
+    this.#commands.clear();
+    this.#reads.clear();
+  }
+
   /** Stops GETs in flight (their reads reject as interrupted) and forgets the cache. */
   close(): void {
     this.#closing.abort();

@@ -113,6 +113,26 @@ describe('ExtentReader (with an in-memory bucket)', () => {
     assert.equal(bucket.gets.length, 1);
   });
 
+  test('the cache is bounded by bytes: past it, the oldest commands are fetched again', async () => {
+    const { reader, bucket, file } = setup({ readAheadBytes: 0, cacheBytes: 100 * KiB });
+    for (const at of [0, MiB, 2 * MiB]) await reader.read(file('big'), at + 100, 10);
+    assert.equal(bucket.gets.length, 3);
+    await reader.read(file('big'), 2 * MiB + 200, 10);
+    assert.equal(bucket.gets.length, 3, 'the newest two commands (~96 KiB) are kept');
+    await reader.read(file('big'), 200, 10);
+    assert.equal(bucket.gets.length, 4, 'the first was evicted');
+  });
+
+  test('clear() forgets the cached commands: the next read fetches again', async () => {
+    const { reader, bucket, file } = setup({ readAheadBytes: 0 });
+    await reader.read(file('big'), 100, 10);
+    await reader.read(file('big'), 100, 10);
+    assert.equal(bucket.gets.length, 1);
+    reader.clear();
+    await reader.read(file('big'), 100, 10);
+    assert.equal(bucket.gets.length, 2);
+  });
+
   test('a body cut short is asked for again from the first command not yet complete', async () => {
     const { reader, bucket, contents, file } = setup({ readAheadBytes: 0 });
     bucket.setFault((i) => (i === 0 ? 'cut' : undefined));
