@@ -120,7 +120,8 @@ export class ExtentReader {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw Object.assign(new Error(`reading ${file.id}: bad offset ${offset} or length ${length}`), { code: 'EINVAL' });
     }
-    if (!this.#checked.has(file.extents)) {
+    // The size is checked at every read; the extents once per list (a file keeps its list).
+    if (!this.#checked.has(file.extents) || !Number.isSafeInteger(file.size) || file.size < 0) {
       this.#guard(() => checkFile(file));
       this.#checked.add(file.extents);
     }

@@ -179,6 +179,9 @@ describe('ExtentReader (with an in-memory bucket)', () => {
     await assert.rejects(reader.read(huge, 0, 10), { code: 'EIO', message: /the index of i:huge is malformed/ });
     assert.equal(bucket.gets.length, gets);
     assert.match(corrupt.at(-1)!, /i:huge/);
+    const sized = file('big');
+    await reader.read(sized, 0, 1).catch(() => {});
+    await assert.rejects(reader.read({ ...sized, size: Number.NaN }, 0, 10), { code: 'EIO', message: /its size NaN/ });
   });
 
   test('an aborted read rejects as interrupted at once', async () => {
