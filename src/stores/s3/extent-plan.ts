@@ -84,6 +84,25 @@ export function extentProblem(extent: ResolvedExtent): string | undefined {
   return undefined;
 }
 
+/**
+ * Checks a whole file's extents (each usable, in order, not overlapping) and its size, once
+ * per file: afterwards reads can find their extents by binary search.
+ * @throws MalformedIndexError naming the file and the extent.
+ */
+export function checkFile(file: ReadableFile): void {
+  if (!isCount(file.size))
+    throw new MalformedIndexError(`the index of ${file.id} is malformed: its size ${String(file.size)} is not a count`);
+  let previousEnd = 0;
+  file.extents.forEach((extent, i) => {
+    const problem = extentProblem(extent);
+    if (problem !== undefined) throw new MalformedIndexError(`the index of ${file.id} is malformed: extent ${i} is unusable (${problem})`);
+    if (extent.fileOffset < previousEnd) {
+      throw new MalformedIndexError(`the index of ${file.id} is malformed: extent ${i} overlaps the one before it`);
+    }
+    previousEnd = extent.fileOffset + extent.length;
+  });
+}
+
 /** The index of the first extent that may overlap `offset` (extents are sorted by fileOffset). */
 function firstAt(extents: readonly ResolvedExtent[], offset: number): number {
   let low = 0;
@@ -99,7 +118,8 @@ function firstAt(extents: readonly ResolvedExtent[], offset: number): number {
 
 /**
  * The pieces of commands that hold the file's bytes in `[offset, end)`, in file order (the
- * gaps between them are holes). Each extent used is checked, and that they are in order.
+ * gaps between them are holes). Each extent used is checked, and that they are in order (a
+ * cheap second line behind {@link checkFile}, which makes the binary search sound).
  * @throws MalformedIndexError naming the file and the extent.
  */
 export function piecesOf(file: ReadableFile, offset: number, end: number): Piece[] {

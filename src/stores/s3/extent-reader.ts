@@ -6,16 +6,17 @@ import { InterruptedError } from '../../model/errors.js';
 import { writeCommandProblem } from '../../sendstream/command-check.js';
 import {
   type CommandRef,
+  checkFile,
   coalesce,
   commandKey,
   commandsOf,
   type FetchRun,
   MalformedIndexError,
-  type Piece,
   piecesOf,
   planReadAhead,
   type ReadableFile,
   type ReadState,
+  type ResolvedExtent,
 } from './extent-plan.js';
 import { httpStatus, isNotFound, isTransient, toStoreError } from './s3-errors.js';
 
@@ -75,6 +76,8 @@ export class ExtentReader {
   readonly #commands: LRUCache<string, Promise<Buffer>>;
   /** Where the last read of each file ended and how far ahead was fetched. */
   readonly #reads = new LRUCache<string, ReadState>({ max: 1024 });
+  /** Extent lists checked whole already (the same list is read many times; checked once). */
+  readonly #checked = new WeakSet<readonly ResolvedExtent[]>();
   /** Aborts GETs in flight when the reader is closed. */
   readonly #closing = new AbortController();
   #fetchedBytes = 0;
@@ -97,6 +100,15 @@ export class ExtentReader {
     return this.#fetchedBytes;
   }
 
+  /**
+   * Forgets the cached commands and read positions (after a snapshot was deleted: a diff sent
+   * again is stored under the same key, and its commands need not lie where the old ones did).
+   */
+  clear(): void {
+    this.#commands.clear();
+    this.#reads.clear();
+  }
+
   /** Stops GETs in flight (their reads reject as interrupted) and forgets the cache. */
   close(): void {
     this.#closing.abort();
@@ -108,12 +120,16 @@ export class ExtentReader {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw Object.assign(new Error(`reading ${file.id}: bad offset ${offset} or length ${length}`), { code: 'EINVAL' });
     }
-    if (!Number.isSafeInteger(file.size) || file.size < 0) this.#corrupt(`the index of ${file.id} is malformed: its size is ${file.size}`);
+    // The size is checked at every read; the extents once per list (a file keeps its list).
+    if (!this.#checked.has(file.extents) || !Number.isSafeInteger(file.size) || file.size < 0) {
+      this.#guard(() => checkFile(file));
+      this.#checked.add(file.extents);
+    }
     if (signal?.aborted) throw new InterruptedError(`interrupted while reading ${file.id}`);
     const end = Math.min(offset + length, file.size);
     if (end <= offset) return Buffer.alloc(0);
 
-    const pieces = this.#plan(file, offset, end);
+    const pieces = this.#guard(() => piecesOf(file, offset, end));
     const planned = planReadAhead(this.#reads.get(file.id), offset, end, file.size, this.#readAheadBytes);
     this.#reads.set(file.id, planned.state);
     let ahead: CommandRef[] = [];
@@ -133,9 +149,10 @@ export class ExtentReader {
     return out;
   }
 
-  #plan(file: ReadableFile, offset: number, end: number): Piece[] {
+  /** Runs a check of the index: a malformed one is reported (onCorrupt) and answers EIO. */
+  #guard<T>(check: () => T): T {
     try {
-      return piecesOf(file, offset, end);
+      return check();
     } catch (error) {
       if (error instanceof MalformedIndexError) this.#corrupt(error.message);
       throw error;
