@@ -364,6 +364,10 @@ export class S3Store implements Store {
         throw toStoreError(error, `moving ${key} to the trash`, this.#where);
       }
     }
+    // The same diff sent again later is stored under the same keys: nothing read of these may
+    // be served for it.
+    this.#reader.clear();
+    this.#described.clear();
     this.#inventory = undefined;
   }
 
