@@ -53,7 +53,7 @@ export class WindowError extends Error {
 /**
  * Reads the received snapshot's bytes for comparison. Resolves the bytes read (fewer at the
  * end of the file, none past it), or null when the store cannot read that file at all (then
- * nothing is compared: an S3 snapshot has no browsable files).
+ * nothing is compared: a store that shows no files).
  */
 export type ReceivedReader = (relative: string, offset: number, length: number) => Promise<Buffer | null>;
 

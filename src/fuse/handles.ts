@@ -13,7 +13,7 @@ export type Handle =
   | { readonly kind: 'file'; readonly file: OpenFile }
   /** A control file, rendered once when opened (`cat` reads what it was told the size is). */
   | { readonly kind: 'text'; readonly data: Buffer }
-  /** A file of a snapshot whose store shows no files (S3). */
+  /** A file of a snapshot whose store shows no files. */
   | { readonly kind: 'empty' }
   /** A file in a copy window: writes are compared with the received file. */
   | { readonly kind: 'window'; readonly window: CopyWindow; readonly relative: string; readonly received: ReceivedFiles | undefined };

@@ -104,7 +104,7 @@ export class MountView {
     return (await this.listings.list(store)).find((s) => s.name === name);
   }
 
-  /** How the mount reads a snapshot's files; undefined when its store shows none (S3). */
+  /** How the mount reads a snapshot's files; undefined when its store shows none. */
   reader(store: string, name: string): SnapshotReader | undefined {
     return snapshotReader(this.stores.get(store)!.store, name);
   }

@@ -18,7 +18,7 @@ export interface SnapshotReader extends SnapshotFiles {
   readToCompare(relative: string, offset: number, length: number): Promise<Buffer>;
 }
 
-/** The reader for snapshot `name` of `store`; undefined when the store shows no files (S3). */
+/** The reader for snapshot `name` of `store`; undefined when the store shows no files. */
 export function snapshotReader(store: Pick<Store, 'snapshotFiles'>, name: string): SnapshotReader | undefined {
   const files = store.snapshotFiles?.({ name });
   return files === undefined ? undefined : readerOf(files);

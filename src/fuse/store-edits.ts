@@ -79,7 +79,7 @@ export class StoreEdits {
       case 'snapshot':
         this.#refuseIfReadOnly();
         // rmdir removes empty directories: a snapshot is deleted once `rm -r` (or mv's
-        // removal of its source) emptied it, or when it shows no files (S3). A bare rmdir of
+        // removal of its source) emptied it, or when it shows no files. A bare rmdir of
         // one that still shows files is refused, like any non-empty directory's.
         if ((await readdir(mountPath)).length > 0) {
           throw new FsError(

@@ -174,8 +174,10 @@ export interface Store {
 
   /**
    * Optional: read-only access to a snapshot's files, for the FUSE mount to browse (a local
-   * btrfs store reads its own directory, an SSH store asks its server). Stores without it
-   * (S3) show snapshots as empty directories. Paths are relative to the snapshot's root (`''`
+   * btrfs store reads its own directory, an SSH store asks its server, an S3 store answers from
+   * the snapshot's index and reads file bytes out of its stored streams). Stores without it
+   * show snapshots as empty directories. A snapshot a store cannot show may show a single
+   * file that says why (S3: `BUTTERSINK-CANNOT-BROWSE.txt`), never a partial tree. Paths are relative to the snapshot's root (`''`
    * is the root itself), `/`-separated, and the entry a path names is never followed through
    * a symbolic link. Failures reject with an error carrying `code` (`ENOENT`, `ENOTDIR`, ...)
    * as node's fs does, or with a typed {@link ButtersinkError}.

@@ -91,8 +91,8 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     assert.match(first.stdout, /sent 2 snapshots/);
     assert.deepEqual(await keys('host/'), indexed([`host/s1/${u1}_None`, `host/s2/${u2}_${u1}`]));
 
-    // Every object carries the SHA-256 of its stream.
-    for (const key of await keys('host/')) {
+    // Every diff carries the SHA-256 of its stream (an index is checked by its own decoder).
+    for (const key of (await keys('host/')).filter((k) => !k.endsWith('.index.gz'))) {
       const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
       assert.equal(
         head.Metadata?.['buttersink-sha256'],

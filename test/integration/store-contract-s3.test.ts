@@ -49,6 +49,8 @@ storeContract(
     return {
       source: pool.source,
       snapshots: pool.snapshots,
+      // S3 snapshots browse from the index each upload stores.
+      baseFiles: pool.baseFiles,
       unstorableName: 'daily/../escape',
       async open() {
         const prefix = `location-${++locations}/snapshots`;
