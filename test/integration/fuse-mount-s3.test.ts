@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync }
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
 import { freshDirectory, isMounted, mkdirAndWait, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
@@ -79,6 +79,11 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     local?.destroy();
   });
 
+  async function body(key: string): Promise<Buffer> {
+    const answer = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    return Buffer.from(await answer.Body!.transformToByteArray());
+  }
+
   async function keys(prefix = ''): Promise<string[]> {
     const listed = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
     return (listed.Contents ?? []).map((o) => o.Key!).sort();
@@ -121,9 +126,33 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     assert.deepEqual(treeDigest(`${mnt}/s3/s2`, { throughMount: true }), treeDigest(`${snaps()}/s2`, { throughMount: true }));
   });
 
-  test('cp -r of a nested name into S3: the listing shows the group and the snapshot in it', async () => {
+  test('reading a file whose data is corrupt in the bucket answers EIO with the reason in the status file; the rest reads', async () => {
     mkdirAndWait(`${mnt}/s3/s3`);
-    assert.ok((await keys('host/')).includes(`host/s3/${uuid.s3}_${uuid.s2}`), (await keys()).join('\n'));
+    const key = `host/s3/${uuid.s3}_${uuid.s2}`;
+    assert.ok((await keys('host/')).includes(key), (await keys()).join('\n'));
+    await sleep(2500); // mkdir's copy window closes
+    const original = await body(key);
+    // round-2.bin is new in s3: its bytes are in s3's diff (nothing read them yet). Flip one of them.
+    const bytes = readFileSync(`${snaps()}/s3/round-2.bin`);
+    const at = original.indexOf(bytes.subarray(0, 64));
+    assert.ok(at > 0);
+    const corrupt = Buffer.from(original);
+    corrupt[at + 100]! ^= 0xff;
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: corrupt }));
+    try {
+      const cat = run('cat', [`${mnt}/s3/s3/round-2.bin`]);
+      assert.notEqual(cat.code, 0);
+      assert.match(cat.stderr, /Input\/output error/);
+      assert.match(status(), /round-2\.bin.*is corrupt: the write command at byte \d+ .*bad CRC32C/);
+      // Files whose data is elsewhere in the chain still read.
+      assert.deepEqual(readFileSync(`${mnt}/s3/s3/big.bin`), readFileSync(`${snaps()}/s3/big.bin`));
+    } finally {
+      await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: original }));
+    }
+    assert.deepEqual(readFileSync(`${mnt}/s3/s3/round-2.bin`), bytes, 'once the object is whole again, the file reads');
+  });
+
+  test('cp -r of a nested name into S3: the listing shows the group and the snapshot in it', async () => {
     const result = run('cp', ['-r', `${mnt}/local/daily`, `${mnt}/s3/`]);
     assert.equal(result.code, 0, result.stderr);
     const stored = (await keys('host/daily/')).filter(
