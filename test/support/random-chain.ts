@@ -18,6 +18,7 @@ import {
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
+import { parseGetfattr } from '../../src/stores/btrfs/local-xattrs.js';
 
 /** A small seeded generator (mulberry32): the same seed gives the same chain. */
 export class Prng {
@@ -97,14 +98,17 @@ interface Entry {
  */
 export function makeRandomChain(directory: string, seed: number, options: RandomChainOptions = {}): string[] {
   const random = new Prng(seed);
-  const snapshots = options.snapshots ?? random.between(3, 5);
+  // Drawn even when given, so that a shorter run of a seed makes the same first snapshots.
+  const drawn = random.between(3, 5);
+  const snapshots = options.snapshots ?? drawn;
   const budget = { left: options.maxBytes ?? 24 << 20 };
   const subvolume = path.join(directory, `chain-${seed}`);
   run('btrfs', ['-q', 'subvolume', 'create', subvolume]);
   const generator = new Generator(subvolume, seed, random, budget, options.log ?? (() => {}));
   const taken: string[] = [];
   for (let step = 0; step < snapshots; step++) {
-    const count = options.operations ?? random.between(25, 45);
+    const drawnCount = random.between(25, 45);
+    const count = options.operations ?? drawnCount;
     generator.step(step, count, taken);
     run('btrfs', ['filesystem', 'sync', subvolume]);
     const snapshot = path.join(directory, `chain-${seed}.${step}`);
@@ -154,6 +158,9 @@ class Generator {
     if (step === 0) {
       for (let i = 0; i < 6; i++) this.#mkdir();
       for (let i = 0; i < 12; i++) this.#createFile();
+      for (let i = 0; i < 5; i++) this.#xattr();
+      for (let i = 0; i < 3; i++) this.#symlink();
+      for (let i = 0; i < 2; i++) this.#special();
       this.#createFile(r.between(SEND_WRITE_SIZE + 1, 3 << 20));
     }
     for (let i = 0; i < count; i++) {
@@ -178,8 +185,14 @@ class Generator {
       ]);
       operation();
     }
-    // Every step carries at least one clone from its parent (the snapshot before it), when there is one.
-    if (earlier.length > 0) this.#reflink(earlier.slice(-1), true);
+    // Whatever the draws, every later step has a removed tree, a removed xattr, a hard link
+    // whose first name goes, and (last, so nothing removes it) a clone from its parent.
+    if (earlier.length > 0) {
+      this.#deleteTree(true);
+      this.#xattr(earlier.at(-1));
+      this.#hardLink(true);
+      this.#reflink(earlier.slice(-1), true);
+    }
   }
 
   // --- what is there (read from the filesystem, in sorted order: deterministic) ---
@@ -311,15 +324,15 @@ class Generator {
     this.#did(`rm ${rel}`);
   }
 
-  #deleteTree(): void {
+  #deleteTree(always = false): void {
     const directories = this.#directories().filter((d) => d !== '');
-    if (directories.length < 4) return;
+    if (directories.length < (always ? 1 : 4)) return;
     const rel = this.#random.pick(directories);
     rmSync(this.#at(rel), { recursive: true });
     this.#did(`rm -r ${rel}`);
   }
 
-  #hardLink(): void {
+  #hardLink(thenUnlink = false): void {
     const r = this.#random;
     const files = this.#files();
     if (files.length === 0) return;
@@ -327,7 +340,7 @@ class Generator {
     const to = this.#newPath();
     linkSync(this.#at(from), this.#at(to));
     this.#did(`ln ${from} ${to}`);
-    if (r.chance(0.35)) {
+    if (r.chance(0.35) || thenUnlink) {
       rmSync(this.#at(from));
       this.#did(`rm ${from} (its other name stays)`);
     }
@@ -431,15 +444,28 @@ class Generator {
     this.#did(`truncate -s ${size} ${file.rel} (was ${file.size})`);
   }
 
-  #xattr(): void {
+  /** Sets or removes an xattr; `removeSince`: removes one the entry had in that snapshot. */
+  #xattr(removeSince?: string): void {
     const r = this.#random;
     // user.* xattrs are for files and directories (Linux refuses them on symlinks and specials).
     const targets = ['', ...this.#entries().flatMap((e) => (e.kind === 'file' || e.kind === 'dir' ? [e.rel] : []))];
+    if (removeSince !== undefined) {
+      // One the parent snapshot has on the same inode: the stream must carry remove_xattr.
+      const now = userXattrs(this.#root);
+      const then = userXattrs(removeSince);
+      const choices = targets.flatMap((rel) => {
+        const before = then.get(rel);
+        if (before === undefined || lstatSync(this.#at(rel)).ino !== lstatSync(path.join(removeSince, rel)).ino) return [];
+        return [...(now.get(rel) ?? [])].filter((name) => before.has(name)).map((name) => [rel, name] as const);
+      });
+      if (choices.length === 0) return;
+      const [rel, name] = r.pick(choices);
+      run('setfattr', ['-h', '-x', name, '--', this.#at(rel)]);
+      this.#did(`setfattr -x ${name} ${rel}`);
+      return;
+    }
     const rel = r.pick(targets);
-    const existing = run('getfattr', ['-h', '--absolute-names', '-m', '^user\\.', '--', this.#at(rel)])
-      .split('\n')
-      .filter((line) => line.startsWith('user.'))
-      .sort();
+    const existing = [...(userXattrs(this.#at(rel), false).get('') ?? [])].sort();
     if (existing.length > 0 && r.chance(0.3)) {
       const name = r.pick(existing);
       run('setfattr', ['-h', '-x', name, '--', this.#at(rel)]);
@@ -524,6 +550,14 @@ class Generator {
     lutimesSync(this.#at(rel), atime, mtime);
     this.#did(`touch -h -a ${atime} -m ${mtime} ${rel}`);
   }
+}
+
+/** The names of the user.* xattrs of each entry below `root` (or of `root` alone), by relative path. */
+function userXattrs(root: string, recursive = true): Map<string, Set<string>> {
+  const listed = run('getfattr', [...(recursive ? ['-R', '-P'] : []), '-h', '--absolute-names', '-m', '^user\\.', '--', root]);
+  const found = new Map<string, Set<string>>();
+  for (const [file, xattrs] of parseGetfattr(listed)) found.set(path.relative(root, file), new Set(xattrs.keys()));
+  return found;
 }
 
 /** The regular files below `root`, sorted (for picking reflink sources in a snapshot). */
