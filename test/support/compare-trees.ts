@@ -38,6 +38,8 @@ export interface CompareOptions {
   seed?: number;
   /** Random chunk reads per regular file, through `read` and `open` each (default 6). */
   chunks?: number;
+  /** How long a read of a non-regular file may take to refuse, in ms (default 5000). */
+  refusalTimeout?: number;
 }
 
 /**
@@ -94,7 +96,7 @@ export async function compareWithDirectory(files: SnapshotFiles, root: string, o
       if (target !== undefined && target !== expected) differ(rel, `link target ${quote(target)}, expected ${quote(expected)}`);
     }
     if (realType === 'file') await compareBytes(rel, await readFile(at(root, rel)), files, random, chunks, differ);
-    else await mustRefuseRead(rel, files, differ);
+    else await mustRefuseRead(rel, files, options.refusalTimeout ?? 5000, differ);
 
     if (realType === 'directory') {
       const expected = (await readdir(at(root, rel))).sort();
@@ -257,10 +259,10 @@ function ranges(random: Prng, size: number, count: number): [number, number][] {
 }
 
 /** Reading a directory, symlink, FIFO, device or socket must fail (at once: a FIFO must not block). */
-async function mustRefuseRead(rel: string, files: SnapshotFiles, differ: Differ): Promise<void> {
+async function mustRefuseRead(rel: string, files: SnapshotFiles, ms: number, differ: Differ): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<string>((resolve) => {
-    timer = setTimeout(() => resolve('no answer within 5 s'), 5000);
+    timer = setTimeout(() => resolve(`gave no answer within ${ms} ms`), ms);
   });
   const answer = await Promise.race([
     files.read(rel, 0, 1).then(

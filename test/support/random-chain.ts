@@ -122,14 +122,19 @@ function run(command: string, args: readonly string[]): string {
   return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-const hasPython = ((): boolean => {
-  try {
-    run('python3', ['-c', 'import socket']);
-    return true;
-  } catch {
-    return false;
+let pythonFound: boolean | undefined;
+/** Whether python3 is there to bind a unix socket (asked once, when a chain first wants one). */
+function hasPython(): boolean {
+  if (pythonFound === undefined) {
+    try {
+      run('python3', ['-c', 'import socket']);
+      pythonFound = true;
+    } catch {
+      pythonFound = false;
+    }
   }
-})();
+  return pythonFound;
+}
 
 const NAME_STEMS = ['file', 'data', 'name with spaces', 'ünïcødé', '日本語', 'emoji 🦀', 'ÅÄÖ åäö', 'a.b.c', '-dash', 'x'];
 const MODES = [0o644, 0o600, 0o755, 0o700, 0o444, 0o640, 0o4755, 0o2755, 0o6711, 0o1777, 0o1755, 0o000, 0o777];
@@ -511,7 +516,7 @@ class Generator {
     else if (kind === 'block') run('mknod', ['--', this.#at(rel), 'b', '7', String(r.between(100, 250))]);
     // Without python3 the socket is a FIFO: the same number of draws, so the shape stays put.
     // Bound by its name from its directory: a socket's path is limited to 108 bytes.
-    else if (hasPython)
+    else if (hasPython())
       execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path.basename(rel)], {
         cwd: path.dirname(this.#at(rel)),
         stdio: ['ignore', 'pipe', 'pipe'],
