@@ -12,6 +12,8 @@ import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fix
 import { btrfsSuite } from '../support/prerequisites.js';
 import { cli } from '../support/run-cli.js';
 import { s3Suite, startS3Server, type S3Server } from '../support/s3-server.js';
+import { compareWithDirectory } from '../support/compare-trees.js';
+import { makeRandomChain } from '../support/random-chain.js';
 import { cmd, fullStream, newUuid } from '../support/send-stream-builder.js';
 
 const BUCKET = 'browse';
@@ -134,6 +136,40 @@ describe('S3 snapshots browsed from their indexes (s3rver on loopback, real btrf
     // ... and stores what it built, for the next reader.
     assert.equal((await keys('legacy/')).filter((k) => k.endsWith('.index.gz')).length, 3);
   });
+
+  for (const seed of [11, 12]) {
+    test(`random chain ${seed} (renames, deletes, hard links, reflinks, holes, xattrs, links, special files): every S3 snapshot equals the real one, with or without stored indexes`, async () => {
+      const directory = `${src.mountPoint}/random-${seed}`;
+      sh(`mkdir -p ${directory}`);
+      const chain = makeRandomChain(directory, seed);
+      const sent = cli([`${directory}/`, `s3://${BUCKET}/random-${seed}/`], { env });
+      assert.equal(sent.code, 0, sent.stderr);
+      const objects = (await keys(`random-${seed}/`)).filter((k) => !k.endsWith('.index.gz'));
+      const streamBytes = (
+        await Promise.all(objects.map(async (k) => (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: k }))).ContentLength ?? 0))
+      ).reduce((a, b) => a + b, 0);
+      for (const [round, cache] of [
+        ['indexes from the bucket', `random-${seed}-a`],
+        ['indexes built from the chain', `random-${seed}-b`],
+      ] as const) {
+        if (round === 'indexes built from the chain') {
+          for (const key of (await keys(`random-${seed}/`)).filter((k) => k.endsWith('.index.gz'))) {
+            await client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+          }
+        }
+        const store = storeAt(`random-${seed}`, cache);
+        const listed = await store.list();
+        assert.equal(listed.length, chain.length);
+        for (const snapshot of chain) {
+          const name = path.basename(snapshot);
+          assert.deepEqual(await compareWithDirectory(store.snapshotFiles({ name }), snapshot), [], `${round}: ${name}`);
+        }
+        // Every file read whole and in pieces, yet no command was fetched twice: the bytes
+        // fetched stay below the streams' own size.
+        assert.ok(store.fetchedBytes <= streamBytes, `${round}: fetched ${store.fetchedBytes} of ${streamBytes} stream bytes`);
+      }
+    });
+  }
 
   test('reading 1 MiB of a large snapshot fetches about that much, not the snapshot', async () => {
     const store = storeAt('host', 'fetch-cache');
