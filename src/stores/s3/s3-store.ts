@@ -2,6 +2,7 @@ import {
   AbortMultipartUploadCommand,
   CopyObjectCommand,
   DeleteObjectCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   type S3Client,
@@ -17,7 +18,9 @@ import type { DiffSize, ReceiveRequest, SendStream, Store, StoreCapabilities, St
 import { storedDependents } from '../../model/stored-dependents.js';
 import { IncompleteStreamError, StreamEndCheck } from '../../sendstream/stream-end-check.js';
 import { lockDirectory } from '../../util/directory-lock.js';
+import { formatBytes } from '../../util/format-bytes.js';
 import { downloadStream } from './download-stream.js';
+import { EncryptionCheck } from './encryption-check.js';
 import {
   diffKey,
   isStorableName,
@@ -73,6 +76,7 @@ export class S3Store implements Store {
   readonly #journal: UploadJournal;
   readonly #cacheDirectory: string;
   readonly #warn: (message: string) => void;
+  readonly #encryption: EncryptionCheck;
   #inventory: S3Inventory | undefined;
 
   constructor(options: S3StoreOptions) {
@@ -85,6 +89,7 @@ export class S3Store implements Store {
     this.#journal = new UploadJournal(options.cacheDirectory);
     this.#cacheDirectory = options.cacheDirectory;
     this.#warn = options.onWarning ?? (() => {});
+    this.#encryption = new EncryptionCheck(options.settings.serverSideEncryption, this.#warn);
   }
 
   get #where(): { bucket: string; endpoint: string } {
@@ -201,8 +206,9 @@ export class S3Store implements Store {
     const onAbort = (): void => void stream.destroy(interrupted());
     if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
+    let uploaded: Awaited<ReturnType<typeof uploadStream>>;
     try {
-      await uploadStream(checked, {
+      uploaded = await uploadStream(checked, {
         client: this.#client,
         endpoint: this.#endpoint,
         bucket: this.#bucket,
@@ -224,6 +230,16 @@ export class S3Store implements Store {
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
+    if (uploaded.resumedParts > 0) {
+      const parts = uploaded.resumedParts === 1 ? '1 part' : `${uploaded.resumedParts} parts`;
+      this.#warn(
+        `resumed the interrupted upload of ${request.name} to ${this.url}: ${parts} (${formatBytes(uploaded.resumedBytes)} of ${formatBytes(uploaded.bytes)}) an earlier run had stored were not sent again`,
+      );
+    }
+    await this.#encryption.afterUpload(`s3://${this.#bucket}/${key}`, uploaded.encryption, async () => {
+      const head = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key }), { abortSignal: signal });
+      return head.ServerSideEncryption;
+    });
     const snapshot: Snapshot = {
       name: request.name,
       uuid: to,
