@@ -86,7 +86,7 @@ export function refusedOption(error: unknown, what: string, asked: AskedOptions)
   if (refused === 'sse') {
     return new StoreError(`${what}: the server refused server-side encryption (${asked.serverSideEncryption}): ${code} (HTTP 400)`, {
       cause: error,
-      hint: 'turn it off with --s3-sse none, or use an https:// endpoint (Ceph RGW refuses SSE over plain HTTP)',
+      hint: 'turn it off with --s3-sse none, or use an https:// endpoint: Ceph RGW refuses SSE over plain HTTP',
     });
   }
   if (refused === 'storage-class') {
