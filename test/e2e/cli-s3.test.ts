@@ -89,6 +89,13 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     const first = cli([`${snaps()}/`, `s3://${BUCKET}/host/`, '--part-size', '5'], { env });
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /sent 2 snapshots/);
+    // Neither s3rver nor RGW over http (rgw_crypt_require_ssl=false) confirms the AES256 asked
+    // for: one warning for the run, not one per upload.
+    assert.equal(
+      first.stderr.match(/warning: asked for server-side encryption \(AES256\) but the server does not say/g)?.length,
+      1,
+      first.stderr,
+    );
     assert.deepEqual(await keys('host/'), indexed([`host/s1/${u1}_None`, `host/s2/${u2}_${u1}`]));
 
     // Every diff carries the SHA-256 of its stream (an index is checked by its own decoder).
@@ -263,6 +270,12 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
       // Not cli(): spawnSync would block this process, and with it the proxy the CLI talks to.
       const rerun = await cliInBackground([`${snaps()}/s1`, `s3://${BUCKET}/killed/`, '--part-size', '5'], killEnv).done;
       assert.equal(rerun.code, 0, rerun.stderr);
+      assert.match(
+        rerun.stderr,
+        new RegExp(
+          `warning: resumed the interrupted upload of s1 to s3://${BUCKET}/killed/: ${journaled} parts \\(${journaled * 5} MiB of [\\d.]+ MiB\\) an earlier run had stored were not sent again`,
+        ),
+      );
       const resent = partPuts().slice(sentBefore).map(Number);
       assert.ok(
         resent.length > 0 && Math.min(...resent) > journaled,
@@ -273,6 +286,26 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
       const restore = cli([`s3://${BUCKET}/killed/`, `${dst.mountPoint}/killed/`], { env });
       assert.equal(restore.code, 0, restore.stderr);
       assert.deepEqual(treeDigest(`${dst.mountPoint}/killed/s1`), treeDigest(`${snaps()}/s1`));
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('a server that refuses server-side encryption (RGW over http): exit 4, says so and that --s3-sse none turns it off', async () => {
+    const proxy = await new FaultProxy(server.endpoint).start();
+    proxy.rule = (method, url) =>
+      method === 'POST' && url.includes('uploads') && !url.includes('uploadId')
+        ? { kind: 'status', status: 400, code: 'InvalidRequest' }
+        : undefined;
+    try {
+      const refusing = { ...env, AWS_ENDPOINT_URL_S3: proxy.endpoint };
+      const res = await cliInBackground([`${snaps()}/s1`, `s3://${BUCKET}/refused/`], refusing).done;
+      assert.equal(res.code, 4, res.stderr);
+      assert.match(
+        res.stderr,
+        /^buttersink: uploading s3:\/\/backups\/refused\/s1\/[0-9a-f-]+_None: the server refused server-side encryption \(AES256\): InvalidRequest \(HTTP 400\) \(turn it off with --s3-sse none/m,
+      );
+      assert.deepEqual(await keys('refused/'), []);
     } finally {
       await proxy.stop();
     }

@@ -146,7 +146,9 @@ describe('S3 snapshots browsed from their indexes (s3rver on loopback, real btrf
       assert.equal(sent.code, 0, sent.stderr);
       const objects = (await keys(`random-${seed}/`)).filter((k) => !k.endsWith('.index.gz'));
       const streamBytes = (
-        await Promise.all(objects.map(async (k) => (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: k }))).ContentLength ?? 0))
+        await Promise.all(
+          objects.map(async (k) => (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: k }))).ContentLength ?? 0),
+        )
       ).reduce((a, b) => a + b, 0);
       for (const [round, cache] of [
         ['indexes from the bucket', `random-${seed}-a`],

@@ -3,10 +3,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { after, before, describe, test } from 'node:test';
-import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { TransferError } from '../../src/model/errors.js';
+import { HeadObjectCommand, ListObjectsV2Command, S3Client as SdkClient, type S3Client } from '@aws-sdk/client-s3';
+import { ExitCode, TransferError } from '../../src/model/errors.js';
 import { downloadStream } from '../../src/stores/s3/download-stream.js';
 import { S3Store } from '../../src/stores/s3/s3-store.js';
 import { createS3Client, DEFAULT_S3_SETTINGS } from '../../src/stores/s3/s3-settings.js';
@@ -284,6 +286,73 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
     const after = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
     assert.equal(after.Metadata?.[META_SHA256], sha256(data));
     assert.deepEqual(readdirSync(path.join(cache, 's3-uploads')), []);
+  });
+
+  test('a consumer that dies mid-download (EPIPE: btrfs receive quit) stops the download quietly: no retry, no warning', async () => {
+    const uuid = '0b0e5c55-1d6c-4a44-9d1c-9b1c1d2e3f40';
+    const data = randomBytes(24 * MiB);
+    await uploadStream(source(data), target(`epipe/p/s1/${uuid}_None`));
+    const warnings: string[] = [];
+    const store = new S3Store({
+      url: `s3://${BUCKET}/epipe/p/`,
+      bucket: BUCKET,
+      prefix: 'epipe/p',
+      settings: { ...DEFAULT_S3_SETTINGS, endpoint: proxy.endpoint, region: 'us-east-1' },
+      cacheDirectory: cache,
+      client,
+      onWarning: (m) => warnings.push(m),
+    });
+    const [snapshot] = await store.list();
+    const gets = (): number => proxy.requests.filter((r) => r.method === 'GET' && r.url.includes('epipe/p/s1/')).length;
+    const before = gets();
+    // Slow bodies, so that the consumer dies while the download is under way.
+    proxy.rule = (method, url) => (method === 'GET' && url.includes('epipe/p/s1/') ? { kind: 'delay', ms: 10 } : undefined);
+    try {
+      const sending = await store.send(snapshot!, null);
+      // A consumer that reads 100 kB and exits, as btrfs receive does on a bad CRC: EPIPE.
+      const consumer = spawn('head', ['-c', '100000'], { stdio: ['pipe', 'ignore', 'ignore'] });
+      const started = Date.now();
+      await assert.rejects(pipeline(sending.stream, consumer.stdin), /EPIPE|premature close/i);
+      await sending.done.catch(() => {});
+      assert.ok(Date.now() - started < 5000, 'the download stopped at once');
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      proxy.rule = () => undefined;
+    }
+    assert.deepEqual(warnings, [], 'no "retrying download" for a local EPIPE');
+    assert.equal(gets() - before, 1, 'one GET, no retry');
+  });
+
+  test('a server lost after the download started is a failed transfer (exit 5), not an unusable store', async () => {
+    const data = randomBytes(6 * MiB);
+    await uploadStream(source(data), target('download/lost'));
+    const doomed = await new FaultProxy(server.endpoint).start();
+    // The body breaks off after 1 MiB and the server is gone from then on (connection refused).
+    doomed.rule = (method) => {
+      if (method !== 'GET') return undefined;
+      setTimeout(() => void doomed.stop(), 50);
+      return { kind: 'cut-response', afterBytes: MiB };
+    };
+    const once = new SdkClient({
+      endpoint: doomed.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      maxAttempts: 1,
+      credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID!, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY! },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    try {
+      const error = await readAll(
+        downloadStream({ client: once, endpoint: doomed.endpoint, bucket: BUCKET, key: 'download/lost' }, { backoffMs: 10, maxRetries: 2 }),
+      ).catch((e: unknown) => e);
+      assert.ok(error instanceof TransferError, String(error));
+      assert.equal(error.exitCode, ExitCode.Transfer);
+      assert.match(error.message, /the connection to http:\/\/127\.0\.0\.1:\d+ was lost \(ECONNREFUSED\)/);
+    } finally {
+      once.destroy();
+      await doomed.stop().catch(() => {});
+    }
   });
 
   test('a permanent error is not retried: a missing object fails at once', async () => {

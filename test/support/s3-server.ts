@@ -1,4 +1,12 @@
-import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
@@ -12,7 +20,36 @@ const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 's3rver-mai
 export const S3_KEY = 'S3RVER';
 export const S3_SECRET = 'S3RVER';
 
-/** A real S3 server (s3rver) on 127.0.0.1, in its own process, with its data in a temp dir. */
+/**
+ * An external S3 server to test against instead of s3rver (opt-in; CI uses s3rver):
+ * `BUTTERSINK_TEST_S3_ENDPOINT` (e.g. a Ceph radosgw that `scripts/test-radosgw` started),
+ * with `BUTTERSINK_TEST_S3_ACCESS_KEY`, `BUTTERSINK_TEST_S3_SECRET_KEY` and optionally
+ * `BUTTERSINK_TEST_S3_REGION`. The tests create their buckets there and empty and delete them
+ * when they stop, so the server must be a throwaway one.
+ */
+export const externalS3 = ((env: NodeJS.ProcessEnv) => {
+  const endpoint = env.BUTTERSINK_TEST_S3_ENDPOINT;
+  if (!endpoint) return undefined;
+  const accessKeyId = env.BUTTERSINK_TEST_S3_ACCESS_KEY;
+  const secretAccessKey = env.BUTTERSINK_TEST_S3_SECRET_KEY;
+  if (!accessKeyId || !secretAccessKey) {
+    throw new Error('BUTTERSINK_TEST_S3_ENDPOINT needs BUTTERSINK_TEST_S3_ACCESS_KEY and BUTTERSINK_TEST_S3_SECRET_KEY');
+  }
+  return { endpoint, accessKeyId, secretAccessKey, region: env.BUTTERSINK_TEST_S3_REGION || 'us-east-1' };
+})(process.env);
+
+/**
+ * For a test that relies on what only s3rver does (or does not do): skipped, with the reason,
+ * when the tests run against an external server.
+ */
+export function s3rverOnly(reason: string): { skip: string | false } {
+  return { skip: externalS3 === undefined ? false : `s3rver only (BUTTERSINK_TEST_S3_ENDPOINT is set): ${reason}` };
+}
+
+/**
+ * A real S3 server on 127.0.0.1: s3rver in its own process with its data in a temp dir, or the
+ * external one {@link externalS3} names.
+ */
 export interface S3Server {
   readonly endpoint: string;
   readonly port: number;
@@ -34,6 +71,7 @@ process.once('exit', () => {
 
 /** Why the S3 tests cannot run here, or null. s3rver is a dev dependency: missing means `npm ci` was not run. */
 export function missingForS3(): string | null {
+  if (externalS3 !== undefined) return null;
   try {
     return import.meta.resolve('s3rver') ? null : 's3rver is not installed';
   } catch {
@@ -52,6 +90,7 @@ export async function startS3Server(buckets: readonly string[] = []): Promise<S3
   const root = process.env.BUTTERSINK_TEST_ROOT ?? os.tmpdir();
   mkdirSync(root, { recursive: true });
   const directory = mkdtempSync(path.join(root, 's3-'));
+  if (externalS3 !== undefined) return useExternalServer(externalS3, buckets, directory);
   const child = spawn(process.execPath, ['--openssl-legacy-provider', MAIN, directory, ...buckets], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -102,6 +141,80 @@ export async function startS3Server(buckets: readonly string[] = []): Promise<S3
     },
   };
   return server;
+}
+
+/**
+ * The external server as an {@link S3Server}: `directory` is only a scratch directory; the
+ * buckets are created now (an existing one of ours is reused) and emptied (objects,
+ * unfinished uploads) and deleted by `stop()`.
+ */
+async function useExternalServer(
+  external: NonNullable<typeof externalS3>,
+  buckets: readonly string[],
+  directory: string,
+): Promise<S3Server> {
+  const { endpoint, accessKeyId, secretAccessKey, region } = external;
+  const port = Number(new URL(endpoint).port || 80);
+  const created = new Set<string>();
+  const makeClient = (at = endpoint): S3Client =>
+    new S3Client({
+      endpoint: at,
+      region,
+      forcePathStyle: true,
+      credentials: { accessKeyId, secretAccessKey },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  const server: S3Server = {
+    endpoint,
+    port,
+    directory,
+    env: {
+      AWS_ENDPOINT_URL_S3: endpoint,
+      AWS_ACCESS_KEY_ID: accessKeyId,
+      AWS_SECRET_ACCESS_KEY: secretAccessKey,
+      AWS_REGION: region,
+      AWS_EC2_METADATA_DISABLED: 'true',
+    },
+    client: makeClient,
+    async createBucket(name) {
+      const client = makeClient();
+      try {
+        await client.send(new CreateBucketCommand({ Bucket: name }));
+      } catch (error) {
+        if ((error as { name?: string }).name !== 'BucketAlreadyOwnedByYou') throw error;
+      } finally {
+        client.destroy();
+      }
+      created.add(name);
+    },
+    async stop() {
+      const client = makeClient();
+      try {
+        for (const bucket of created) await emptyAndDelete(client, bucket);
+      } finally {
+        created.clear();
+        client.destroy();
+        rmSync(directory, { recursive: true, force: true });
+      }
+    },
+  };
+  for (const bucket of buckets) await server.createBucket(bucket);
+  return server;
+}
+
+async function emptyAndDelete(client: S3Client, bucket: string): Promise<void> {
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key! }));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token !== undefined);
+  const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  for (const u of uploads.Uploads ?? []) {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key!, UploadId: u.UploadId! }));
+  }
+  await client.send(new DeleteBucketCommand({ Bucket: bucket }));
 }
 
 /** What the fault proxy does to one request; `undefined` passes it through. */

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, TransferError } from '../../model/errors.js';
-import { httpStatus, isTransient, toStoreError } from './s3-errors.js';
+import { connectionFailure, httpStatus, isConnectionLost, isTransient, toStoreError } from './s3-errors.js';
 import { META_SHA256 } from './upload-stream.js';
 
 export interface DownloadSource {
@@ -32,6 +32,11 @@ export interface DownloadOptions {
  * stream, so a mismatch cannot end in a complete-looking snapshot. Objects written by the
  * original ButterSink have no hash; they are checked for their length only (and btrfs
  * receive checks each command's CRC32C).
+ *
+ * Only the server's failures are retried. When the consumer goes away (the stream is destroyed,
+ * e.g. because `btrfs receive` died and its stdin broke with EPIPE) the download stops at once:
+ * Node throws the destroy's error into this generator at its `yield`, which must not be taken
+ * for a broken body, retried and reported as "retrying download".
  */
 export function downloadStream(source: DownloadSource, options: DownloadOptions = {}): Readable {
   return Readable.from(chunks(source, options), { objectMode: false, highWaterMark: 1024 * 1024 });
@@ -73,17 +78,30 @@ async function* chunks(source: DownloadSource, options: DownloadOptions): AsyncG
         if (position > total) throw new TransferError(`${what}: the server sent more than the object's ${total} bytes`);
         sha.update(data);
         failures = 0;
-        if (held) yield held;
+        if (held) {
+          try {
+            yield held;
+          } catch (consumer) {
+            throw new ConsumerGone(consumer);
+          }
+        }
         held = data;
       }
       if (position < total) throw new Error(`body cut short at byte ${position} of ${total}`);
     } catch (error) {
+      if (error instanceof ConsumerGone) throw error.cause; // ends the download; leaving the loop closes the body
       if (signal?.aborted) throw new InterruptedError(`interrupted while ${what}`);
       if (error instanceof TransferError) throw error;
       if (httpStatus(error) === 412) throw new TransferError(`${what}: the object was replaced while it was being read`);
       failures += 1;
       if (!isTransient(error) || failures > maxRetries) {
-        throw toStoreError(error, `${what} (at byte ${position}${total === undefined ? '' : ` of ${total}`})`, source);
+        const at = `${what} (at byte ${position}${total === undefined ? '' : ` of ${total}`})`;
+        // Once the object answered, a server that cannot be reached any more is a transfer that
+        // failed (exit 5), not a store that cannot be used (exit 4, as before anything started).
+        if (total !== undefined && isConnectionLost(error)) {
+          throw new TransferError(`${at}: the connection to ${source.endpoint} was lost (${connectionFailure(error)})`, { cause: error });
+        }
+        throw toStoreError(error, at, source);
       }
       options.onRetry?.(position, error);
       await sleep(backoffMs * 2 ** (failures - 1), undefined, { signal }).catch(() => {
@@ -100,4 +118,11 @@ async function* chunks(source: DownloadSource, options: DownloadOptions): AsyncG
     }
   }
   if (held) yield held;
+}
+
+/** What the consumer's side threw into the generator at a `yield` (it destroyed the stream). */
+class ConsumerGone extends Error {
+  constructor(override readonly cause: unknown) {
+    super('the consumer of the download went away');
+  }
 }

@@ -57,6 +57,65 @@ export function isTransient(error: unknown): boolean {
   return /socket hang up|premature close|ECONNRESET|terminated|other side closed|aborted|cut short/i.test(message);
 }
 
+/** The storage options an upload asked for (see {@link refusedOption}). */
+export interface AskedOptions {
+  readonly serverSideEncryption: string;
+  readonly storageClass: string | undefined;
+}
+
+/**
+ * A 400 answer to the request that starts an upload (CreateMultipartUpload, PutObject) that
+ * refuses one of the options buttersink asked for, as a {@link StoreError} naming it and the
+ * flag that changes it, or undefined. Retrying cannot help, and the generic
+ * `InvalidRequest (HTTP 400)` says nothing: Ceph RGW answers `InvalidRequest` to SSE headers
+ * over plain HTTP and `InvalidArgument` to a storage class it does not have; AWS answers
+ * `InvalidStorageClass` and `InvalidEncryptionAlgorithmError`. Which option an
+ * `InvalidRequest`/`InvalidArgument` is about is a guess made in that order (RGW's).
+ */
+export function refusedOption(error: unknown, what: string, asked: AskedOptions): StoreError | undefined {
+  const code = codeOf(error);
+  const status = httpStatus(error);
+  if (status !== undefined && status !== 400) return undefined;
+  const sse = asked.serverSideEncryption !== 'none';
+  const storageClass = asked.storageClass !== undefined;
+  let refused: 'sse' | 'storage-class' | undefined;
+  if (code === 'InvalidEncryptionAlgorithmError') refused = sse ? 'sse' : undefined;
+  else if (code === 'InvalidStorageClass') refused = storageClass ? 'storage-class' : undefined;
+  else if (code === 'InvalidRequest') refused = sse ? 'sse' : storageClass ? 'storage-class' : undefined;
+  else if (code === 'InvalidArgument') refused = storageClass ? 'storage-class' : sse ? 'sse' : undefined;
+  if (refused === 'sse') {
+    return new StoreError(`${what}: the server refused server-side encryption (${asked.serverSideEncryption}): ${code} (HTTP 400)`, {
+      cause: error,
+      hint: 'turn it off with --s3-sse none, or use an https:// endpoint: Ceph RGW refuses SSE over plain HTTP',
+    });
+  }
+  if (refused === 'storage-class') {
+    return new StoreError(`${what}: the server refused the storage class ${asked.storageClass}: ${code} (HTTP 400)`, {
+      cause: error,
+      hint: 'pick a class the server has with --s3-storage-class, or leave the flag out for its default',
+    });
+  }
+  return undefined;
+}
+
+/**
+ * The server did not answer (a connection refused, reset or cut, a timeout) rather than answer
+ * no: after a transfer has started this is a failed transfer, not an unusable store.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  const code = codeOf(error);
+  if (code === 'AbortError' || code === 'InterruptedError') return false;
+  return httpStatus(error) === undefined && isTransient(error);
+}
+
+/** A short name for a connection failure: the errno or the SDK's error name. */
+export function connectionFailure(error: unknown): string {
+  const errno = (error as { code?: string } | undefined)?.code;
+  if (errno !== undefined && NETWORK_CODES.has(errno)) return errno;
+  const code = codeOf(error);
+  return code && code !== 'Error' ? code : messageOf(error).split('\n')[0]!;
+}
+
 /**
  * Turns what the SDK threw into buttersink's typed errors with one clear line.
  * Messages are built here from error names and codes, never copied from request data, so

@@ -2,6 +2,7 @@ import {
   AbortMultipartUploadCommand,
   CopyObjectCommand,
   DeleteObjectCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -19,8 +20,10 @@ import { storedDependents } from '../../model/stored-dependents.js';
 import { IndexingTap } from '../../sendstream/indexing-tap.js';
 import { IncompleteStreamError, StreamEndCheck } from '../../sendstream/stream-end-check.js';
 import { lockDirectory } from '../../util/directory-lock.js';
+import { formatBytes } from '../../util/format-bytes.js';
 import { downloadStream } from './download-stream.js';
 import { ExtentReader } from './extent-reader.js';
+import { EncryptionCheck } from './encryption-check.js';
 import {
   diffKey,
   indexKey,
@@ -87,6 +90,7 @@ export class S3Store implements Store {
   readonly #reader: ExtentReader;
   readonly #described = describedFiles();
   readonly #indexUploads: boolean;
+  readonly #encryption: EncryptionCheck;
   #inventory: S3Inventory | undefined;
 
   constructor(options: S3StoreOptions) {
@@ -100,6 +104,7 @@ export class S3Store implements Store {
     this.#cacheDirectory = options.cacheDirectory;
     this.#warn = options.onWarning ?? (() => {});
     this.#indexUploads = options.indexUploads ?? true;
+    this.#encryption = new EncryptionCheck(options.settings.serverSideEncryption, this.#warn);
     this.#indexes = new S3Indexes({
       client: this.#client,
       endpoint: this.#endpoint,
@@ -273,8 +278,9 @@ export class S3Store implements Store {
     const onAbort = (): void => void stream.destroy(interrupted());
     if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
+    let uploaded: Awaited<ReturnType<typeof uploadStream>>;
     try {
-      await uploadStream(checked, {
+      uploaded = await uploadStream(checked, {
         client: this.#client,
         endpoint: this.#endpoint,
         bucket: this.#bucket,
@@ -296,6 +302,16 @@ export class S3Store implements Store {
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
+    if (uploaded.resumedParts > 0) {
+      const parts = uploaded.resumedParts === 1 ? '1 part' : `${uploaded.resumedParts} parts`;
+      this.#warn(
+        `resumed the interrupted upload of ${request.name} to ${this.url}: ${parts} (${formatBytes(uploaded.resumedBytes)} of ${formatBytes(uploaded.bytes)}) an earlier run had stored were not sent again`,
+      );
+    }
+    await this.#encryption.afterUpload(`s3://${this.#bucket}/${key}`, uploaded.encryption, async () => {
+      const head = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key }), { abortSignal: signal });
+      return head.ServerSideEncryption;
+    });
     if (tap) await this.#storeIndex(key, tap, request.name);
     const snapshot: Snapshot = {
       name: request.name,

@@ -13,7 +13,8 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
-import { isNotFound, isNotImplemented } from './s3-errors.js';
+import { TransferError } from '../../model/errors.js';
+import { connectionFailure, isConnectionLost, isNotFound, isNotImplemented, refusedOption } from './s3-errors.js';
 import type { PartRecord, UploadJournal, UploadRecord } from './upload-journal.js';
 
 /** S3 limits. */
@@ -47,6 +48,14 @@ export interface UploadResult {
   readonly sha256: string;
   /** Bytes of parts an earlier, interrupted run had stored already and that were not sent again. */
   readonly resumedBytes: number;
+  /** How many parts those were. */
+  readonly resumedParts: number;
+  /**
+   * The server-side encryption the server said it applied (the `x-amz-server-side-encryption`
+   * of its answers to PutObject, CreateMultipartUpload or CompleteMultipartUpload), undefined
+   * when no answer said (s3rver never does; see `encryption-check.ts`).
+   */
+  readonly encryption: string | undefined;
 }
 
 /** The size of part `n` (1-based): `base` doubled every 1,000 parts, at most 5 GiB. */
@@ -76,18 +85,21 @@ export async function uploadStream(input: AsyncIterable<Buffer>, target: UploadT
   if (first.done) {
     // An empty object: nothing that could be half written, so a plain PUT.
     const sha256 = sha.digest('hex');
-    await target.client.send(
-      new PutObjectCommand({
-        Bucket: target.bucket,
-        Key: target.key,
-        Body: Buffer.alloc(0),
-        ContentMD5: createHash('md5').digest('base64'),
-        Metadata: metadata(sha256, 0),
-        ...storageOptions(target),
-      }),
-      { abortSignal: target.signal },
+    const put = await starting(
+      target,
+      target.client.send(
+        new PutObjectCommand({
+          Bucket: target.bucket,
+          Key: target.key,
+          Body: Buffer.alloc(0),
+          ContentMD5: createHash('md5').digest('base64'),
+          Metadata: metadata(sha256, 0),
+          ...storageOptions(target),
+        }),
+        { abortSignal: target.signal },
+      ),
     );
-    return { bytes: 0, sha256, resumedBytes: 0 };
+    return { bytes: 0, sha256, resumedBytes: 0, resumedParts: 0, encryption: put.ServerSideEncryption };
   }
   if (second.done) {
     // One part: still a multipart upload, because a PUT cut off mid-body is stored half-written
@@ -116,7 +128,10 @@ async function multipart(
   knownMetadata?: Record<string, string>,
 ): Promise<UploadResult> {
   const { client, bucket, key, signal } = target;
-  const { uploadId, previous, startedAt } = await openUpload(target, knownMetadata);
+  const { uploadId, previous, startedAt, encryption: created } = await openUpload(target, knownMetadata);
+  // From here on a connection that breaks is a failed transfer (the next run resumes it), not
+  // an unusable store.
+  const lost = connectionLost(target);
   const done = new Map<number, PartRecord>();
   const record = (): UploadRecord => ({
     version: 1,
@@ -133,19 +148,22 @@ async function multipart(
   let failure: unknown;
   let bytes = 0;
   let resumedBytes = 0;
+  let resumedParts = 0;
   let partNumber = 0;
 
   const upload = async (n: number, body: Buffer, md5: Buffer): Promise<void> => {
-    const answer = await client.send(
-      new UploadPartCommand({
-        Bucket: bucket,
-        Key: key,
-        UploadId: uploadId,
-        PartNumber: n,
-        Body: body,
-        ContentMD5: md5.toString('base64'),
-      }),
-      { abortSignal: signal },
+    const answer = await lost(
+      client.send(
+        new UploadPartCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: n,
+          Body: body,
+          ContentMD5: md5.toString('base64'),
+        }),
+        { abortSignal: signal },
+      ),
     );
     done.set(n, { partNumber: n, bytes: body.length, md5: md5.toString('hex'), etag: answer.ETag ?? '' });
     journaling = journaling.then(() => target.journal.save(record()));
@@ -165,6 +183,7 @@ async function multipart(
       if (old && old.bytes === body.length && old.md5 === md5.toString('hex')) {
         done.set(partNumber, old);
         resumedBytes += body.length;
+        resumedParts += 1;
         buffers.give(body);
         continue;
       }
@@ -196,23 +215,25 @@ async function multipart(
   // Journaled before completing: a run killed between completion and the copy that attaches
   // the hash leaves this note, and the next run's lock() attaches it (attachPendingHashes).
   await target.journal.save({ ...record(), completed: { sha256, bytes } });
-  await client.send(
-    new CompleteMultipartUploadCommand({
-      Bucket: bucket,
-      Key: key,
-      UploadId: uploadId,
-      MultipartUpload: {
-        Parts: [...done.values()]
-          .filter((p) => p.partNumber <= partNumber)
-          .sort((a, b) => a.partNumber - b.partNumber)
-          .map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })),
-      },
-    }),
-    { abortSignal: signal },
+  const completed = await lost(
+    client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: {
+          Parts: [...done.values()]
+            .filter((p) => p.partNumber <= partNumber)
+            .sort((a, b) => a.partNumber - b.partNumber)
+            .map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })),
+        },
+      }),
+      { abortSignal: signal },
+    ),
   );
-  if (knownMetadata === undefined) await attachHash(target, sha256, bytes);
+  if (knownMetadata === undefined) await lost(attachHash(target, sha256, bytes));
   await target.journal.remove(target.endpoint, bucket, key);
-  return { bytes, sha256, resumedBytes };
+  return { bytes, sha256, resumedBytes, resumedParts, encryption: completed.ServerSideEncryption ?? created };
 }
 
 /**
@@ -274,7 +295,7 @@ export async function attachPendingHashes(
 async function openUpload(
   target: UploadTarget,
   knownMetadata: Record<string, string> | undefined,
-): Promise<{ uploadId: string; previous: Map<number, PartRecord>; startedAt: string }> {
+): Promise<{ uploadId: string; previous: Map<number, PartRecord>; startedAt: string; encryption?: string }> {
   const { client, bucket, key, signal } = target;
   const saved = await target.journal.load(target.endpoint, bucket, key);
   if (saved && knownMetadata !== undefined) {
@@ -298,17 +319,58 @@ async function openUpload(
       // NoSuchUpload: it was completed or aborted meanwhile; start afresh.
     }
   }
-  const created = await client.send(
-    new CreateMultipartUploadCommand({
-      Bucket: bucket,
-      Key: key,
-      Metadata: knownMetadata ?? { [META_FORMAT]: '1' },
-      ...storageOptions(target),
-    }),
-    { abortSignal: signal },
+  const created = await starting(
+    target,
+    client.send(
+      new CreateMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        Metadata: knownMetadata ?? { [META_FORMAT]: '1' },
+        ...storageOptions(target),
+      }),
+      { abortSignal: signal },
+    ),
   );
   if (!created.UploadId) throw new Error('the server started a multipart upload without an upload id');
-  return { uploadId: created.UploadId, previous: new Map(), startedAt: new Date().toISOString() };
+  return {
+    uploadId: created.UploadId,
+    previous: new Map(),
+    startedAt: new Date().toISOString(),
+    ...(created.ServerSideEncryption === undefined ? {} : { encryption: created.ServerSideEncryption }),
+  };
+}
+
+/** The request that starts an upload: a refusal of its SSE or storage class says which (see {@link refusedOption}). */
+async function starting<T>(target: UploadTarget, request: Promise<T>): Promise<T> {
+  try {
+    return await request;
+  } catch (error) {
+    throw (
+      refusedOption(error, `uploading s3://${target.bucket}/${target.key}`, {
+        serverSideEncryption: target.serverSideEncryption,
+        storageClass: target.storageClass,
+      }) ?? error
+    );
+  }
+}
+
+/**
+ * For requests of an upload that has started: a connection that is lost (after the SDK's own
+ * retries) becomes a {@link TransferError} that says the next run resumes. Errors of the input
+ * stream never come through here: a source that lost its own connection is not the server's.
+ */
+function connectionLost(target: UploadTarget): <T>(request: Promise<T>) => Promise<T> {
+  return async (request) => {
+    try {
+      return await request;
+    } catch (error) {
+      if (target.signal?.aborted || !isConnectionLost(error)) throw error;
+      throw new TransferError(
+        `uploading s3://${target.bucket}/${target.key}: the connection to ${target.endpoint} was lost (${connectionFailure(error)}); the next run resumes the upload`,
+        { cause: error },
+      );
+    }
+  };
 }
 
 function storageOptions(target: UploadTarget): { ServerSideEncryption?: ServerSideEncryption; StorageClass?: StorageClass } {
