@@ -17,8 +17,9 @@ export interface CompareOptions {
   atime?: boolean;
   /**
    * Compare ctime too (default false). ctime cannot be set: a received snapshot's ctime is the
-   * time of the receive, and an index built from a send stream has none to give (the stream's
-   * ctime is the sender's, which `btrfs receive` does not apply).
+   * time of its receive. A stream's utimes commands do carry the sender's ctime (which
+   * `btrfs receive` cannot apply), so an index that keeps it can be checked with this against
+   * the original snapshot, never against a received copy.
    */
   ctime?: boolean;
   /** Compare the size of directories (default true; btrfs counts each name's bytes twice). */
@@ -50,9 +51,10 @@ export interface CompareOptions {
  * bytes — read whole, in chunks at random offsets and lengths (past the end too), and through
  * `files.open()` when it has one (sequentially in random-sized pieces, then at random
  * positions). Anything but a regular file must refuse `read` (a FIFO must not block it), and
- * a name that is not there must answer ENOENT. Not
- * compared: `blocks`/`blksize` (allocation: reflinks, holes, compression differ between copies
- * of one tree), and atime/ctime unless asked (see {@link CompareOptions}).
+ * a name that is not there must answer ENOENT. Not compared: `blocks`/`blksize` (allocation:
+ * reflinks, holes, compression differ between copies of one tree), inode numbers (not in
+ * FileAttributes: which names are hard links of each other shows only as nlink), and
+ * atime/ctime unless asked (see {@link CompareOptions}).
  *
  * Returns human-readable differences, `path: what` (empty when equal), at most `limit`.
  */
