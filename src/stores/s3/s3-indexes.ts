@@ -74,6 +74,13 @@ export class S3Indexes {
     return loading;
   }
 
+  /** The snapshot's index if it is in memory already (nothing is fetched or built). */
+  async inMemory(uuid: string): Promise<SnapshotIndex | undefined> {
+    const inventory = await this.#options.inventory();
+    const diff = pickDiff(inventory, uuid, new Set());
+    return diff && this.#memory.get(diff.key);
+  }
+
   /**
    * What an upload's indexing may use for its parent and clone sources: an index in memory,
    * the local cache or the bucket, never one built (that would read whole chains while the

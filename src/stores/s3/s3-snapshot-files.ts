@@ -19,6 +19,12 @@ export const CANNOT_BROWSE_FILE = 'BUTTERSINK-CANNOT-BROWSE.txt';
 export interface S3SnapshotFilesOptions {
   /** The snapshot's index (loaded or built on first use). */
   readonly index: () => Promise<SnapshotIndex>;
+  /**
+   * The index when it is at hand without fetching or building anything, and the snapshot's
+   * upload time: `lstat('')` answers from these, so that `ls -l` of a store with many
+   * snapshots does not fetch every index (or, in a bucket without indexes, read every chain).
+   */
+  readonly loaded: () => Promise<{ index: SnapshotIndex | undefined; uploadedAt: Date | null }>;
   readonly inventory: () => Promise<S3Inventory>;
   readonly reader: ExtentReader;
   /** `s3://bucket/prefix/` and the snapshot's name, for the cannot-browse file. */
@@ -89,6 +95,11 @@ export function s3SnapshotFiles(options: S3SnapshotFilesOptions): SnapshotFiles 
     lstat: async (relative) => {
       const text = await noteRead(relative);
       if (text !== undefined) return noteAttributes(text.length, S_IFREG | 0o444);
+      if (relative === '') {
+        const { index, uploadedAt } = await options.loaded();
+        // Not loaded yet: a directory with the upload's time, until something in it is read.
+        if (index === undefined) return { ...noteAttributes(0, S_IFDIR | 0o755), ...times(uploadedAt?.getTime() ?? Date.now()) };
+      }
       if (relative === '' && (await note()) !== undefined) return noteAttributes(0, S_IFDIR | 0o555);
       const { index, inode, number } = await entry(relative);
       return attributesOf(index, inode, number);
@@ -192,6 +203,10 @@ function linksOf(index: SnapshotIndex): Uint32Array {
     linkCounts.set(index, counts);
   }
   return counts;
+}
+
+function times(at: number): Pick<FileAttributes, 'atime' | 'mtime' | 'ctime'> {
+  return { atime: at, mtime: at, ctime: at };
 }
 
 function noteAttributes(size: number, mode: number): FileAttributes {

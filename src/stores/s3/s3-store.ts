@@ -152,6 +152,10 @@ export class S3Store implements Store {
       reader: this.#reader,
       described: this.#described,
       inventory: () => this.#current(),
+      loaded: async () => {
+        const found = (await this.#current()).snapshots.find((s) => s.name === snapshot.name);
+        return { index: found && (await this.#indexes.inMemory(found.uuid)), uploadedAt: found?.createdAt ?? null };
+      },
       index: async () => {
         const found = (await this.#current()).snapshots.find((s) => s.name === snapshot.name);
         const index = found && (await this.#indexes.ofSnapshot(found.uuid));
