@@ -23,8 +23,15 @@ import { Attribute, Command } from './stream-format.js';
  */
 export type IndexResolver = (uuid: string) => Promise<SnapshotIndex | undefined>;
 
-/** A stream whose index would not fit in memory is treated as an attempt to exhaust it. */
+/**
+ * Bounds on what an index may hold (a stream beyond them gets an unbrowsable index, and is
+ * still stored): an inode costs about 200-400 bytes while building, an extent 48 (one per
+ * 48 KiB write command, so about 1 GiB per TiB of file data; a reflinked copy adds its
+ * source's extents again). A crafted stream could otherwise make a browsing machine allocate
+ * without end.
+ */
 export const MAX_INDEX_INODES = 20_000_000;
+export const MAX_INDEX_EXTENTS = 50_000_000;
 
 /** A command the index cannot follow: the index is marked unbrowsable with this reason. */
 class Unbrowsable extends Error {}
@@ -35,6 +42,8 @@ const FALLOC_FL_PUNCH_HOLE = 0x02;
 const FALLOC_FL_ZERO_RANGE = 0x10;
 
 const DEFAULT_DIRECTORY_MODE = S_IFDIR | 0o700;
+const MAX_NAME_BYTES = 255;
+const MAX_PATH_BYTES = 4095;
 
 /**
  * Builds the {@link SnapshotIndex} of the snapshot a send stream produces, one command at a
@@ -63,6 +72,8 @@ export class IndexBuilder {
   #self = -1;
   #started = false;
   #ended = false;
+  /** Extents added so far (an upper bound on those the index holds). */
+  #extents = 0;
   #unbrowsable: string | undefined;
 
   /**
@@ -143,7 +154,10 @@ export class IndexBuilder {
         return this.#rename(pathOf(c, Attribute.Path), pathOf(c, Attribute.PathTo));
       case Command.Link: {
         const existing = this.#find(pathOf(c, Attribute.PathLink));
+        // link(2) refuses directories: a stream that links one would make a cycle.
+        if (this.#inode(existing).entries !== undefined) throw new Unbrowsable('link of a directory');
         const [directory, name] = this.#parentOf(pathOf(c, Attribute.Path));
+        if (name.length > MAX_NAME_BYTES) throw new Unbrowsable('a name is longer than NAME_MAX');
         this.#writable(directory).entries!.set(name, existing);
         return;
       }
@@ -156,8 +170,10 @@ export class IndexBuilder {
       }
       case Command.SetXattr: {
         const inode = this.#writable(this.#find(pathOf(c, Attribute.Path, true)));
+        const name = stringOf(c, Attribute.XattrName);
+        if (name === '') throw new Unbrowsable('an xattr without a name');
         inode.xattrs ??= new Map();
-        inode.xattrs.set(stringOf(c, Attribute.XattrName), Buffer.from(attribute(c, Attribute.XattrData)));
+        inode.xattrs.set(name, Buffer.from(attribute(c, Attribute.XattrData)));
         return;
       }
       case Command.RemoveXattr: {
@@ -247,6 +263,11 @@ export class IndexBuilder {
 
   #create(c: SendCommand, mode: number, rdev = 0, target?: string): void {
     const [directory, name] = this.#parentOf(pathOf(c, Attribute.Path));
+    // The rules a stored index is decoded by (index-codec.ts), so that what is served as built
+    // is what a reader of the stored index would accept.
+    if (name.length > MAX_NAME_BYTES) throw new Unbrowsable(`a name of ${name.length} bytes is longer than NAME_MAX`);
+    if (target !== undefined && (target === '' || target.length > MAX_PATH_BYTES))
+      throw new Unbrowsable('a symbolic link target is empty or longer than PATH_MAX');
     const entries = this.#writable(directory).entries!;
     if (entries.has(name)) throw new Unbrowsable(`${nameOf(c)} of a path that exists already`);
     if (this.#inodes.length >= MAX_INDEX_INODES) throw new Unbrowsable(`the snapshot has more than ${MAX_INDEX_INODES} files`);
@@ -262,6 +283,7 @@ export class IndexBuilder {
   }
 
   #rename(from: string[], to: string[]): void {
+    if (to.at(-1)!.length > MAX_NAME_BYTES) throw new Unbrowsable('a name is longer than NAME_MAX');
     const [fromDirectory, fromName] = this.#parentOf(from);
     const moving = this.#inode(fromDirectory).entries!.get(fromName);
     if (moving === undefined) throw new Unbrowsable('rename of a path that does not exist');
@@ -277,6 +299,7 @@ export class IndexBuilder {
     const data = attribute(c, Attribute.Data);
     if (data.length === 0) return;
     const dataStart = start + (data.byteOffset - c.bytes.byteOffset);
+    this.#count(1);
     const extent = [offset, data.length, this.#self, start, c.bytes.length, dataStart];
     const extents = inode.extents!;
     const last = extents.length - EXTENT_FIELDS;
@@ -311,6 +334,7 @@ export class IndexBuilder {
     if (length === 0) length = Math.max(0, source.size - sourceOffset); // 0: to the source's end
     const shift = offset - sourceOffset;
     const pieces = slice(source.extents, sourceOffset, sourceOffset + length);
+    this.#count(pieces.length / EXTENT_FIELDS);
     for (let at = 0; at < pieces.length; at += EXTENT_FIELDS) {
       pieces[at + Extent.FileOffset]! += shift;
       const object = sourceObjects[pieces[at + Extent.Object]!]!;
@@ -327,6 +351,11 @@ export class IndexBuilder {
     const length = Number(u64(c, Attribute.Size));
     if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) setExtents(inode, cut(inode.extents!, offset, offset + length, []));
     if (!(mode & FALLOC_FL_KEEP_SIZE)) inode.size = Math.max(inode.size, offset + length);
+  }
+
+  #count(extents: number): void {
+    this.#extents += extents;
+    if (this.#extents > MAX_INDEX_EXTENTS) throw new Unbrowsable(`the snapshot has more than ${MAX_INDEX_EXTENTS} data extents`);
   }
 
   /** The regular file at `path`, writable. */

@@ -100,6 +100,9 @@ export class S3Indexes {
 
   /** Keeps the index an upload built for the diff now stored under `key`, and stores it next to it. */
   async remember(key: string, index: SnapshotIndex): Promise<void> {
+    // Served as built: the builder keeps every rule decoding checks (a tree of directories,
+    // names and targets within NAME_MAX/PATH_MAX, extents inside their commands), and decoding
+    // a million files again would cost seconds and another half GiB.
     this.#memory.set(key, index);
     const body = await encodeIndex(index);
     await this.#toCache(key, index.objects.find((o) => o.to === index.to && o.from === index.from)?.bytes ?? 0, body);

@@ -245,6 +245,20 @@ test('what an index cannot serve makes it say so, and the stream still passes wh
   const bad = Buffer.from(fullStream('s', uuid, 1, [cmd.mkfile('f', 257), cmd.write('f', 0, 'hello')]));
   bad[bad.length - 20]! ^= 0xff;
   assert.match((await indexOf(bad, { to: uuid, from: null })).unbrowsable ?? '', /could not be parsed: .*bad CRC/);
+  // A crafted stream cannot make the tree something a reader would loop in or refuse.
+  const dirLink = fullStream('s', uuid, 1, [cmd.mkdir('d', 257), cmd.mkdir('d/e', 258), cmd.link('d/e/up', 'd')]);
+  assert.match((await indexOf(dirLink, { to: uuid, from: null })).unbrowsable ?? '', /link of a directory/);
+  const longName = fullStream('s', uuid, 1, [cmd.mkfile('x'.repeat(256), 257)]);
+  assert.match((await indexOf(longName, { to: uuid, from: null })).unbrowsable ?? '', /longer than NAME_MAX/);
+  const dotdot = fullStream('s', uuid, 1, [cmd.mkfile('../escape', 257)]);
+  assert.match((await indexOf(dotdot, { to: uuid, from: null })).unbrowsable ?? '', /"\.\." component/);
+  // A directory moved into itself leaves the tree (as rename(2) would refuse): nothing loops.
+  const intoItself = await indexOf(fullStream('s', uuid, 1, [cmd.mkdir('a', 257), cmd.mkdir('a/b', 258), cmd.rename('a', 'a/b/a')]), {
+    to: uuid,
+    from: null,
+  });
+  assert.deepEqual(await decodeIndex(await encodeIndex(intoItself)), intoItself);
+  assert.equal(lookup(intoItself, 'a'), undefined);
   const foreignClone = fullStream('s', uuid, 1, [cmd.mkfile('f', 257), cmd.clone('f', 0, 4096, newUuid(), 1, 'g', 0)]);
   assert.match((await indexOf(foreignClone, { to: uuid, from: null })).unbrowsable ?? '', /clones data from snapshot .* not available/);
 });
