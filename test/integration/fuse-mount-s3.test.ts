@@ -126,7 +126,9 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     assert.ok((await keys('host/')).includes(`host/s3/${uuid.s3}_${uuid.s2}`), (await keys()).join('\n'));
     const result = run('cp', ['-r', `${mnt}/local/daily`, `${mnt}/s3/`]);
     assert.equal(result.code, 0, result.stderr);
-    const stored = (await keys('host/daily/')).filter((k) => k.startsWith(`host/daily/d1/${uuid['daily/d1']}_`) && !k.endsWith('.index.gz'));
+    const stored = (await keys('host/daily/')).filter(
+      (k) => k.startsWith(`host/daily/d1/${uuid['daily/d1']}_`) && !k.endsWith('.index.gz'),
+    );
     assert.equal(stored.length, 1, (await keys()).join('\n'));
     await sleep(2500);
     assert.deepEqual(readdirSync(`${mnt}/s3`).sort(), ['daily', 's1', 's2', 's3']);
