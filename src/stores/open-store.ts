@@ -74,6 +74,9 @@ export async function openStore(location: StoreLocation, context: StoreContext):
         settings: context.s3 ?? DEFAULT_S3_SETTINGS,
         cacheDirectory: context.cacheDirectory,
         onWarning: context.warn,
+        // A benchmark/diagnostic switch, not a feature: BUTTERSINK_S3_INDEX=0 uploads without
+        // building the browse index (scripts/bench-s3-browse compares the two).
+        indexUploads: process.env.BUTTERSINK_S3_INDEX !== '0',
       });
     }
   }
