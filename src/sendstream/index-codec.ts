@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { buffer as collect } from 'node:stream/consumers';
-import { promisify } from 'node:util';
-import { createGzip, gunzip } from 'node:zlib';
+import { StringDecoder } from 'node:string_decoder';
+import { createGunzip, createGzip } from 'node:zlib';
 import { MAX_COMMAND_PAYLOAD } from './command-reader.js';
 import {
   EXTENT_FIELDS,
@@ -43,9 +43,6 @@ export const MAX_INDEX_BYTES = 1 << 30;
 
 export class InvalidIndexError extends Error {}
 
-const gunzipAsync = promisify(gunzip);
-/** Decoding yields to the event loop every this many inodes (the mount answers meanwhile). */
-const YIELD_EVERY = 20_000;
 
 export async function encodeIndex(index: SnapshotIndex): Promise<Buffer> {
   return collect(Readable.from(lines(index)).pipe(createGzip()));
@@ -79,18 +76,52 @@ function row(inode: IndexInode): unknown[] {
   return fields;
 }
 
+/**
+ * Reads a stored index. The text is decompressed and parsed a piece at a time (never held
+ * whole: a million files' text is ~150 MiB), yielding to the event loop as it goes, so that
+ * the mount keeps answering while a large index loads.
+ */
 export async function decodeIndex(compressed: Buffer): Promise<SnapshotIndex> {
-  let text: string;
+  let header: Omit<SnapshotIndex, 'inodes'> | undefined;
+  let total = 0;
+  const inodes: (IndexInode | undefined)[] = [];
+  const take = (line: string): void => {
+    if (header === undefined) {
+      ({ header, total } = headerOf(parse(line, 'the header')));
+      return;
+    }
+    if (inodes.length >= total) throw new InvalidIndexError(`it has more than the ${total} inodes it announces`);
+    const fields = parse(line, `inode ${inodes.length}`);
+    inodes.push(fields === null ? undefined : inodeOf(fields, inodes.length, total, header.objects));
+  };
+  const decoder = new StringDecoder('utf8');
+  let produced = 0;
+  let carry = '';
   try {
-    text = (await gunzipAsync(compressed, { maxOutputLength: MAX_INDEX_BYTES })).toString('utf8');
+    for await (const chunk of Readable.from([compressed]).pipe(createGunzip())) {
+      produced += (chunk as Buffer).length;
+      if (produced > MAX_INDEX_BYTES) throw new InvalidIndexError(`it is larger than ${MAX_INDEX_BYTES} bytes`);
+      const lines = (carry + decoder.write(chunk as Buffer)).split('\n');
+      carry = lines.pop()!;
+      for (const line of lines) take(line);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   } catch (error) {
-    throw new InvalidIndexError(`it is not a readable gzip file, or larger than ${MAX_INDEX_BYTES} bytes (${(error as Error).message})`);
+    if (error instanceof InvalidIndexError) throw error;
+    throw new InvalidIndexError(`it is not a readable gzip file (${(error as Error).message})`);
   }
-  const rows = text.split('\n');
-  if (rows.at(-1) === '') rows.pop();
-  const header = parse(rows[0] ?? '', 'the header') as Record<string, unknown>;
-  if (typeof header !== 'object' || header === null || header.format !== INDEX_FORMAT)
-    throw new InvalidIndexError('it is not a buttersink index');
+  carry += decoder.end();
+  if (carry !== '') take(carry);
+  if (header === undefined) throw new InvalidIndexError('it is empty');
+  if (inodes.length !== total) throw new InvalidIndexError(`it announces ${total} inodes and has ${inodes.length}`);
+  const index: SnapshotIndex = { ...header, inodes };
+  if (index.unbrowsable === undefined) checkTree(index);
+  return index;
+}
+
+function headerOf(value: unknown): { header: Omit<SnapshotIndex, 'inodes'>; total: number } {
+  const header = value as Record<string, unknown>;
+  if (typeof header !== 'object' || header === null || header.format !== INDEX_FORMAT) throw new InvalidIndexError('it is not a buttersink index');
   if (header.version !== INDEX_VERSION) throw new InvalidIndexError(`index version ${String(header.version)} is not supported`);
   const to = uuid(header.to, 'to');
   const from = header.from === null ? null : uuid(header.from, 'from');
@@ -100,18 +131,9 @@ export async function decodeIndex(compressed: Buffer): Promise<SnapshotIndex> {
     return { to: uuid(o[0], 'object'), from: o[1] === null ? null : uuid(o[1], 'object'), bytes: count(o[2], 'object size') };
   });
   const total = count(header.inodes, 'inode count');
-  if (total !== rows.length - 1) throw new InvalidIndexError(`it announces ${total} inodes and has ${rows.length - 1}`);
   const unbrowsable = header.unbrowsable;
   if (unbrowsable !== undefined && typeof unbrowsable !== 'string') throw new InvalidIndexError('its reason is malformed');
-  const inodes: (IndexInode | undefined)[] = [];
-  for (let n = 1; n < rows.length; n++) {
-    if (n % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
-    const fields = parse(rows[n]!, `inode ${n - 1}`);
-    inodes.push(fields === null ? undefined : inodeOf(fields, n - 1, total, objects));
-  }
-  const index: SnapshotIndex = { to, from, objects, inodes, ...(unbrowsable === undefined ? {} : { unbrowsable }) };
-  if (unbrowsable === undefined) checkTree(index);
-  return index;
+  return { header: { to, from, objects, ...(unbrowsable === undefined ? {} : { unbrowsable }) }, total };
 }
 
 function parse(line: string, what: string): unknown {
