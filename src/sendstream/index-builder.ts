@@ -303,7 +303,10 @@ export class IndexBuilder {
     const extent = [offset, data.length, this.#self, start, c.bytes.length, dataStart];
     const extents = inode.extents!;
     const last = extents.length - EXTENT_FIELDS;
-    if (last < 0 || extents[last + Extent.FileOffset]! + extents[last + Extent.Length]! <= offset) extents.push(...extent);
+    // A file's first extent is its array, exactly that long: most files have one, and a
+    // push onto an empty array reserves room for 25 numbers (200 bytes a file).
+    if (last < 0) setExtents(inode, extent);
+    else if (extents[last + Extent.FileOffset]! + extents[last + Extent.Length]! <= offset) extents.push(...extent);
     else setExtents(inode, cut(extents, offset, offset + data.length, extent));
     inode.size = Math.max(inode.size, offset + data.length);
   }
