@@ -43,7 +43,6 @@ export const MAX_INDEX_BYTES = 1 << 30;
 
 export class InvalidIndexError extends Error {}
 
-
 export async function encodeIndex(index: SnapshotIndex): Promise<Buffer> {
   return collect(Readable.from(lines(index)).pipe(createGzip()));
 }
@@ -121,7 +120,8 @@ export async function decodeIndex(compressed: Buffer): Promise<SnapshotIndex> {
 
 function headerOf(value: unknown): { header: Omit<SnapshotIndex, 'inodes'>; total: number } {
   const header = value as Record<string, unknown>;
-  if (typeof header !== 'object' || header === null || header.format !== INDEX_FORMAT) throw new InvalidIndexError('it is not a buttersink index');
+  if (typeof header !== 'object' || header === null || header.format !== INDEX_FORMAT)
+    throw new InvalidIndexError('it is not a buttersink index');
   if (header.version !== INDEX_VERSION) throw new InvalidIndexError(`index version ${String(header.version)} is not supported`);
   const to = uuid(header.to, 'to');
   const from = header.from === null ? null : uuid(header.from, 'from');
