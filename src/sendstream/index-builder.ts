@@ -511,9 +511,9 @@ function compact(inodes: readonly (IndexInode | undefined)[]): (IndexInode | und
   });
 }
 
+const NAMES = new Map(Object.entries(Command).map(([key, value]) => [value as number, key.toLowerCase()]));
 function nameOf(c: SendCommand): string {
-  for (const [key, value] of Object.entries(Command)) if (value === c.command) return key.toLowerCase();
-  return `command ${c.command}`;
+  return NAMES.get(c.command) ?? `command ${c.command}`;
 }
 
 function attribute(c: SendCommand, type: number): Buffer {

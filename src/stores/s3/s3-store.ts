@@ -40,7 +40,7 @@ import { S3Indexes } from './s3-indexes.js';
 import { describedFiles, s3SnapshotFiles } from './s3-snapshot-files.js';
 import { createS3Client, customEndpoint, type S3Settings } from './s3-settings.js';
 import { UploadJournal } from './upload-journal.js';
-import { attachPendingHashes, uploadStream } from './upload-stream.js';
+import { attachPendingHashes, storageOptions, uploadStream } from './upload-stream.js';
 
 export interface S3StoreOptions {
   readonly url: string;
@@ -135,8 +135,7 @@ export class S3Store implements Store {
         Key: key,
         Body: body,
         ContentMD5: createHash('md5').update(body).digest('base64'),
-        ...(this.#settings.serverSideEncryption === 'none' ? {} : { ServerSideEncryption: this.#settings.serverSideEncryption }),
-        ...(this.#settings.storageClass === undefined ? {} : { StorageClass: this.#settings.storageClass }),
+        ...storageOptions(this.#settings),
       }),
     );
   }

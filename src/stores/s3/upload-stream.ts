@@ -373,7 +373,14 @@ function connectionLost(target: UploadTarget): <T>(request: Promise<T>) => Promi
   };
 }
 
-function storageOptions(target: UploadTarget): { ServerSideEncryption?: ServerSideEncryption; StorageClass?: StorageClass } {
+/** The encryption and storage class headers an object is stored with (none for `'none'` / unset). */
+export function storageOptions(target: {
+  readonly serverSideEncryption: ServerSideEncryption | 'none';
+  readonly storageClass?: StorageClass | undefined;
+}): {
+  ServerSideEncryption?: ServerSideEncryption;
+  StorageClass?: StorageClass;
+} {
   return {
     ...(target.serverSideEncryption === 'none' ? {} : { ServerSideEncryption: target.serverSideEncryption }),
     ...(target.storageClass === undefined ? {} : { StorageClass: target.storageClass }),
