@@ -63,21 +63,46 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     });
   }
   const isExcluded = (s: Snapshot): boolean => options.excludes.some((re) => re.test(s.name));
-  const sourceAll = await src.store.list();
-  if (sourceAll.length === 0) {
-    // Also with -d: an empty source is far more often a wrong path than a wish to delete all.
-    throw new StoreError(`no read-only snapshots in ${src.store.url}`, {
-      hint: src.selection === null ? undefined : `without a trailing slash the URL names one snapshot; with it, a directory`,
-    });
-  }
-  const wanted = selectSnapshots(sourceAll, src).filter((s) => !isExcluded(s));
-  if (wanted.length === 0 && !options.delete) {
-    throw new StoreError(`nothing to send: no snapshots in ${src.store.url}${options.excludes.length ? ' (after --exclude)' : ''}`);
+  // The source is listed while the destination is locked and listed (each costs processes,
+  // and over SSH round trips): a nightly run waits for the slower of the two, not their sum.
+  // The destination is still listed only under its lock, and a source that refuses the run
+  // still says so first (the lock, if taken, is released).
+  const sourceListing = src.store.list();
+  const destinationListing = (async () => {
+    const release = options.dryRun ? async () => {} : await dst.store.lock();
+    try {
+      return { release, listed: await dst.store.list() };
+    } catch (error) {
+      await release();
+      throw error;
+    }
+  })();
+  destinationListing.catch(() => {}); // awaited below, or released when the source fails first
+  let sourceAll: Snapshot[];
+  let wanted: Snapshot[];
+  try {
+    sourceAll = await sourceListing;
+    if (sourceAll.length === 0) {
+      // Also with -d: an empty source is far more often a wrong path than a wish to delete all.
+      throw new StoreError(`no read-only snapshots in ${src.store.url}`, {
+        hint: src.selection === null ? undefined : `without a trailing slash the URL names one snapshot; with it, a directory`,
+      });
+    }
+    wanted = selectSnapshots(sourceAll, src).filter((s) => !isExcluded(s));
+    if (wanted.length === 0 && !options.delete) {
+      throw new StoreError(`nothing to send: no snapshots in ${src.store.url}${options.excludes.length ? ' (after --exclude)' : ''}`);
+    }
+  } catch (error) {
+    await destinationListing.then(
+      ({ release }) => release(),
+      () => {},
+    );
+    throw error;
   }
 
-  const release = options.dryRun ? async () => {} : await dst.store.lock();
+  const { release, listed } = await destinationListing;
   try {
-    const destination = (await dst.store.list()).filter((s) => !isExcluded(s));
+    const destination = listed.filter((s) => !isExcluded(s));
     const diffStore = dst.store.capabilities.storesDiffs;
     const destinationDiffs = diffStore ? await dst.store.storedDiffs() : [];
     const chosen = await choosePlan({
