@@ -182,9 +182,16 @@ export class SshStore implements Store {
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const finished = done
-      .catch((error: unknown) => {
-        throw options.signal?.aborted ? new InterruptedError('interrupted') : asTransferError(error);
-      })
+      .then(
+        () => {
+          // The server may have sent everything before the abort arrived; the consumer still
+          // stopped short of it, so the send is interrupted (as the btrfs store's is).
+          if (options.signal?.aborted) throw new InterruptedError('interrupted');
+        },
+        (error: unknown) => {
+          throw options.signal?.aborted ? new InterruptedError('interrupted') : asTransferError(error);
+        },
+      )
       .finally(async () => {
         options.signal?.removeEventListener('abort', onAbort);
         await channel.close();
