@@ -17,4 +17,13 @@ process.on('SIGTERM', onSignal);
 // dead mount behind and a sync its partial receive until the next run.
 process.on('SIGHUP', onSignal);
 
+// `buttersink --help | head`, or a listing piped to a reader that stops early: a closed pipe is
+// no error of ours (as for any Unix tool), and must not crash node with a stack trace nor stop
+// a sync half way; what is left to print is dropped.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+  });
+}
+
 process.exitCode = await runCli(process.argv, controller.signal);

@@ -1,13 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import path from 'node:path';
-import pLimit from 'p-limit';
-import { loadTokenKey } from '../remote/parent-uuid-tokens.js';
-import { MAX_CHILD_PROCESSES, serve } from '../remote/server.js';
-import { confineToDirectory } from '../remote/wire-errors.js';
-import { fileDescriptorIo } from '../remote/server-io.js';
 import { SERVER_MODES, type ServerMode } from '../remote/protocol.js';
-import { BtrfsStore } from '../stores/btrfs/btrfs-store.js';
-import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
 
 /**
  * `buttersink server --mode r|a|w DIR`: the remote end of an SSH store, started by the client
@@ -34,31 +26,9 @@ Example sudoers line on the backup server, allowing the key's user to add snapsh
 (the directory as the client passes it: absolute, without a trailing slash)`,
     )
     .action(async (dir: string, flags: { mode: ServerMode }) => {
-      const directory = path.resolve(dir);
-      const cacheDirectory = defaultCacheDirectory();
-      // One limit for every child the session starts, the store's included.
-      const childLimit = pLimit(MAX_CHILD_PROCESSES);
-      const store = new BtrfsStore({
-        url: dir,
-        directory,
-        cache: new MeasurementCache(cacheDirectory),
-        childLimit,
-        // The client shows the server's stderr when something fails.
-        onWarning: (message) => process.stderr.write(`buttersink server: warning: ${confineToDirectory(message, directory)}\n`),
-      });
-      let key: Promise<Buffer> | undefined;
-      const code = await serve({
-        mode: flags.mode,
-        store,
-        directory,
-        io: fileDescriptorIo(0, 1),
-        version,
-        childLimit,
-        tokenKey: () => (key ??= loadTokenKey(path.join(cacheDirectory, 'parent-token.key'))),
-        signal,
-      });
-      // Exit now: nothing may linger reading the channel once the client is done.
-      process.exit(code);
+      // Loaded only when the command runs: --help and --version need no store or server.
+      const { runServerCommand } = await import('./server-action.js');
+      await runServerCommand(dir, flags.mode, version, signal);
     });
 }
 

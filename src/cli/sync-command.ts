@@ -1,46 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import { appendFileSync } from 'node:fs';
-import pLimit from 'p-limit';
-import { messageOf, UsageError } from '../model/errors.js';
-import type { Snapshot } from '../model/snapshot.js';
-import type { Store } from '../model/store.js';
-import { ProgressReporter } from '../progress/progress-reporter.js';
-import { silentObserver } from '../progress/transfer-observer.js';
-import { formatBytes } from '../util/format-bytes.js';
-import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
-import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
-import { openStore, type StoreContext } from '../stores/open-store.js';
-import type { S3Settings } from '../stores/s3/s3-settings.js';
-import { parseStoreUrl } from '../stores/parse-store-url.js';
-import type { ServerMode } from '../remote/protocol.js';
-import { MEASURE_CONCURRENCY } from '../sync/choose-plan.js';
-import { runSync, selectSnapshots } from '../sync/run-sync.js';
-import { Output } from './output.js';
-import { listToJson, renderList, type ListedSnapshot } from './render-list.js';
-import { planToJson, renderPlan } from './render-plan.js';
+import { messageOf } from '../model/errors.js';
 import type { CliContext } from './cli-context.js';
-
-interface SyncFlags {
-  dryRun?: boolean;
-  delete?: boolean;
-  estimate?: boolean;
-  quiet: number;
-  verbose?: boolean;
-  logfile?: string;
-  partSize: number;
-  exclude: RegExp[];
-  json?: boolean;
-  progress?: boolean;
-  s3Endpoint?: string;
-  s3Region?: string;
-  s3PathStyle?: boolean;
-  s3Checksum?: 'when-supported' | 'when-required';
-  s3Sse: string;
-  s3StorageClass?: string;
-  s3Parallel: number;
-  remoteCommand?: string;
-  knownHosts: string[];
-}
+import type { SyncFlags } from './sync-action.js';
 
 const EXAMPLES = `
 Stores:
@@ -110,156 +71,10 @@ export function addSyncCommand(program: Command, context: CliContext): void {
     )
     .addHelpText('after', EXAMPLES)
     .action(async (src: string | undefined, dst: string | undefined, flags: SyncFlags) => {
-      const output = new Output({ quiet: flags.quiet, verbose: flags.verbose === true }, checkLogFile(flags.logfile));
-      context.output = output;
-      context.verbose = flags.verbose === true;
-      setCommandTracer((command) => output.debug(`$ ${command}`));
-      if (flags.quiet > 0 && flags.verbose) throw new UsageError('-q and -v contradict each other: use one of them');
-      if (flags.quiet > 0 && flags.progress) throw new UsageError('-q and --progress contradict each other: use one of them');
-      if (src === undefined) throw new UsageError('missing store URL', { hint: 'see buttersink --help' });
-      if (dst === undefined) await listStore(src, flags, output, context.signal);
-      else await syncStores(src, dst, flags, output, context.signal);
+      // Loaded only when the command runs: --help and --version need none of the stores.
+      const { runSyncCommand } = await import('./sync-action.js');
+      await runSyncCommand(src, dst, flags, context);
     });
-}
-
-function storeContext(flags: SyncFlags, output: Output): StoreContext {
-  const cacheDirectory = defaultCacheDirectory();
-  return {
-    cache: new MeasurementCache(cacheDirectory),
-    isRoot: process.getuid?.() === 0,
-    cacheDirectory,
-    warn: (message) => output.info(`warning: ${message}`),
-    s3: {
-      endpoint: flags.s3Endpoint,
-      region: flags.s3Region,
-      pathStyle: flags.s3PathStyle,
-      checksum: flags.s3Checksum,
-      serverSideEncryption: flags.s3Sse as S3Settings['serverSideEncryption'],
-      storageClass: flags.s3StorageClass as S3Settings['storageClass'],
-      partBytes: flags.partSize * 1024 * 1024,
-      uploadConcurrency: flags.s3Parallel,
-    },
-  };
-}
-
-/**
- * The same context for one store, with what an ssh:// store needs: the least server mode its
- * role needs (so that sudoers can allow exactly that), and how to reach it.
- */
-function withSsh(context: StoreContext, mode: ServerMode, flags: SyncFlags): StoreContext {
-  const remoteCommand = flags.remoteCommand ?? (process.env.BUTTERSINK_REMOTE_COMMAND || undefined);
-  const fromEnv = (process.env.BUTTERSINK_KNOWN_HOSTS ?? '').split(':').filter(Boolean);
-  const knownHostsFiles = flags.knownHosts.length > 0 ? flags.knownHosts : fromEnv;
-  return {
-    ...context,
-    ssh: {
-      mode,
-      ...(remoteCommand === undefined ? {} : { remoteCommand }),
-      ...(knownHostsFiles.length > 0 ? { knownHostsFiles } : {}),
-    },
-  };
-}
-
-async function listStore(url: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
-  const location = parseStoreUrl(url);
-  const store = await openStore(location, withSsh(storeContext(flags, output), 'r', flags));
-  try {
-    const all = await store.list();
-    const chosen = selectSnapshots(all, { store, selection: location.selection }).filter(
-      (s) => !flags.exclude.some((re) => re.test(s.name)),
-    );
-    const listed = store.capabilities.storesDiffs
-      ? await listDiffStore(store, chosen, all)
-      : await listMeasured(store, chosen, flags, signal);
-    if (flags.json) return output.data(JSON.stringify(listToJson(listed), null, 2));
-    if (listed.length === 0) output.info(`no read-only snapshots in ${store.url}`);
-    for (const line of renderList(listed)) output.result(line);
-  } finally {
-    await store.close();
-  }
-}
-
-/** A diff store lists what it holds per snapshot: its diffs and their bytes, from the listing alone. */
-async function listDiffStore(store: Store, chosen: readonly Snapshot[], all: readonly Snapshot[]): Promise<ListedSnapshot[]> {
-  const diffs = await store.storedDiffs();
-  const nameOf = new Map(all.map((s) => [s.uuid, s.name]));
-  return chosen.map((snapshot) => {
-    const own = diffs
-      .filter((d) => d.to === snapshot.uuid)
-      .map((d) => ({ from: d.from === null ? null : (nameOf.get(d.from) ?? d.from), bytes: d.bytes }));
-    return { snapshot, size: { bytes: own.reduce((sum, d) => sum + d.bytes, 0), exact: true }, diffs: own };
-  });
-}
-
-async function listMeasured(store: Store, chosen: readonly Snapshot[], flags: SyncFlags, signal: AbortSignal): Promise<ListedSnapshot[]> {
-  const limit = pLimit(MEASURE_CONCURRENCY);
-  return Promise.all(
-    chosen.map((snapshot) =>
-      limit(async () => ({
-        snapshot,
-        size: flags.estimate ? store.estimateDiff(snapshot, null) : await store.measureDiff(snapshot, null, signal),
-      })),
-    ),
-  );
-}
-
-async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
-  const srcLocation = parseStoreUrl(srcUrl);
-  const dstLocation = parseStoreUrl(dstUrl);
-  if (srcLocation.kind === 'btrfs' && dstLocation.kind === 'btrfs' && srcLocation.directory === dstLocation.directory) {
-    throw new UsageError('source and destination are the same directory');
-  }
-  if (flags.json && !flags.dryRun) throw new UsageError('--json prints a plan: use it with -n');
-  const context = storeContext(flags, output);
-  const stores: Store[] = [];
-  try {
-    const src = await openStore(srcLocation, withSsh(context, 'r', flags));
-    stores.push(src);
-    const dst = await openStore(dstLocation, withSsh(context, flags.dryRun ? 'r' : flags.delete ? 'w' : 'a', flags));
-    stores.push(dst);
-    let reporter: ProgressReporter | undefined;
-    try {
-      const result = await runSync(
-        { store: src, selection: srcLocation.selection },
-        { store: dst, selection: dstLocation.selection },
-        {
-          dryRun: flags.dryRun === true,
-          delete: flags.delete === true,
-          estimate: flags.estimate === true,
-          excludes: flags.exclude,
-          now: new Date(),
-          signal,
-          onMeasure: (pair) => output.debug(`measuring ${pair.snapshot.name} ${pair.parent ? `from ${pair.parent.name}` : '(full)'}`),
-          onPlan: (plan) => {
-            if (flags.json) {
-              output.data(JSON.stringify(planToJson(plan), null, 2));
-            } else {
-              // A dry run's plan is its result; before a real run it is a detail for -v.
-              const show = flags.dryRun ? output.result.bind(output) : output.debug.bind(output);
-              for (const line of renderPlan(plan, flags.dryRun === true)) show(line);
-            }
-            if (flags.dryRun) return silentObserver;
-            const showBar = output.showsProgress && (flags.progress === true || process.stderr.isTTY === true);
-            reporter = new ProgressReporter(plan, { line: (t) => output.info(t), record: (t) => output.record(t) }, showBar);
-            return reporter;
-          },
-        },
-      );
-      reporter?.stop(); // the bar goes before the summary line
-      if (result.executed) {
-        const { sent, deleted, bytes } = result.executed;
-        output.result(
-          sent + deleted === 0
-            ? `${dst.url} is up to date (${result.plan.alreadyPresent.length} snapshots)`
-            : `done: sent ${sent} snapshot${sent === 1 ? '' : 's'} (${formatBytes(bytes)}), deleted ${deleted}`,
-        );
-      }
-    } finally {
-      reporter?.stop();
-    }
-  } finally {
-    for (const store of stores) await store.close().catch(() => {});
-  }
 }
 
 function parsePartSize(value: string): number {
@@ -298,14 +113,4 @@ function collectRegex(value: string, previous: RegExp[]): RegExp[] {
   } catch (error) {
     throw new InvalidArgumentError(`not a valid regular expression: ${messageOf(error)}`);
   }
-}
-
-function checkLogFile(file: string | undefined): string | undefined {
-  if (file === undefined) return undefined;
-  try {
-    appendFileSync(file, '');
-  } catch (error) {
-    throw new UsageError(`cannot write the log file ${file}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`);
-  }
-  return file;
 }

@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { messageOf, UsageError } from '../model/errors.js';
-import { isValidStoreName } from '../model/store-name.js';
+import { checkStoreName } from './store-option.js';
+
+export { parseStoreOption } from './store-option.js';
 
 /**
  * buttersink's configuration file (TOML). Today it names stores for `buttersink mount`:
@@ -78,16 +80,3 @@ export function parseConfig(text: string, file: string): Map<string, string> {
 }
 
 /** `--store NAME=URL`. */
-export function parseStoreOption(text: string): [string, string] {
-  const eq = text.indexOf('=');
-  if (eq <= 0) throw new UsageError(`--store ${JSON.stringify(text)}: expected NAME=URL`);
-  const name = text.slice(0, eq);
-  checkStoreName(name, '--store');
-  return [name, text.slice(eq + 1)];
-}
-
-function checkStoreName(name: string, where: string): void {
-  if (!isValidStoreName(name)) {
-    throw new UsageError(`${where}: bad store name ${JSON.stringify(name)}`, { hint: 'one path component, not starting with a dot' });
-  }
-}

@@ -1,6 +1,6 @@
-import { execa } from 'execa';
 import { once } from 'node:events';
 import { BusyError, StoreError } from '../model/errors.js';
+import { loadExeca } from './load-execa.js';
 
 const CONFLICT_EXIT = 75;
 
@@ -12,6 +12,7 @@ const CONFLICT_EXIT = 75;
  * @throws BusyError when another process holds the lock.
  */
 export async function lockDirectory(lockFile: string, what: string): Promise<() => Promise<void>> {
+  const { execa } = await loadExeca();
   const holder = execa(
     'flock',
     ['--nonblock', '--conflict-exit-code', String(CONFLICT_EXIT), lockFile, 'sh', '-c', 'echo locked; exec cat >/dev/null'],

@@ -419,6 +419,13 @@ describe('buttersink refuses bad input with one line and a documented exit code'
     assert.equal(version.code, 0);
     assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
   });
+
+  test('help piped to a reader that stops early (| head -1): exit 0, no stack trace', () => {
+    // The reader closes the pipe at once; node's EPIPE used to escape as an unhandled error.
+    const piped = spawnSync('bash', ['-c', `set -o pipefail; node ${CLI} sync --help | head -c 1 >/dev/null`], { encoding: 'utf8' });
+    assert.equal(piped.status, 0, piped.stderr);
+    assert.equal(piped.stderr, '');
+  });
 });
 
 async function waitFor(condition: () => boolean, timeoutMs = 20_000): Promise<void> {

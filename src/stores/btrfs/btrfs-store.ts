@@ -296,8 +296,8 @@ export class BtrfsStore implements Store {
     }
     const args = ['send', '--no-data', '-q', ...(parent ? ['-p', this.pathOf(parent)] : []), this.pathOf(snapshot)];
     const measurer = new StreamMeasurer();
-    const [piped, result] = await this.#children(() => {
-      const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
+    const [piped, result] = await this.#children(async () => {
+      const { child } = await spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
       return Promise.allSettled([pipeline(child.stdout!, measurer), child]);
     });
     if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
@@ -323,7 +323,7 @@ export class BtrfsStore implements Store {
     options: { cloneSources?: readonly Snapshot[]; signal?: AbortSignal } = {},
   ): Promise<SendStream> {
     const args = ['send', ...this.#sendArgs(snapshot, parent, options.cloneSources ?? [])];
-    const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal: options.signal });
+    const { child } = await spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal: options.signal });
     const done = child.then((res) => {
       if (options.signal?.aborted) throw new InterruptedError('interrupted');
       if (res.exitCode !== 0) {
@@ -378,7 +378,7 @@ export class BtrfsStore implements Store {
         const args = ['-q', 'receive', '-e', '-C', directory];
         const validator = new StreamValidator(scope.scope);
         const renamer = new SubvolumeRenamer(temporaryName);
-        const child = spawnBtrfs(args, { stdin: 'pipe', stdout: 'ignore', signal });
+        const { child } = await spawnBtrfs(args, { stdin: 'pipe', stdout: 'ignore', signal });
         const [piped, result] = await Promise.allSettled([pipeline(stream, validator, renamer, child.stdin!), child]);
         if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
         const res = result.status === 'fulfilled' ? result.value : undefined;

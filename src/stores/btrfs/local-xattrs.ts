@@ -1,7 +1,7 @@
-import { execa } from 'execa';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
+import { loadExeca } from '../../util/load-execa.js';
 
 type Xattrs = Map<string, Buffer>;
 
@@ -50,6 +50,7 @@ async function readDirectoryXattrs(directory: string): Promise<DirectoryXattrs> 
   const result = new Map<string, Xattrs>();
   for (let i = 0; i < names.length; i += PATHS_PER_RUN) {
     const paths = names.slice(i, i + PATHS_PER_RUN).map((n) => path.join(directory, n));
+    const { execa } = await loadExeca();
     const run = await execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', ...paths], {
       reject: false,
       stdin: 'ignore',
@@ -62,6 +63,7 @@ async function readDirectoryXattrs(directory: string): Promise<DirectoryXattrs> 
 /** Every xattr of one `file` (not following a symlink); an empty map when it has none. */
 export async function xattrsOfFile(file: string): Promise<Xattrs> {
   // getfattr -h reads the entry itself, never a link's target.
+  const { execa } = await loadExeca();
   const run = await execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', file], {
     reject: false,
     stdin: 'ignore',

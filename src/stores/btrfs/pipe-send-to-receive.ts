@@ -1,7 +1,7 @@
-import { execa } from 'execa';
 import { InterruptedError, TransferError } from '../../model/errors.js';
 import { lastLines } from '../../util/last-lines.js';
 import { formatCommand, traceCommand } from './run-btrfs.js';
+import { loadExeca } from '../../util/load-execa.js';
 
 /**
  * `btrfs send | btrfs receive` between two local filesystems with the stream flowing from
@@ -49,6 +49,7 @@ export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
     `${formatCommand(['send', ...options.sendArgs])} | (rename) | ${formatCommand(['-q', 'receive', options.receiveDirectory])}`,
   );
   const escaped = [...options.renamedHead].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+  const { execa } = await loadExeca();
   const child = execa(
     'setpriv',
     [

@@ -1,6 +1,7 @@
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { InterruptedError, PermissionError, StoreError, TransferError } from '../../model/errors.js';
 import { lastLines } from '../../util/last-lines.js';
+import { loadExeca } from '../../util/load-execa.js';
 
 /** How a failed btrfs command should be reported. */
 export type FailureKind = 'store' | 'transfer';
@@ -32,6 +33,7 @@ export async function runBtrfs(
 ): Promise<string> {
   const command = formatCommand(args);
   tracer(command);
+  const { execa } = await loadExeca();
   const result = await execa('btrfs', args, {
     reject: false,
     stdin: 'ignore',
@@ -43,19 +45,26 @@ export async function runBtrfs(
   throw btrfsFailure(command, result.stderr, result.code === 'ENOENT' ? 'ENOENT' : undefined, options);
 }
 
-/** Starts `btrfs ARGS` with piped stdio, for send and receive. */
-export function spawnBtrfs(
-  args: readonly string[],
-  options: { stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'ignore'; signal?: AbortSignal },
-): ResultPromise<{
+/** A started `btrfs` child: a promise of its result, with its stdio streams. */
+export type BtrfsChild = ResultPromise<{
   stdin: 'pipe' | 'ignore';
   stdout: 'pipe' | 'ignore';
   stderr: 'pipe';
   reject: false;
   buffer: { stdout: false; stderr: true };
-}> {
+}>;
+
+/**
+ * Starts `btrfs ARGS` with piped stdio, for send and receive. The child comes wrapped: a
+ * promise resolving to it directly would wait for it to end (it is a promise too).
+ */
+export async function spawnBtrfs(
+  args: readonly string[],
+  options: { stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'ignore'; signal?: AbortSignal },
+): Promise<{ child: BtrfsChild }> {
+  const { execa } = await loadExeca();
   tracer(formatCommand(args));
-  return execa('btrfs', args, {
+  const child = execa('btrfs', args, {
     stdin: options.stdin,
     stdout: options.stdout,
     stderr: 'pipe',
@@ -63,6 +72,7 @@ export function spawnBtrfs(
     buffer: { stdout: false, stderr: true },
     ...(options.signal ? { cancelSignal: options.signal } : {}),
   });
+  return { child };
 }
 
 export function btrfsFailure(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { mountSshContext } from '../../../src/cli/mount-command.js';
+import { mountSshContext } from '../../../src/cli/mount-action.js';
 
 describe('how the mount opens ssh:// stores', () => {
   test('mode w (mkdir, cp -r and rmdir may all reach any store); r with --read-only', () => {

@@ -1,0 +1,96 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// Start-up time is mostly loading modules (issue 15): what a command loads is countable and
+// stable where its time is not. A loader hook prints every module the CLI loads.
+const MAIN = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
+
+/** Dependencies that only some commands need, and cost tens of milliseconds each to load. */
+const STORE_DEPENDENCIES = ['@aws-sdk/client-s3', '@aws-sdk/credential-providers', 'ssh2', 'fuse-native'];
+const ACTION_DEPENDENCIES = ['execa', 'smol-toml', 'cli-progress', 'lru-cache', 'p-limit'];
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  /** Every module loaded through the ESM loader (CommonJS requires inside packages are not). */
+  readonly modules: readonly string[];
+}
+
+async function runCli(args: readonly string[], untilFirstByte = false): Promise<Run> {
+  const directory = await mkdtemp(path.join(os.tmpdir(), 'buttersink-startup-'));
+  try {
+    const hooks = path.join(directory, 'hooks.mjs');
+    const register = path.join(directory, 'register.mjs');
+    await writeFile(
+      hooks,
+      "import { writeSync } from 'node:fs';\n" +
+        'export async function load(url, context, next) { writeSync(2, "LOADED " + url + "\\n"); return next(url, context); }\n',
+    );
+    await writeFile(register, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
+    const child = spawn(process.execPath, ['--import', register, MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (untilFirstByte) child.stdin.end(); // the server exits once its client has gone
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    if (!untilFirstByte) child.stdin.end();
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const modules = stderr
+      .split('\n')
+      .filter((line) => line.startsWith('LOADED '))
+      .map((line) => line.slice('LOADED '.length));
+    return { code, stdout, modules };
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+function packagesIn(modules: readonly string[], names: readonly string[]): string[] {
+  return names.filter((name) => modules.some((url) => url.includes(`/node_modules/${name}/`)));
+}
+
+describe('start-up loads only what the command needs', () => {
+  test('--version prints the version and loads no store, no child-process or progress library', async () => {
+    const run = await runCli(['--version']);
+    assert.equal(run.code, 0);
+    assert.match(run.stdout, /^\d+\.\d+\.\d+/);
+    assert.ok(
+      run.modules.some((url) => url.includes('/node_modules/commander/')),
+      'the hook saw the modules loaded',
+    );
+    assert.deepEqual(packagesIn(run.modules, [...STORE_DEPENDENCIES, ...ACTION_DEPENDENCIES]), []);
+    // Ours: main, run-cli, the command definitions and the little they need (not the actions).
+    const ours = run.modules.filter((url) => url.includes('/dist/src/'));
+    assert.deepEqual(
+      ours.filter((url) => /\/dist\/src\/(stores|sync|fuse|progress|sendstream|planner)\/|\/remote\/server/.test(url)),
+      [],
+    );
+  });
+
+  test('--help loads none of them either', async () => {
+    const run = await runCli(['--help']);
+    assert.equal(run.code, 0);
+    assert.match(run.stdout, /Usage: buttersink/);
+    assert.deepEqual(packagesIn(run.modules, [...STORE_DEPENDENCIES, ...ACTION_DEPENDENCIES]), []);
+  });
+
+  test('the server sends its hello without loading S3, ssh2, FUSE or the progress bar', async () => {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'buttersink-startup-snaps-'));
+    try {
+      const run = await runCli(['server', '--mode', 'r', directory], true);
+      assert.ok(run.stdout.includes('"program":"buttersink"'), `the hello, got ${JSON.stringify(run.stdout)}`);
+      assert.deepEqual(packagesIn(run.modules, [...STORE_DEPENDENCIES, 'smol-toml', 'cli-progress']), []);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});
