@@ -12,10 +12,13 @@ const RETRY_MS = 2;
 const REST_CHUNK_BYTES = 1 << 20;
 
 /**
- * The server's side of the SSH channel as plain file descriptors. Not node streams: a stream
- * reads ahead (bytes meant for `btrfs receive` would land in node's buffer) and makes the
- * descriptor non-blocking (which a child handed the descriptor cannot cope with). Reads and
- * writes here are blocking calls in libuv's thread pool, for exactly the bytes asked.
+ * The server's side of the SSH channel as file descriptors. The output is written with plain
+ * blocking writes, in order, because `btrfs send` is handed the same descriptor (a node stream
+ * would make it non-blocking, which the child cannot cope with). The input is read only by
+ * node, through one stream polled by libuv: a blocking read waiting in libuv's thread pool for
+ * a client that sends nothing would keep the process from exiting on a signal (process.exit
+ * joins the pool's threads), and whether the descriptor happened to be non-blocking then
+ * depended on which modules had been loaded.
  */
 export interface ServerIo {
   readonly outputFd: number;
@@ -34,40 +37,23 @@ export interface ServerIo {
  * The channel as {@link ServerIo}. Under sshd the server's pipes were seen in non-blocking
  * mode (/proc/PID/fdinfo; O_NONBLOCK is a flag of the pipe's open file, shared by every
  * process holding it, so any of them may set it): a write of more than the pipe's 64 KiB then
- * fails with EAGAIN half done, and `btrfs send`/`receive` given the descriptor could fail the
- * same way. Node cannot clear the
- * flag (no fcntl), but a pipe reopened through /proc/self/fd is a new open file of the same
- * pipe, blocking. Sockets cannot be reopened so: for them EAGAIN is retried after a pause.
+ * fails with EAGAIN half done, and `btrfs send` given the descriptor could fail the same way.
+ * Node cannot clear the flag (no fcntl), but a pipe reopened through /proc/self/fd is a new
+ * open file of the same pipe, blocking. Sockets cannot be reopened so: for them EAGAIN is
+ * retried after a pause.
  */
 export function fileDescriptorIo(inputFd = 0, outputFd = 1): ServerIo {
-  const input = blockingPipe(inputFd, constants.O_RDONLY);
+  const input = channelReader(inputFd);
   const output = blockingPipe(outputFd, constants.O_WRONLY);
   let queue: Promise<void> = Promise.resolve();
   return {
     outputFd: output,
-    async readExactly(length) {
-      const buffer = Buffer.alloc(length);
-      let filled = 0;
-      while (filled < length) {
-        const n = await retryingAgain(() => readAsync(input, buffer, filled, length - filled, null).then((r) => r.bytesRead));
-        if (n === 0) break;
-        filled += n;
-      }
-      return buffer.subarray(0, filled);
-    },
+    readExactly: (length) => input.readExactly(length),
     rest(before) {
       return Readable.from(
         (async function* () {
           await before();
-          // libuv reads the descriptor as it becomes readable, into its own slabs: unlike a
-          // thread-pool read per chunk (a pipe gives at most 64 KiB at a time), this costs
-          // nothing per chunk. It reads ahead only up to the stream's buffer (backpressure).
-          const channel = new net.Socket({ fd: input, readable: true, writable: false });
-          try {
-            for await (const chunk of channel) yield chunk as Buffer;
-          } finally {
-            channel.destroy();
-          }
+          yield* input.rest();
         })(),
         { objectMode: false, highWaterMark: REST_CHUNK_BYTES },
       );
@@ -81,6 +67,110 @@ export function fileDescriptorIo(inputFd = 0, outputFd = 1): ServerIo {
       });
       queue = next.catch(() => {});
       return next;
+    },
+  };
+}
+
+interface ChannelReader {
+  readExactly(length: number): Promise<Buffer>;
+  rest(): AsyncGenerator<Buffer>;
+}
+
+/**
+ * The input as one stream (a pipe or a socket), created on the first read. It reads ahead by
+ * at most the stream's high-water mark (a few pipelined requests, or the start of a receive's
+ * stream, which `rest` then yields first). Anything else (a file, a terminal) is read with
+ * thread-pool reads, as a last resort.
+ */
+function channelReader(fd: number): ChannelReader {
+  let kind: 'stream' | 'file';
+  try {
+    const stat = fstatSync(fd);
+    kind = stat.isFIFO() || stat.isSocket() ? 'stream' : 'file';
+  } catch {
+    kind = 'file';
+  }
+  if (kind === 'file') return fileReader(fd);
+  let channel: net.Socket | undefined;
+  let ended = false;
+  let failure: Error | undefined;
+  const open = (): net.Socket => {
+    if (channel) return channel;
+    // fd 0 is process.stdin's: a second handle on it would fail (EEXIST from epoll) as soon as
+    // anything touches process.stdin, which loading execa does.
+    const socket = fd === 0 ? (process.stdin as net.Socket) : new net.Socket({ fd, readable: true, writable: false });
+    socket.on('end', () => (ended = true));
+    socket.on('error', (error) => (failure = error));
+    socket.on('close', () => (ended = true));
+    channel = socket;
+    return socket;
+  };
+  return {
+    async readExactly(length) {
+      const socket = open();
+      const parts: Buffer[] = [];
+      let have = 0;
+      while (have < length) {
+        if (failure) throw failure;
+        // Everything buffered, taken whole: read(n) short of n bytes, with a 'readable'
+        // listener added while bytes wait, would spin on 'readable' in process.nextTick and
+        // starve the very I/O that brings the rest.
+        const chunk = socket.read() as Buffer | null;
+        if (chunk !== null) {
+          parts.push(chunk);
+          have += chunk.length;
+          continue;
+        }
+        if (ended || socket.readableEnded) break;
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            socket.off('readable', done);
+            socket.off('end', done);
+            socket.off('close', done);
+            socket.off('error', done);
+            resolve();
+          };
+          socket.on('readable', done);
+          socket.on('end', done);
+          socket.on('close', done);
+          socket.on('error', done);
+        });
+      }
+      const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
+      // What came beyond the frame goes back, first in line for the next read (or `rest`).
+      if (have > length) socket.unshift(all.subarray(length));
+      return all.subarray(0, Math.min(have, length));
+    },
+    async *rest() {
+      const socket = open();
+      try {
+        for await (const chunk of socket) yield chunk as Buffer;
+      } finally {
+        socket.destroy();
+      }
+    },
+  };
+}
+
+function fileReader(fd: number): ChannelReader {
+  const readExactly = async (length: number): Promise<Buffer> => {
+    const buffer = Buffer.alloc(length);
+    let filled = 0;
+    while (filled < length) {
+      const n = await retryingAgain(() => readAsync(fd, buffer, filled, length - filled, null).then((r) => r.bytesRead));
+      if (n === 0) break;
+      filled += n;
+    }
+    return buffer.subarray(0, filled);
+  };
+  return {
+    readExactly,
+    async *rest() {
+      for (;;) {
+        const chunk = await readExactly(REST_CHUNK_BYTES);
+        if (chunk.length === 0) return;
+        yield chunk;
+      }
     },
   };
 }
