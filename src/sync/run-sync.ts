@@ -63,6 +63,9 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     });
   }
   const isExcluded = (s: Snapshot): boolean => options.excludes.some((re) => re.test(s.name));
+  // Finding (or connecting to) the destination overlaps the source's listing; nothing there
+  // is locked or changed before the source has proved to be what the user meant.
+  dst.store.prepare?.();
   const sourceAll = await src.store.list();
   if (sourceAll.length === 0) {
     // Also with -d: an empty source is far more often a wrong path than a wish to delete all.
@@ -75,9 +78,11 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     throw new StoreError(`nothing to send: no snapshots in ${src.store.url}${options.excludes.length ? ' (after --exclude)' : ''}`);
   }
 
-  const release = options.dryRun ? async () => {} : await dst.store.lock();
+  const { release, snapshots } = options.dryRun
+    ? { release: async () => {}, snapshots: await dst.store.list() }
+    : await lockAndList(dst.store);
   try {
-    const destination = (await dst.store.list()).filter((s) => !isExcluded(s));
+    const destination = snapshots.filter((s) => !isExcluded(s));
     const diffStore = dst.store.capabilities.storesDiffs;
     const destinationDiffs = diffStore ? await dst.store.storedDiffs() : [];
     const chosen = await choosePlan({
@@ -101,6 +106,18 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     return { plan, executed };
   } finally {
     await release();
+  }
+}
+
+/** The store's lock and then its listing, overlapped when the store can. */
+async function lockAndList(store: Store): Promise<{ release: () => Promise<void>; snapshots: Snapshot[] }> {
+  if (store.lockAndList) return store.lockAndList();
+  const release = await store.lock();
+  try {
+    return { release, snapshots: await store.list() };
+  } catch (error) {
+    await release();
+    throw error;
   }
 }
 

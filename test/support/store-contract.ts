@@ -242,6 +242,109 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
       await assert.rejects(store.list(), StoreError);
     });
 
+    rule(
+      "list: what it returns under the lock is what the store holds then, after the lock's own cleanup and every change since",
+      async () => {
+        const location = await open();
+        const { base, next } = fixture.snapshots;
+        await receive(location.store, 'base', base);
+        await location.crashReceive?.();
+        const release = await lockOf(location.store);
+        try {
+          assert.deepEqual(
+            (await location.store.list()).map((s) => s.name),
+            ['base'],
+          );
+          // A receive and a delete under the same lock: each later listing sees them.
+          const sending = await sent(next, base);
+          await location.store.receive(sending.stream, {
+            name: 'next',
+            snapshot: next,
+            parent: base,
+            expectedBytes: 0,
+            ...(sending.origin ? { origin: sending.origin } : {}),
+          });
+          await sending.done;
+          assert.deepEqual(
+            (await location.store.list()).map((s) => s.name),
+            ['base', 'next'],
+          );
+        } finally {
+          await release();
+        }
+        // Locked again, and this time nothing is asked before a change.
+        await locked(location.store, async () => {
+          const listedNext = await listed(location.store, 'next');
+          await location.store.delete(listedNext);
+          assert.deepEqual(
+            (await location.store.list()).map((s) => s.name),
+            ['base'],
+          );
+        });
+      },
+    );
+
+    rule(
+      'lockAndList: "lock, then list ... Same results and errors as the two calls in turn; when it rejects, nothing is held"',
+      async (t) => {
+        const location = await open();
+        if (!location.store.lockAndList) return notApplicable(t, 'the store has no lockAndList()');
+        await receive(location.store, 'base', fixture.snapshots.base);
+        const clean = await location.contents();
+        await location.crashReceive?.();
+        const { release, snapshots } = await location.store.lockAndList();
+        held.add(release);
+        assert.deepEqual(
+          snapshots.map((s) => s.name),
+          ['base'],
+        );
+        assert.deepEqual(snapshots, await location.store.list(), 'what list() says');
+        assert.deepEqual(await location.contents(), clean, 'partial receives removed, as lock() does');
+        const second = await location.reopen();
+        await assert.rejects(second.lockAndList!(), BusyError);
+        held.delete(release);
+        await release();
+        const again = await second.lockAndList!();
+        await again.release();
+        const missing = fixture.missing();
+        opened.push(missing);
+        await assert.rejects(missing.lockAndList!(), StoreError);
+      },
+    );
+
+    rule(
+      'prepare: "Returns at once; never fails and changes nothing in the store: a failure surfaces from the calls that need the work"',
+      async (t) => {
+        const missing = fixture.missing();
+        opened.push(missing);
+        if (!missing.prepare) return notApplicable(t, 'the store has no prepare()');
+        const unhandled: unknown[] = [];
+        const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+        process.on('unhandledRejection', onUnhandled);
+        try {
+          assert.equal(missing.prepare(), undefined);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          await assert.rejects(missing.list(), StoreError, 'the failure comes from list(), as without prepare()');
+          const location = await open();
+          await receive(location.store, 'base', fixture.snapshots.base);
+          const store = await location.reopen();
+          const before = await location.contents();
+          store.prepare!();
+          store.prepare!(); // twice is no different
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          assert.deepEqual(await location.contents(), before, 'prepare() changed nothing');
+          assert.deepEqual(
+            (await store.list()).map((s) => s.name),
+            ['base'],
+          );
+          await new Promise((resolve) => setImmediate(resolve));
+        } finally {
+          process.off('unhandledRejection', onUnhandled);
+        }
+        assert.deepEqual(unhandled, [], 'no failure of prepare() went unhandled');
+      },
+    );
+
     // ---------------------------------------------------------------- storedDiffs, capabilities
 
     rule('storedDiffs: "The diffs a diff store holds; `[]` for stores that can diff any pair"', async () => {

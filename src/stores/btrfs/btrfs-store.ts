@@ -145,6 +145,10 @@ export class BtrfsStore implements Store {
     return this.#location;
   }
 
+  prepare(): void {
+    this.#locate().catch(() => {}); // the first call that needs the location reports it
+  }
+
   list(): Promise<Snapshot[]> {
     return this.#listAll();
   }
@@ -172,6 +176,8 @@ export class BtrfsStore implements Store {
       // Only `-s` prints creation times, and it leaves out received subvolumes: merge by ID.
       this.#run(['subvolume', 'list', ...columns, '-s', location.directory], { signal, what }),
       this.#run(['subvolume', 'list', '-r', location.directory], { signal, what }),
+      // Meanwhile: the cache knows the creation times `-s` left out before.
+      this.#cache.load(),
     ]);
     const listing = crossCheckListings(
       parseSubvolumeList(full, 'full'),
@@ -194,7 +200,8 @@ export class BtrfsStore implements Store {
     const found = await Promise.all(
       [...named].map(async ([name, entry]) => {
         if (!listing.isTrusted) return limit(() => this.#checkedSnapshot(name, entry, signal));
-        const time = entry.createdAt ?? (await limit(() => this.#creationTime(name, signal)));
+        const time =
+          entry.createdAt ?? this.#cache.createdAt(entry.uuid) ?? (await limit(() => this.#creationTime(name, entry.uuid, signal)));
         return { id: entry.id, snapshot: toSnapshot({ ...entry, createdAt: time }, name) };
       }),
     );
@@ -240,9 +247,11 @@ export class BtrfsStore implements Store {
     };
   }
 
-  async #creationTime(name: string, signal?: AbortSignal): Promise<Date | null> {
-    const show = await this.#run(['subvolume', 'show', this.pathOf({ name })], { signal, what: `reading ${name}` });
-    return parseSubvolumeShow(show).createdAt;
+  async #creationTime(name: string, uuid: string, signal?: AbortSignal): Promise<Date | null> {
+    const show = parseSubvolumeShow(await this.#run(['subvolume', 'show', this.pathOf({ name })], { signal, what: `reading ${name}` }));
+    // Only when show describes the listed subvolume: the name may point elsewhere by now.
+    if (show.createdAt !== null && show.uuid === uuid) this.#cache.setCreatedAt(uuid, show.createdAt);
+    return show.createdAt;
   }
 
   async storedDiffs(): Promise<StoredDiff[]> {
@@ -610,16 +619,27 @@ export class BtrfsStore implements Store {
   }
 
   async lock(): Promise<() => Promise<void>> {
+    return (await this.#lock(false)).release;
+  }
+
+  /** lock() and list(), the listing made while the partials are removed. */
+  async lockAndList(): Promise<{ release: () => Promise<void>; snapshots: Snapshot[] }> {
+    const { release, snapshots } = await this.#lock(true);
+    return { release, snapshots: snapshots ?? [] };
+  }
+
+  async #lock(andList: boolean): Promise<{ release: () => Promise<void>; snapshots?: Snapshot[] }> {
     const location = await this.#locate();
     await mkdir(path.join(this.#directory, WORK_DIRECTORY), { recursive: true });
     const release = await lockDirectory(path.join(this.#directory, LOCK_FILE), this.#directory);
     try {
-      await this.#removePartials(location);
+      // A listing never shows a partial (see #listAll), so it need not wait for their removal.
+      const [snapshots] = await Promise.all([andList ? this.#listAll() : undefined, this.#removePartials(location)]);
+      return { release, ...(snapshots ? { snapshots } : {}) };
     } catch (error) {
       await release();
       throw error;
     }
-    return release;
   }
 
   /**

@@ -22,6 +22,7 @@ export interface Measurement {
 interface FileFormat {
   sizes?: Record<string, unknown>;
   heads?: Record<string, unknown>;
+  created?: Record<string, unknown>;
 }
 
 /**
@@ -34,6 +35,8 @@ export class MeasurementCache {
   readonly #file: string;
   readonly #sizes = new RecentMap<number>(MAX_ENTRIES);
   readonly #heads = new RecentMap<string>(MAX_ENTRIES);
+  /** Creation times (ms) by subvolume UUID: what `btrfs subvolume show` told once. */
+  readonly #created = new RecentMap<number>(MAX_ENTRIES);
   #dirty = false;
   #loaded: Promise<void> | undefined;
 
@@ -67,6 +70,22 @@ export class MeasurementCache {
     this.#dirty = true;
   }
 
+  /**
+   * A subvolume's creation time, when told before. `btrfs subvolume list -s` leaves received
+   * full streams out, and asking `subvolume show` for each costs a process per listing; a
+   * subvolume's creation time never changes, and its UUID is never reused.
+   */
+  createdAt(uuid: string): Date | undefined {
+    const ms = this.#created.peek(uuid);
+    return ms === undefined ? undefined : new Date(ms);
+  }
+
+  setCreatedAt(uuid: string, time: Date): void {
+    if (!Number.isFinite(time.getTime()) || this.#created.peek(uuid) === time.getTime()) return;
+    this.#created.set(uuid, time.getTime());
+    this.#dirty = true;
+  }
+
   load(): Promise<void> {
     this.#loaded ??= readFile(this.#file, 'utf8')
       .then((text) => {
@@ -76,6 +95,9 @@ export class MeasurementCache {
         }
         for (const [key, value] of Object.entries(data.heads ?? {})) {
           if (typeof value === 'string') this.#heads.set(key, value);
+        }
+        for (const [key, value] of Object.entries(data.created ?? {})) {
+          if (typeof value === 'number' && Number.isFinite(value)) this.#created.set(key, value);
         }
       })
       .catch(() => {});
@@ -89,6 +111,7 @@ export class MeasurementCache {
     const data: FileFormat = {
       sizes: Object.fromEntries(this.#sizes.entries()),
       heads: Object.fromEntries(this.#heads.entries()),
+      created: Object.fromEntries(this.#created.entries()),
     };
     const tmp = `${this.#file}.${process.pid}.tmp`;
     await writeFile(tmp, JSON.stringify(data));
