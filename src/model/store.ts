@@ -219,15 +219,6 @@ export interface Store {
    */
   lockAndList?(): Promise<{ release: () => Promise<void>; snapshots: Snapshot[] }>;
 
-  /**
-   * Optional: starts, in the background, the read-only work every later call needs first
-   * (finding the directory on its filesystem, connecting to the host and starting its server),
-   * so that it overlaps the caller's other work (`sync` lists the source meanwhile). Returns at
-   * once; never fails and changes nothing in the store: a failure surfaces from the calls that
-   * need the work, as it would without this call.
-   */
-  prepare?(): void;
-
   /** Releases resources (connections, caches). Safe to call twice. */
   close(): Promise<void>;
 }

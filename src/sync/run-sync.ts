@@ -23,6 +23,8 @@ export interface SyncOptions {
   readonly excludes: readonly RegExp[];
   readonly now: Date;
   readonly onMeasure?: (pair: CandidatePair) => void;
+  /** Called once the source is listed and holds what was asked for (the destination's listing may still run). */
+  readonly onSourceListed?: () => void;
   /**
    * Called with the plan before anything changes (also in dry runs); returns what watches
    * the transfers (progress, log).
@@ -47,9 +49,10 @@ const DIFF_STORE_POLICY: Omit<PlanPolicy, 'delete'> = { destinationStoresDiffs: 
 export const MAX_CHAIN_LENGTH = 8;
 
 /**
- * `buttersink sync`: lists both stores, plans the cheapest transfers, and (unless dry run)
- * carries them out under the destination's lock, then deletes what the source lacks (`-d`).
- * Everything that can be refused is refused before anything changes.
+ * `buttersink sync`: lists both stores, plans the cheapest transfers, and when there is
+ * something to do (and it is no dry run) plans again under the destination's lock and carries
+ * the plan out, then deletes what the source lacks (`-d`). Everything that can be refused is
+ * refused before anything changes.
  */
 export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions): Promise<SyncResult> {
   if (dst.selection !== null) {
@@ -63,9 +66,11 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     });
   }
   const isExcluded = (s: Snapshot): boolean => options.excludes.some((re) => re.test(s.name));
-  // Finding (or connecting to) the destination overlaps the source's listing; nothing there
-  // is locked or changed before the source has proved to be what the user meant.
-  dst.store.prepare?.();
+  // The destination is listed while the source is (read only: nothing there is locked or
+  // changed before the source has proved to be what the user meant; its errors wait for the
+  // source's). A run with nothing to do ends on this listing, without taking the lock.
+  const unlocked = dst.store.list();
+  unlocked.catch(() => {}); // awaited below, unless the source fails first
   const sourceAll = await src.store.list();
   if (sourceAll.length === 0) {
     // Also with -d: an empty source is far more often a wrong path than a wish to delete all.
@@ -78,11 +83,10 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     throw new StoreError(`nothing to send: no snapshots in ${src.store.url}${options.excludes.length ? ' (after --exclude)' : ''}`);
   }
 
-  const { release, snapshots } = options.dryRun
-    ? { release: async () => {}, snapshots: await dst.store.list() }
-    : await lockAndList(dst.store);
-  try {
-    const destination = snapshots.filter((s) => !isExcluded(s));
+  options.onSourceListed?.();
+
+  const planFor = async (listed: readonly Snapshot[]): Promise<{ plan: Plan; destination: Snapshot[] }> => {
+    const destination = listed.filter((s) => !isExcluded(s));
     const diffStore = dst.store.capabilities.storesDiffs;
     const destinationDiffs = diffStore ? await dst.store.storedDiffs() : [];
     const chosen = await choosePlan({
@@ -99,8 +103,28 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     });
     const plan = diffStore ? keepNeededParents(chosen, destination, destinationDiffs) : chosen;
     refuseImpossiblePlans(plan, dst.store);
+    return { plan, destination };
+  };
+
+  const first = await planFor(await unlocked);
+  // A diff store's lock also finishes what killed runs left half done (an upload's hash not
+  // yet attached), which must not wait for a run with work; a btrfs store's only removes
+  // partial receives, which nothing lists.
+  const nothingToDo = first.plan.steps.length === 0 && !options.delete && !dst.store.capabilities.storesDiffs;
+  if (options.dryRun || nothingToDo) {
+    // Nothing changes: no lock, no partial receives to remove first.
+    const observer = options.onPlan(first.plan);
+    if (options.dryRun) return { plan: first.plan, executed: undefined };
+    const executed = await executePlan(first.plan, src.store, dst.store, sourceAll, first.destination, observer, options.signal);
+    return { plan: first.plan, executed };
+  }
+
+  // Planned again from a listing made under the lock: another writer may have changed the
+  // destination since (measurements are cached, so this costs no second measuring).
+  const { release, snapshots } = await lockAndList(dst.store);
+  try {
+    const { plan, destination } = await planFor(snapshots);
     const observer = options.onPlan(plan);
-    if (options.dryRun) return { plan, executed: undefined };
     const executed = await executePlan(plan, src.store, dst.store, sourceAll, destination, observer, options.signal);
     if (options.delete) await dst.store.removeStale?.(options.signal);
     return { plan, executed };

@@ -145,10 +145,6 @@ export class BtrfsStore implements Store {
     return this.#location;
   }
 
-  prepare(): void {
-    this.#locate().catch(() => {}); // the first call that needs the location reports it
-  }
-
   list(): Promise<Snapshot[]> {
     return this.#listAll();
   }

@@ -129,11 +129,6 @@ export class SshStore implements Store {
     this.#spare.catch(() => {}); // whoever takes it sees the failure
   }
 
-  prepare(): void {
-    // Connecting and starting the server is most of what an SSH store's first call waits for.
-    this.#controlChannel().catch(() => {}); // list() or lock() reports the failure
-  }
-
   async list(): Promise<Snapshot[]> {
     const control = await this.#controlChannel();
     // Listing is how every run starts: have the first transfer's server ready by then.
