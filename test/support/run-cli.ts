@@ -2,8 +2,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The built CLI, as a user runs it. */
+/** The built CLI (tsc's output, dist/src/), which the tests run. */
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+
+/** The installed command (package.json `bin`): it runs the bundle, dist/bundle/. */
+export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/buttersink.js');
 
 export interface CliResult {
   readonly code: number | null;
