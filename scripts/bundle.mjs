@@ -15,7 +15,8 @@
  * Packages with native code or their own optional native parts (fuse-native, @node-rs/crc32,
  * ssh2 with cpu-features) and the big AWS SDK stay external: imported from node_modules at run
  * time, only where the code imports them (all behind dynamic imports of the commands that need
- * them). Source maps are written beside the files (not shipped; see bin/buttersink.js).
+ * them). Source maps are written beside the files and shipped with them, without the sources'
+ * text: with -v a stack trace names src/*.ts lines (bin/buttersink.js turns them on only then).
  *
  *   node scripts/bundle.mjs [DIST]   (default: dist/ of this repository)
  *
