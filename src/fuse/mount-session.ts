@@ -27,6 +27,15 @@ export interface MountSessionOptions {
   readonly trace?: (line: string) => void;
 }
 
+/**
+ * The kernel's read-ahead for the mount, in KiB (its default for FUSE is 128). FUSE reads
+ * come in 128 KiB requests (libfuse 2 cannot negotiate bigger ones), and with 128 KiB of
+ * read-ahead about two are in flight: a sequential `cat` waits for each round trip through
+ * this process. 1 MiB keeps up to eight in flight (under the kernel's 12 background
+ * requests), so the requests queue up and this process serves several per wake-up.
+ */
+const READ_AHEAD_KIB = 1024;
+
 /** How often the session checks that nobody unmounted it from outside (`fusermount -u`). */
 const MOUNTED_POLL_MS = 500;
 /** How long aborted transfers (and deletes, renames) get to clean up before we unmount anyway. */
@@ -71,6 +80,8 @@ export async function runMountSession(options: MountSessionOptions): Promise<voi
   await new Promise<void>((resolve, reject) =>
     fuse.mount((error) => (error ? reject(new StoreError(`cannot mount at ${mountPoint}: ${error.message}`)) : resolve())),
   );
+  const readAhead = await raiseReadAhead(mountPoint, READ_AHEAD_KIB);
+  if (readAhead !== undefined) options.trace?.(`read-ahead stays at the kernel's default: ${readAhead}`);
   // Last line of defence: a process that dies anyway (a second signal) detaches the mount
   // lazily, which needs no answer from this process, so it cannot deadlock.
   const onExit = (): void => void spawnSync('fusermount', ['-uz', mountPoint], { stdio: 'ignore' });
@@ -112,6 +123,28 @@ export async function isMounted(mountPoint: string): Promise<boolean> {
   const text = await readFile('/proc/self/mounts', 'utf8');
   const wanted = escapeMountPath(path.resolve(mountPoint));
   return text.split('\n').some((line) => line.split(' ')[1] === wanted);
+}
+
+/**
+ * Sets the read-ahead of the FUSE mount at `mountPoint` (its backing device's
+ * `/sys/class/bdi/MAJOR:MINOR/read_ahead_kb`; the libfuse option `max_readahead` can only
+ * lower it). Only root may; resolves why not when it could not, else undefined.
+ */
+async function raiseReadAhead(mountPoint: string, kib: number): Promise<string | undefined> {
+  const device = deviceOfMount(await readFile('/proc/self/mountinfo', 'utf8'), mountPoint);
+  if (device === undefined) return `${mountPoint} is not in /proc/self/mountinfo`;
+  return writeFile(`/sys/class/bdi/${device}/read_ahead_kb`, `${kib}\n`).then(
+    () => undefined,
+    (error: NodeJS.ErrnoException) => error.message,
+  );
+}
+
+/** The `MAJOR:MINOR` of the filesystem mounted at `mountPoint`, from mountinfo's text. */
+export function deviceOfMount(mountinfo: string, mountPoint: string): string | undefined {
+  const wanted = escapeMountPath(path.resolve(mountPoint));
+  // Fields: ID, parent ID, MAJOR:MINOR, root, mount point, ... (the last match is on top).
+  const lines = mountinfo.split('\n').filter((line) => line.split(' ')[4] === wanted);
+  return lines.at(-1)?.split(' ')[2];
 }
 
 function escapeMountPath(p: string): string {

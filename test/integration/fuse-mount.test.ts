@@ -115,6 +115,9 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     assert.equal(readlinkSync(`${seen}/link-to-big`), 'big.bin');
     const xattr = execFileSync('getfattr', ['--only-values', '-n', 'user.note', `${seen}/small.bin`], { encoding: 'utf8' });
     assert.equal(xattr, 'first version');
+    // Sequential reads keep several requests in flight: the mount raised its read-ahead (root).
+    const device = execFileSync('mountpoint', ['-d', mnt], { encoding: 'utf8' }).trim();
+    assert.equal(readFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8').trim(), '1024');
   });
 
   test('outside a copy window, writes fail with EROFS, never a silent success', () => {
