@@ -186,6 +186,7 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
           now: new Date(),
           signal,
           onSourceListed: held.release,
+          planBeforeLock: true,
           onMeasure: (pair) => output.debug(`measuring ${pair.snapshot.name} ${pair.parent ? `from ${pair.parent.name}` : '(full)'}`),
           onPlan: (plan) => {
             if (flags.json) {

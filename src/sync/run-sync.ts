@@ -26,6 +26,14 @@ export interface SyncOptions {
   /** Called once the source is listed and holds what was asked for (the destination's listing may still run). */
   readonly onSourceListed?: () => void;
   /**
+   * Plan first from a destination listing made while the source is listed, and end there,
+   * without the lock, when there is nothing to do (`buttersink sync`: a nightly run often
+   * has nothing to do). Otherwise the lock is taken first, right after the source's listing
+   * (the mount: a mkdir always has work, and the sooner it holds the lock, the less room a
+   * concurrent writer has to take it in between).
+   */
+  readonly planBeforeLock?: boolean;
+  /**
    * Called with the plan before anything changes (also in dry runs); returns what watches
    * the transfers (progress, log).
    */
@@ -66,11 +74,11 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     });
   }
   const isExcluded = (s: Snapshot): boolean => options.excludes.some((re) => re.test(s.name));
-  // The destination is listed while the source is (read only: nothing there is locked or
-  // changed before the source has proved to be what the user meant; its errors wait for the
-  // source's). A run with nothing to do ends on this listing, without taking the lock.
-  const unlocked = dst.store.list();
-  unlocked.catch(() => {}); // awaited below, unless the source fails first
+  // With planBeforeLock (and in a dry run) the destination is listed while the source is: read
+  // only, nothing there is locked or changed before the source has proved to be what the user
+  // meant, and its errors wait for the source's.
+  const unlocked = options.dryRun || options.planBeforeLock ? dst.store.list() : undefined;
+  unlocked?.catch(() => {}); // awaited below, unless the source fails first
   const sourceAll = await src.store.list();
   if (sourceAll.length === 0) {
     // Also with -d: an empty source is far more often a wrong path than a wish to delete all.
@@ -106,20 +114,22 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     return { plan, destination };
   };
 
-  const first = await planFor(await unlocked);
-  // A diff store's lock also finishes what killed runs left half done (an upload's hash not
-  // yet attached), which must not wait for a run with work; a btrfs store's only removes
-  // partial receives, which nothing lists.
-  const nothingToDo = first.plan.steps.length === 0 && !options.delete && !dst.store.capabilities.storesDiffs;
-  if (options.dryRun || nothingToDo) {
-    // Nothing changes: no lock, no partial receives to remove first.
-    const observer = options.onPlan(first.plan);
-    if (options.dryRun) return { plan: first.plan, executed: undefined };
-    const executed = await executePlan(first.plan, src.store, dst.store, sourceAll, first.destination, observer, options.signal);
-    return { plan: first.plan, executed };
+  if (unlocked !== undefined) {
+    const first = await planFor(await unlocked);
+    // A diff store's lock also finishes what killed runs left half done (an upload's hash not
+    // yet attached), which must not wait for a run with work; a btrfs store's only removes
+    // partial receives, which nothing lists.
+    const nothingToDo = first.plan.steps.length === 0 && !options.delete && !dst.store.capabilities.storesDiffs;
+    if (options.dryRun || nothingToDo) {
+      // Nothing changes: no lock, no partial receives to remove first.
+      const observer = options.onPlan(first.plan);
+      if (options.dryRun) return { plan: first.plan, executed: undefined };
+      const executed = await executePlan(first.plan, src.store, dst.store, sourceAll, first.destination, observer, options.signal);
+      return { plan: first.plan, executed };
+    }
   }
 
-  // Planned again from a listing made under the lock: another writer may have changed the
+  // Planned (again) from a listing made under the lock: another writer may have changed the
   // destination since (measurements are cached, so this costs no second measuring).
   const { release, snapshots } = await lockAndList(dst.store);
   try {
