@@ -165,8 +165,8 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
   try {
     const src = await openStore(srcLocation, withSsh(context, 'r', flags));
     stores.push(src);
-    // The destination is listed while the source is; what it warns about waits until the source
-    // has proved right, and a run that fails on its source says only that.
+    // A dry run lists the destination while the source is; what it warns about waits until the
+    // source has proved right, and a run that fails on its source says only that.
     const held = heldWarnings(context.warn ?? (() => {}));
     const dst = await openStore(
       dstLocation,
@@ -186,7 +186,6 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
           now: new Date(),
           signal,
           onSourceListed: held.release,
-          planBeforeLock: true,
           onMeasure: (pair) => output.debug(`measuring ${pair.snapshot.name} ${pair.parent ? `from ${pair.parent.name}` : '(full)'}`),
           onPlan: (plan) => {
             if (flags.json) {

@@ -26,14 +26,6 @@ export interface SyncOptions {
   /** Called once the source is listed and holds what was asked for (the destination's listing may still run). */
   readonly onSourceListed?: () => void;
   /**
-   * Plan first from a destination listing made while the source is listed, and end there,
-   * without the lock, when there is nothing to do (`buttersink sync`: a nightly run often
-   * has nothing to do). Otherwise the lock is taken first, right after the source's listing
-   * (the mount: a mkdir always has work, and the sooner it holds the lock, the less room a
-   * concurrent writer has to take it in between).
-   */
-  readonly planBeforeLock?: boolean;
-  /**
    * Called with the plan before anything changes (also in dry runs); returns what watches
    * the transfers (progress, log).
    */
@@ -57,10 +49,9 @@ const DIFF_STORE_POLICY: Omit<PlanPolicy, 'delete'> = { destinationStoresDiffs: 
 export const MAX_CHAIN_LENGTH = 8;
 
 /**
- * `buttersink sync`: lists both stores, plans the cheapest transfers, and when there is
- * something to do (and it is no dry run) plans again under the destination's lock and carries
- * the plan out, then deletes what the source lacks (`-d`). Everything that can be refused is
- * refused before anything changes.
+ * `buttersink sync`: lists both stores, plans the cheapest transfers, and (unless dry run)
+ * carries them out under the destination's lock, then deletes what the source lacks (`-d`).
+ * Everything that can be refused is refused before anything changes.
  */
 export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions): Promise<SyncResult> {
   if (dst.selection !== null) {
@@ -74,10 +65,11 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     });
   }
   const isExcluded = (s: Snapshot): boolean => options.excludes.some((re) => re.test(s.name));
-  // With planBeforeLock (and in a dry run) the destination is listed while the source is: read
-  // only, nothing there is locked or changed before the source has proved to be what the user
-  // meant, and its errors wait for the source's.
-  const unlocked = options.dryRun || options.planBeforeLock ? dst.store.list() : undefined;
+  // A dry run lists the destination while the source is listed: read only, and its errors wait
+  // for the source's. A real run takes the lock right after the source's listing: the sooner
+  // it holds it, the less room a concurrent writer (a mount between two of its transfers) has
+  // to take it in between.
+  const unlocked = options.dryRun ? dst.store.list() : undefined;
   unlocked?.catch(() => {}); // awaited below, unless the source fails first
   const sourceAll = await src.store.list();
   if (sourceAll.length === 0) {
@@ -93,6 +85,7 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
 
   options.onSourceListed?.();
 
+  /** The plan from a listing of the destination; refuses impossible ones. */
   const planFor = async (listed: readonly Snapshot[]): Promise<{ plan: Plan; destination: Snapshot[] }> => {
     const destination = listed.filter((s) => !isExcluded(s));
     const diffStore = dst.store.capabilities.storesDiffs;
@@ -115,22 +108,12 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
   };
 
   if (unlocked !== undefined) {
-    const first = await planFor(await unlocked);
-    // A diff store's lock also finishes what killed runs left half done (an upload's hash not
-    // yet attached), which must not wait for a run with work; a btrfs store's only removes
-    // partial receives, which nothing lists.
-    const nothingToDo = first.plan.steps.length === 0 && !options.delete && !dst.store.capabilities.storesDiffs;
-    if (options.dryRun || nothingToDo) {
-      // Nothing changes: no lock, no partial receives to remove first.
-      const observer = options.onPlan(first.plan);
-      if (options.dryRun) return { plan: first.plan, executed: undefined };
-      const executed = await executePlan(first.plan, src.store, dst.store, sourceAll, first.destination, observer, options.signal);
-      return { plan: first.plan, executed };
-    }
+    // A dry run: the plan is its result, and nothing is locked.
+    const { plan } = await planFor(await unlocked);
+    options.onPlan(plan);
+    return { plan, executed: undefined };
   }
 
-  // Planned (again) from a listing made under the lock: another writer may have changed the
-  // destination since (measurements are cached, so this costs no second measuring).
   const { release, snapshots } = await lockAndList(dst.store);
   try {
     const { plan, destination } = await planFor(snapshots);
