@@ -1,15 +1,25 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { MeasurementCache } from '../../../../src/stores/cache/measurement-cache.js';
 
 const UUID = '2f5bd1e4-8c0e-4b6a-9d0e-3f4a5b6c7d8e';
 
 describe('MeasurementCache', () => {
-  test('sizes, heads and creation times survive a save and a load in another process', async () => {
+  const made: string[] = [];
+  const tempDir = (): string => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'buttersink-cache-'));
+    made.push(dir);
+    return dir;
+  };
+  after(() => {
+    for (const dir of made) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('sizes, heads and creation times survive a save and a load in another process', async () => {
+    const dir = tempDir();
     const cache = new MeasurementCache(dir);
     await cache.set(UUID, null, { bytes: 1234, head: Buffer.from('head') });
     cache.setCreatedAt(UUID, new Date('2026-12-01T10:20:30Z'));
@@ -23,7 +33,7 @@ describe('MeasurementCache', () => {
   });
 
   test('an unknown time is not kept, and one told again does not rewrite the file', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'buttersink-cache-'));
+    const dir = tempDir();
     const cache = new MeasurementCache(dir);
     await cache.load();
     cache.setCreatedAt(UUID, new Date(Number.NaN));
