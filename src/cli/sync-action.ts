@@ -59,19 +59,6 @@ export async function runSyncCommand(
   else await syncStores(src, dst, flags, output, context.signal);
 }
 
-/** Warnings kept until `release()`, then passed on, and those after it as they come; never passed on without it. */
-function heldWarnings(warn: (message: string) => void): { warn: (message: string) => void; release: () => void } {
-  let held: string[] | undefined = [];
-  return {
-    warn: (message) => (held ? held.push(message) : warn(message)),
-    release: () => {
-      const waiting = held ?? [];
-      held = undefined;
-      for (const message of waiting) warn(message);
-    },
-  };
-}
-
 function storeContext(flags: SyncFlags, output: Output): StoreContext {
   const cacheDirectory = defaultCacheDirectory();
   return {
@@ -165,13 +152,7 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
   try {
     const src = await openStore(srcLocation, withSsh(context, 'r', flags));
     stores.push(src);
-    // A dry run lists the destination while the source is; what it warns about waits until the
-    // source has proved right, and a run that fails on its source says only that.
-    const held = heldWarnings(context.warn ?? (() => {}));
-    const dst = await openStore(
-      dstLocation,
-      withSsh({ ...context, warn: held.warn }, flags.dryRun ? 'r' : flags.delete ? 'w' : 'a', flags),
-    );
+    const dst = await openStore(dstLocation, withSsh(context, flags.dryRun ? 'r' : flags.delete ? 'w' : 'a', flags));
     stores.push(dst);
     let reporter: ProgressReporter | undefined;
     try {
@@ -185,7 +166,6 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
           excludes: flags.exclude,
           now: new Date(),
           signal,
-          onSourceListed: held.release,
           onMeasure: (pair) => output.debug(`measuring ${pair.snapshot.name} ${pair.parent ? `from ${pair.parent.name}` : '(full)'}`),
           onPlan: (plan) => {
             if (flags.json) {

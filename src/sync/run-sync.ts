@@ -23,8 +23,6 @@ export interface SyncOptions {
   readonly excludes: readonly RegExp[];
   readonly now: Date;
   readonly onMeasure?: (pair: CandidatePair) => void;
-  /** Called once the source is listed and holds what was asked for (the destination's listing may still run). */
-  readonly onSourceListed?: () => void;
   /**
    * Called with the plan before anything changes (also in dry runs); returns what watches
    * the transfers (progress, log).
@@ -65,12 +63,6 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     });
   }
   const isExcluded = (s: Snapshot): boolean => options.excludes.some((re) => re.test(s.name));
-  // A dry run lists the destination while the source is listed: read only, and its errors wait
-  // for the source's. A real run takes the lock right after the source's listing: the sooner
-  // it holds it, the less room a concurrent writer (a mount between two of its transfers) has
-  // to take it in between.
-  const unlocked = options.dryRun ? dst.store.list() : undefined;
-  unlocked?.catch(() => {}); // awaited below, unless the source fails first
   const sourceAll = await src.store.list();
   if (sourceAll.length === 0) {
     // Also with -d: an empty source is far more often a wrong path than a wish to delete all.
@@ -83,11 +75,13 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     throw new StoreError(`nothing to send: no snapshots in ${src.store.url}${options.excludes.length ? ' (after --exclude)' : ''}`);
   }
 
-  options.onSourceListed?.();
-
-  /** The plan from a listing of the destination; refuses impossible ones. */
-  const planFor = async (listed: readonly Snapshot[]): Promise<{ plan: Plan; destination: Snapshot[] }> => {
-    const destination = listed.filter((s) => !isExcluded(s));
+  // The lock right after the source's listing: the sooner it is held, the less room a
+  // concurrent writer (a mount between two of its transfers) has to take it in between.
+  const { release, snapshots } = options.dryRun
+    ? { release: async () => {}, snapshots: await dst.store.list() }
+    : await lockAndList(dst.store);
+  try {
+    const destination = snapshots.filter((s) => !isExcluded(s));
     const diffStore = dst.store.capabilities.storesDiffs;
     const destinationDiffs = diffStore ? await dst.store.storedDiffs() : [];
     const chosen = await choosePlan({
@@ -104,20 +98,8 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     });
     const plan = diffStore ? keepNeededParents(chosen, destination, destinationDiffs) : chosen;
     refuseImpossiblePlans(plan, dst.store);
-    return { plan, destination };
-  };
-
-  if (unlocked !== undefined) {
-    // A dry run: the plan is its result, and nothing is locked.
-    const { plan } = await planFor(await unlocked);
-    options.onPlan(plan);
-    return { plan, executed: undefined };
-  }
-
-  const { release, snapshots } = await lockAndList(dst.store);
-  try {
-    const { plan, destination } = await planFor(snapshots);
     const observer = options.onPlan(plan);
+    if (options.dryRun) return { plan, executed: undefined };
     const executed = await executePlan(plan, src.store, dst.store, sourceAll, destination, observer, options.signal);
     if (options.delete) await dst.store.removeStale?.(options.signal);
     return { plan, executed };

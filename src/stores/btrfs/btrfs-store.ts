@@ -615,23 +615,24 @@ export class BtrfsStore implements Store {
   }
 
   async lock(): Promise<() => Promise<void>> {
-    return (await this.#lock(false)).release;
+    return (await this.#lockWith(async () => undefined)).release;
   }
 
   /** lock() and list(), the listing made while the partials are removed. */
   async lockAndList(): Promise<{ release: () => Promise<void>; snapshots: Snapshot[] }> {
-    const { release, snapshots } = await this.#lock(true);
-    return { release, snapshots: snapshots ?? [] };
+    const { release, result } = await this.#lockWith(() => this.#listAll());
+    return { release, snapshots: result };
   }
 
-  async #lock(andList: boolean): Promise<{ release: () => Promise<void>; snapshots?: Snapshot[] }> {
+  /** Takes the lock, then removes partials while `alongside` runs (it must not need them gone). */
+  async #lockWith<T>(alongside: () => Promise<T>): Promise<{ release: () => Promise<void>; result: T }> {
     const location = await this.#locate();
     await mkdir(path.join(this.#directory, WORK_DIRECTORY), { recursive: true });
     const release = await lockDirectory(path.join(this.#directory, LOCK_FILE), this.#directory);
     try {
       // A listing never shows a partial (see #listAll), so it need not wait for their removal.
-      const [snapshots] = await Promise.all([andList ? this.#listAll() : undefined, this.#removePartials(location)]);
-      return { release, ...(snapshots ? { snapshots } : {}) };
+      const [result] = await Promise.all([alongside(), this.#removePartials(location)]);
+      return { release, result };
     } catch (error) {
       await release();
       throw error;
