@@ -92,16 +92,12 @@ function channelReader(fd: number): ChannelReader {
   }
   if (kind === 'file') return fileReader(fd);
   let channel: net.Socket | undefined;
-  let ended = false;
-  let failure: Error | undefined;
   const open = (): net.Socket => {
     if (channel) return channel;
     // fd 0 is process.stdin's: a second handle on it would fail (EEXIST from epoll) as soon as
     // anything touches process.stdin, which loading execa does.
     const socket = fd === 0 ? (process.stdin as net.Socket) : new net.Socket({ fd, readable: true, writable: false });
-    socket.on('end', () => (ended = true));
-    socket.on('error', (error) => (failure = error));
-    socket.on('close', () => (ended = true));
+    socket.on('error', () => {}); // kept in socket.errored, thrown by the read that waits
     channel = socket;
     return socket;
   };
@@ -111,7 +107,7 @@ function channelReader(fd: number): ChannelReader {
       const parts: Buffer[] = [];
       let have = 0;
       while (have < length) {
-        if (failure) throw failure;
+        if (socket.errored) throw socket.errored;
         // Everything buffered, taken whole: read(n) short of n bytes, with a 'readable'
         // listener added while bytes wait, would spin on 'readable' in process.nextTick and
         // starve the very I/O that brings the rest.
@@ -121,7 +117,7 @@ function channelReader(fd: number): ChannelReader {
           have += chunk.length;
           continue;
         }
-        if (ended || socket.readableEnded) break;
+        if (socket.readableEnded || socket.destroyed) break;
         await new Promise<void>((resolve) => {
           const done = (): void => {
             socket.off('readable', done);
