@@ -70,8 +70,20 @@ export class MountView {
   async resolve(mountPath: string): Promise<Resolution> {
     const area = locate(mountPath, this.names);
     if (area.kind === 'resolved') return area.resolution;
-    const resolution = (await this.tree(area.store)).resolve(area.names);
-    if (resolution.kind !== 'found' || resolution.node.kind !== 'inside') return resolution;
+    let resolution: Resolution;
+    for (let attempt = 1; ; attempt++) {
+      // The tree counts the windows open when it is asked for; the listing may take a while.
+      // A snapshot found through a window that closed meanwhile (its transfer failed: the
+      // window goes, nothing was received) is not there: resolve again, against the windows
+      // as they are now, so the caller gets ENOENT or the transfer's failure, not the
+      // phantom's attributes (or the lstat of a subvolume that was never made).
+      const windowsBefore = new Map(this.windows);
+      resolution = (await this.tree(area.store)).resolve(area.names);
+      if (resolution.kind !== 'found' || (resolution.node.kind !== 'snapshot' && resolution.node.kind !== 'inside')) return resolution;
+      const id = key(resolution.node.store, resolution.node.snapshot);
+      if (windowsBefore.get(id) === this.windows.get(id) || attempt === 3) break;
+    }
+    if (resolution.node.kind !== 'inside') return resolution;
     const node = resolution.node;
     const window = this.windows.get(key(node.store, node.snapshot));
     if (window === undefined || window.lookup(node.relative) !== undefined) return resolution;

@@ -3,19 +3,24 @@ import { describe, test } from 'node:test';
 import { toFsError } from '../../../src/fuse/fs-error.js';
 import { MountFilesystem } from '../../../src/fuse/mount-filesystem.js';
 import { TransferStatus } from '../../../src/fuse/transfer-status.js';
-import { InterruptedError } from '../../../src/model/errors.js';
+import { BusyError, InterruptedError } from '../../../src/model/errors.js';
 import { MemoryStore } from '../../support/memory-store.js';
 
 function mountOf(
   stores: Record<string, MemoryStore>,
-  options: { readOnly?: boolean; storeTimeoutMs?: number; isInterrupted?: (mountPath: string) => Promise<boolean> } = {},
+  options: {
+    readOnly?: boolean;
+    storeTimeoutMs?: number;
+    listingTtlMs?: number;
+    isInterrupted?: (mountPath: string) => Promise<boolean>;
+  } = {},
 ) {
   const status = new TransferStatus();
   const fs = new MountFilesystem({
     stores: Object.entries(stores).map(([name, store]) => ({ name, store })),
     readOnly: options.readOnly ?? false,
     copyIdleMs: 40,
-    listingTtlMs: 60_000,
+    listingTtlMs: options.listingTtlMs ?? 60_000,
     storeTimeoutMs: options.storeTimeoutMs,
     removalIdleMs: 60_000,
     status,
@@ -318,6 +323,50 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       await fs.mkdir('/B/s1', 0o755);
       await fs.readdir('/B/s1');
       assert.equal((await b.list()).length, 1);
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('a transfer that fails while a look at its name waits for the listing: that look says why, not a phantom snapshot', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    const b = new MemoryStore('mem://b/');
+    const gate = () => {
+      let open!: () => void;
+      const opened = new Promise<void>((resolve) => (open = resolve));
+      return { open, opened };
+    };
+    // B's lock answers busy when the test says so (a CLI sync took it); B's listing is held
+    // while a look at B/s1 waits for it.
+    const lockGate = gate();
+    const lockAsked = gate();
+    b.lock = async () => {
+      lockAsked.open();
+      await lockGate.opened;
+      throw new BusyError('another buttersink is writing to mem://b/');
+    };
+    const listGate = gate();
+    let holdListing = false;
+    const list = b.list.bind(b);
+    b.list = async () => {
+      if (holdListing) await listGate.opened;
+      return list();
+    };
+    const { fs } = mountOf({ A: a, B: b }, { listingTtlMs: 20 });
+    try {
+      await fs.mkdir('/B/s1', 0o755);
+      await lockAsked.opened;
+      await sleep(40); // B's listing is stale: the next look lists again
+      holdListing = true;
+      const look = fs.getattr('/B/s1');
+      await sleep(20);
+      lockGate.open();
+      while (fs.transfersInFlight > 0) await sleep(5);
+      listGate.open();
+      await assert.rejects(look, (e: unknown) => fsError('EBUSY')(e) && /another buttersink/.test((e as Error).message));
+      await assert.rejects(fs.getattr('/B/s1'), fsError('ENOENT'), 'answered once');
+      assert.deepEqual(await fs.readdir('/B'), []);
     } finally {
       fs.shutdown(new Error('done'));
     }
