@@ -71,6 +71,7 @@ export class MountFilesystem {
       stores: options.stores,
       ttlMs: options.listingTtlMs,
       timeoutMs: options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS,
+      now,
     });
     const view = new MountView({
       stores: options.stores,

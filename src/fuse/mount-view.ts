@@ -97,18 +97,28 @@ export class MountView {
     return { kind: 'missing', parent, name: node.relative.slice(cut + 1) };
   }
 
-  /** The node a path names. @throws FsError ENOENT (or ENOTDIR) when there is none. */
+  /**
+   * The node a path names. A snapshot's name that is not in its store's listing lists the
+   * store again once (see {@link StoreListings.refreshIfOlder}) before the answer is ENOENT:
+   * `cp -r` of a snapshot made a moment ago outside the mount finds it.
+   * @throws FsError ENOENT (or ENOTDIR) when there is none.
+   */
   async node(mountPath: string): Promise<PathNode> {
-    const resolution = await this.resolve(mountPath);
+    let resolution = await this.resolve(mountPath);
+    const area = locate(mountPath, this.names);
+    if (resolution.kind !== 'found' && area.kind === 'store') {
+      // Not there: a transfer into it that failed a moment ago says why (mkdir answered 0).
+      const failure = this.arrivals.failure(area.store, area.names);
+      if (failure !== undefined) throw failure;
+      if (isSnapshotName(resolution) && this.listings.refreshIfOlder(area.store, REFRESH_MIN_AGE_MS)) {
+        resolution = await this.resolve(mountPath);
+      }
+    }
     if (resolution.kind === 'found') {
       const node = resolution.node;
       if (node.kind === 'inside' && this.removals.isHidden(key(node.store, node.snapshot), node.relative)) throw new FsError('ENOENT');
       return node;
     }
-    // Not there: a transfer into it that failed a moment ago says why (mkdir answered 0).
-    const area = locate(mountPath, this.names);
-    const failure = area.kind === 'store' ? this.arrivals.failure(area.store, area.names) : undefined;
-    if (failure !== undefined) throw failure;
     throw new FsError(resolution.kind === 'invalid' ? resolution.reason : 'ENOENT');
   }
 
@@ -177,6 +187,19 @@ export class MountView {
       ));
     return there ? 'EEXIST' : 'EROFS';
   }
+}
+
+/** A store's listing is asked again for a name not in it at most this often. */
+export const REFRESH_MIN_AGE_MS = 1000;
+
+/**
+ * Could a newer listing of the store change this answer? A name missing directly in the
+ * store or a group, or a group on the way that is missing (`daily/new` with no `daily` yet);
+ * not a name missing inside a snapshot, whose files the listing does not hold.
+ */
+function isSnapshotName(resolution: Resolution): boolean {
+  if (resolution.kind === 'missing') return resolution.parent.kind === 'store' || resolution.parent.kind === 'group';
+  return resolution.kind === 'invalid' && resolution.reason === 'ENOENT';
 }
 
 /** The key of a snapshot in a store, for maps. */

@@ -10,6 +10,8 @@ export interface StoreListingsOptions {
   readonly ttlMs: number;
   /** A listing not there after this long is EIO with the reason (the listing goes on). */
   readonly timeoutMs: number;
+  /** The clock (tests); Date.now by default. */
+  readonly now?: () => number;
 }
 
 /**
@@ -28,15 +30,24 @@ export class StoreListings {
   #groupVersion = 0;
   /** Counts invalidations: a listing aborted by one is asked again (see #fetch). */
   #invalidations = 0;
+  /** When each store's cached listing started (what it can have missed came later). */
+  readonly #listedAt = new Map<string, number>();
+  readonly #now: () => number;
 
   constructor(options: StoreListingsOptions) {
     this.#stores = new Map(options.stores.map((s) => [s.name, s]));
     this.#timeoutMs = options.timeoutMs;
+    this.#now = options.now ?? Date.now;
     this.#cache = new LRUCache<string, Snapshot[]>({
       max: Math.max(16, options.stores.length * 2),
       ttl: options.ttlMs,
       allowStale: false,
-      fetchMethod: async (name) => this.#stores.get(name)!.store.list(),
+      fetchMethod: async (name) => {
+        const startedAt = this.#now();
+        const list = await this.#stores.get(name)!.store.list();
+        this.#listedAt.set(name, startedAt);
+        return list;
+      },
     });
   }
 
@@ -91,6 +102,19 @@ export class StoreListings {
   invalidate(store: string): void {
     this.#invalidations += 1;
     this.#cache.delete(store);
+  }
+
+  /**
+   * Forgets a store's listing unless it started less than `minAgeMs` ago; says whether it did.
+   * For a name not found: a snapshot made since the listing (outside the mount) is found at
+   * the next lookup instead of after the listing's TTL, and a burst of lookups of names that
+   * are not there (a file manager's probes) lists a store at most once per `minAgeMs`.
+   */
+  refreshIfOlder(store: string, minAgeMs: number): boolean {
+    const at = this.#listedAt.get(store);
+    if (at !== undefined && this.#now() - at < minAgeMs) return false;
+    this.invalidate(store);
+    return true;
   }
 
   /** Shows a group directory although no snapshot is below it (yet, or any more). */

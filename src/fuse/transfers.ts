@@ -3,7 +3,7 @@ import { transferSnapshot } from '../sync/transfer-snapshot.js';
 import { CopyWindow } from './copy-window.js';
 import { FsError, toFsError } from './fs-error.js';
 import type { ReceivedFiles } from './handles.js';
-import { join, key, type MountView } from './mount-view.js';
+import { join, key, REFRESH_MIN_AGE_MS, type MountView } from './mount-view.js';
 import { nameInStore } from './path-tree.js';
 import type { StoreChanges } from './store-changes.js';
 import type { TransferRecord, TransferStatus } from './transfer-status.js';
@@ -51,18 +51,17 @@ export class Transfers {
     const view = this.#view;
     await view.arrived(mountPath, false);
     let resolution = await view.resolve(mountPath);
-    const stale =
-      resolution.kind === 'found' && resolution.node.kind === 'snapshot' && !view.window(resolution.node)
-        ? resolution.node.store
-        : resolution.kind === 'missing' && (resolution.parent.kind === 'store' || resolution.parent.kind === 'group')
-          ? resolution.parent.store
-          : undefined;
-    if (stale !== undefined) {
-      // The cached listing may be stale (a snapshot deleted, or received, outside the mount):
-      // ask again, since mkdir answers before the transfer could find out.
-      view.listings.invalidate(stale);
-      resolution = await view.resolve(mountPath);
+    // The cached listing may be stale (a snapshot deleted, or received, outside the mount):
+    // ask again, since mkdir answers before the transfer could find out. A name not listed
+    // is listed again only when the lookup just before this mkdir did not list it already.
+    let relist = false;
+    if (resolution.kind === 'found' && resolution.node.kind === 'snapshot' && !view.window(resolution.node)) {
+      view.listings.invalidate(resolution.node.store);
+      relist = true;
+    } else if (resolution.kind === 'missing' && (resolution.parent.kind === 'store' || resolution.parent.kind === 'group')) {
+      relist = view.listings.refreshIfOlder(resolution.parent.store, REFRESH_MIN_AGE_MS);
     }
+    if (relist) resolution = await view.resolve(mountPath);
     if (resolution.kind === 'invalid') throw new FsError(resolution.reason);
     if (resolution.kind === 'found') throw new FsError(await view.existsOrReadOnly(resolution.node));
     const parentWindow = view.window(resolution.parent);

@@ -12,6 +12,7 @@ function mountOf(
     readOnly?: boolean;
     storeTimeoutMs?: number;
     listingTtlMs?: number;
+    now?: () => number;
     isInterrupted?: (mountPath: string) => Promise<boolean>;
   } = {},
 ) {
@@ -25,6 +26,7 @@ function mountOf(
     removalIdleMs: 60_000,
     status,
     isInterrupted: options.isInterrupted,
+    now: options.now,
   });
   return { fs, status };
 }
@@ -367,6 +369,40 @@ describe('MountFilesystem over stores that show no files (S3-like)', () => {
       await assert.rejects(look, (e: unknown) => fsError('EBUSY')(e) && /another buttersink/.test((e as Error).message));
       await assert.rejects(fs.getattr('/B/s1'), fsError('ENOENT'), 'answered once');
       assert.deepEqual(await fs.readdir('/B'), []);
+    } finally {
+      fs.shutdown(new Error('done'));
+    }
+  });
+
+  test('a snapshot made outside the mount is found by name at once (one listing more), not after the TTL; probes of missing names list at most once a second', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    let lists = 0;
+    const list = a.list.bind(a);
+    a.list = async () => {
+      lists += 1;
+      return list();
+    };
+    let clock = 1_000_000;
+    const { fs } = mountOf({ A: a, B: new MemoryStore('mem://b/') }, { now: () => clock });
+    try {
+      assert.deepEqual(await fs.readdir('/A'), ['s1']);
+      assert.equal(lists, 1);
+      a.add('s2'); // btrfs subvolume snapshot -r, outside the mount
+      clock += 5_000;
+      assert.equal((await fs.getattr('/A/s2')).mode & 0o170000, 0o040000, 'cp -r /A/s2 finds it');
+      assert.equal(lists, 2);
+      await fs.mkdir('/B/s2', 0o755);
+      await fs.readdir('/B/s2');
+      assert.equal((await fs.readdir('/B')).includes('s2'), true);
+      const before = lists;
+      await assert.rejects(fs.getattr('/A/.hidden'), fsError('ENOENT'));
+      await assert.rejects(fs.getattr('/A/desktop.ini'), fsError('ENOENT'));
+      await assert.rejects(fs.getattr('/A/s1/nope'), fsError('ENOENT'));
+      assert.ok(lists - before <= 1, `${lists - before} listings for three missing names within a second`);
+      clock += 1_000;
+      await assert.rejects(fs.getattr('/A/nope'), fsError('ENOENT'));
+      assert.ok(lists - before <= 2, 'a second later, one more');
     } finally {
       fs.shutdown(new Error('done'));
     }

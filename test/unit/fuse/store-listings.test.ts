@@ -75,6 +75,24 @@ describe("StoreListings: cached listings with a timeout, and each store's tree",
     assert.equal(calls.list, 2);
   });
 
+  test('refreshIfOlder lists again only a listing that started at least minAgeMs ago', async () => {
+    const { named, calls, store } = countingStore(['a']);
+    let clock = 1_000;
+    const listings = new StoreListings({ stores: [named], ttlMs: 60_000, timeoutMs: 1000, now: () => clock });
+    assert.equal(listings.refreshIfOlder('S', 1000), true, 'never listed: list');
+    assert.deepEqual((await listings.list('S')).map((s) => s.name), ['a']);
+    store.add('b'); // made outside the mount
+    clock += 999;
+    assert.equal(listings.refreshIfOlder('S', 1000), false);
+    assert.deepEqual((await listings.list('S')).map((s) => s.name), ['a'], 'the cached listing, within the TTL');
+    assert.equal(calls.list, 1);
+    clock += 1;
+    assert.equal(listings.refreshIfOlder('S', 1000), true);
+    assert.deepEqual((await listings.list('S')).map((s) => s.name), ['a', 'b']);
+    assert.equal(calls.list, 2);
+    assert.equal(listings.refreshIfOlder('S', 1000), false, 'the new listing is fresh');
+  });
+
   test('a store that never answers is EIO after the timeout, naming the store', async () => {
     const { named } = countingStore([], { silent: true });
     const listings = new StoreListings({ stores: [named], ttlMs: 60_000, timeoutMs: 50 });
