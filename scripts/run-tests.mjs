@@ -6,7 +6,9 @@
  * in Node 21) and a shell glob does not recurse without globstar, so the files are found here.
  * Arguments starting with `-` go to `node --test` as they are (`--test-name-pattern=REGEX`).
  *
- *   node scripts/run-tests.mjs [node --test options] [DIR|FILE...]
+ *   node scripts/run-tests.mjs [--quick] [node --test options] [DIR|FILE...]
+ *
+ * --quick leaves out the slow files ({@link SLOW}: the fault campaign, ~18 minutes), and says so.
  *
  * Plain JavaScript, so that it runs before anything is compiled; the tests themselves come
  * from `npm run build`.
@@ -15,9 +17,16 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
+/** What --quick leaves out: long campaigns that CI runs in full. */
+const SLOW = [/(^|\/)fault-campaign\.test\.js$/];
+
 const options = [];
 const places = [];
-for (const arg of process.argv.slice(2)) (arg.startsWith('-') ? options : places).push(arg);
+let quick = false;
+for (const arg of process.argv.slice(2)) {
+  if (arg === '--quick') quick = true;
+  else (arg.startsWith('-') ? options : places).push(arg);
+}
 if (places.length === 0) places.push('dist/test/unit');
 
 /** The test files below `dir`, depth first. */
@@ -37,6 +46,11 @@ for (const place of places) {
     process.exit(2);
   }
   files.push(...(stat.isDirectory() ? testFilesBelow(place).sort() : [place]));
+}
+if (quick) {
+  const slow = files.filter((f) => SLOW.some((re) => re.test(f)));
+  for (const f of slow) files.splice(files.indexOf(f), 1);
+  if (slow.length > 0) process.stderr.write(`run-tests: --quick leaves out ${slow.join(', ')} (CI and a run without --quick include it)\n`);
 }
 if (files.length === 0) {
   // `node --test` without files would search the whole tree by its own rules: never that.

@@ -18,7 +18,10 @@ import { Output } from './output.js';
 import type { CliContext } from './cli-context.js';
 
 export interface MountFlags {
-  store: [string, string][];
+  /** Undefined when none was given. */
+  store?: [string, string][];
+  /** False with --no-check-stores. */
+  checkStores: boolean;
   config?: string;
   foreground?: boolean;
   readOnly?: boolean;
@@ -41,7 +44,7 @@ export async function runMountCommand(mountPoint: string, flags: MountFlags, con
   context.verbose = flags.verbose === true;
   requireRoot();
   if (!flags.foreground) {
-    context.exitCode = await daemonize(mountPoint);
+    context.exitCode = await daemonize((line) => output.info(line));
     return;
   }
   await mountForeground(mountPoint, flags, output, context.signal);
@@ -58,7 +61,7 @@ export async function runUmountCommand(mountPoint: string): Promise<void> {
 async function mountForeground(mountPoint: string, flags: MountFlags, output: Output, signal: AbortSignal): Promise<void> {
   const config = await loadConfig(flags.config);
   const urls = new Map(config.stores);
-  for (const [name, url] of flags.store) urls.set(name, url);
+  for (const [name, url] of flags.store ?? []) urls.set(name, url);
   if (urls.size === 0) {
     throw new UsageError('no stores to mount', { hint: 'name them in [stores] of the config file or with --store NAME=URL' });
   }
@@ -91,10 +94,11 @@ async function mountForeground(mountPoint: string, flags: MountFlags, output: Ou
     copyIdleMs: flags.copyIdle * 1000,
     listingTtlMs: flags.listingTtl * 1000,
     storeTimeoutMs: flags.storeTimeout * 1000,
+    checkStores: flags.checkStores,
     status,
     signal,
     trace: flags.verbose ? (line) => output.debug(line) : undefined,
-    onReady: () => signalReady(),
+    onReady: (mounted) => signalReady(mounted),
   });
 }
 
@@ -113,19 +117,20 @@ export function mountSshContext(readOnly: boolean, env: NodeJS.ProcessEnv = proc
   };
 }
 
-/** In the daemon child: tells the waiting parent that the mount is up. */
-function signalReady(): void {
+/** In the daemon child: tells the waiting parent that the mount is up, with the line it prints (one line). */
+function signalReady(mounted: string): void {
   const fd = Number(process.env[READY_FD_VARIABLE]);
   if (!Number.isInteger(fd)) return;
-  write(fd, 'ready\n', () => closeSync(fd));
+  write(fd, `${mounted.replaceAll('\n', ' ')}\n`, () => closeSync(fd));
 }
 
 /**
- * Starts this same command with `-f` as a detached child and waits until it mounted (exit 0)
- * or failed (its error and exit code are passed on). Its stderr goes to a temporary file that
- * is read only when it fails before mounting.
+ * Starts this same command with `-f` as a detached child and waits until it mounted (exit 0,
+ * after `onMounted` with the child's line saying where and what) or failed (its error and exit
+ * code are passed on). Its stderr goes to a temporary file that is read only when it fails
+ * before mounting.
  */
-async function daemonize(_mountPoint: string): Promise<number> {
+async function daemonize(onMounted: (line: string) => void): Promise<number> {
   const directory = await mkdtemp(path.join(os.tmpdir(), 'buttersink-mount-'));
   const errorFile = path.join(directory, 'stderr');
   const errorFd = openSync(errorFile, 'w');
@@ -141,7 +146,7 @@ async function daemonize(_mountPoint: string): Promise<number> {
   const ready = new Promise<boolean>((resolve) => {
     readyPipe.on('data', (d: Buffer) => {
       text += d.toString();
-      if (text.includes('ready')) resolve(true);
+      if (text.includes('\n')) resolve(true);
     });
     readyPipe.on('end', () => resolve(false));
     readyPipe.on('error', () => resolve(false));
@@ -149,6 +154,7 @@ async function daemonize(_mountPoint: string): Promise<number> {
   const exited = once(child, 'exit').then(([code]) => (typeof code === 'number' ? code : 1));
   const outcome = await Promise.race([ready.then((ok) => (ok ? 'ready' : 'closed')), exited.then(() => 'exited' as const)]);
   if (outcome === 'ready') {
+    onMounted(text.slice(0, text.indexOf('\n')));
     (readyPipe as unknown as { destroy(): void }).destroy();
     child.unref();
     rmSync(directory, { recursive: true, force: true });

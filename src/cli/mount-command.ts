@@ -16,6 +16,10 @@ Layout:  MOUNTPOINT/<store>/<snapshot>/...   MOUNTPOINT/.buttersink/status, log
 Snapshots in local and SSH stores show their files read-only (SSH: read through the remote
 buttersink server, cached); snapshots in S3 show as empty directories.
 
+Before mounting, every store is listed: one that cannot be (a typo in a path, a host or
+bucket not reachable) fails the mount with the error sync gives for it, unless
+--no-check-stores.
+
 Stores come from [stores] in the configuration file (--config, else
 $XDG_CONFIG_HOME/buttersink/config.toml, else /etc/buttersink/config.toml) and --store.`;
 
@@ -25,7 +29,7 @@ export function addMountCommands(program: Command, context: CliContext): void {
     .summary('mount stores as directories: mkdir/cp -r transfer, rmdir/rm -r delete')
     .description('Mount every configured store under MOUNTPOINT as a directory of snapshots.')
     .argument('<mountpoint>', 'an existing empty directory')
-    .option('-s, --store <NAME=URL>', 'a store to mount (repeatable; adds to or overrides the config file)', collectStore, [])
+    .option('-s, --store <NAME=URL>', 'a store to mount (repeatable; adds to or overrides the config file)', collectStore)
     .option('-c, --config <file>', 'configuration file (TOML) naming the stores')
     .option('-f, --foreground', 'stay in the foreground (otherwise it daemonizes once mounted)')
     .option('-r, --read-only', 'browse only: no transfers, deletes or renames')
@@ -39,6 +43,10 @@ export function addMountCommands(program: Command, context: CliContext): void {
       'answer EIO when a store does not list within this long (S3 endpoint not answering)',
       parseSeconds,
       30,
+    )
+    .option(
+      '--no-check-stores',
+      'mount without listing every store first: one that cannot be listed answers EIO until it can (a remote not up yet at boot)',
     )
     .addHelpText('after', MOUNT_HELP)
     .action(async (mountPoint: string, flags: MountFlags) => {
@@ -58,9 +66,10 @@ export function addMountCommands(program: Command, context: CliContext): void {
     });
 }
 
-function collectStore(value: string, previous: [string, string][]): [string, string][] {
+// Starts undefined, not [] (commander would print "(default: [])").
+function collectStore(value: string, previous: [string, string][] | undefined): [string, string][] {
   try {
-    return [...previous, parseStoreOption(value)];
+    return [...(previous ?? []), parseStoreOption(value)];
   } catch (error) {
     throw new InvalidArgumentError(messageOf(error));
   }

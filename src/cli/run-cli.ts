@@ -26,7 +26,7 @@ export async function runCli(argv: readonly string[], signal: AbortSignal): Prom
   addServerCommand(program, packageVersion(), signal);
   program.addHelpText(
     'after',
-    `\nThe default command is sync: 'buttersink [options] [src] dst' (see 'buttersink sync --help').\n${SYNC_HELP}`,
+    `\nThe default command is sync: 'buttersink [options] [src] dst'. Its main options (all of them: 'buttersink sync --help'):\n${mainSyncOptions(program)}\n${SYNC_HELP}`,
   );
 
   try {
@@ -35,6 +35,16 @@ export async function runCli(argv: readonly string[], signal: AbortSignal): Prom
   } catch (error) {
     return report(error, context);
   }
+}
+
+/** The sync options a newcomer needs first, as `sync --help` words them (one source for both). */
+const MAIN_SYNC_OPTIONS = ['-n', '-d', '-e', '-q', '-v', '-l', '--exclude', '--json'];
+
+function mainSyncOptions(program: Command): string {
+  const sync = program.commands.find((c) => c.name() === 'sync');
+  const options = (sync?.options ?? []).filter((o) => MAIN_SYNC_OPTIONS.includes(o.short ?? o.long ?? ''));
+  const width = Math.max(...options.map((o) => o.flags.length));
+  return options.map((o) => `  ${o.flags.padEnd(width)}  ${o.description}`).join('\n');
 }
 
 function report(error: unknown, context: CliContext): number {

@@ -27,7 +27,8 @@ export interface SyncFlags {
   verbose?: boolean;
   logfile?: string;
   partSize: number;
-  exclude: RegExp[];
+  /** Undefined when none was given. */
+  exclude?: RegExp[];
   json?: boolean;
   progress?: boolean;
   s3Endpoint?: string;
@@ -38,7 +39,8 @@ export interface SyncFlags {
   s3StorageClass?: string;
   s3Parallel: number;
   remoteCommand?: string;
-  knownHosts: string[];
+  /** Undefined when none was given. */
+  knownHosts?: string[];
 }
 
 /** The sync command's action (`buttersink [options] [src] dst`), loaded when it runs. */
@@ -55,8 +57,21 @@ export async function runSyncCommand(
   if (flags.quiet > 0 && flags.verbose) throw new UsageError('-q and -v contradict each other: use one of them');
   if (flags.quiet > 0 && flags.progress) throw new UsageError('-q and --progress contradict each other: use one of them');
   if (src === undefined) throw new UsageError('missing store URL', { hint: 'see buttersink --help' });
-  if (dst === undefined) await listStore(src, flags, output, context.signal);
-  else await syncStores(src, dst, flags, output, context.signal);
+  // `buttersink list DIR/` (and `ls`) as btrbk users type it; a path named so needs `./list`.
+  if ((src === 'list' || src === 'ls') && dst !== undefined) [src, dst] = [dst, undefined];
+  if (dst === undefined) {
+    // With one URL there is nothing to send or delete: a -n or -d meant for a sync is a mistake.
+    const meant = [flags.dryRun && '-n/--dry-run', flags.delete && '-d/--delete'].filter(Boolean).join(' and ');
+    if (meant !== '') {
+      throw new UsageError(
+        `${meant} need${meant.includes(' and ') ? '' : 's'} a source and a destination; with one URL buttersink only lists it`,
+        {
+          hint: `buttersink ${flags.dryRun ? '-n ' : ''}${flags.delete ? '-d ' : ''}SRC/ ${src}`,
+        },
+      );
+    }
+    await listStore(src, flags, output, context.signal);
+  } else await syncStores(src, dst, flags, output, context.signal);
 }
 
 function storeContext(flags: SyncFlags, output: Output): StoreContext {
@@ -86,7 +101,7 @@ function storeContext(flags: SyncFlags, output: Output): StoreContext {
 function withSsh(context: StoreContext, mode: ServerMode, flags: SyncFlags): StoreContext {
   const remoteCommand = flags.remoteCommand ?? (process.env.BUTTERSINK_REMOTE_COMMAND || undefined);
   const fromEnv = (process.env.BUTTERSINK_KNOWN_HOSTS ?? '').split(':').filter(Boolean);
-  const knownHostsFiles = flags.knownHosts.length > 0 ? flags.knownHosts : fromEnv;
+  const knownHostsFiles = flags.knownHosts ?? fromEnv;
   return {
     ...context,
     ssh: {
@@ -103,7 +118,7 @@ async function listStore(url: string, flags: SyncFlags, output: Output, signal: 
   try {
     const all = await store.list();
     const chosen = selectSnapshots(all, { store, selection: location.selection }).filter(
-      (s) => !flags.exclude.some((re) => re.test(s.name)),
+      (s) => !(flags.exclude ?? []).some((re) => re.test(s.name)),
     );
     const listed = store.capabilities.storesDiffs
       ? await listDiffStore(store, chosen, all)
@@ -163,7 +178,7 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
           dryRun: flags.dryRun === true,
           delete: flags.delete === true,
           estimate: flags.estimate === true,
-          excludes: flags.exclude,
+          excludes: flags.exclude ?? [],
           now: new Date(),
           signal,
           onMeasure: (pair) => output.debug(`measuring ${pair.snapshot.name} ${pair.parent ? `from ${pair.parent.name}` : '(full)'}`),

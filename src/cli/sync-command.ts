@@ -44,7 +44,11 @@ export function addSyncCommand(program: Command, context: CliContext): void {
     .option('-v, --verbose', 'show the btrfs commands run and why each parent was chosen')
     .option('-l, --logfile <file>', 'append a timestamped log of everything done to FILE')
     .option('--part-size <MiB>', 'upload part size for S3 stores, in MiB', parsePartSize, 20)
-    .option('--exclude <regex>', 'leave out snapshots whose name matches (repeatable); never deleted', collectRegex, [])
+    .option(
+      '--exclude <regex>',
+      "leave out snapshots whose name matches the regular expression (not a glob: '\\.4$', not '*.4'; repeatable); never deleted",
+      collectRegex,
+    )
     .option('--json', 'print the listing or the plan (-n) as JSON')
     .option('--progress', 'show the progress bar even when stderr is not a terminal')
     .option('--s3-endpoint <url>', 'S3-compatible endpoint (MinIO, Ceph, Backblaze, Wasabi...); default AWS_ENDPOINT_URL_S3, else AWS')
@@ -67,7 +71,6 @@ export function addSyncCommand(program: Command, context: CliContext): void {
       '--known-hosts <file>',
       'check SSH host keys against FILE instead of ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts (repeatable; env BUTTERSINK_KNOWN_HOSTS, colon-separated)',
       collectString,
-      [],
     )
     .addHelpText('after', EXAMPLES)
     .action(async (src: string | undefined, dst: string | undefined, flags: SyncFlags) => {
@@ -103,14 +106,23 @@ function parseParallel(value: string): number {
   return n;
 }
 
-function collectString(value: string, previous: string[]): string[] {
-  return [...previous, value];
+// Repeatable options start undefined, not [] (commander would print "(default: [])").
+function collectString(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
-function collectRegex(value: string, previous: RegExp[]): RegExp[] {
+function collectRegex(value: string, previous: RegExp[] | undefined): RegExp[] {
   try {
-    return [...previous, new RegExp(value)];
+    return [...(previous ?? []), new RegExp(value)];
   } catch (error) {
-    throw new InvalidArgumentError(`not a valid regular expression: ${messageOf(error)}`);
+    const reason = messageOf(error).replace(/^Invalid regular expression: \/.*\/[a-z]*: /, '');
+    const glob = /[*?]/.test(value) ? `; it is a regular expression, not a glob: for '${value}' write '${globToRegex(value)}'` : '';
+    throw new InvalidArgumentError(`not a valid regular expression (${reason})${glob}`);
   }
+}
+
+/** The regular expression a shell glob means (`*.4` -> `^.*\.4$`), for the hint above. */
+export function globToRegex(glob: string): string {
+  const body = [...glob].map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
+  return `^${body}$`;
 }

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Fuse from 'fuse-native';
-import { InterruptedError, StoreError, UsageError } from '../model/errors.js';
+import { ButtersinkError, InterruptedError, messageOf, StoreError, UsageError } from '../model/errors.js';
 import type { NamedStore } from '../model/store.js';
 import { interruptWatch } from './interrupted-callers.js';
 import { MountFilesystem } from './mount-filesystem.js';
@@ -19,11 +19,13 @@ export interface MountSessionOptions {
   readonly listingTtlMs: number;
   /** A lookup waits this long for a store's listing, then answers EIO. */
   readonly storeTimeoutMs: number;
+  /** List every store before mounting, and fail if one cannot be (see {@link checkStores}). */
+  readonly checkStores: boolean;
   readonly status: TransferStatus;
   /** Aborted by SIGINT/SIGTERM: transfers are aborted (partials removed), then it unmounts. */
   readonly signal: AbortSignal;
-  /** Called once the mount answers (the daemon's parent exits then). */
-  readonly onReady: () => void;
+  /** Called once the mount answers, with a line that says where and what (the daemon's parent prints it and exits). */
+  readonly onReady: (mounted: string) => void;
   readonly trace?: (line: string) => void;
 }
 
@@ -56,6 +58,14 @@ export async function runMountSession(options: MountSessionOptions): Promise<voi
   if (await isMounted(mountPoint)) {
     throw new StoreError(`something is mounted at ${mountPoint} already`, { hint: `buttersink umount ${mountPoint}` });
   }
+  // libfuse 2 refuses a non-empty directory with its own text; and what is in it would be hidden.
+  const inside = await readdir(mountPoint);
+  if (inside.length > 0) {
+    throw new UsageError(`mount point ${mountPoint} is not empty: it holds ${inside.length} entr${inside.length === 1 ? 'y' : 'ies'}`, {
+      hint: 'mount on an empty directory: what is in this one would be hidden while mounted',
+    });
+  }
+  if (options.checkStores) await checkStores(options.stores, options.storeTimeoutMs);
 
   const fs = new MountFilesystem({
     stores: options.stores,
@@ -87,10 +97,9 @@ export async function runMountSession(options: MountSessionOptions): Promise<voi
   const onExit = (): void => void spawnSync('fusermount', ['-uz', mountPoint], { stdio: 'ignore' });
   process.once('exit', onExit);
   const pidFile = await writePidFile(mountPoint);
-  options.status.log(
-    `mounted ${options.stores.map((s) => `${s.name}=${s.store.url}`).join(', ')} at ${mountPoint}${options.readOnly ? ' (read-only)' : ''}`,
-  );
-  options.onReady();
+  const mounted = `mounted ${options.stores.map((s) => `${s.name}=${s.store.url}`).join(', ')} at ${mountPoint}${options.readOnly ? ' (read-only)' : ''}`;
+  options.status.log(mounted);
+  options.onReady(mounted);
 
   let reason: Error;
   try {
@@ -119,6 +128,39 @@ async function waitForEnd(mountPoint: string, signal: AbortSignal): Promise<Erro
 }
 
 /** Is something mounted exactly at `mountPoint`? (/proc/self/mounts escapes blanks as \040 etc.) */
+/**
+ * The pre-flight: every store is listed before anything is mounted, all at once, each within
+ * `timeoutMs`. A typo in a path, a directory not on btrfs, a bucket or host that cannot be
+ * reached fails the mount with the error `buttersink sync` gives for it (its class, so its
+ * exit code, and its hint), naming the store; instead of a mount that shows `??????????`.
+ * @throws the first failing store's error, its message naming every store that failed.
+ */
+export async function checkStores(stores: readonly NamedStore[], timeoutMs: number): Promise<void> {
+  const results = await Promise.allSettled(stores.map(({ store }) => listWithin(store, timeoutMs)));
+  const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{ store: stores[i]!, error: r.reason as unknown }] : []));
+  if (failures.length === 0) return;
+  const text = failures.map(({ store, error }) => `store ${store.name} (${store.store.url}): ${messageOf(error)}`).join('; ');
+  const first = failures[0]!.error;
+  if (first instanceof ButtersinkError) {
+    // The same error, so the same exit code and hint as sync's; its message names the stores.
+    first.message = `cannot mount: ${text}`;
+    throw first;
+  }
+  throw new StoreError(`cannot mount: ${text}`, { cause: first });
+}
+
+async function listWithin(store: NamedStore['store'], timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreError(`no answer within ${Number((timeoutMs / 1000).toFixed(3))} s`)), timeoutMs);
+  });
+  try {
+    await Promise.race([store.list(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function isMounted(mountPoint: string): Promise<boolean> {
   const text = await readFile('/proc/self/mounts', 'utf8');
   const wanted = escapeMountPath(path.resolve(mountPoint));

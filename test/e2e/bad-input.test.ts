@@ -104,6 +104,31 @@ describe('bad input with S3 and local stores: one line, documented exit code, no
     ['log file that cannot be written', () => ['-l', '/proc/version/log', `${m()}/snaps/`], 2, /cannot write the log file/],
     ['source that is a file', () => [`${m()}/plain-file/`, `${m()}/restore/`], 4, /not a directory|does not exist|plain-file/],
     ['only read-write subvolumes', () => [`${m()}/rw-only/`, `${m()}/restore/`], 4, /no read-only snapshots in/],
+    ['a typo in a directory', () => [`${m()}/snpas/`, `${m()}/restore/`], 4, /snpas does not exist \(did you mean .*\/snaps\?\)$/m],
+    [
+      'a directory under one that does not exist',
+      () => [`${m()}/snaps/`, `${m()}/no/such/dir/`],
+      4,
+      /no\/such\/dir does not exist \(.*[0-9a-z] is the deepest part of it that exists; for a new directory: mkdir -p .*no\/such\/dir\)$/m,
+    ],
+    [
+      '-n with one URL',
+      () => ['-n', `${m()}/snaps/`],
+      2,
+      /-n\/--dry-run needs a source and a destination; with one URL buttersink only lists it/,
+    ],
+    [
+      '-n -d with one URL',
+      () => ['-n', '-d', `${m()}/snaps/`],
+      2,
+      /-n\/--dry-run and -d\/--delete need a source and a destination.*\(buttersink -n -d SRC\/ /,
+    ],
+    [
+      '--exclude with a glob',
+      () => ['--exclude', '*.4', `${m()}/snaps/`, `${m()}/restore/`],
+      2,
+      /--exclude.*not a valid regular expression \(Nothing to repeat\); it is a regular expression, not a glob: for '\*\.4' write '\^\.\*\\\.4\$'/,
+    ],
     [
       'no S3 credentials anywhere',
       () => [`s3://${BUCKET}/good/`],

@@ -76,6 +76,12 @@ describe('buttersink sync between local btrfs pools', suite, () => {
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /^s1 +\d/m);
     assert.match(text.stdout, /^s2 +\d/m);
+    for (const word of ['list', 'ls']) {
+      const listed = cli([word, `${src.mountPoint}/snaps/`], { env });
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.match(listed.stdout, /^s1 +\d/m, `buttersink ${word} DIR/ lists it as buttersink DIR/ does`);
+      assert.match(listed.stdout, /^s2 +\d/m);
+    }
   });
 
   test('a first sync sends everything, byte for byte, then an incremental run sends only the new diff', () => {
@@ -413,8 +419,14 @@ describe('buttersink refuses bad input with one line and a documented exit code'
     assert.equal(help.code, 0);
     assert.match(help.stdout, /trailing slash|no trailing slash/);
     assert.match(help.stdout, /Exit codes: 0 ok/);
+    for (const flag of ['-n, --dry-run', '-d, --delete', '-e, --estimate', '-q, --quiet', '-l, --logfile <file>', '--exclude <regex>']) {
+      assert.ok(help.stdout.includes(`  ${flag}`), `the top-level help shows ${flag}`);
+    }
     const syncHelp = cli(['sync', '--help']);
     assert.match(syncHelp.stdout, /-n, --dry-run/);
+    for (const text of [help.stdout, syncHelp.stdout, cli(['mount', '--help']).stdout]) {
+      assert.doesNotMatch(text, /\(default: \[\]\)/, 'no empty-list defaults');
+    }
     const version = cli(['-V']);
     assert.equal(version.code, 0);
     assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);

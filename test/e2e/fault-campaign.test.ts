@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { ALL_PATHS, runCampaign } from '../../scripts/torture/campaign.js';
 import { fuseSuite, sshSuite } from '../support/prerequisites.js';
@@ -21,7 +22,23 @@ const suite = (() => {
 describe('fault campaign, small (scripts/torture.ts --kills 2)', suite, () => {
   test('every path survives kill -9, cuts, a full disk, S3 and mount faults; no partial is left', async () => {
     const log: string[] = [];
-    const result = await runCampaign({ seed: 7, kills: 2, log: (message) => log.push(message) });
+    // scripts/test names where progress may go as it happens (node's runner shows this file's
+    // output only when it ends, ~18 minutes later). Appended: it may be CI's log file.
+    const progress = process.env.BUTTERSINK_TEST_PROGRESS;
+    const result = await runCampaign({
+      seed: 7,
+      kills: 2,
+      log: (message) => {
+        log.push(message);
+        if (progress) {
+          try {
+            appendFileSync(progress, `fault campaign: ${message}\n`);
+          } catch {
+            // progress is a courtesy: a closed terminal must not fail the campaign
+          }
+        }
+      },
+    });
     const context = (): string =>
       log
         .filter((l) => !l.includes('survived'))

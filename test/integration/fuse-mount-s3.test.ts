@@ -266,12 +266,17 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     }
   });
 
-  test('an S3 store that cannot be reached answers EIO with the reason; the other stores still work', async () => {
+  test('an S3 store that cannot be reached fails the mount; with --no-check-stores it answers EIO with the reason, the other stores still work', async () => {
     const port = await closedPort();
-    const down = await startMount(['--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`], {
-      ...env,
-      AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}`,
-    });
+    const downEnv = { ...env, AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}` };
+    const mountPoint = path.join(freshDirectory('s3-down-'), 'mnt');
+    mkdirSync(mountPoint);
+    const refused = cli(['mount', '--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`, mountPoint], { env: downEnv });
+    assert.equal(refused.code, 4, refused.stderr);
+    assert.match(refused.stderr, /^buttersink: cannot mount: store s3 \(s3:\/\/backups\/host\/\): .*127\.0\.0\.1:\d+/);
+    assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+    assert.ok(!isMounted(mountPoint));
+    const down = await startMount(['--no-check-stores', '--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`], downEnv);
     mounts.push(down);
     try {
       const started = Date.now();
@@ -309,30 +314,36 @@ describe('buttersink mount with an S3 store (s3rver on loopback) and local btrfs
     const hole = net.createServer((socket) => void held.push(socket));
     await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
     const { port } = hole.address() as net.AddressInfo;
-    const hung = await startMount(['--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`, '--store-timeout', '2'], {
-      ...env,
-      AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}`,
-    });
-    mounts.push(hung);
+    // The hole closes whatever happens: its held sockets would keep this test file alive.
+    let hung: RunningMount | undefined;
     try {
+      const mount = await startMount(
+        ['--no-check-stores', '--store', `local=${snaps()}/`, '--store', `s3=${s3Url}`, '--store-timeout', '2'],
+        {
+          ...env,
+          AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}`,
+        },
+      );
+      hung = mount;
+      mounts.push(mount);
       const started = Date.now();
       assert.equal(
-        errnoOf(() => readdirSync(`${hung.mountPoint}/s3`)),
+        errnoOf(() => readdirSync(`${mount.mountPoint}/s3`)),
         'EIO',
       );
       const took = Date.now() - started;
       assert.ok(took >= 1500 && took < 15_000, `answered after ${took} ms`);
       assert.match(
-        readFileSync(`${hung.mountPoint}/.buttersink/status`, 'utf8'),
+        readFileSync(`${mount.mountPoint}/.buttersink/status`, 'utf8'),
         /listing s3 \(s3:\/\/backups\/host\/\): no answer within 2 s/,
       );
-      assert.ok(readdirSync(`${hung.mountPoint}/local`).includes('s1'), 'the local store still answers');
+      assert.ok(readdirSync(`${mount.mountPoint}/local`).includes('s1'), 'the local store still answers');
     } finally {
-      await hung.stop();
+      await hung?.stop();
       for (const socket of held) socket.destroy();
       await new Promise((resolve) => hole.close(resolve));
     }
-    assert.ok(!isMounted(hung.mountPoint));
+    assert.ok(hung !== undefined && !isMounted(hung.mountPoint));
   });
 
   // Last: it stops the S3 server under the main mount.

@@ -302,16 +302,22 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     }
   });
 
-  test('a store that is down answers EIO with the reason; the other stores still work', async () => {
-    const down = await startMount(['--store', `A=${a.mountPoint}/snaps/`, '--store', `gone=${a.mountPoint}/no-such-dir/`], env);
+  test('a store that goes down after mounting answers EIO with the reason; the other stores still work', async () => {
+    const goneDir = `${a.mountPoint}/goes-away`;
+    mkdirSync(goneDir);
+    const down = await startMount(['--store', `A=${a.mountPoint}/snaps/`, '--store', `gone=${goneDir}/`], env);
     mounts.push(down);
     try {
+      rmdirSync(goneDir);
       assert.deepEqual(readdirSync(down.mountPoint), ['.buttersink', 'A', 'gone']);
       assert.equal(
         errnoOf(() => readdirSync(`${down.mountPoint}/gone`)),
         'EIO',
       );
-      assert.match(readFileSync(`${down.mountPoint}/.buttersink/status`, 'utf8'), /listing gone .*does not exist/);
+      assert.match(
+        readFileSync(`${down.mountPoint}/.buttersink/status`, 'utf8'),
+        /listing gone .*(does not exist|No such file or directory)/,
+      );
       assert.equal(
         errnoOf(() => mkdirSync(`${down.mountPoint}/gone/s1`)),
         'EIO',
@@ -331,6 +337,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     const started = cli(['mount', '--store', `A=${a.mountPoint}/snaps/`, mountPoint], { env });
     try {
       assert.equal(started.code, 0, started.stderr);
+      assert.equal(started.stderr, `mounted A=${a.mountPoint}/snaps/ at ${mountPoint}\n`, 'one line says where and what');
       assert.ok(isMounted(mountPoint));
       assert.ok(readdirSync(`${mountPoint}/A`).includes('s1'));
       const stopped = cli(['umount', mountPoint], { env });
@@ -370,6 +377,39 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     });
     assert.equal(user.code, 3);
     assert.match(user.stderr, /needs root/);
+  });
+
+  test('mount pre-flight: a store that cannot be listed, or a mount point that is not empty, fails with one line and mounts nothing', () => {
+    const mountPoint = path.join(freshDirectory('preflight-'), 'mnt');
+    mkdirSync(mountPoint);
+    const notBtrfs = freshDirectory('not-btrfs-');
+    const cases: [string[], number, RegExp][] = [
+      // A typo in a store's path: sync's error (exit 4) naming the store, in daemon mode too.
+      [
+        ['--store', `A=${a.mountPoint}/snaps/`, '--store', `typo=${a.mountPoint}/snpas/`],
+        4,
+        /^buttersink: cannot mount: store typo \(.*\/snpas\/\): .*snpas does not exist \(did you mean .*\/snaps\?\)\n/,
+      ],
+      [['-f', '--store', `typo=${a.mountPoint}/snpas/`], 4, /^buttersink: cannot mount: store typo .*does not exist/],
+      // Not on btrfs; and two failing stores are both named.
+      [
+        ['--store', `plain=${notBtrfs}/`, '--store', `typo=${a.mountPoint}/snpas/`],
+        4,
+        /^buttersink: cannot mount: store plain .*is not on a btrfs filesystem.*; store typo .*does not exist/,
+      ],
+    ];
+    for (const [args, code, stderr] of cases) {
+      const res = cli(['mount', ...args, mountPoint], { env });
+      assert.equal(res.code, code, `${args.join(' ')}: ${res.stderr}`);
+      assert.match(res.stderr, stderr);
+      assert.ok(!isMounted(mountPoint), `${args.join(' ')}: nothing mounted`);
+    }
+    writeFileSync(`${mountPoint}/file`, 'x');
+    const full = cli(['mount', '--store', `A=${a.mountPoint}/snaps/`, mountPoint], { env });
+    assert.equal(full.code, 2, full.stderr);
+    assert.match(full.stderr, /^buttersink: mount point .*mnt is not empty: it holds 1 entry \(/);
+    assert.ok(!isMounted(mountPoint));
+    assert.deepEqual(readdirSync(mountPoint), ['file'], 'nothing changed');
   });
 
   // Last: it ends the main mount.

@@ -1,4 +1,4 @@
-import { stat, statfs } from 'node:fs/promises';
+import { readdir, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { StoreError } from '../../model/errors.js';
 import { runBtrfs } from './run-btrfs.js';
@@ -22,8 +22,8 @@ export interface DirectoryLocation {
  */
 export async function locateDirectory(directory: string, signal?: AbortSignal): Promise<DirectoryLocation> {
   const dir = path.resolve(directory);
-  const info = await stat(dir).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') throw new StoreError(`${dir} does not exist`);
+  const info = await stat(dir).catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') throw new StoreError(`${dir} does not exist`, { hint: await missingHint(dir) });
     if (error.code === 'EACCES') throw new StoreError(`${dir} is not accessible (permission denied)`);
     throw error;
   });
@@ -58,4 +58,43 @@ export function joinRelative(a: string, b: string): string {
   if (a === '') return b;
   if (b === '') return a;
   return `${a}/${b}`;
+}
+
+/**
+ * What to do about a directory that does not exist: where its first missing part has a
+ * sibling one or two edits away (a typo: `snpas` for `snaps`), that path; else where the
+ * path stops existing and how to make a new directory.
+ */
+async function missingHint(dir: string): Promise<string> {
+  let existing = path.dirname(dir);
+  while (
+    existing !== '/' &&
+    !(await stat(existing).then(
+      (i) => i.isDirectory(),
+      () => false,
+    ))
+  )
+    existing = path.dirname(existing);
+  // The first missing part, against what its parent holds: /mnt/bakup/snaps -> /mnt/backup/snaps.
+  const [missing, ...rest] = path.relative(existing, dir).split(path.sep);
+  const siblings = await readdir(existing, { withFileTypes: true }).catch(() => []);
+  // Short names are too close to too many others to guess from.
+  const limit = missing!.length >= 5 ? 2 : missing!.length >= 3 ? 1 : 0;
+  const close = siblings.filter((e) => e.isDirectory() && e.name !== missing && editDistance(e.name, missing!) <= limit).map((e) => e.name);
+  if (close.length > 0) return `did you mean ${close.map((n) => path.join(existing, n, ...rest)).join(' or ')}?`;
+  return `${existing} is the deepest part of it that exists; for a new directory: mkdir -p ${dir}`;
+}
+
+/** Levenshtein distance, exact up to 2; beyond that only some number above 2 (all a typo check needs). */
+export function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return Math.abs(a.length - b.length);
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length]!;
 }

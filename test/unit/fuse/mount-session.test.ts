@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { deviceOfMount } from '../../../src/fuse/mount-session.js';
+import { checkStores, deviceOfMount } from '../../../src/fuse/mount-session.js';
+import { StoreError } from '../../../src/model/errors.js';
+import { MemoryStore } from '../../support/memory-store.js';
 
 // Lines as /proc/self/mountinfo has them (kernel 6.x), blanks in paths escaped as \040.
 const MOUNTINFO = [
@@ -29,5 +31,39 @@ describe('deviceOfMount: the backing device whose read-ahead the mount raises', 
   test('nothing mounted there, or only below it: undefined', () => {
     assert.equal(deviceOfMount(MOUNTINFO, '/tmp/mr'), undefined);
     assert.equal(deviceOfMount(MOUNTINFO, '/tmp/mr/mnt/A'), undefined);
+  });
+});
+
+describe('checkStores: the pre-flight listing of every store before mounting', () => {
+  const named = (name: string, store: MemoryStore) => ({ name, store });
+
+  test('stores that list pass, an empty one too', async () => {
+    const a = new MemoryStore('mem://a/');
+    a.add('s1');
+    await checkStores([named('A', a), named('B', new MemoryStore('mem://b/'))], 1000);
+  });
+
+  test('a failing store: its own error (class, so exit code, and hint) naming the store; every failing store named', async () => {
+    const down = new MemoryStore('mem://down/');
+    down.isDown = true;
+    const gone = new MemoryStore('mem://gone/');
+    gone.location.exists = false;
+    await assert.rejects(
+      checkStores([named('A', new MemoryStore('mem://a/')), named('D', down), named('G', gone)], 1000),
+      (e: unknown) =>
+        e instanceof StoreError &&
+        e.exitCode === 4 &&
+        e.message ===
+          'cannot mount: store D (mem://down/): mem://down/ cannot be reached; store G (mem://gone/): mem://gone/ does not exist',
+    );
+  });
+
+  test('a store that never answers fails after the timeout, naming it', async () => {
+    const silent = new MemoryStore('mem://silent/');
+    silent.isSilent = true;
+    await assert.rejects(
+      checkStores([named('S', silent)], 50),
+      (e: unknown) => e instanceof StoreError && e.message === 'cannot mount: store S (mem://silent/): no answer within 0.05 s',
+    );
   });
 });

@@ -80,15 +80,25 @@ describe("StoreListings: cached listings with a timeout, and each store's tree",
     let clock = 1_000;
     const listings = new StoreListings({ stores: [named], ttlMs: 60_000, timeoutMs: 1000, now: () => clock });
     assert.equal(listings.refreshIfOlder('S', 1000), true, 'never listed: list');
-    assert.deepEqual((await listings.list('S')).map((s) => s.name), ['a']);
+    assert.deepEqual(
+      (await listings.list('S')).map((s) => s.name),
+      ['a'],
+    );
     store.add('b'); // made outside the mount
     clock += 999;
     assert.equal(listings.refreshIfOlder('S', 1000), false);
-    assert.deepEqual((await listings.list('S')).map((s) => s.name), ['a'], 'the cached listing, within the TTL');
+    assert.deepEqual(
+      (await listings.list('S')).map((s) => s.name),
+      ['a'],
+      'the cached listing, within the TTL',
+    );
     assert.equal(calls.list, 1);
     clock += 1;
     assert.equal(listings.refreshIfOlder('S', 1000), true);
-    assert.deepEqual((await listings.list('S')).map((s) => s.name), ['a', 'b']);
+    assert.deepEqual(
+      (await listings.list('S')).map((s) => s.name),
+      ['a', 'b'],
+    );
     assert.equal(calls.list, 2);
     assert.equal(listings.refreshIfOlder('S', 1000), false, 'the new listing is fresh');
   });
