@@ -7,6 +7,7 @@ import { createPool, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
 import { freshDirectory, isMounted, mkdirAndWait, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
 import { fuseSuite, sshSuite } from '../support/prerequisites.js';
+import { cli } from '../support/run-cli.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { treeDigest } from '../support/tree-digest.js';
 import { closedPort, errnoOf, run, sleep } from '../support/helpers.js';
@@ -185,9 +186,19 @@ describe('buttersink mount with an SSH store (real sshd on loopback) and a local
     }
   });
 
-  test('an SSH store nothing listens for: ls is EIO with the reason in status; the local store still works', async () => {
+  test('an SSH store nothing listens for fails the mount; with --no-check-stores ls is EIO with the reason in status, the local store still works', async () => {
     const port = await closedPort();
-    const down = await startMount(['--store', `local=${snaps()}/`, '--store', `nas=ssh://root@127.0.0.1:${port}${backup()}/`], env);
+    const stores = ['--store', `local=${snaps()}/`, '--store', `nas=ssh://root@127.0.0.1:${port}${backup()}/`];
+    const mountPoint = path.join(freshDirectory('ssh-down-'), 'mnt');
+    mkdirSync(mountPoint);
+    const refused = cli(['mount', ...stores, mountPoint], { env });
+    assert.equal(refused.code, 4, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /^buttersink: cannot mount: store nas \(ssh:\/\/root@127\.0\.0\.1:\d+\/.*cannot connect to 127\.0\.0\.1:\d+: connection refused/,
+    );
+    assert.ok(!isMounted(mountPoint));
+    const down = await startMount(['--no-check-stores', ...stores], env);
     mounts.push(down);
     try {
       const started = Date.now();
