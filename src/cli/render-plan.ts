@@ -16,7 +16,12 @@ export function renderPlan(plan: Plan, isDryRun: boolean): string[] {
     }
   }
   for (const kept of plan.keptForDependents ?? []) {
-    lines.push(`keep ${kept.name}  (not in source, but diffs stored in the destination start from it)`);
+    const why = plan.retention ? '' : 'not in source, but ';
+    lines.push(`keep ${kept.name}  (${why}diffs stored in the destination start from it)`);
+  }
+  for (const { snapshot, reason } of plan.retention?.kept ?? []) lines.push(`keep ${snapshot.name}  (${reason})`);
+  for (const { snapshot, reason } of plan.retention?.skipped ?? []) {
+    lines.push(`${isDryRun ? 'would skip' : 'skip'} ${snapshot.name}  (${reason}: not sent)`);
   }
   const sends = plan.steps.filter((s) => s.kind === 'send').length;
   const deletes = plan.steps.length - sends;
@@ -34,6 +39,12 @@ export function planToJson(plan: Plan): unknown {
     isExact: plan.isExact,
     alreadyPresent: plan.alreadyPresent.map((s) => s.name),
     keptForDependents: (plan.keptForDependents ?? []).map((s) => s.name),
+    ...(plan.retention && {
+      retention: {
+        kept: plan.retention.kept.map(({ snapshot, reason }) => ({ snapshot: snapshot.name, reason })),
+        skipped: plan.retention.skipped.map(({ snapshot, reason }) => ({ snapshot: snapshot.name, reason })),
+      },
+    }),
     steps: plan.steps.map((step) =>
       step.kind === 'send'
         ? {

@@ -1,6 +1,7 @@
 import { appendFileSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { messageOf, UsageError } from '../model/errors.js';
+import { type KeepPolicy, parseKeepPolicy } from '../planner/retention.js';
 import type { Snapshot } from '../model/snapshot.js';
 import type { Store } from '../model/store.js';
 import { ProgressReporter } from '../progress/progress-reporter.js';
@@ -22,6 +23,8 @@ import type { CliContext } from './cli-context.js';
 export interface SyncFlags {
   dryRun?: boolean;
   delete?: boolean;
+  /** --keep's policy, as given (parsed here: the planner loads only when sync runs). */
+  keep?: string;
   estimate?: boolean;
   quiet: number;
   verbose?: boolean;
@@ -61,7 +64,7 @@ export async function runSyncCommand(
   if ((src === 'list' || src === 'ls') && dst !== undefined) [src, dst] = [dst, undefined];
   if (dst === undefined) {
     // With one URL there is nothing to send or delete: a -n or -d meant for a sync is a mistake.
-    const meant = [flags.dryRun && '-n/--dry-run', flags.delete && '-d/--delete'].filter(Boolean).join(' and ');
+    const meant = [flags.dryRun && '-n/--dry-run', flags.delete && '-d/--delete', flags.keep && '--keep'].filter(Boolean).join(' and ');
     if (meant !== '') {
       throw new UsageError(
         `${meant} need${meant.includes(' and ') ? '' : 's'} a source and a destination; with one URL buttersink only lists it`,
@@ -155,6 +158,15 @@ async function listMeasured(store: Store, chosen: readonly Snapshot[], flags: Sy
   );
 }
 
+/** --keep's policy. @throws UsageError saying what is wrong with it. */
+function keepPolicy(text: string): KeepPolicy {
+  try {
+    return parseKeepPolicy(text);
+  } catch (error) {
+    throw new UsageError(messageOf(error), { hint: "e.g. --keep '5 24h 7d 4w 12m *y'" });
+  }
+}
+
 async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
   const srcLocation = parseStoreUrl(srcUrl);
   const dstLocation = parseStoreUrl(dstUrl);
@@ -162,12 +174,18 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
     throw new UsageError('source and destination are the same directory');
   }
   if (flags.json && !flags.dryRun) throw new UsageError('--json prints a plan: use it with -n');
+  const keep = flags.keep === undefined ? undefined : keepPolicy(flags.keep);
+  if (keep && flags.delete) {
+    throw new UsageError('-d/--delete and --keep contradict each other: -d mirrors the source, --keep keeps what its policy says', {
+      hint: 'use one of them',
+    });
+  }
   const context = storeContext(flags, output);
   const stores: Store[] = [];
   try {
     const src = await openStore(srcLocation, withSsh(context, 'r', flags));
     stores.push(src);
-    const dst = await openStore(dstLocation, withSsh(context, flags.dryRun ? 'r' : flags.delete ? 'w' : 'a', flags));
+    const dst = await openStore(dstLocation, withSsh(context, flags.dryRun ? 'r' : flags.delete || keep ? 'w' : 'a', flags));
     stores.push(dst);
     let reporter: ProgressReporter | undefined;
     try {
@@ -177,6 +195,7 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
         {
           dryRun: flags.dryRun === true,
           delete: flags.delete === true,
+          keep,
           estimate: flags.estimate === true,
           excludes: flags.exclude ?? [],
           now: new Date(),

@@ -39,6 +39,10 @@ export function addSyncCommand(program: Command, context: CliContext): void {
     .argument('[dst]', 'where they go (a directory: end it with /)')
     .option('-n, --dry-run', 'print the plan with sizes and reasons; change nothing')
     .option('-d, --delete', 'after sending, delete snapshots in DST that SRC does not have')
+    .option(
+      '--keep <policy>',
+      "retention on DST instead of mirroring: keep only what POLICY keeps, delete the rest after sending, send nothing it would not keep; e.g. '5 24h 7d 4w 12m *y' (the newest 5; the first of each of the last 24 hours, 7 days, 4 weeks, 12 months; of every year)",
+    )
     .option('-e, --estimate', 'plan from cheap estimates, measuring only the diffs the plan uses')
     .option('-q, --quiet', 'no progress bar; twice (-qq): errors only', (_v: string, n: number) => n + 1, 0)
     .option('-v, --verbose', 'show the btrfs commands run and why each parent was chosen')

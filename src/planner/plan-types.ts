@@ -73,8 +73,13 @@ export interface Plan {
   /** Needed source snapshots with no usable edge (e.g. a diff store lacks their parent). */
   readonly unreachable: readonly Snapshot[];
   readonly conflicts: readonly NameConflict[];
-  /** Snapshots `-d` would delete but keeps, because diffs stored in a diff store start from them. */
+  /** Snapshots `-d` or `--keep` would delete but keeps, because diffs stored in a diff store start from them. */
   readonly keptForDependents?: readonly Snapshot[];
+  /** With `--keep`: destination snapshots it keeps, and source snapshots it does not send, each with why. */
+  readonly retention?: {
+    readonly kept: readonly { readonly snapshot: Snapshot; readonly reason: string }[];
+    readonly skipped: readonly { readonly snapshot: Snapshot; readonly reason: string }[];
+  };
   /** Sum of the send steps' bytes. */
   readonly totalBytes: number;
   /** True when every send step's size was measured. */

@@ -3,6 +3,7 @@ import { effectiveUuid, type Snapshot } from '../model/snapshot.js';
 import type { Store, StoredDiff } from '../model/store.js';
 import { chainDepths } from '../planner/diff-chains.js';
 import type { DeleteStep, Plan, PlanPolicy } from '../planner/plan-types.js';
+import { type KeepPolicy, planRetention, type RetentionPlan } from '../planner/retention.js';
 import type { TransferObserver } from '../progress/transfer-observer.js';
 import type { CandidatePair } from './candidate-parents.js';
 import { choosePlan } from './choose-plan.js';
@@ -23,6 +24,12 @@ export interface SyncOptions {
   readonly excludes: readonly RegExp[];
   readonly now: Date;
   readonly onMeasure?: (pair: CandidatePair) => void;
+  /**
+   * Retention on the destination (`--keep`): only what it keeps is sent, and destination
+   * snapshots it does not keep are deleted after the transfers (see {@link planRetention}).
+   * Not with `delete`.
+   */
+  readonly keep?: KeepPolicy;
   /**
    * Called with the plan before anything changes (also in dry runs); returns what watches
    * the transfers (progress, log).
@@ -57,6 +64,11 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
       hint: `end it with a slash: ${dst.store.url}/`,
     });
   }
+  if (options.delete && options.keep) {
+    throw new UsageError('-d/--delete and --keep contradict each other: -d mirrors the source, --keep keeps what its policy says', {
+      hint: 'use one of them',
+    });
+  }
   if (options.delete && src.selection !== null) {
     throw new UsageError('-d/--delete needs a directory of snapshots as source, not a single snapshot', {
       hint: `end the source with a slash to mirror the whole directory: ${src.store.url}/`,
@@ -84,9 +96,10 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     const destination = snapshots.filter((s) => !isExcluded(s));
     const diffStore = dst.store.capabilities.storesDiffs;
     const destinationDiffs = diffStore ? await dst.store.storedDiffs() : [];
+    const retention = options.keep && planRetention({ wanted, sourceAll, destination, policy: options.keep, now: options.now });
     const chosen = await choosePlan({
       source: src.store,
-      wanted,
+      wanted: retention ? retention.send : wanted,
       sourceAll,
       destination,
       policy: { ...(diffStore ? DIFF_STORE_POLICY : BTRFS_POLICY), delete: options.delete },
@@ -96,7 +109,8 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
       signal: options.signal,
       onMeasure: options.onMeasure,
     });
-    const plan = diffStore ? keepNeededParents(chosen, destination, destinationDiffs) : chosen;
+    const retained = retention ? withRetention(chosen, retention) : chosen;
+    const plan = diffStore ? keepNeededParents(retained, destination, destinationDiffs) : retained;
     refuseImpossiblePlans(plan, dst.store);
     const observer = options.onPlan(plan);
     if (options.dryRun) return { plan, executed: undefined };
@@ -106,6 +120,12 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
   } finally {
     await release();
   }
+}
+
+/** The plan with `--keep`'s deletes (after the sends) and its reasons for what stays. */
+function withRetention(plan: Plan, retention: RetentionPlan): Plan {
+  const deletes: DeleteStep[] = retention.deletes.map(({ snapshot, reason }) => ({ kind: 'delete', snapshot, reason }));
+  return { ...plan, steps: [...plan.steps, ...deletes], retention: { kept: retention.kept, skipped: retention.skipped } };
 }
 
 /** The store's lock and then its listing, overlapped when the store can. */

@@ -334,6 +334,65 @@ describe('buttersink sync between local btrfs pools', suite, () => {
     assert.deepEqual(readdirSync(target).sort(), ['.buttersink', 'b1']);
     assertSameTree(`${src.mountPoint}/bigsnaps/b1`, `${target}/b1`);
   });
+
+  test('--keep: only what the policy keeps is sent, what it drops is deleted after the next transfer, -n says why for each', () => {
+    // Dated names (local time) far in the past, so the yearly buckets decide whatever today is.
+    const kept = `${src.mountPoint}/keep-src`;
+    mkdirSync(kept);
+    const names = ['s.2019-06-01', 's.2019-07-01', 's.2020-01-05', 's.2020-02-01', 's.2020-03-01'];
+    for (const [i, name] of names.entries()) {
+      changeRichSubvolume(data, 10 + i);
+      snapshot(data, `${kept}/${name}`);
+    }
+    const target = `${dst.mountPoint}/keep-dst`;
+    mkdirSync(target);
+    const policy = ['--keep', '1 *y'];
+
+    const dry = cli(['-n', ...policy, `${kept}/`, `${target}/`], { env });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /^would send s\.2019-06-01 .*full/m);
+    assert.match(dry.stdout, /^would send s\.2020-01-05 /m);
+    assert.match(dry.stdout, /^would send s\.2020-03-01 .*incremental from s\.2020-01-05/m);
+    assert.match(dry.stdout, /^would skip s\.2019-07-01 +\(--keep 1 \*y does not keep it: not sent\)$/m);
+    assert.match(dry.stdout, /^would skip s\.2020-02-01 /m);
+    assert.match(dry.stdout, /^3 to send \(.*\), 0 to delete, 0 already there$/m);
+    assert.deepEqual(snapshotNames(target), [], 'a dry run changes nothing');
+
+    const first = cli(['-q', ...policy, `${kept}/`, `${target}/`], { env });
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(snapshotNames(target), ['s.2019-06-01', 's.2020-01-05', 's.2020-03-01']);
+    assertSameTree(`${kept}/s.2020-03-01`, `${target}/s.2020-03-01`);
+
+    // A new snapshot: it is the latest now; s.2020-03-01 is no first of anything any more.
+    changeRichSubvolume(data, 20);
+    snapshot(data, `${kept}/s.2020-04-01`);
+    const again = cli(['-n', ...policy, `${kept}/`, `${target}/`], { env });
+    assert.match(again.stdout, /^would send s\.2020-04-01 .*incremental from s\.2020-03-01/m);
+    assert.match(again.stdout, /^would delete s\.2020-03-01 +\(--keep 1 \*y does not keep it\)$/m);
+    assert.match(again.stdout, /^keep s\.2019-06-01 +\(first of year 2019\)$/m);
+    assert.match(again.stdout, /^keep s\.2020-01-05 +\(first of year 2020\)$/m);
+    const second = cli(['-q', ...policy, `${kept}/`, `${target}/`], { env });
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /done: sent 1 snapshot .*deleted 1/);
+    assert.deepEqual(snapshotNames(target), ['s.2019-06-01', 's.2020-01-05', 's.2020-04-01']);
+    assertSameTree(`${kept}/s.2020-04-01`, `${target}/s.2020-04-01`);
+    assert.deepEqual(
+      subvolumes(target).map((p) => path.basename(p)),
+      ['s.2019-06-01', 's.2020-01-05', 's.2020-04-01'],
+      'no partial left',
+    );
+
+    for (const [args, message] of [
+      [['-d', ...policy], /-d\/--delete and --keep contradict each other/],
+      [['--keep', '7days'], /--keep: "7days" is not N/],
+      [['--keep', '0'], /would keep nothing/],
+    ] as const) {
+      const refused = cli([...args, `${kept}/`, `${target}/`], { env });
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, message);
+    }
+    assert.deepEqual(snapshotNames(target), ['s.2019-06-01', 's.2020-01-05', 's.2020-04-01'], 'refused runs change nothing');
+  });
 });
 
 describe('buttersink refuses bad input with one line and a documented exit code', suite, () => {
