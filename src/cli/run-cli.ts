@@ -4,6 +4,7 @@ import { addMountCommands } from './mount-command.js';
 import { packageVersion } from '../model/package-version.js';
 import type { CliContext } from './cli-context.js';
 import { Output } from './output.js';
+import { addRunCommand } from './run-command.js';
 import { addServerCommand } from './server-command.js';
 import { addSyncCommand, SYNC_HELP } from './sync-command.js';
 
@@ -22,6 +23,7 @@ export async function runCli(argv: readonly string[], signal: AbortSignal): Prom
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`buttersink: ${text.replace(/^error: /, '')}`) });
   addSyncCommand(program, context);
+  addRunCommand(program, context);
   addMountCommands(program, context);
   addServerCommand(program, packageVersion(), signal);
   program.addHelpText(

@@ -167,7 +167,11 @@ function keepPolicy(text: string): KeepPolicy {
   }
 }
 
-async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
+/**
+ * One sync from `srcUrl` to `dstUrl` with the flags of `buttersink sync`, its output on
+ * `output`; returns its summary line (`buttersink run`'s table shows it).
+ */
+export async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<string> {
   const srcLocation = parseStoreUrl(srcUrl);
   const dstLocation = parseStoreUrl(dstUrl);
   if (srcLocation.kind === 'btrfs' && dstLocation.kind === 'btrfs' && srcLocation.directory === dstLocation.directory) {
@@ -219,12 +223,15 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
       reporter?.stop(); // the bar goes before the summary line
       if (result.executed) {
         const { sent, deleted, bytes } = result.executed;
-        output.result(
+        const line =
           sent + deleted === 0
             ? `${dst.url} is up to date (${result.plan.alreadyPresent.length} snapshots)`
-            : `done: sent ${sent} snapshot${sent === 1 ? '' : 's'} (${formatBytes(bytes)}), deleted ${deleted}`,
-        );
+            : `done: sent ${sent} snapshot${sent === 1 ? '' : 's'} (${formatBytes(bytes)}), deleted ${deleted}`;
+        output.result(line);
+        return line;
       }
+      const sends = result.plan.steps.filter((step) => step.kind === 'send').length;
+      return `would send ${sends} (${result.plan.isExact ? '' : '~'}${formatBytes(result.plan.totalBytes)}), delete ${result.plan.steps.length - sends}`;
     } finally {
       reporter?.stop();
     }
@@ -233,7 +240,7 @@ async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlags, outp
   }
 }
 
-function checkLogFile(file: string | undefined): string | undefined {
+export function checkLogFile(file: string | undefined): string | undefined {
   if (file === undefined) return undefined;
   try {
     appendFileSync(file, '');

@@ -84,7 +84,7 @@ export function addSyncCommand(program: Command, context: CliContext): void {
     });
 }
 
-function parsePartSize(value: string): number {
+export function parsePartSize(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 5 || n > 5120) {
     throw new InvalidArgumentError('expected a whole number of MiB from 5 to 5120 (S3 limits)');
@@ -92,19 +92,19 @@ function parsePartSize(value: string): number {
   return n;
 }
 
-function parseChecksum(value: string): 'when-supported' | 'when-required' {
+export function parseChecksum(value: string): 'when-supported' | 'when-required' {
   if (value !== 'when-supported' && value !== 'when-required')
     throw new InvalidArgumentError("expected 'when-supported' or 'when-required'");
   return value;
 }
 
-function parseSse(value: string): string {
+export function parseSse(value: string): string {
   if (value !== 'AES256' && value !== 'aws:kms' && value !== 'none')
     throw new InvalidArgumentError("expected 'AES256', 'aws:kms' or 'none'");
   return value;
 }
 
-function parseParallel(value: string): number {
+export function parseParallel(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('expected a whole number from 1 to 64');
   return n;
@@ -115,7 +115,7 @@ function collectString(value: string, previous: string[] | undefined): string[] 
   return [...(previous ?? []), value];
 }
 
-function collectRegex(value: string, previous: RegExp[] | undefined): RegExp[] {
+export function collectRegex(value: string, previous: RegExp[] | undefined): RegExp[] {
   try {
     return [...(previous ?? []), new RegExp(value)];
   } catch (error) {

@@ -3,22 +3,33 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { messageOf, UsageError } from '../model/errors.js';
+import { type JobConfig, parseJobs } from './jobs.js';
 import { checkStoreName } from './store-option.js';
+
+export type { JobConfig } from './jobs.js';
 
 export { parseStoreOption } from './store-option.js';
 
 /**
- * buttersink's configuration file (TOML). Today it names stores for `buttersink mount`:
+ * buttersink's configuration file (TOML): the stores `buttersink mount` shows, and the sync
+ * jobs `buttersink run` runs (see {@link JobConfig}), which may name those stores:
  *
  * ```toml
  * [stores]
  * local = "/mnt/pool/snaps/"
  * backup = "btrfs:///mnt/backup/snaps/"
+ *
+ * [jobs.nightly]
+ * source = "local"
+ * destination = "backup"
+ * keep = "7d 4w 12m"
  * ```
  */
 export interface Config {
   /** Store name -> URL, in file order. */
   readonly stores: ReadonlyMap<string, string>;
+  /** Job name -> job, in file order. */
+  readonly jobs: ReadonlyMap<string, JobConfig>;
   /** The file it came from, or null when none was found. */
   readonly file: string | null;
 }
@@ -48,13 +59,18 @@ export async function loadConfig(explicit: string | undefined, env: NodeJS.Proce
       if (explicit === undefined && (code === 'ENOENT' || code === 'ENOTDIR')) continue;
       throw new UsageError(`cannot read the configuration file ${file}: ${code ?? messageOf(error)}`);
     }
-    return { stores: parseConfig(text, file), file };
+    return { ...parseConfigFile(text, file), file };
   }
-  return { stores: new Map(), file: null };
+  return { stores: new Map(), jobs: new Map(), file: null };
 }
 
-/** Parses the TOML text of a configuration file (named in messages). */
+/** The stores of a configuration file's TOML text (named in messages). */
 export function parseConfig(text: string, file: string): Map<string, string> {
+  return parseConfigFile(text, file).stores;
+}
+
+/** Parses the TOML text of a configuration file (named in messages): its stores and jobs. */
+export function parseConfigFile(text: string, file: string): { stores: Map<string, string>; jobs: Map<string, JobConfig> } {
   let data: Record<string, unknown>;
   try {
     data = parse(text) as Record<string, unknown>;
@@ -64,10 +80,12 @@ export function parseConfig(text: string, file: string): Map<string, string> {
   }
   const stores = new Map<string, string>();
   for (const key of Object.keys(data)) {
-    if (key !== 'stores') throw new UsageError(`${file}: unknown section or key ${JSON.stringify(key)}`, { hint: 'known: [stores]' });
+    if (key !== 'stores' && key !== 'jobs') {
+      throw new UsageError(`${file}: unknown section or key ${JSON.stringify(key)}`, { hint: 'known: [stores], [jobs.NAME]' });
+    }
   }
   const section = data.stores;
-  if (section === undefined) return stores;
+  if (section === undefined) return { stores, jobs: parseJobs(data.jobs, stores, file) };
   if (typeof section !== 'object' || section === null || Array.isArray(section)) {
     throw new UsageError(`${file}: [stores] must be a table of name = "url"`);
   }
@@ -76,7 +94,7 @@ export function parseConfig(text: string, file: string): Map<string, string> {
     checkStoreName(name, file);
     stores.set(name, url);
   }
-  return stores;
+  return { stores, jobs: parseJobs(data.jobs, stores, file) };
 }
 
 /** `--store NAME=URL`. */

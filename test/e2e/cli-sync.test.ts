@@ -393,6 +393,67 @@ describe('buttersink sync between local btrfs pools', suite, () => {
     }
     assert.deepEqual(snapshotNames(target), ['s.2019-06-01', 's.2020-01-05', 's.2020-04-01'], 'refused runs change nothing');
   });
+
+  test("buttersink run: the jobs of the configuration file, each destination in turn; a failure does not stop the others; a table and the first failure's exit code", () => {
+    const work = mkdtempSync(path.join(os.tmpdir(), 'buttersink-jobs-'));
+    const [a, b] = [`${dst.mountPoint}/run-a`, `${dst.mountPoint}/run-b`];
+    mkdirSync(a);
+    mkdirSync(b);
+    const config = path.join(work, 'config.toml');
+    writeFileSync(
+      config,
+      [
+        '[stores]',
+        `src = "${src.mountPoint}/snaps"`,
+        '[jobs.good]',
+        'source = "src"',
+        `destination = "${a}/"`,
+        '[jobs.partly]',
+        'source = "src"',
+        `destinations = ["${dst.mountPoint}/run-missing/", "${b}/"]`,
+        "exclude = '^s2$'",
+        '',
+      ].join('\n'),
+    );
+    try {
+      const all = snapshotNames(`${src.mountPoint}/snaps/`);
+      const dry = cli(['run', '-n', '-c', config, 'good'], { env });
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(dry.stdout, new RegExp(`^good +${a}/ +would send ${all.length} \\(`, 'm'));
+      assert.deepEqual(snapshotNames(a), [], 'a dry run changes nothing');
+
+      const run = cli(['run', '-q', '-c', config], { env });
+      assert.equal(run.code, 4, `the first failure's exit code: ${run.stderr}`);
+      assert.match(run.stderr, /^buttersink: job partly -> .*run-missing\/: .*run-missing does not exist/m);
+      assert.match(run.stdout, /^job +destination +result$/m);
+      assert.match(run.stdout, new RegExp(`^good +${a}/ +done: sent ${all.length} snapshots`, 'm'));
+      assert.match(run.stdout, /^partly +.*run-missing\/ +failed \(exit 4\): .*does not exist/m);
+      assert.match(run.stdout, new RegExp(`^partly +${b}/ +done: sent ${all.length - 1} snapshot`, 'm'));
+      assert.match(run.stdout, /^1 of 3 failed$/m);
+      assert.deepEqual(snapshotNames(a), all);
+      assert.deepEqual(
+        snapshotNames(b),
+        all.filter((n) => n !== 's2'),
+        "the job's exclude applies",
+      );
+      assertSameTree(`${src.mountPoint}/snaps/s1`, `${b}/s1`);
+
+      const again = cli(['run', '-q', '-c', config, 'good'], { env });
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /is up to date/);
+      assert.match(again.stdout, /^1 of 1 succeeded$/m);
+
+      const unknown = cli(['run', '-c', config, 'nightly'], { env });
+      assert.equal(unknown.code, 2);
+      assert.match(unknown.stderr, /^buttersink: no job named "nightly" in .*config\.toml \(known: good, partly\)$/m);
+      writeFileSync(config, `[jobs.bad]\nsource = "/x/"\ndestination = "/y/"\nkeep = "7days"\n`);
+      const bad = cli(['run', '-c', config], { env });
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /^buttersink: .*config\.toml: \[jobs\.bad\] keep: --keep: "7days" is not N/m);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('buttersink refuses bad input with one line and a documented exit code', suite, () => {
