@@ -4,7 +4,7 @@ import { messageOf } from '../model/errors.js';
 import type { CliContext } from './cli-context.js';
 import type { MountFlags } from './mount-action.js';
 
-const MOUNT_HELP = `
+export const MOUNT_HELP = `
 Layout:  MOUNTPOINT/<store>/<snapshot>/...   MOUNTPOINT/.buttersink/status, log
 
   mkdir MNT/B/NAME            transfer snapshot NAME (from the cheapest store having it) into B

@@ -15,6 +15,7 @@ export interface RunFlags {
   verbose?: boolean;
   logfile?: string;
   progress?: boolean;
+  list?: boolean;
 }
 
 /** One line of the summary: a job's sync into one of its destinations. */
@@ -39,6 +40,10 @@ export async function runJobsCommand(names: readonly string[], flags: RunFlags, 
   setCommandTracer((command) => output.debug(`$ ${command}`));
   if (flags.quiet > 0 && flags.verbose) throw new UsageError('-q and -v contradict each other: use one of them');
   const config = await loadConfig(flags.config);
+  if (flags.list) {
+    for (const name of config.jobs.keys()) output.data(name);
+    return;
+  }
   const where = config.file ?? 'the configuration file';
   if (config.jobs.size === 0) {
     throw new UsageError(`no jobs in ${config.file ?? 'any configuration file (none was found)'}`, {

@@ -8,13 +8,27 @@ import { addRunCommand } from './run-command.js';
 import { addServerCommand } from './server-command.js';
 import { addSyncCommand, SYNC_HELP } from './sync-command.js';
 
-/** State the one error boundary needs from whichever command ran. */
 /**
  * Runs the CLI and returns the exit code. This is the one error boundary: commands throw
  * typed {@link ButtersinkError}s, and only here are they turned into a message and a code.
  */
 export async function runCli(argv: readonly string[], signal: AbortSignal): Promise<number> {
   const context: CliContext = { output: new Output({ quiet: 0, verbose: false }), verbose: false, signal };
+  const program = buildProgram(context);
+  try {
+    await program.parseAsync([...argv]);
+    return context.exitCode ?? ExitCode.Ok;
+  } catch (error) {
+    return report(error, context);
+  }
+}
+
+/**
+ * Every command, option and help text: what `--help` prints, and what the man page and the
+ * shell completions are made from (`completion`, scripts/docs.mjs), so they never disagree.
+ */
+export function buildProgram(context: CliContext): Command {
+  const signal = context.signal;
   const program = new Command('buttersink')
     .description('Synchronize btrfs read-only snapshots between stores, like rsync for snapshots.')
     .version(packageVersion(), '-V, --version', 'print the version and exit')
@@ -30,13 +44,22 @@ export async function runCli(argv: readonly string[], signal: AbortSignal): Prom
     'after',
     `\nThe default command is sync: 'buttersink [options] [src] dst'. Its main options (all of them: 'buttersink sync --help'):\n${mainSyncOptions(program)}\n${SYNC_HELP}`,
   );
-
-  try {
-    await program.parseAsync([...argv]);
-    return context.exitCode ?? ExitCode.Ok;
-  } catch (error) {
-    return report(error, context);
-  }
+  program
+    .command('completion')
+    .summary('print a shell completion script (bash, zsh or fish)')
+    .argument('<shell>', 'bash, zsh or fish')
+    .addHelpText(
+      'after',
+      `
+  bash:  buttersink completion bash > /etc/bash_completion.d/buttersink
+  zsh:   buttersink completion zsh > "\${fpath[1]}/_buttersink"
+  fish:  buttersink completion fish > ~/.config/fish/completions/buttersink.fish`,
+    )
+    .action(async (shell: string) => {
+      const { completionScript } = await import('./completion.js');
+      process.stdout.write(completionScript(program, shell));
+    });
+  return program;
 }
 
 /** The sync options a newcomer needs first, as `sync --help` words them (one source for both). */

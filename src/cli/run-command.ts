@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from './cli-context.js';
 import type { RunFlags } from './run-action.js';
 
-const RUN_HELP = `
+export const RUN_HELP = `
 Jobs are tables of the configuration file (--config, else $XDG_CONFIG_HOME/buttersink/config.toml,
 else /etc/buttersink/config.toml); keys are sync's long options without their dashes:
 
@@ -33,6 +33,7 @@ export function addRunCommand(program: Command, context: CliContext): void {
     .option('-v, --verbose', 'show the btrfs commands run and why each parent was chosen')
     .option('-l, --logfile <file>', 'append a timestamped log of everything done to FILE')
     .option('--progress', 'show the progress bar even when stderr is not a terminal')
+    .option('--list', "print the jobs' names, one a line, and run nothing")
     .addHelpText('after', RUN_HELP)
     .action(async (names: string[], flags: RunFlags) => {
       const { runJobsCommand } = await import('./run-action.js');

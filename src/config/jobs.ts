@@ -60,6 +60,8 @@ const OPTION_KEYS: Readonly<Record<string, [keyof JobOptions, Kind]>> = {
   'known-hosts': ['knownHosts', 'strings'],
 };
 const PLACE_KEYS = ['source', 'destination', 'destinations'];
+/** The option keys a job may set, for docs (the man page): `sync`'s long options without dashes. */
+export const JOB_OPTION_KEYS: readonly string[] = Object.keys(OPTION_KEYS);
 
 /**
  * The `[jobs]` table of a parsed configuration file. Values are checked for their type and
