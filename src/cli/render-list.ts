@@ -12,11 +12,16 @@ export interface ListedSnapshot {
   readonly diffs?: readonly { readonly from: string | null; readonly bytes: number }[];
 }
 
+/** The listing's header row (the last column: where a received snapshot came from, or a diff store's diffs). */
+const HEADER = ['NAME', 'SIZE', 'CREATED', 'UUID', 'ORIGIN'];
+
 /**
- * `buttersink DST`: one line per snapshot, columns aligned. A name with control characters
- * is shown quoted and escaped: printed raw, a newline in it would print rows of its own.
+ * `buttersink DST`: a header, then one line per snapshot, columns aligned. A name with
+ * control characters is shown quoted and escaped: printed raw, a newline in it would print
+ * rows of its own.
  */
 export function renderList(listed: readonly ListedSnapshot[]): string[] {
+  if (listed.length === 0) return [];
   const rows = listed.map(({ snapshot: s, size, diffs }) => [
     hasControlCharacter(s.name) ? quoteName(s.name) : s.name,
     `${size.exact ? '' : '~'}${formatBytes(size.bytes)}`,
@@ -28,6 +33,7 @@ export function renderList(listed: readonly ListedSnapshot[]): string[] {
         ? `received from ${s.receivedUuid}`
         : '',
   ]);
+  rows.unshift(HEADER);
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), 0));
   return rows.map((r) =>
     r
@@ -35,6 +41,14 @@ export function renderList(listed: readonly ListedSnapshot[]): string[] {
       .join('  ')
       .trimEnd(),
   );
+}
+
+/** Oldest first, as `ls -tr` and btrbk list show them; the same time (or none) by name. */
+export function byCreation(a: Snapshot, b: Snapshot): number {
+  const ta = a.createdAt?.getTime() ?? Number.NEGATIVE_INFINITY;
+  const tb = b.createdAt?.getTime() ?? Number.NEGATIVE_INFINITY;
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 export function listToJson(listed: readonly ListedSnapshot[]): unknown {

@@ -8,9 +8,10 @@ export function renderPlan(plan: Plan, isDryRun: boolean): string[] {
   for (const step of plan.steps) {
     if (step.kind === 'send') {
       const how = step.parent ? `incremental from ${step.parent.name}` : 'full';
-      lines.push(
-        `${isDryRun ? 'would send' : 'send'} ${step.snapshot.name}  ${approx(step.exact)}${formatBytes(step.bytes)}  ${how}  (${step.reason})`,
-      );
+      // The planner's reason starts with how it sends ("incremental from X (already at
+      // destination), vs full 1 GiB"): printed once, not as a column and again in the reason.
+      const why = step.reason.startsWith(how) ? step.reason : `${how}  (${step.reason})`;
+      lines.push(`${isDryRun ? 'would send' : 'send'} ${step.snapshot.name}  ${approx(step.exact)}${formatBytes(step.bytes)}  ${why}`);
     } else {
       lines.push(`${isDryRun ? 'would delete' : 'delete'} ${step.snapshot.name}  (${step.reason})`);
     }

@@ -4,7 +4,7 @@ import { parseKeepPolicy } from '../planner/retention.js';
 import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
 import type { CliContext } from './cli-context.js';
 import { Output } from './output.js';
-import { checkLogFile, type SyncFlags, syncStores } from './sync-action.js';
+import { checkLogFile, rateOf, type SyncFlags, syncStores } from './sync-action.js';
 import { collectRegex, parseChecksum, parsePartSize, parseParallel, parseSse } from './sync-command.js';
 
 /** `buttersink run`'s flags. */
@@ -100,6 +100,13 @@ export function syncFlagsOf(job: JobConfig, run: RunFlags, where: string): SyncF
         : check('keep', () => {
             parseKeepPolicy(o.keep!); // checked now; sync parses it again when the job runs
             return o.keep;
+          }),
+    rateLimit:
+      o.rateLimit === undefined
+        ? undefined
+        : check('rate-limit', () => {
+            rateOf(o.rateLimit!); // checked now; sync parses it again when the job runs
+            return o.rateLimit;
           }),
     estimate: o.estimate,
     quiet: run.quiet,

@@ -7,6 +7,7 @@ import type { Store } from '../model/store.js';
 import { ProgressReporter } from '../progress/progress-reporter.js';
 import { silentObserver } from '../progress/transfer-observer.js';
 import { formatBytes } from '../util/format-bytes.js';
+import { parseRate } from '../util/throttle.js';
 import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
 import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
 import { openStore, type StoreContext } from '../stores/open-store.js';
@@ -16,7 +17,7 @@ import type { ServerMode } from '../remote/protocol.js';
 import { MEASURE_CONCURRENCY } from '../sync/choose-plan.js';
 import { runSync, selectSnapshots } from '../sync/run-sync.js';
 import { Output } from './output.js';
-import { listToJson, renderList, type ListedSnapshot } from './render-list.js';
+import { byCreation, listToJson, renderList, type ListedSnapshot } from './render-list.js';
 import { planToJson, renderPlan } from './render-plan.js';
 import type { CliContext } from './cli-context.js';
 
@@ -25,6 +26,8 @@ export interface SyncFlags {
   delete?: boolean;
   /** --keep's policy, as given (parsed here: the planner loads only when sync runs). */
   keep?: string;
+  /** --rate-limit, as given. */
+  rateLimit?: string;
   estimate?: boolean;
   quiet: number;
   verbose?: boolean;
@@ -117,12 +120,15 @@ function withSsh(context: StoreContext, mode: ServerMode, flags: SyncFlags): Sto
 
 async function listStore(url: string, flags: SyncFlags, output: Output, signal: AbortSignal): Promise<void> {
   const location = parseStoreUrl(url);
-  const store = await openStore(location, withSsh(storeContext(flags, output), 'r', flags));
+  const context = storeContext(flags, output);
+  // -e shows cached measurements as exact: estimates only look at what is loaded already.
+  if (flags.estimate) await context.cache.load();
+  const store = await openStore(location, withSsh(context, 'r', flags));
   try {
     const all = await store.list();
-    const chosen = selectSnapshots(all, { store, selection: location.selection }).filter(
-      (s) => !(flags.exclude ?? []).some((re) => re.test(s.name)),
-    );
+    const chosen = selectSnapshots(all, { store, selection: location.selection })
+      .filter((s) => !(flags.exclude ?? []).some((re) => re.test(s.name)))
+      .sort(byCreation);
     const listed = store.capabilities.storesDiffs
       ? await listDiffStore(store, chosen, all)
       : await listMeasured(store, chosen, flags, signal);
@@ -158,6 +164,15 @@ async function listMeasured(store: Store, chosen: readonly Snapshot[], flags: Sy
   );
 }
 
+/** --rate-limit in bytes per second. @throws UsageError saying what is wrong with it. */
+export function rateOf(text: string): number {
+  try {
+    return parseRate(text);
+  } catch (error) {
+    throw new UsageError(`--rate-limit: ${messageOf(error)}`);
+  }
+}
+
 /** --keep's policy. @throws UsageError saying what is wrong with it. */
 function keepPolicy(text: string): KeepPolicy {
   try {
@@ -179,12 +194,15 @@ export async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlag
   }
   if (flags.json && !flags.dryRun) throw new UsageError('--json prints a plan: use it with -n');
   const keep = flags.keep === undefined ? undefined : keepPolicy(flags.keep);
+  const rateLimit = flags.rateLimit === undefined ? undefined : rateOf(flags.rateLimit);
   if (keep && flags.delete) {
     throw new UsageError('-d/--delete and --keep contradict each other: -d mirrors the source, --keep keeps what its policy says', {
       hint: 'use one of them',
     });
   }
   const context = storeContext(flags, output);
+  // -e plans from estimates, which use cached measurements only once they are loaded.
+  if (flags.estimate) await context.cache.load();
   const stores: Store[] = [];
   try {
     const src = await openStore(srcLocation, withSsh(context, 'r', flags));
@@ -200,6 +218,7 @@ export async function syncStores(srcUrl: string, dstUrl: string, flags: SyncFlag
           dryRun: flags.dryRun === true,
           delete: flags.delete === true,
           keep,
+          rateLimit,
           estimate: flags.estimate === true,
           excludes: flags.exclude ?? [],
           now: new Date(),

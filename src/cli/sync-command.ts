@@ -43,6 +43,7 @@ export function addSyncCommand(program: Command, context: CliContext): void {
       '--keep <policy>',
       "retention on DST instead of mirroring: keep only what POLICY keeps, delete the rest after sending, send nothing it would not keep; e.g. '5 24h 7d 4w 12m *y' (the newest 5; the first of each of the last 24 hours, 7 days, 4 weeks, 12 months; of every year)",
     )
+    .option('--rate-limit <rate>', "at most RATE bytes per second per stream, as pv -L takes it: '500k', '10M', '1.5G'")
     .option('-e, --estimate', 'plan from cheap estimates, measuring only the diffs the plan uses')
     .option('-q, --quiet', 'no progress bar; twice (-qq): errors only', (_v: string, n: number) => n + 1, 0)
     .option('-v, --verbose', 'show the btrfs commands run and why each parent was chosen')

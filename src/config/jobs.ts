@@ -27,6 +27,7 @@ export interface JobConfig {
 export interface JobOptions {
   readonly delete?: boolean;
   readonly keep?: string;
+  readonly rateLimit?: string;
   readonly exclude?: readonly string[];
   readonly estimate?: boolean;
   readonly partSize?: number;
@@ -46,6 +47,7 @@ type Kind = 'boolean' | 'string' | 'strings' | 'number';
 const OPTION_KEYS: Readonly<Record<string, [keyof JobOptions, Kind]>> = {
   delete: ['delete', 'boolean'],
   keep: ['keep', 'string'],
+  'rate-limit': ['rateLimit', 'string'],
   exclude: ['exclude', 'strings'],
   estimate: ['estimate', 'boolean'],
   'part-size': ['partSize', 'number'],

@@ -154,7 +154,13 @@ export interface Store {
   receiveDirect?(
     source: Store,
     request: ReceiveRequest,
-    options?: { cloneSources?: readonly Snapshot[]; onBytes?: (total: number) => void; signal?: AbortSignal },
+    options?: {
+      cloneSources?: readonly Snapshot[];
+      onBytes?: (total: number) => void;
+      signal?: AbortSignal;
+      /** At most this many bytes per second (`--rate-limit`); unlimited when undefined. */
+      rateLimit?: number;
+    },
   ): Promise<{ snapshot: Snapshot; bytes: number } | undefined>;
 
   /**

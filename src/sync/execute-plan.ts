@@ -4,6 +4,7 @@ import type { Store } from '../model/store.js';
 import type { Plan, SendStep } from '../planner/plan-types.js';
 import { ByteCounter } from '../progress/byte-counter.js';
 import type { TransferObserver } from '../progress/transfer-observer.js';
+import { Throttle } from '../util/throttle.js';
 import { lineageKeys } from './lineages.js';
 
 /** How many extra clone sources (`btrfs send -c`) a send may use besides its parent. */
@@ -29,6 +30,8 @@ export async function executePlan(
   destinationBefore: readonly Snapshot[],
   observer: TransferObserver,
   signal?: AbortSignal,
+  /** At most this many bytes per second per stream (`--rate-limit`); unlimited when undefined. */
+  rateLimit?: number,
 ): Promise<ExecuteResult> {
   const atDestination = new CorrelationIndex(destinationBefore);
   const held = sourceAll.filter((s) => atDestination.has(s));
@@ -43,7 +46,7 @@ export async function executePlan(
     const started = performance.now();
     if (step.kind === 'send') {
       const cloneSources = pickCloneSources(step, held, lineage);
-      const moved = await transfer(step, cloneSources, source, destination, observer, signal);
+      const moved = await transfer(step, cloneSources, source, destination, observer, signal, rateLimit);
       held.push(step.snapshot);
       bytes += moved;
       sent += 1;
@@ -64,12 +67,14 @@ async function transfer(
   destination: Store,
   observer: TransferObserver,
   signal?: AbortSignal,
+  rateLimit?: number,
 ): Promise<number> {
   const request = { name: step.snapshot.name, snapshot: step.snapshot, parent: step.parent, expectedBytes: step.bytes };
   let reported = 0;
   const direct = await destination.receiveDirect?.(source, request, {
     cloneSources,
     signal,
+    rateLimit,
     onBytes: (total) => {
       observer.bytesMoved(total - reported);
       reported = total;
@@ -82,7 +87,7 @@ async function transfer(
 
   const sending = await source.send(step.snapshot, step.parent, { cloneSources, signal });
   const counter = new ByteCounter((n) => observer.bytesMoved(n));
-  const piping = pipeline(sending.stream, counter);
+  const piping = rateLimit === undefined ? pipeline(sending.stream, counter) : pipeline(sending.stream, new Throttle(rateLimit), counter);
   piping.catch(() => {}); // reported through receive or done below
   try {
     await destination.receive(counter, sending.origin === undefined ? request : { ...request, origin: sending.origin }, signal);

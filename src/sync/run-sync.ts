@@ -30,6 +30,8 @@ export interface SyncOptions {
    * Not with `delete`.
    */
   readonly keep?: KeepPolicy;
+  /** At most this many bytes per second per stream (`--rate-limit`). */
+  readonly rateLimit?: number;
   /**
    * Called with the plan before anything changes (also in dry runs); returns what watches
    * the transfers (progress, log).
@@ -114,7 +116,7 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     refuseImpossiblePlans(plan, dst.store);
     const observer = options.onPlan(plan);
     if (options.dryRun) return { plan, executed: undefined };
-    const executed = await executePlan(plan, src.store, dst.store, sourceAll, destination, observer, options.signal);
+    const executed = await executePlan(plan, src.store, dst.store, sourceAll, destination, observer, options.signal, options.rateLimit);
     if (options.delete) await dst.store.removeStale?.(options.signal);
     return { plan, executed };
   } finally {

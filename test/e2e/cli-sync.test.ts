@@ -76,6 +76,12 @@ describe('buttersink sync between local btrfs pools', suite, () => {
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /^s1 +\d/m);
     assert.match(text.stdout, /^s2 +\d/m);
+    assert.match(text.stdout, /^NAME +SIZE +CREATED +UUID +ORIGIN\ns1 /, 'a header, then oldest first');
+    // Measured by the listing above: -e shows the cached sizes as exact, not as estimates.
+    const estimated = cli(['-e', `${src.mountPoint}/snaps/`], { env });
+    assert.equal(estimated.code, 0, estimated.stderr);
+    assert.doesNotMatch(estimated.stdout, /~/, estimated.stdout);
+    assert.equal(estimated.stdout, text.stdout);
     for (const word of ['list', 'ls']) {
       const listed = cli([word, `${src.mountPoint}/snaps/`], { env });
       assert.equal(listed.code, 0, listed.stderr);
@@ -453,6 +459,27 @@ describe('buttersink sync between local btrfs pools', suite, () => {
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
+  });
+
+  test('--rate-limit: the stream goes no faster than asked (pv -L between local stores), and arrives whole', () => {
+    const from = `${src.mountPoint}/rate-src`;
+    const to = `${dst.mountPoint}/rate-dst`;
+    mkdirSync(from);
+    mkdirSync(to);
+    sh(
+      `btrfs -q subvolume create rate-data && head -c 3145728 /dev/urandom > rate-data/blob && btrfs -q subvolume snapshot -r rate-data rate-src/r1`,
+      src.mountPoint,
+    );
+    const started = performance.now();
+    const res = cli(['-q', '--rate-limit', '1M', `${from}/`, `${to}/`], { env });
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(res.code, 0, res.stderr);
+    assertSameTree(`${from}/r1`, `${to}/r1`);
+    // A lower bound only (a slow machine takes longer anyway): 3 MiB at 1 MiB/s cannot take under 2 s.
+    assert.ok(seconds >= 2, `3 MiB at --rate-limit 1M took ${seconds.toFixed(2)} s`);
+    const bad = cli(['--rate-limit', 'fast', `${from}/`, `${to}/`], { env });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^buttersink: --rate-limit: "fast" is no rate of at least 1k/m);
   });
 });
 

@@ -470,7 +470,7 @@ export class BtrfsStore implements Store {
   async receiveDirect(
     source: Store,
     request: ReceiveRequest,
-    options: { cloneSources?: readonly Snapshot[]; onBytes?: (total: number) => void; signal?: AbortSignal } = {},
+    options: { cloneSources?: readonly Snapshot[]; onBytes?: (total: number) => void; signal?: AbortSignal; rateLimit?: number } = {},
   ): Promise<{ snapshot: Snapshot; bytes: number } | undefined> {
     if (!(source instanceof BtrfsStore)) return undefined;
     const sendArgs = source.#sendArgs(request.snapshot, request.parent, options.cloneSources ?? []);
@@ -484,6 +484,7 @@ export class BtrfsStore implements Store {
           receiveDirectory: directory,
           onBytes: options.onBytes ?? (() => {}),
           signal: options.signal,
+          rateLimit: options.rateLimit,
           what: `sending ${describeDiff(request.snapshot, request.parent)} to ${this.#directory}`,
         });
       const fresh = async (): Promise<Buffer> => {

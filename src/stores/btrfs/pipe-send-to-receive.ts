@@ -16,14 +16,19 @@ import { loadExeca } from '../../util/load-execa.js';
  */
 const SCRIPT = String.raw`
 set -u
-length=$1 expected=$2 renamed=$3 directory=$4
-shift 4
+length=$1 expected=$2 renamed=$3 directory=$4 rate=$5
+shift 5
 setpriv --pdeathsig KILL btrfs send "$@" 2>&3 | {
   actual=$(dd bs="$length" count=1 iflag=fullblock status=none | od -An -v -tx1 | tr -d ' \n')
   if [ "$actual" != "$expected" ]; then echo "the send stream did not start as expected" >&4; exit 90; fi
   printf "$renamed"
   # pv moves pipe to pipe with splice(2), without copying through user space; dd does copy.
-  if command -v pv >/dev/null; then exec pv -f -n -b -i 0.5 2>&4; fi
+  # pv -L limits the rate (--rate-limit); dd cannot.
+  if command -v pv >/dev/null; then
+    if [ "$rate" != 0 ]; then exec pv -f -n -b -i 0.5 -L "$rate" 2>&4; fi
+    exec pv -f -n -b -i 0.5 2>&4
+  fi
+  if [ "$rate" != 0 ]; then echo "--rate-limit between local stores needs pv (apt install pv)" >&4; exit 91; fi
   exec dd bs=1M status=progress 2>&4
 } | setpriv --pdeathsig KILL btrfs -q receive "$directory" 2>&5
 echo "${'$'}{PIPESTATUS[*]}"
@@ -41,6 +46,8 @@ export interface PipeOptions {
   readonly signal?: AbortSignal;
   /** Names for messages. */
   readonly what: string;
+  /** At most this many bytes per second (pv -L); unlimited when undefined. */
+  readonly rateLimit?: number;
 }
 
 /** Resolves with the bytes of stream that `btrfs receive` read. */
@@ -63,6 +70,7 @@ export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
       options.originalHead.toString('hex'),
       escaped,
       options.receiveDirectory,
+      String(options.rateLimit ?? 0),
       ...options.sendArgs,
     ],
     {
@@ -98,7 +106,7 @@ export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
   const copyErr = lastLines(progress.replace(/\r/g, '\n'), 1);
   // The first stage that failed on its own, not one that only saw its neighbour die.
   const reason =
-    copyCode === 90
+    copyCode === 90 || copyCode === 91
       ? copyErr
       : receiveCode !== undefined && receiveCode !== 0 && receiveErr
         ? `btrfs receive: ${receiveErr}`

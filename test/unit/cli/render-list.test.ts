@@ -1,7 +1,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Snapshot } from '../../../src/model/snapshot.js';
-import { listToJson, renderList, type ListedSnapshot } from '../../../src/cli/render-list.js';
+import { byCreation, listToJson, renderList, type ListedSnapshot } from '../../../src/cli/render-list.js';
 
 // A zone far from UTC with a non-whole-hour offset (+13:45 in November), so that mixing up
 // local time and UTC cannot pass by accident on a UTC machine. Node honours TZ set at run time.
@@ -37,23 +37,24 @@ const listed: ListedSnapshot[] = [
 ];
 
 describe('renderList', () => {
-  test('one line per snapshot, columns aligned, size right-aligned', () => {
+  test('a header, then one line per snapshot, columns aligned, size right-aligned', () => {
     assert.deepEqual(renderList(listed), [
+      `NAME                 SIZE  CREATED           UUID${' '.repeat(U1.length - 4)}  ORIGIN`,
       `daily/2026-11-27  1.5 GiB  2026-11-27 23:00  ${U1}`,
       `b                  ~512 B  -                 ${U2}  received from ${R2}`,
     ]);
   });
 
   test('local time, zero-padded', () => {
-    const [line] = renderList([
+    const [, line] = renderList([
       { snapshot: snap('s', U1, { createdAt: new Date(2026, 0, 2, 3, 4, 59) }), size: { bytes: 0, exact: true } },
     ]);
-    assert.equal(line, `s  0 B  2026-01-02 03:04  ${U1}`);
+    assert.equal(line, `s      0 B  2026-01-02 03:04  ${U1}`);
   });
 
   test('no trailing spaces, columns start at the same offsets', () => {
     const rows = [...listed, { snapshot: snap('a much longer snapshot name', U2), size: { bytes: 123 * 1024 ** 2, exact: false } }];
-    const lines = renderList(rows);
+    const lines = renderList(rows).slice(1);
     for (const l of lines) assert.equal(l, l.trimEnd());
     const uuidColumn = lines.map((l) => l.search(/[0-9a-f]{8}-[0-9a-f]{4}-/));
     assert.equal(new Set(uuidColumn).size, 1, lines.join('\n'));
@@ -68,12 +69,26 @@ describe('renderList', () => {
   test('a name with control characters is one quoted, escaped cell: it prints no rows of its own', () => {
     const forged = `x\nfake  1 GiB  2026-01-01 00:00  ${U2}`;
     const lines = renderList([{ snapshot: snap(forged, U1), size: { bytes: 1, exact: true } }]);
-    assert.equal(lines.length, 1);
-    assert.ok(lines[0]!.startsWith(`${JSON.stringify(forged)}  1 B`), lines[0]);
+    assert.equal(lines.length, 2, 'the header and one row');
+    assert.ok(lines[1]!.startsWith(`${JSON.stringify(forged)}   1 B`), lines[1]);
   });
 
-  test('an empty listing has no lines', () => {
+  test('an empty listing has no lines, not even the header', () => {
     assert.deepEqual(renderList([]), []);
+  });
+
+  test('byCreation: oldest first; the same time, or none, by name; no time first', () => {
+    const t = (h: number) => new Date(2026, 10, 27, h);
+    const order = [
+      snap('z', U1, { createdAt: t(5) }),
+      snap('a', U1, { createdAt: t(7) }),
+      snap('m', U1),
+      snap('b', U1, { createdAt: t(5) }),
+      snap('c', U1),
+    ]
+      .sort(byCreation)
+      .map((s) => s.name);
+    assert.deepEqual(order, ['c', 'm', 'b', 'z', 'a']);
   });
 });
 
