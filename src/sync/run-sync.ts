@@ -99,9 +99,11 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     const diffStore = dst.store.capabilities.storesDiffs;
     const destinationDiffs = diffStore ? await dst.store.storedDiffs() : [];
     const retention = options.keep && planRetention({ wanted, sourceAll, destination, policy: options.keep, now: options.now });
+    const skipped = new Set(retention ? retention.skipped.map((k) => k.snapshot) : []);
     const chosen = await choosePlan({
       source: src.store,
-      wanted: retention ? retention.send : wanted,
+      // What --keep would not keep is not sent (what the destination holds stays "already there").
+      wanted: wanted.filter((s) => !skipped.has(s)),
       sourceAll,
       destination,
       policy: { ...(diffStore ? DIFF_STORE_POLICY : BTRFS_POLICY), delete: options.delete },
