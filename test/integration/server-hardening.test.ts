@@ -164,11 +164,10 @@ describe('buttersink server against a hostile client', suite, () => {
       assert.doesNotMatch(listed.stderr, /\n\s+at /, 'no stack trace');
       assert.equal(listed.stderr.match(/names with newlines/g)?.length, 1, listed.stderr);
       assert.doesNotMatch(listed.stdout, new RegExp(FAKE_UUID));
-      const names = listed.stdout
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => line.split('  ')[0]);
-      assert.deepEqual(names, ['"new\\nline"', 'one']);
+      const [header, ...rows] = listed.stdout.split('\n').filter(Boolean);
+      assert.match(header ?? '', /^NAME +SIZE +CREATED +UUID +ORIGIN$/);
+      const names = rows.map((line) => line.split('  ')[0]);
+      assert.deepEqual(names, ['"new\\nline"', 'one'], 'one row each, no forged rows');
       assert.match(listed.stdout, new RegExp(`^one .* ${uuidOf(`${evilDir}/one`)}$`, 'm'), 'the real one, not the forged one');
     });
 
