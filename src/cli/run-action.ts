@@ -91,23 +91,19 @@ export function syncFlagsOf(job: JobConfig, run: RunFlags, where: string): SyncF
       throw new UsageError(`${where}: [jobs.${job.name}] ${key}: ${messageOf(error)}`);
     }
   };
+  /** A setting sync takes as text and parses when the job runs: checked now, passed on as it is. */
+  const checkedText = (key: string, text: string | undefined, parse: (text: string) => unknown): string | undefined =>
+    text === undefined
+      ? undefined
+      : check(key, () => {
+          parse(text);
+          return text;
+        });
   return {
     dryRun: run.dryRun,
     delete: o.delete,
-    keep:
-      o.keep === undefined
-        ? undefined
-        : check('keep', () => {
-            parseKeepPolicy(o.keep!); // checked now; sync parses it again when the job runs
-            return o.keep;
-          }),
-    rateLimit:
-      o.rateLimit === undefined
-        ? undefined
-        : check('rate-limit', () => {
-            rateOf(o.rateLimit!); // checked now; sync parses it again when the job runs
-            return o.rateLimit;
-          }),
+    keep: checkedText('keep', o.keep, parseKeepPolicy),
+    rateLimit: checkedText('rate-limit', o.rateLimit, rateOf),
     estimate: o.estimate,
     quiet: run.quiet,
     verbose: run.verbose,

@@ -249,11 +249,10 @@ export function planRetention(input: {
   if (newestWanted) protect.set(newestWanted.item, 'the newest the source has: the next incremental starts from it');
 
   const { kept, dropped } = applyRetention(dated, input.policy, input.now, protect);
-  const sending = new Set(toSend);
   return {
     send: toSend.filter((s) => kept.has(s)),
     deletes: input.destination.filter((s) => dropped.has(s)).map((snapshot) => ({ snapshot, reason: dropped.get(snapshot)! })),
     kept: input.destination.filter((s) => kept.has(s)).map((snapshot) => ({ snapshot, reason: kept.get(snapshot)! })),
-    skipped: [...sending].filter((s) => dropped.has(s)).map((snapshot) => ({ snapshot, reason: dropped.get(snapshot)! })),
+    skipped: toSend.filter((s) => dropped.has(s)).map((snapshot) => ({ snapshot, reason: dropped.get(snapshot)! })),
   };
 }
