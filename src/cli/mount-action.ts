@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { loadConfig } from '../config/load-config.js';
 import { TransferStatus } from '../fuse/transfer-status.js';
 import { BusyError, PermissionError, StoreError, UsageError } from '../model/errors.js';
+import { isRunning, parseIdentity, type ProcessIdentity, whereStuck } from '../util/process-info.js';
 import { setCommandTracer } from '../stores/btrfs/run-btrfs.js';
 import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
 import { openStore, type SshContext } from '../stores/open-store.js';
@@ -53,9 +54,9 @@ export async function runMountCommand(mountPoint: string, flags: MountFlags, con
 }
 
 /** `buttersink umount`'s action, loaded when it runs. */
-export async function runUmountCommand(mountPoint: string): Promise<void> {
+export async function runUmountCommand(mountPoint: string, timeoutMs: number, context: CliContext): Promise<void> {
   requireRoot();
-  await unmount(mountPoint);
+  await unmount(mountPoint, timeoutMs, (line) => context.output.warn(line));
 }
 
 async function mountForeground(mountPoint: string, flags: MountFlags, output: Output, signal: AbortSignal): Promise<void> {
@@ -168,18 +169,32 @@ async function daemonize(onMounted: (line: string) => void): Promise<number> {
 
 /**
  * Stops the mount process (SIGTERM: it aborts transfers, removes their partials and
- * unmounts) and waits until it is gone; without one, `fusermount -u`.
+ * unmounts) and waits until it is gone; without one, `fusermount -u`. A process that does
+ * not stop within `graceMs` (default: its own 60 s for aborted transfers, plus a margin) is
+ * stuck: what waits on the mount is failed (its FUSE connection aborted) and it is stopped at
+ * once (a second signal, as a second Ctrl-C), with a warning saying where it was stuck.
  */
-async function unmount(mountPoint: string): Promise<void> {
-  const { isMounted, pidFileFor } = await import('../fuse/mount-session.js');
+async function unmount(mountPoint: string, graceMs: number, warn: (line: string) => void): Promise<void> {
+  const { abortFuseConnection, isMounted, pidFileFor } = await import('../fuse/mount-session.js');
   const target = path.resolve(mountPoint);
   if (!(await isMounted(target))) throw new UsageError(`nothing is mounted at ${target}`);
-  const pid = Number((await readFile(pidFileFor(target), 'utf8').catch(() => '')).trim());
-  if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
-    process.kill(pid, 'SIGTERM');
-    for (let waited = 0; isAlive(pid); waited += 100) {
-      if (waited > 120_000) throw new BusyError(`the mount process ${pid} did not stop within 2 minutes`);
-      await sleep(100);
+  const owner = parseIdentity(await readFile(pidFileFor(target), 'utf8').catch(() => ''));
+  if (owner !== undefined && isRunning(owner)) {
+    process.kill(owner.pid, 'SIGTERM');
+    if (!(await stopped(owner, graceMs))) {
+      const where = whereStuck(owner.pid);
+      const aborted = await abortFuseConnection(target);
+      // SIGCONT too: a stopped process (state T) acts on no signal until it continues.
+      for (const signal of ['SIGTERM', 'SIGCONT'] as const) if (isRunning(owner)) process.kill(owner.pid, signal);
+      if (!(await stopped(owner, STOP_MARGIN_MS))) {
+        throw new BusyError(`the mount process ${owner.pid} did not stop within ${(graceMs + STOP_MARGIN_MS) / 1000} s (${where})`, {
+          hint: `kill -9 ${owner.pid}; fusermount -uz ${target}`,
+        });
+      }
+      warn(
+        `the mount process ${owner.pid} did not stop within ${graceMs / 1000} s (${where}); ` +
+          `${aborted === undefined ? 'aborted its FUSE connection and ' : ''}stopped it at once: the next sync removes a partial receive it left`,
+      );
     }
     if (!(await isMounted(target))) return;
   }
@@ -192,14 +207,16 @@ async function unmount(mountPoint: string): Promise<void> {
   }
 }
 
-/** Is the process running? A zombie (exited, not yet reaped by its parent) is not. */
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
+/** How long a stuck mount process gets to end after its FUSE connection is aborted and it is told again. */
+const STOP_MARGIN_MS = 30_000;
+
+/** Resolves whether the process ended within `ms`. */
+async function stopped(owner: ProcessIdentity, ms: number): Promise<boolean> {
+  for (let waited = 0; waited <= ms; waited += 100) {
+    if (!isRunning(owner)) return true;
+    await sleep(100);
   }
+  return !isRunning(owner);
 }
 
 function requireRoot(): void {

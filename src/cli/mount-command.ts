@@ -60,9 +60,15 @@ export function addMountCommands(program: Command, context: CliContext): void {
     .alias('unmount')
     .summary('unmount a buttersink mount (transfers in flight are aborted cleanly)')
     .argument('<mountpoint>')
-    .action(async (mountPoint: string) => {
+    .option(
+      '--timeout <seconds>',
+      'how long the mount process gets to abort transfers and unmount; after it, what waits on the mount is failed and the process stopped at once',
+      parseSeconds,
+      90,
+    )
+    .action(async (mountPoint: string, flags: { timeout: number }) => {
       const { runUmountCommand } = await import('./mount-action.js');
-      await runUmountCommand(mountPoint);
+      await runUmountCommand(mountPoint, flags.timeout * 1000, context);
     });
 }
 

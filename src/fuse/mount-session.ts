@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Fuse from 'fuse-native';
 import { ButtersinkError, InterruptedError, messageOf, StoreError, UsageError } from '../model/errors.js';
 import type { NamedStore } from '../model/store.js';
+import { ownIdentityText } from '../util/process-info.js';
 import { interruptWatch } from './interrupted-callers.js';
 import { MountFilesystem } from './mount-filesystem.js';
 import { mountOps, OP_TIMEOUTS } from './mount-ops.js';
@@ -127,7 +128,6 @@ async function waitForEnd(mountPoint: string, signal: AbortSignal): Promise<Erro
   return signal.reason instanceof Error ? signal.reason : new Error('interrupted');
 }
 
-/** Is something mounted exactly at `mountPoint`? (/proc/self/mounts escapes blanks as \040 etc.) */
 /**
  * The pre-flight: every store is listed before anything is mounted, all at once, each within
  * `timeoutMs`. A typo in a path, a directory not on btrfs, a bucket or host that cannot be
@@ -161,6 +161,7 @@ async function listWithin(store: NamedStore['store'], timeoutMs: number): Promis
   }
 }
 
+/** Is something mounted exactly at `mountPoint`? (/proc/self/mounts escapes blanks as \040 etc.) */
 export async function isMounted(mountPoint: string): Promise<boolean> {
   const text = await readFile('/proc/self/mounts', 'utf8');
   const wanted = escapeMountPath(path.resolve(mountPoint));
@@ -179,6 +180,32 @@ async function raiseReadAhead(mountPoint: string, kib: number): Promise<string |
     () => undefined,
     (error: NodeJS.ErrnoException) => error.message,
   );
+}
+
+/**
+ * Aborts the FUSE connection of the mount at `mountPoint` (`/sys/fs/fuse/connections/MINOR/abort`,
+ * mounting fusectl there if nothing is): every request waiting on it fails with ENOTCONN at
+ * once, so a process stuck waiting on the mount (its own server included) can go on. The last
+ * resort of an unmount; resolves what went wrong, else undefined.
+ */
+export async function abortFuseConnection(mountPoint: string): Promise<string | undefined> {
+  const device = deviceOfMount(await readFile('/proc/self/mountinfo', 'utf8'), mountPoint);
+  if (device === undefined) return `${mountPoint} is not mounted`;
+  const connections = '/sys/fs/fuse/connections';
+  const ours = !(await isMounted(connections));
+  if (ours) {
+    const mounted = spawnSync('mount', ['-t', 'fusectl', 'fusectl', connections], { encoding: 'utf8' });
+    if (mounted.status !== 0) return `cannot mount fusectl at ${connections}: ${String(mounted.stderr).trim()}`;
+  }
+  try {
+    await writeFile(`${connections}/${device.split(':')[1]}/abort`, '1\n');
+    return undefined;
+  } catch (error) {
+    return messageOf(error);
+  } finally {
+    // Leave the machine as it was (systemd mounts fusectl at boot; a container may not).
+    if (ours) spawnSync('umount', [connections], { stdio: 'ignore' });
+  }
 }
 
 /** The `MAJOR:MINOR` of the filesystem mounted at `mountPoint`, from mountinfo's text. */
@@ -205,6 +232,7 @@ export function pidFileFor(mountPoint: string, env: NodeJS.ProcessEnv = process.
 async function writePidFile(mountPoint: string): Promise<string> {
   const file = pidFileFor(mountPoint);
   await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
-  await writeFile(file, `${process.pid}\n`);
+  // With the start time: `buttersink umount` must never signal a later process that got this PID.
+  await writeFile(file, `${ownIdentityText()}\n`);
   return file;
 }

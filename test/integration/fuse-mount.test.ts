@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   appendFileSync,
   chmodSync,
@@ -21,7 +21,7 @@ import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
 import { freshDirectory, isMounted, mkdirAndWait, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
 import { fuseSuite } from '../support/prerequisites.js';
-import { cli } from '../support/run-cli.js';
+import { CLI, cli } from '../support/run-cli.js';
 import { treeDigest } from '../support/tree-digest.js';
 import { errnoOf, run, runAsync, sleep } from '../support/helpers.js';
 
@@ -34,6 +34,16 @@ function subvolumes(pool: BtrfsPool): string[] {
     .filter(Boolean)
     .map((l) => l.replace(/^.* path /, ''))
     .sort();
+}
+
+/** The mount process's pid file (written just after mounting), once it is there. */
+async function pidFileOf(mountPoint: string, runDirectory: string): Promise<string> {
+  const file = path.join(runDirectory, `mount-${encodeURIComponent(mountPoint)}.pid`);
+  for (let waited = 0; !existsSync(file); waited += 50) {
+    if (waited > 10_000) throw new Error(`no pid file ${file}`);
+    await sleep(50);
+  }
+  return file;
 }
 
 /** Waits until the copy windows closed (idle 1 s in these tests) so the real snapshots show. */
@@ -331,7 +341,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     }
   });
 
-  test('daemon mode: mount returns once mounted; buttersink umount unmounts', async () => {
+  test('daemon mode: mount returns once mounted; buttersink umount unmounts', async (t) => {
     const mountPoint = path.join(freshDirectory('daemon-'), 'mnt');
     mkdirSync(mountPoint);
     const started = cli(['mount', '--store', `A=${a.mountPoint}/snaps/`, mountPoint], { env });
@@ -342,12 +352,56 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
       assert.ok(readdirSync(`${mountPoint}/A`).includes('s1'));
       const stopped = cli(['umount', mountPoint], { env });
       assert.equal(stopped.code, 0, stopped.stderr);
+      // A mount process that had to be stopped at once says where it was stuck: keep that in the log.
+      if (stopped.stderr !== '') t.diagnostic(`umount: ${stopped.stderr}`);
       assert.ok(!isMounted(mountPoint));
       const again = cli(['umount', mountPoint], { env });
       assert.equal(again.code, 2);
       assert.match(again.stderr, /nothing is mounted/);
     } finally {
       if (isMounted(mountPoint)) spawnSync('fusermount', ['-uz', mountPoint]);
+    }
+  });
+
+  test('umount never signals a later process that got the PID its pid file names', async () => {
+    const other = await startMount(['--store', `A=${a.mountPoint}/snaps/`], env);
+    mounts.push(other);
+    const bystander = spawn('sleep', ['120'], { stdio: 'ignore' });
+    try {
+      const pidFile = await pidFileOf(other.mountPoint, env.BUTTERSINK_RUN_DIR!);
+      // As if the mount process had died and its PID gone to `sleep`: same PID, another start time.
+      writeFileSync(pidFile, `${bystander.pid} 1\n`);
+      const result = cli(['umount', other.mountPoint], { env });
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(bystander.exitCode, null, 'the bystander was not signalled');
+      assert.equal(bystander.signalCode, null);
+      assert.ok(!isMounted(other.mountPoint), 'unmounted with fusermount -u instead');
+      assert.equal(await Promise.race([other.exited, sleep(10_000).then(() => 'still running')]), 0);
+    } finally {
+      bystander.kill('SIGKILL');
+      await other.stop();
+    }
+  });
+
+  test('umount of a stuck mount process: after --timeout the mount is failed and the process stopped at once, with a warning why', async () => {
+    const stuck = await startMount(['--store', `A=${a.mountPoint}/snaps/`], env);
+    mounts.push(stuck);
+    try {
+      await pidFileOf(stuck.mountPoint, env.BUTTERSINK_RUN_DIR!);
+      process.kill(stuck.child.pid!, 'SIGSTOP');
+      const result = await runAsync(process.execPath, [CLI, 'umount', '--timeout', '1', stuck.mountPoint], env);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `^buttersink: warning: the mount process ${stuck.child.pid} did not stop within 1 s \\(state T; threads in .*\\); aborted its FUSE connection and stopped it at once`,
+        ),
+      );
+      assert.ok(!isMounted(stuck.mountPoint));
+      assert.notEqual(await Promise.race([stuck.exited, sleep(10_000).then(() => 'still running')]), 'still running');
+    } finally {
+      stuck.child.kill('SIGCONT');
+      await stuck.stop();
     }
   });
 

@@ -18,8 +18,12 @@ export function run(command: string, args: readonly string[]): { code: number | 
 }
 
 /** Runs a command without blocking this process (one that may wait on a mount or a proxy here). */
-export function runAsync(command: string, args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+export function runAsync(
+  command: string,
+  args: readonly string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
