@@ -67,6 +67,55 @@ describe('BtrfsStore on a real btrfs pool', suite, () => {
     assert.equal(one!.receivedUuid, null);
   });
 
+  test('a store directory that is a subvolume itself, or the root of a subvol= mount, lists names relative to it and receives into it', async () => {
+    // `vol` is a subvolume (as Snapper's .snapshots, or `@` on a subvol= mount). btrfs lists
+    // what is below it relative to it, so without care `vol/inner/x` and the top level's
+    // `inner/x` both read "inner/x".
+    sh(
+      `btrfs -q subvolume create vol && mkdir vol/inner inner && btrfs -q subvolume create vol/sub &&
+       btrfs -q subvolume snapshot -r data vol/inner/x && btrfs -q subvolume snapshot -r data vol/sub/y &&
+       btrfs -q subvolume snapshot -r data inner/x`,
+      pool.mountPoint,
+    );
+    const uuid = (at: string): string => /^\s*UUID:\s+(\S+)/m.exec(sh(`btrfs subvolume show '${at}'`))![1]!;
+    const expected = [
+      { name: 'inner/x', uuid: uuid(`${pool.mountPoint}/vol/inner/x`) },
+      { name: 'sub/y', uuid: uuid(`${pool.mountPoint}/vol/sub/y`) },
+    ];
+    const listed = (snapshots: Snapshot[]) => snapshots.map((s) => ({ name: s.name, uuid: s.uuid }));
+    assert.deepEqual(listed(await store(`${pool.mountPoint}/vol`).list()), expected);
+    assert.deepEqual(
+      (await store(`${pool.mountPoint}/vol/inner`).list()).map((s) => s.name),
+      ['x'],
+    );
+
+    const device = sh(`findmnt -n -o SOURCE --target '${pool.mountPoint}'`).trim();
+    const subvolMount = mkdtempSync(path.join(os.tmpdir(), 'buttersink-subvol-'));
+    execFileSync('mount', ['-o', 'subvol=vol', device, subvolMount]);
+    try {
+      const mounted = store(subvolMount);
+      assert.deepEqual(listed(await mounted.list()), expected);
+      const release = await mounted.lock();
+      try {
+        const one = snaps.find((s) => s.name === 'one')!;
+        const sent = await source.send(one, null);
+        const received = await mounted.receive(sent.stream, { name: 'got/one', snapshot: one, parent: null, expectedBytes: 0 });
+        await sent.done;
+        assert.equal(received.name, 'got/one');
+        assert.deepEqual(
+          (await store(subvolMount).list()).map((s) => s.name),
+          ['got/one', 'inner/x', 'sub/y'],
+        );
+        assert.deepEqual(treeDigest(`${pool.mountPoint}/vol/got/one`), treeDigest(`${pool.mountPoint}/snaps/one`));
+      } finally {
+        await release();
+      }
+    } finally {
+      execFileSync('umount', [subvolMount]);
+      rmSync(subvolMount, { recursive: true, force: true });
+    }
+  });
+
   test('a directory that is not on btrfs, or missing, is a StoreError', async () => {
     await assert.rejects(store(os.tmpdir()).list(), (e: unknown) => e instanceof StoreError && /not on a btrfs/.test(e.message));
     await assert.rejects(

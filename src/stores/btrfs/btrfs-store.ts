@@ -166,12 +166,13 @@ export class BtrfsStore implements Store {
   async #listAll(signal?: AbortSignal): Promise<Snapshot[]> {
     const location = await this.#locate();
     const what = `listing ${location.directory}`;
-    const columns = ['-R', '-u', '-q', '-c', '-g', '-r'];
+    // `-a`: every path from the top level (see parse-subvolume-list.ts for why).
+    const columns = ['-a', '-R', '-u', '-q', '-c', '-g', '-r'];
     const [full, withTimes, brief] = await Promise.all([
       this.#run(['subvolume', 'list', ...columns, location.directory], { signal, what }),
       // Only `-s` prints creation times, and it leaves out received subvolumes: merge by ID.
       this.#run(['subvolume', 'list', ...columns, '-s', location.directory], { signal, what }),
-      this.#run(['subvolume', 'list', '-r', location.directory], { signal, what }),
+      this.#run(['subvolume', 'list', '-a', '-r', location.directory], { signal, what }),
       // Meanwhile: the cache knows the creation times `-s` left out before.
       this.#cache.load(),
     ]);
@@ -439,7 +440,10 @@ export class BtrfsStore implements Store {
     const location = await this.#locate();
     const [listed, everything] = await Promise.all([
       this.#listAll(signal),
-      runBtrfs(['subvolume', 'list', '-R', '-u', '-q', '-c', '-g', location.directory], { signal, what: `listing ${location.directory}` }),
+      runBtrfs(['subvolume', 'list', '-a', '-R', '-u', '-q', '-c', '-g', location.directory], {
+        signal,
+        what: `listing ${location.directory}`,
+      }),
     ]);
     // Every subvolume's IDs: a line whose name part is a forged entry only adds holders of a
     // received UUID (more ambiguity, never less); a real subvolume's line always parses.
@@ -647,7 +651,7 @@ export class BtrfsStore implements Store {
    * (see #listAll), so only plain names reached without links, at a subvolume root, count.
    */
   async #removePartials(location: DirectoryLocation): Promise<void> {
-    const out = await this.#run(['subvolume', 'list', '-R', '-u', '-q', '-c', '-g', location.directory], {
+    const out = await this.#run(['subvolume', 'list', '-a', '-R', '-u', '-q', '-c', '-g', location.directory], {
       what: `listing ${location.directory}`,
     });
     const prefix = location.topLevelPath === '' ? '' : `${location.topLevelPath}/`;

@@ -1,7 +1,13 @@
 /**
  * One line of `btrfs subvolume list -R -u -q -c -g` (btrfs-progs 6.x), e.g.
  * `ID 258 gen 7 cgen 7 top level 5 parent_uuid <uuid|-> received_uuid <uuid|-> uuid <uuid> path a/b c`.
- * `path` is last and may contain spaces; it is relative to the filesystem's top level.
+ * `path` is last and may contain spaces. Callers pass `-a`, and the path parsed is then relative
+ * to the filesystem's top level: without `-a`, btrfs-progs 6.2 prints the subvolumes below the
+ * subvolume holding the listed directory relative to *that* subvolume (`s1` for `snaps/s1` when
+ * `snaps` is a subvolume, as on any `subvol=` mount) and the others from the top level, so one
+ * name could stand for two subvolumes. With `-a` every path is from the top level, those not
+ * directly below that subvolume marked `<FS_TREE>/`, which is dropped here (a top-level
+ * directory really named `<FS_TREE>` would be misread: not worth a stat per entry).
  * With `-s`, an `otime` field follows `top level` — but `-s` also drops every subvolume
  * that is not a snapshot, received ones included, so it only serves to look up times.
  */
@@ -64,6 +70,13 @@ function parseLocalTime(text: string): Date | null {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
+const FS_TREE_MARK = '<FS_TREE>/';
+
+/** A path of `subvolume list -a`, from the top level (see {@link SubvolumeListEntry}). */
+function fromTopLevel(path: string): string {
+  return path.startsWith(FS_TREE_MARK) ? path.slice(FS_TREE_MARK.length) : path;
+}
+
 /** The output's lines, without the final newline's empty one. */
 function linesOf(output: string): string[] {
   if (output === '') return [];
@@ -103,7 +116,7 @@ export function parseSubvolumeList(
       parentUuid: uuidOrNull(m[at]!),
       receivedUuid: uuidOrNull(m[at + 1]!),
       uuid: m[at + 2]!,
-      path: m[at + 3]!,
+      path: fromTopLevel(m[at + 3]!),
     });
   }
   return { entries, strayLines };
@@ -115,7 +128,7 @@ export function parseBriefSubvolumeList(output: string): ParsedList<BriefListEnt
   let strayLines = 0;
   for (const line of linesOf(output)) {
     const m = BRIEF.exec(line);
-    if (m) entries.push({ id: Number(m[1]), path: m[4]! });
+    if (m) entries.push({ id: Number(m[1]), path: fromTopLevel(m[4]!) });
     else strayLines += 1;
   }
   return { entries, strayLines };

@@ -75,6 +75,28 @@ describe('parseSubvolumeList', () => {
     ]);
   });
 
+  test('`-a` paths are from the top level: its `<FS_TREE>/` mark is dropped, in every format', () => {
+    // As btrfs-progs 6.2 prints `list -a` in subvolume `snaps` (ID 256): a direct child
+    // unmarked, a deeper one marked.
+    const output = `${[
+      line({ id: 258, gen: 7, cgen: 7, top: 256, uuid: U1, path: 'snaps/s1' }),
+      line({ id: 260, gen: 9, cgen: 9, top: 259, uuid: U2, path: '<FS_TREE>/snaps/inner/d/s2' }),
+    ].join('\n')}\n`;
+    assert.deepEqual(
+      full(output).map((e) => e.path),
+      ['snaps/s1', 'snaps/inner/d/s2'],
+    );
+    const withTimes = line({ id: 260, gen: 9, cgen: 9, top: 259, otime: '2026-12-03 02:37:18', uuid: U2, path: '<FS_TREE>/a b' });
+    assert.equal(timed(withTimes)[0]!.path, 'a b');
+    assert.deepEqual(
+      parseBriefSubvolumeList('ID 258 gen 7 top level 256 path <FS_TREE>/snaps/s1\nID 5 gen 1 top level 5 path x/<FS_TREE>/y\n').entries,
+      [
+        { id: 258, path: 'snaps/s1' },
+        { id: 5, path: 'x/<FS_TREE>/y' },
+      ],
+    );
+  });
+
   test('a received subvolume carries its received UUID', () => {
     const [entry] = full(line({ id: 300, gen: 12, cgen: 11, parent: U1, received: U3, uuid: U2, path: 'backup/a' }));
     assert.equal(entry?.receivedUuid, U3);
