@@ -149,7 +149,8 @@ export interface Store {
    * through buttersink (two local btrfs directories). Resolves undefined when it cannot do
    * so for this source, and the caller streams through {@link Store.send} and
    * {@link Store.receive} instead. Same guarantees and errors as {@link Store.receive};
-   * `onBytes` gets the running total of stream bytes.
+   * `onBytes` gets the running total of stream bytes; `bytes` is the size of the send stream
+   * (what {@link Store.measureDiff} measured and `send`'s stream would have carried).
    */
   receiveDirect?(
     source: Store,

@@ -128,6 +128,27 @@ describe('buttersink sync between local btrfs pools', suite, () => {
     assert.match(third.stdout, /is up to date \(3 snapshots\)/);
   });
 
+  test('what a run says it sent is the size the plan measured, to the byte', () => {
+    const from = `${src.mountPoint}/tiny-snaps`;
+    const to = `${dst.mountPoint}/tiny`;
+    mkdirSync(from);
+    mkdirSync(to);
+    execFileSync('btrfs', ['-q', 'subvolume', 'create', `${src.mountPoint}/tiny-data`]);
+    writeFileSync(`${src.mountPoint}/tiny-data/f`, 'hi\n');
+    snapshot(`${src.mountPoint}/tiny-data`, `${from}/t1`);
+    const plan = cli(['-n', '--json', `${from}/`, `${to}/`], { env });
+    assert.equal(plan.code, 0, plan.stderr);
+    const total = (JSON.parse(plan.stdout) as PlanJson).totalBytes;
+    const real = execFileSync('btrfs', ['send', '-q', `${from}/t1`]).length;
+    assert.equal(total, real, 'the plan measures the stream exactly');
+    assert.ok(total < 1024, 'small enough to be printed in bytes');
+    const run = cli([`${from}/`, `${to}/`], { env });
+    assert.equal(run.code, 0, run.stderr);
+    // Not the stream as received under its temporary name (longer by that name).
+    assert.match(run.stderr, new RegExp(`^sent t1 \\(full\\): ${total} B in`, 'm'));
+    assert.match(run.stdout, new RegExp(`^done: sent 1 snapshot \\(${total} B\\)`, 'm'));
+  });
+
   test('measured diff sizes match the real send streams within 1%', () => {
     const target = `${dst.mountPoint}/measure`;
     mkdirSync(target);

@@ -50,7 +50,10 @@ export interface PipeOptions {
   readonly rateLimit?: number;
 }
 
-/** Resolves with the bytes of stream that `btrfs receive` read. */
+/**
+ * Resolves with the bytes of the send stream: what the plan measured and what other paths
+ * count. (Receive read a little more: the head renamed to the temporary name.)
+ */
 export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
   traceCommand(
     `${formatCommand(['send', ...options.sendArgs])} | (rename) | ${formatCommand(['-q', 'receive', options.receiveDirectory])}`,
@@ -98,8 +101,8 @@ export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
   if (options.signal?.aborted) throw new InterruptedError(`interrupted while ${options.what}`);
   const codes = String(result.stdout).trim().split(/\s+/).map(Number);
   const [sendCode, copyCode, receiveCode] = codes;
-  // What receive read: the renamed head, then everything dd copied after it.
-  if (result.exitCode === 0 && codes.length === 3 && codes.every((c) => c === 0)) return options.renamedHead.length + copied;
+  // The stream's head, then everything pv or dd copied after it.
+  if (result.exitCode === 0 && codes.length === 3 && codes.every((c) => c === 0)) return options.originalHead.length + copied;
 
   const sendErr = lastLines(String(result.stdio[3] ?? ''), 3);
   const receiveErr = lastLines(String(result.stdio[5] ?? ''), 3);
