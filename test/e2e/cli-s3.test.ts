@@ -134,6 +134,28 @@ describe('buttersink with S3 stores (s3rver on loopback, real btrfs)', suite, ()
     assert.match(again.stdout, /up to date \(3 snapshots\)/);
   });
 
+  test('--rate-limit to and from S3: no faster than asked either way (a Throttle in the stream), byte for byte', () => {
+    sh(
+      `btrfs -q subvolume create rate-data && head -c 3145728 /dev/urandom > rate-data/blob && mkdir rate-src &&
+       btrfs -q subvolume snapshot -r rate-data rate-src/r1`,
+      src.mountPoint,
+    );
+    const timed = (args: string[]): number => {
+      const started = performance.now();
+      const res = cli(['-q', '--rate-limit', '1M', ...args], { env });
+      assert.equal(res.code, 0, res.stderr);
+      return (performance.now() - started) / 1000;
+    };
+    // Lower bounds only (a slow machine takes longer anyway): 3 MiB at 1 MiB/s, of which at
+    // most a second's worth may go at once, cannot take under 2 s.
+    const up = timed([`${src.mountPoint}/rate-src/`, `s3://${BUCKET}/rate/`]);
+    assert.ok(up >= 2, `uploading 3 MiB at --rate-limit 1M took ${up.toFixed(2)} s`);
+    const pool = ownPool();
+    const down = timed([`s3://${BUCKET}/rate/`, `${pool.mountPoint}/`]);
+    assert.ok(down >= 2, `restoring 3 MiB at --rate-limit 1M took ${down.toFixed(2)} s`);
+    assert.deepEqual(treeDigest(`${pool.mountPoint}/r1`), treeDigest(`${src.mountPoint}/rate-src/r1`));
+  });
+
   test('restoring one snapshot from S3 replays its chain', () => {
     // A pool of its own: the restores above hold the same chain, which makes parents ambiguous (next test).
     const pool = ownPool();

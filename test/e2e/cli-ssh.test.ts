@@ -93,6 +93,23 @@ describe('buttersink sync over SSH (real sshd on loopback, remote runs this CLI)
     assert.match(third.stdout, /is up to date \(3 snapshots\)/);
   });
 
+  test('--rate-limit over SSH: the stream goes no faster than asked (a Throttle in the stream), and arrives whole', () => {
+    sh(
+      `btrfs -q subvolume create rate-data && head -c 3145728 /dev/urandom > rate-data/blob && mkdir rate-src &&
+       btrfs -q subvolume snapshot -r rate-data rate-src/r1`,
+      src.mountPoint,
+    );
+    mkdirSync(`${dst.mountPoint}/rate-dst`);
+    const started = performance.now();
+    const res = cli(['-q', '--rate-limit', '1M', `${src.mountPoint}/rate-src/`, `${remoteDst}/rate-dst/`], { env });
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(res.code, 0, res.stderr);
+    assertSameTree(`${src.mountPoint}/rate-src/r1`, `${dst.mountPoint}/rate-dst/r1`);
+    // A lower bound only (a slow machine takes longer anyway): 3 MiB at 1 MiB/s, of which at
+    // most a second's worth may go at once, cannot take under 2 s.
+    assert.ok(seconds >= 2, `3 MiB at --rate-limit 1M took ${seconds.toFixed(2)} s`);
+  });
+
   test('pull with user@host:port and --known-hosts, then -d mirrors deletions onto the remote', () => {
     mkdirSync(`${src.mountPoint}/restored`);
     const url = `ssh://root@127.0.0.1:${sshd.port}${dst.mountPoint}/backup/`;
