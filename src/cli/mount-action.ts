@@ -193,7 +193,8 @@ async function unmount(mountPoint: string, graceMs: number, warn: (line: string)
       }
       warn(
         `the mount process ${owner.pid} did not stop within ${graceMs / 1000} s (${where}); ` +
-          `${aborted === undefined ? 'aborted its FUSE connection and ' : ''}stopped it at once: the next sync removes a partial receive it left`,
+          `${aborted === undefined ? 'aborted its FUSE connection and ' : `could not abort its FUSE connection (${aborted}) but `}` +
+          'stopped it at once: the next sync removes a partial receive it left',
       );
     }
     if (!(await isMounted(target))) return;
