@@ -17,6 +17,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pidFileFor } from '../../src/fuse/mount-session.js';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { changeRichSubvolume, makeRichSubvolume, snapshot } from '../support/fixtures.js';
 import { freshDirectory, isMounted, mkdirAndWait, startMount, stopMounts, type RunningMount } from '../support/fuse-mount.js';
@@ -37,8 +38,8 @@ function subvolumes(pool: BtrfsPool): string[] {
 }
 
 /** The mount process's pid file (written just after mounting), once it is there. */
-async function pidFileOf(mountPoint: string, runDirectory: string): Promise<string> {
-  const file = path.join(runDirectory, `mount-${encodeURIComponent(mountPoint)}.pid`);
+async function pidFileOf(mountPoint: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const file = pidFileFor(mountPoint, env);
   for (let waited = 0; !existsSync(file); waited += 50) {
     if (waited > 10_000) throw new Error(`no pid file ${file}`);
     await sleep(50);
@@ -368,7 +369,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     mounts.push(other);
     const bystander = spawn('sleep', ['120'], { stdio: 'ignore' });
     try {
-      const pidFile = await pidFileOf(other.mountPoint, env.BUTTERSINK_RUN_DIR!);
+      const pidFile = await pidFileOf(other.mountPoint, env);
       // As if the mount process had died and its PID gone to `sleep`: same PID, another start time.
       writeFileSync(pidFile, `${bystander.pid} 1\n`);
       const result = cli(['umount', other.mountPoint], { env });
@@ -387,7 +388,7 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
     const stuck = await startMount(['--store', `A=${a.mountPoint}/snaps/`], env);
     mounts.push(stuck);
     try {
-      await pidFileOf(stuck.mountPoint, env.BUTTERSINK_RUN_DIR!);
+      await pidFileOf(stuck.mountPoint, env);
       process.kill(stuck.child.pid!, 'SIGSTOP');
       const result = await runAsync(process.execPath, [CLI, 'umount', '--timeout', '1', stuck.mountPoint], env);
       assert.equal(result.code, 0, result.stderr);
