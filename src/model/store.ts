@@ -226,6 +226,22 @@ export interface Store {
    */
   lockAndList?(): Promise<{ release: () => Promise<void>; snapshots: Snapshot[] }>;
 
+  /**
+   * Optional hint: this store is about to be used. A store that has to reach something first
+   * (SSH: connect, start the remote server) starts doing so now, so that it overlaps the
+   * other store's listing. Takes no lock and changes nothing; a failure is not reported here
+   * but by the next call that needs what failed.
+   */
+  warmUp?(): void;
+
+  /**
+   * Optional hint: exactly `count` sends or receives of this store follow (a sync's plan), and
+   * then none for now. A store that starts a worker ahead of each transfer (SSH: a remote
+   * server process) starts no more than these; after them it starts ahead again. Changes
+   * nothing a call returns.
+   */
+  expectTransfers?(count: number): void;
+
   /** Releases resources (connections, caches). Safe to call twice. */
   close(): Promise<void>;
 }

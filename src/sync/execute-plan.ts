@@ -40,6 +40,10 @@ export async function executePlan(
   let deleted = 0;
   let bytes = 0;
   const steps = plan.steps;
+  // An SSH store starts a server ahead for the next transfer: not after the last one.
+  const sends = steps.filter((s) => s.kind === 'send').length;
+  source.expectTransfers?.(sends);
+  destination.expectTransfers?.(sends);
   for (const [index, step] of steps.entries()) {
     signal?.throwIfAborted();
     observer.stepStarted(step, index, steps.length);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -217,6 +218,52 @@ describe('buttersink sync over SSH (real sshd on loopback, remote runs this CLI)
     const again = cli(['-q', `${remoteDst}/cut/`, `${target}/`], { env });
     assert.equal(again.code, 0, again.stderr);
     assertSameTree(`${src.mountPoint}/bigsnaps/b1`, `${target}/b1`);
+  });
+
+  test('remote server processes: one for control and one per transfer, none started after the last transfer', () => {
+    sh(
+      `btrfs -q subvolume create count-data && echo one > count-data/f && mkdir count-src &&
+       btrfs -q subvolume snapshot -r count-data count-src/c1 && echo two >> count-data/f &&
+       btrfs -q subvolume snapshot -r count-data count-src/c2`,
+      src.mountPoint,
+    );
+    mkdirSync(`${dst.mountPoint}/count-dst`);
+    // Every server the client starts appends a line (it runs as the remote command's prefix).
+    const log = path.join(cache, 'servers.log');
+    const counting = {
+      ...env,
+      BUTTERSINK_REMOTE_COMMAND: `sh -c 'echo started >> ${log}; exec "$0" "$@"' ${env.BUTTERSINK_REMOTE_COMMAND}`,
+    };
+    const started = (): number => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).length : 0);
+    const push = (): number => {
+      rmSync(log, { force: true });
+      const res = cli(['-q', `${src.mountPoint}/count-src/`, `${remoteDst}/count-dst/`], { env: counting });
+      assert.equal(res.code, 0, res.stderr);
+      return started();
+    };
+    assert.equal(push(), 3, 'two snapshots: the control server and one per transfer');
+    sh('echo three >> count-data/f && btrfs -q subvolume snapshot -r count-data count-src/c3', src.mountPoint);
+    assert.equal(push(), 2, "one snapshot: the control server and the transfer's, no spare for a transfer that never comes");
+    for (const name of ['c1', 'c2', 'c3']) assertSameTree(`${src.mountPoint}/count-src/${name}`, `${dst.mountPoint}/count-dst/${name}`);
+  });
+
+  test('a run that fails before it needs the remote does not wait for a connection that hangs', async () => {
+    // A port that accepts and never answers: ssh2 would wait 20 s (readyTimeout) for its banner.
+    const silent = net.createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    try {
+      mkdirSync(`${src.mountPoint}/empty-src`);
+      const t0 = performance.now();
+      const res = await cliInBackground([`${src.mountPoint}/empty-src/`, `ssh://root@127.0.0.1:${port}/backup/`], env).done;
+      const seconds = (performance.now() - t0) / 1000;
+      assert.equal(res.code, 4, res.stderr);
+      assert.match(res.stderr, /no read-only snapshots in/);
+      // The warm-up's connection is dropped, not waited for: well under ssh2's 20 s timeout.
+      assert.ok(seconds < 10, `took ${seconds.toFixed(1)} s: it waited for the connection`);
+    } finally {
+      silent.close();
+    }
   });
 
   test('a remote without buttersink: exit 4 with what to do', () => {

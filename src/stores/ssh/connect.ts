@@ -85,9 +85,17 @@ export async function connectSsh(input: TargetInput, options: ConnectOptions = {
   const client = new Client();
   await new Promise<void>((resolve, reject) => {
     const onAbort = (): void => {
-      client.end();
+      // ssh2 still reports the cut ("Connection lost before handshake"): nobody waits for it.
+      client.on('error', () => {});
+      // Not end(): a half-closed socket waits for a peer that may never answer (readyTimeout).
+      client.destroy();
       reject(new StoreError(`connecting to ${where} was interrupted`));
     };
+    // Aborted while the files above were read: the listener below would never fire.
+    if (options.signal?.aborted) {
+      reject(new StoreError(`connecting to ${where} was interrupted`));
+      return;
+    }
     options.signal?.addEventListener('abort', onAbort, { once: true });
     client.once('ready', () => {
       options.signal?.removeEventListener('abort', onAbort);

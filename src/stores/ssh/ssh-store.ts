@@ -51,9 +51,15 @@ export class SshStore implements Store {
   readonly capabilities: StoreCapabilities;
   readonly #options: SshStoreOptions;
   #connection: Promise<SshConnection> | undefined;
+  /** Aborted by close(): a connection still coming up (a warm-up nobody used) is dropped. */
+  readonly #connecting = new AbortController();
   #control: Promise<ServerChannel> | undefined;
+  /** The control channel once it is up (it may hold the lock, which close() releases). */
+  #openControl: ServerChannel | undefined;
   /** A server process started ahead for the next transfer (starting one costs ~0.2 s). */
   #spare: Promise<ServerChannel> | undefined;
+  /** Transfers still to come, as {@link SshStore.expectTransfers} said; undefined: unknown. */
+  #transfersAhead: number | undefined;
   #isClosed = false;
   /** Browsing snapshots' files for the mount, cached; made on first use. */
   #files: RemoteFiles | undefined;
@@ -76,7 +82,7 @@ export class SshStore implements Store {
     const attempt: Promise<SshConnection> = import('./connect.js').then(async ({ connectSsh }) => {
       const connection = await connectSsh(
         { host, user, port },
-        { ...(knownHostsFiles ? { knownHostsFiles } : {}), ...(configFile ? { configFile } : {}) },
+        { ...(knownHostsFiles ? { knownHostsFiles } : {}), ...(configFile ? { configFile } : {}), signal: this.#connecting.signal },
       );
       // Without a listener a dropped connection would crash the process; the channels
       // report it as a lost connection to whoever waits on them.
@@ -96,6 +102,7 @@ export class SshStore implements Store {
     if (this.#connection !== connection || this.#isClosed) return;
     this.#connection = undefined;
     this.#control = undefined;
+    this.#openControl = undefined;
     this.#spare = undefined;
   }
 
@@ -112,19 +119,50 @@ export class SshStore implements Store {
   }
 
   #controlChannel(): Promise<ServerChannel> {
-    this.#control ??= this.#openChannel();
+    if (this.#control === undefined) {
+      const opening = this.#openChannel();
+      this.#control = opening;
+      opening.then(
+        (channel) => {
+          if (this.#control === opening) this.#openControl = channel;
+        },
+        () => {},
+      );
+    }
     return this.#control;
   }
 
-  /** A server process of its own for one transfer; the next one starts meanwhile. */
+  /**
+   * A server process of its own for one transfer; the next one starts meanwhile, unless this
+   * is the last transfer announced (a spare nobody takes costs the remote a node start-up
+   * while it receives).
+   */
   #transferChannel(): Promise<ServerChannel> {
     const channel = this.#spare ?? this.#openChannel();
-    this.#startSpare(true);
+    this.#spare = undefined;
+    if (this.#transfersAhead !== undefined) {
+      this.#transfersAhead -= 1;
+      if (this.#transfersAhead <= 0) this.#transfersAhead = undefined;
+      else this.#startSpare();
+    } else {
+      this.#startSpare();
+    }
     return channel;
   }
 
-  #startSpare(replace = false): void {
-    if (this.#spare !== undefined && !replace) return;
+  /** Connects and starts the control channel's server (no lock): the slowest part of a run's start. */
+  warmUp(): void {
+    this.#controlChannel().catch(() => {}); // the next request reports the failure
+  }
+
+  expectTransfers(count: number): void {
+    this.#transfersAhead = count;
+    if (count === 0) return;
+    this.#startSpare();
+  }
+
+  #startSpare(): void {
+    if (this.#spare !== undefined) return;
     this.#spare = this.#openChannel();
     this.#spare.catch(() => {}); // whoever takes it sees the failure
   }
@@ -276,13 +314,15 @@ export class SshStore implements Store {
 
   /**
    * Releases the control channel (and with it a lock still held) and ends the connection,
-   * which ends a spare server process too, started or still starting.
+   * which ends a spare server process too, started or still starting. A connection or a
+   * control channel still coming up is not waited for: a run that failed before it needed
+   * the remote (an empty source, say) ends at once, not after a connect timeout.
    */
   async close(): Promise<void> {
     if (this.#isClosed) return;
     this.#isClosed = true;
-    const control = await this.#control?.catch(() => undefined);
-    await control?.close().catch(() => {});
+    this.#connecting.abort();
+    await this.#openControl?.close().catch(() => {});
     const connection = await this.#connection?.catch(() => undefined);
     connection?.client.end();
     await this.#options.cache.save();
