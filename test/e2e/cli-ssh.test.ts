@@ -228,22 +228,33 @@ describe('buttersink sync over SSH (real sshd on loopback, remote runs this CLI)
       src.mountPoint,
     );
     mkdirSync(`${dst.mountPoint}/count-dst`);
-    // Every server the client starts appends a line (it runs as the remote command's prefix).
+    // Every server the client starts appends a line (it runs as the remote command's prefix),
+    // and every btrfs command the remote end runs is logged by a shim first in its PATH.
     const log = path.join(cache, 'servers.log');
+    const btrfsLog = path.join(cache, 'remote-btrfs.log');
+    const shim = mkdtempSync(path.join(cache, 'remote-bin-'));
+    const real = execFileSync('sh', ['-c', 'command -v btrfs'], { encoding: 'utf8' }).trim();
+    writeFileSync(path.join(shim, 'btrfs'), `#!/bin/sh\nprintf '%s\\n' "$*" >>${btrfsLog}\nexec ${real} "$@"\n`, { mode: 0o755 });
     const counting = {
       ...env,
-      BUTTERSINK_REMOTE_COMMAND: `sh -c 'echo started >> ${log}; exec "$0" "$@"' ${env.BUTTERSINK_REMOTE_COMMAND}`,
+      BUTTERSINK_REMOTE_COMMAND: `env PATH=${shim}:/usr/sbin:/usr/bin:/sbin:/bin sh -c 'echo started >> ${log}; exec "$0" "$@"' ${env.BUTTERSINK_REMOTE_COMMAND}`,
     };
-    const started = (): number => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).length : 0);
-    const push = (): number => {
+    const lines = (file: string): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+    const push = (): { servers: number; listings: number } => {
       rmSync(log, { force: true });
+      rmSync(btrfsLog, { force: true });
       const res = cli(['-q', `${src.mountPoint}/count-src/`, `${remoteDst}/count-dst/`], { env: counting });
       assert.equal(res.code, 0, res.stderr);
-      return started();
+      return { servers: lines(log).length, listings: lines(btrfsLog).filter((l) => l.startsWith('subvolume list ')).length };
     };
-    assert.equal(push(), 3, 'two snapshots: the control server and one per transfer');
+    assert.equal(push().servers, 3, 'two snapshots: the control server and one per transfer');
     sh('echo three >> count-data/f && btrfs -q subvolume snapshot -r count-data count-src/c3', src.mountPoint);
-    assert.equal(push(), 2, "one snapshot: the control server and the transfer's, no spare for a transfer that never comes");
+    const nightly = push();
+    assert.equal(nightly.servers, 2, "one snapshot: the control server and the transfer's, no spare for a transfer that never comes");
+    // The control server: partials under the lock (1), the listing (3); the receive: the
+    // snapshots a stream may use (3 + 1). The answer's parent is the one the client named, so
+    // the directory is not listed again to mask it.
+    assert.ok(nightly.listings <= 8, `${nightly.listings} remote listings:\n${lines(btrfsLog).join('\n')}`);
     for (const name of ['c1', 'c2', 'c3']) assertSameTree(`${src.mountPoint}/count-src/${name}`, `${dst.mountPoint}/count-dst/${name}`);
   });
 
