@@ -228,11 +228,12 @@ export interface Store {
 
   /**
    * Optional hint: this store is about to be used. A store that has to reach something first
-   * (SSH: connect, start the remote server) starts doing so now, so that it overlaps the
-   * other store's listing. Takes no lock and changes nothing; a failure is not reported here
-   * but by the next call that needs what failed.
+   * (SSH: connect, start the remote server) starts doing so now, so that the waiting overlaps
+   * the other store's listing. Resolves once that is under way (for SSH: the socket is
+   * connecting; the CPU-bound part before it is done), never rejects: a failure is reported
+   * by the next call that needs what failed. Takes no lock and changes nothing.
    */
-  warmUp?(): void;
+  warmUp?(): Promise<void>;
 
   /**
    * Optional hint: exactly `count` sends or receives of this store follow (a sync's plan), and

@@ -18,10 +18,13 @@
  * is never taken for a whole one. After a receive the server answers with a frame as usual;
  * after a send it exits, with status 0 when `btrfs send` succeeded, else with
  * {@link RAW_ERROR_PREFIX} and the error as JSON on its last stderr line.
+ *
+ * `lock` answers null, or with `list: true` in the request `{snapshots}`: the listing made
+ * under the lock, as `list` answers it (one round trip where a run needs both).
  */
 
 /** Bumped whenever either end could misunderstand the other. Both ends must agree exactly. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2; // 2: `lock` may ask for the listing with it
 
 const MESSAGE_FRAME = 1;
 const DATA_FRAME = 2;

@@ -34,6 +34,8 @@ export type ServerRequest = {
   readonly path?: string;
   readonly offset?: number;
   readonly length?: number;
+  /** A lock request that also wants the listing (taken while partials are removed). */
+  readonly list?: boolean;
 };
 
 /** The request's id, for answering even a request that {@link toServerRequest} refuses. */
@@ -64,6 +66,7 @@ export function toServerRequest(message: Record<string, unknown>): ServerRequest
     path: text(message.path),
     offset: number(message.offset),
     length: number(message.length),
+    list: message.list === true ? true : undefined,
   });
 }
 

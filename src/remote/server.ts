@@ -297,10 +297,18 @@ class ServerSession {
         this.#forget(snapshot.name);
         return null;
       }
-      case 'lock':
+      case 'lock': {
         if (this.#releaseLock) throw new StoreError('this channel holds the lock already');
-        this.#releaseLock = await store.lock();
-        return null;
+        if (request.list !== true) {
+          this.#releaseLock = await store.lock();
+          return null;
+        }
+        // The lock and then the listing in one answer: the directory is listed while the
+        // partials are removed, and the client waits for one round trip instead of two.
+        const { release, snapshots } = await store.lockAndList();
+        this.#releaseLock = release;
+        return { snapshots: await this.#withParentTokens([...(await this.#listAgain(async () => snapshots)).values()]) };
+      }
       case 'unlock': {
         const release = this.#releaseLock;
         this.#releaseLock = undefined;
@@ -368,9 +376,8 @@ class ServerSession {
    * control characters are left out (and said so once on stderr): no client can name them
    * (checkSnapshotName), and a newline in a name shown would forge lines on the other end.
    */
-  #listAgain(): Promise<ReadonlyMap<string, Snapshot>> {
-    this.#listing ??= this.#options.store
-      .list()
+  #listAgain(list: () => Promise<Snapshot[]> = () => this.#options.store.list()): Promise<ReadonlyMap<string, Snapshot>> {
+    this.#listing ??= list()
       .then((listed) => {
         const served = listed.filter((s) => !hasControlCharacter(s.name));
         if (served.length < listed.length && !this.#saidUnnamable) {

@@ -77,9 +77,9 @@ export async function runSync(src: SyncSide, dst: SyncSide, options: SyncOptions
     });
   }
   const isExcluded = (s: Snapshot): boolean => options.excludes.some((re) => re.test(s.name));
-  // A remote store connects while the other is listed (the lock is still taken after that).
-  src.store.warmUp?.();
-  dst.store.warmUp?.();
+  // A remote store connects while the other is listed (the lock is still taken after that):
+  // its CPU-bound part first, so that the remote end starts as early as it can.
+  await Promise.all([src.store.warmUp?.(), dst.store.warmUp?.()]);
   const sourceAll = await src.store.list();
   if (sourceAll.length === 0) {
     // Also with -d: an empty source is far more often a wrong path than a wish to delete all.

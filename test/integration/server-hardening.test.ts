@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Snapshot } from '../../src/model/snapshot.js';
 import { MAX_BROWSE_READ_BYTES } from '../../src/remote/browse.js';
-import { encodeMessage } from '../../src/remote/protocol.js';
+import { encodeMessage, PROTOCOL_VERSION } from '../../src/remote/protocol.js';
 import { MAX_CHILD_PROCESSES } from '../../src/remote/server.js';
 import { MAX_REQUEST_BYTES } from '../../src/remote/server-request.js';
 import { toWireSnapshot, type WireSnapshot } from '../../src/remote/wire-snapshot.js';
@@ -210,7 +210,7 @@ describe('buttersink server against a hostile client', suite, () => {
       // server buffered every answer (676 MiB after a few hundred).
       const server = new ServerProcess('r', dir, { BUTTERSINK_CACHE_DIR: mkdtempSync(path.join(scratch, 'cache-')) });
       servers.push(server);
-      server.send({ program: 'buttersink', protocol: 1, version: '0.1.0' });
+      server.send({ program: 'buttersink', protocol: PROTOCOL_VERSION, version: '0.1.0' });
       const count = 300;
       const offsets = Array.from({ length: count }, (_, i) => ((i * 7) % 64) * MiB + (i % 3) * 4096);
       for (const [i, offset] of offsets.entries()) {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BusyError, PermissionError, StoreError } from '../../src/model/errors.js';
 import type { Snapshot } from '../../src/model/snapshot.js';
-import type { ServerMode } from '../../src/remote/protocol.js';
+import { PROTOCOL_VERSION, type ServerMode } from '../../src/remote/protocol.js';
 import { BtrfsStore } from '../../src/stores/btrfs/btrfs-store.js';
 import { MeasurementCache } from '../../src/stores/cache/measurement-cache.js';
 import { fingerprint } from '../../src/stores/ssh/known-hosts.js';
@@ -354,7 +354,9 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
       store.list(),
       (e: unknown) =>
         e instanceof StoreError &&
-        /protocol version mismatch: local buttersink 0\.1\.0 speaks protocol 1, remote 9\.0\.0 speaks 99/.test(e.message),
+        new RegExp(
+          `protocol version mismatch: local buttersink 0\\.1\\.0 speaks protocol ${PROTOCOL_VERSION}, remote 9\\.0\\.0 speaks 99`,
+        ).test(e.message),
     );
   });
 

@@ -24,6 +24,8 @@ export interface ConnectOptions {
   /** The ssh config file (default `~/.ssh/config`). */
   readonly configFile?: string;
   readonly signal?: AbortSignal;
+  /** Called once the connection is under way (files read, keys parsed, the socket connecting). */
+  readonly onConnecting?: () => void;
 }
 
 export interface SshConnection {
@@ -119,6 +121,7 @@ export async function connectSsh(input: TargetInput, options: ConnectOptions = {
       }
     });
     client.connect(config);
+    options.onConnecting?.();
   });
   return { client, target };
 }

@@ -75,14 +75,24 @@ export class SshStore implements Store {
     };
   }
 
+  /** Resolves when the current connection attempt is under way (or over). */
+  #underWay: Promise<void> = Promise.resolve();
+
   #connect(): Promise<SshConnection> {
     if (this.#connection !== undefined) return this.#connection;
+    let underWay = (): void => {};
+    this.#underWay = new Promise((resolve) => (underWay = resolve));
     const { host, user, port, knownHostsFiles, configFile } = this.#options;
     // ssh2 is loaded only when an SSH store is used (not by the server, nor local runs).
     const attempt: Promise<SshConnection> = import('./connect.js').then(async ({ connectSsh }) => {
       const connection = await connectSsh(
         { host, user, port },
-        { ...(knownHostsFiles ? { knownHostsFiles } : {}), ...(configFile ? { configFile } : {}), signal: this.#connecting.signal },
+        {
+          ...(knownHostsFiles ? { knownHostsFiles } : {}),
+          ...(configFile ? { configFile } : {}),
+          signal: this.#connecting.signal,
+          onConnecting: underWay,
+        },
       );
       // Without a listener a dropped connection would crash the process; the channels
       // report it as a lost connection to whoever waits on them.
@@ -92,7 +102,7 @@ export class SshStore implements Store {
       connection.client.once('close', () => this.#forget(attempt));
       return connection;
     });
-    attempt.catch(() => this.#forget(attempt));
+    attempt.catch(() => this.#forget(attempt)).finally(underWay);
     this.#connection = attempt;
     return attempt;
   }
@@ -150,9 +160,14 @@ export class SshStore implements Store {
     return channel;
   }
 
-  /** Connects and starts the control channel's server (no lock): the slowest part of a run's start. */
-  warmUp(): void {
+  /**
+   * Connects and starts the control channel's server (no lock): the slowest part of a run's
+   * start. Resolves once the socket is connecting: loading ssh2, reading the config and the
+   * keys are CPU work on this thread, best done before the other store's listing takes it.
+   */
+  warmUp(): Promise<void> {
     this.#controlChannel().catch(() => {}); // the next request reports the failure
+    return this.#underWay;
   }
 
   expectTransfers(count: number): void {
@@ -304,12 +319,25 @@ export class SshStore implements Store {
     const control = await this.#controlChannel();
     this.#startSpare();
     await control.request('lock');
-    let released = false;
-    return async () => {
-      if (released) return;
-      released = true;
-      await control.request('unlock').catch(() => {});
-    };
+    return releaser(control);
+  }
+
+  /** One request: the server lists while it removes partials, and answers both at once. */
+  async lockAndList(): Promise<{ release: () => Promise<void>; snapshots: Snapshot[] }> {
+    const control = await this.#controlChannel();
+    this.#startSpare();
+    const result = (await control.request('lock', { list: true })) as { snapshots?: unknown } | null;
+    const release = releaser(control);
+    if (!Array.isArray(result?.snapshots)) {
+      await release();
+      throw new TransferError(`${this.url}: the server's listing is malformed`);
+    }
+    try {
+      return { release, snapshots: result.snapshots.map(fromWireSnapshot) };
+    } catch (error) {
+      await release();
+      throw error;
+    }
   }
 
   /**
@@ -327,6 +355,16 @@ export class SshStore implements Store {
     connection?.client.end();
     await this.#options.cache.save();
   }
+}
+
+/** Releases the lock the control channel's server holds; a second call does nothing. */
+function releaser(control: ServerChannel): () => Promise<void> {
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    await control.request('unlock').catch(() => {});
+  };
 }
 
 /** Errors of a transfer are TransferErrors unless they are typed already. */
