@@ -307,7 +307,9 @@ class ServerSession {
         // partials are removed, and the client waits for one round trip instead of two.
         const { release, snapshots } = await store.lockAndList();
         this.#releaseLock = release;
-        return { snapshots: await this.#withParentTokens([...(await this.#listAgain(async () => snapshots)).values()]) };
+        const served = this.#served(snapshots);
+        this.#listed = Promise.resolve(served); // the latest listing, as #listAgain's would be
+        return { snapshots: await this.#withParentTokens([...served.values()]) };
       }
       case 'unlock': {
         const release = this.#releaseLock;
@@ -376,21 +378,25 @@ class ServerSession {
    * control characters are left out (and said so once on stderr): no client can name them
    * (checkSnapshotName), and a newline in a name shown would forge lines on the other end.
    */
-  #listAgain(list: () => Promise<Snapshot[]> = () => this.#options.store.list()): Promise<ReadonlyMap<string, Snapshot>> {
-    this.#listing ??= list()
-      .then((listed) => {
-        const served = listed.filter((s) => !hasControlCharacter(s.name));
-        if (served.length < listed.length && !this.#saidUnnamable) {
-          this.#saidUnnamable = true;
-          process.stderr.write(
-            `buttersink server: warning: not serving ${listed.length - served.length} snapshot(s) whose names hold control characters: rename them\n`,
-          );
-        }
-        return new Map(served.map((s) => [s.name, s]));
-      })
+  #listAgain(): Promise<ReadonlyMap<string, Snapshot>> {
+    this.#listing ??= this.#options.store
+      .list()
+      .then((listed) => this.#served(listed))
       .finally(() => (this.#listing = undefined));
     this.#listed = this.#listing;
     return this.#listing;
+  }
+
+  /** What of a listing this server serves, by name; warns once about the rest. */
+  #served(listed: readonly Snapshot[]): ReadonlyMap<string, Snapshot> {
+    const served = listed.filter((s) => !hasControlCharacter(s.name));
+    if (served.length < listed.length && !this.#saidUnnamable) {
+      this.#saidUnnamable = true;
+      process.stderr.write(
+        `buttersink server: warning: not serving ${listed.length - served.length} snapshot(s) whose names hold control characters: rename them\n`,
+      );
+    }
+    return new Map(served.map((s) => [s.name, s]));
   }
 
   /** Drops a deleted snapshot from the last listing. */
