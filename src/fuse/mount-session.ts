@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Fuse from 'fuse-native';
@@ -233,6 +233,10 @@ async function writePidFile(mountPoint: string): Promise<string> {
   const file = pidFileFor(mountPoint);
   await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
   // With the start time: `buttersink umount` must never signal a later process that got this PID.
-  await writeFile(file, `${ownIdentityText()}\n`);
+  // Written whole, then renamed into place: an umount must never read it empty or half written
+  // (it would take the mount for one without a process and only run fusermount).
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, `${ownIdentityText()}\n`);
+  await rename(temporary, file);
   return file;
 }

@@ -34,10 +34,14 @@ function subvolumes(dir: string): string[] {
     .sort();
 }
 
+/**
+ * The snapshots a listing shows, in name order: the listing itself is in creation order, to
+ * the second, so snapshots made in the same second as others (or not) would change it.
+ */
 function snapshotNames(dir: string): string[] {
   const res = cli(['--json', dir.endsWith('/') ? dir : `${dir}/`]);
   assert.equal(res.code, 0, res.stderr);
-  return (JSON.parse(res.stdout) as { name: string }[]).map((s) => s.name);
+  return (JSON.parse(res.stdout) as { name: string }[]).map((s) => s.name).sort();
 }
 
 function assertSameTree(a: string, b: string): void {

@@ -40,7 +40,9 @@ function subvolumes(pool: BtrfsPool): string[] {
 /** The mount process's pid file (written just after mounting), once it is there. */
 async function pidFileOf(mountPoint: string, env: NodeJS.ProcessEnv): Promise<string> {
   const file = pidFileFor(mountPoint, env);
-  for (let waited = 0; !existsSync(file); waited += 50) {
+  // Its content too: a process stopped before it wrote its identity could not be told apart.
+  const written = (): boolean => existsSync(file) && readFileSync(file, 'utf8').trim() !== '';
+  for (let waited = 0; !written(); waited += 50) {
     if (waited > 10_000) throw new Error(`no pid file ${file}`);
     await sleep(50);
   }
