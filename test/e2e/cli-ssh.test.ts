@@ -252,8 +252,8 @@ describe('buttersink sync over SSH (real sshd on loopback, remote runs this CLI)
     const nightly = push();
     assert.equal(nightly.servers, 2, "one snapshot: the control server and the transfer's, no spare for a transfer that never comes");
     // The control server: partials under the lock (1), the listing (3); the receive: the
-    // snapshots a stream may use (3 + 1). The answer's parent is the one the client named, so
-    // the directory is not listed again to mask it.
+    // snapshots a stream may use (3 + 1). The received snapshot's parent is one of the
+    // directory's snapshots, so its answer needs no token and no listing after the receive.
     assert.ok(nightly.listings <= 8, `${nightly.listings} remote listings:\n${lines(btrfsLog).join('\n')}`);
     for (const name of ['c1', 'c2', 'c3']) assertSameTree(`${src.mountPoint}/count-src/${name}`, `${dst.mountPoint}/count-dst/${name}`);
   });
