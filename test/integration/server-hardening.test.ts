@@ -388,6 +388,24 @@ describe('buttersink server against a hostile client', suite, () => {
       for (const t of [token, workToken]) assert.doesNotMatch(everyUuid, new RegExp(t));
       assert.doesNotMatch(JSON.stringify(listed), new RegExp(`${uuids.live}|${uuids['snaps/work']}|${uuids.outside}`));
     });
+
+    test('a lock that asks for the listing: only in a mode that may add, the very listing `list` shows (tokens too); anything but `true` is a plain lock', async () => {
+      const cache = mkdtempSync(path.join(scratch, 'cache-'));
+      const reader = await start('r', dir, cache);
+      refusal(await reader.request(1, 'lock', { list: true }), /needs mode/);
+      const server = await start('a', dir, cache);
+      const listed = (await server.request(1, 'list')).result as WireSnapshot[];
+      const locked = await server.request(2, 'lock', { list: true });
+      assert.equal(locked.ok, true, JSON.stringify(locked));
+      assert.deepEqual((locked.result as { snapshots: WireSnapshot[] }).snapshots, listed);
+      assert.equal((await server.request(3, 'unlock')).ok, true);
+      for (const [i, list] of ['true', 1, {}, null].entries()) {
+        const plain = await server.request(10 + 2 * i, 'lock', { list });
+        assert.equal(plain.ok, true, JSON.stringify(plain));
+        assert.equal(plain.result, null, `list: ${JSON.stringify(list)} is a plain lock`);
+        assert.equal((await server.request(11 + 2 * i, 'unlock')).ok, true);
+      }
+    });
   });
 
   describe('reads and signals', () => {

@@ -51,6 +51,8 @@ export class SshStore implements Store {
   readonly capabilities: StoreCapabilities;
   readonly #options: SshStoreOptions;
   #connection: Promise<SshConnection> | undefined;
+  /** Resolves when the current connection attempt is under way (or over): see warmUp(). */
+  #underWay: Promise<void> = Promise.resolve();
   /** Aborted by close(): a connection still coming up (a warm-up nobody used) is dropped. */
   readonly #connecting = new AbortController();
   #control: Promise<ServerChannel> | undefined;
@@ -74,9 +76,6 @@ export class SshStore implements Store {
       storesDiffs: false,
     };
   }
-
-  /** Resolves when the current connection attempt is under way (or over). */
-  #underWay: Promise<void> = Promise.resolve();
 
   #connect(): Promise<SshConnection> {
     if (this.#connection !== undefined) return this.#connection;
