@@ -49,6 +49,20 @@ private_build() {
   BUILT_DIST="$out/dist"
 }
 
+# private_bundle: after private_build, buttersink as the package installs it beside that build:
+# the esbuild bundle in BUILT_DIST/bundle (scripts/bundle.mjs) and bin/ (whose buttersink.js
+# loads it). Sets BUILT_CLI to that bin/buttersink.js: the command users run, a few files to
+# load instead of ~200 small modules (private_build's paths should include bin and
+# scripts/bundle.mjs, so that REVISION notes changes there).
+private_bundle() {
+  local repo
+  repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  log "bundling into $BUILT_DIST/bundle (esbuild)"
+  node "$repo/scripts/bundle.mjs" "$BUILT_DIST" >/dev/null
+  cp -r "$repo/bin" "$(dirname "$BUILT_DIST")/"
+  BUILT_CLI="$(dirname "$BUILT_DIST")/bin/buttersink.js"
+}
+
 # make_pool IMAGE MOUNTPOINT SIZE: a fresh btrfs on a sparse image file, loop-mounted
 # nodiscard: btrfs on a loop device defaults to discard=async, which punches the space of
 # deleted runs out of the image file minutes later (extents must stay free for a while

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { InterruptedError, TransferError } from '../../model/errors.js';
 import { connectionFailure, httpStatus, isConnectionLost, isTransient, toStoreError } from './s3-errors.js';
 import { META_SHA256 } from './upload-stream.js';
+import { chunksOf } from '../../util/stream-chunks.js';
 
 export interface DownloadSource {
   readonly client: S3Client;
@@ -72,7 +73,7 @@ async function* chunks(source: DownloadSource, options: DownloadOptions): AsyncG
         etag = answer.ETag;
         expected = answer.Metadata?.[META_SHA256];
       }
-      for await (const chunk of answer.Body as Readable) {
+      for await (const chunk of chunksOf(answer.Body as Readable)) {
         const data = chunk as Buffer;
         position += data.length;
         if (position > total) throw new TransferError(`${what}: the server sent more than the object's ${total} bytes`);

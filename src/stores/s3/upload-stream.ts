@@ -13,9 +13,11 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { TransferError } from '../../model/errors.js';
 import { connectionFailure, isConnectionLost, isNotFound, isNotImplemented, refusedOption } from './s3-errors.js';
 import type { PartRecord, UploadJournal, UploadRecord } from './upload-journal.js';
+import { chunksOf } from '../../util/stream-chunks.js';
 
 /** S3 limits. */
 const MAX_PARTS = 10_000;
@@ -431,7 +433,8 @@ async function* readParts(
   let part: Buffer | undefined;
   let md5 = createHash('md5');
   let have = 0;
-  for await (const data of input) {
+  // A stream's chunks as they come (chunksOf): each is copied into a part here anyway.
+  for await (const data of input instanceof Readable ? chunksOf(input) : input) {
     sha.update(data);
     let offset = 0;
     while (offset < data.length) {
