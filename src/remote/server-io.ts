@@ -2,6 +2,7 @@ import { constants, fstatSync, openSync, read, write } from 'node:fs';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
+import { chunksOf } from '../util/stream-chunks.js';
 
 const readAsync = promisify(read);
 const writeAsync = promisify(write);
@@ -140,7 +141,8 @@ function channelReader(fd: number): ChannelReader {
     async *rest() {
       const socket = open();
       try {
-        for await (const chunk of socket) yield chunk as Buffer;
+        // Chunk by chunk (chunksOf): the socket's own iterator joins what is buffered into copies.
+        yield* chunksOf(socket);
       } finally {
         socket.destroy();
       }
