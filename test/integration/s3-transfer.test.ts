@@ -108,6 +108,24 @@ describe('S3 uploads and downloads against s3rver (through a fault proxy)', s3Su
     assert.deepEqual(await readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'multi/exact' })), data);
   });
 
+  test('parts are signed without hashing their bodies, and bound to them by a signed Content-MD5', async () => {
+    // SigV4 would hash every part again for x-amz-content-sha256; UNSIGNED-PAYLOAD spares that
+    // pass, and the body stays checked: the server compares it with its Content-MD5 (AWS and
+    // radosgw do; s3rver checks neither), which the signature covers, so it cannot be swapped.
+    const data = randomBytes(11 * MiB);
+    const before = proxy.requests.length;
+    await uploadStream(source(data), target('multi/unsigned'));
+    const parts = proxy.requests.slice(before).filter((r) => r.method === 'PUT' && r.url.includes('partNumber'));
+    assert.equal(parts.length, 3);
+    for (const part of parts) {
+      assert.equal(part.headers['x-amz-content-sha256'], 'UNSIGNED-PAYLOAD');
+      assert.equal(part.headers['content-md5'], part.bodyMd5, 'Content-MD5 is the MD5 of the body as sent');
+      const signed = /SignedHeaders=([^,]+)/.exec(String(part.headers.authorization))?.[1]?.split(';') ?? [];
+      assert.ok(signed.includes('content-md5') && signed.includes('x-amz-content-sha256'), `signed: ${signed.join(';')}`);
+    }
+    assert.deepEqual(await readAll(downloadStream({ client, endpoint: proxy.endpoint, bucket: BUCKET, key: 'multi/unsigned' })), data);
+  });
+
   test('5xx and throttling answers are retried; the object is complete', async () => {
     const data = randomBytes(12 * MiB);
     let failures = 0;

@@ -8,6 +8,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -233,6 +234,8 @@ export interface ProxiedRequest {
   readonly method: string;
   readonly url: string;
   readonly bodyBytes: number;
+  /** The MD5 of the body as it arrived, base64 (as in Content-MD5); empty for a reset request. */
+  readonly bodyMd5: string;
   readonly range: string | undefined;
   readonly headers: http.IncomingHttpHeaders;
 }
@@ -279,13 +282,14 @@ export class FaultProxy {
       // Read a little of the body, then drop the connection under the client's feet.
       req.once('data', () => req.socket.destroy());
       req.once('end', () => req.socket.destroy());
-      this.requests.push({ method, url, bodyBytes: 0, range: req.headers.range, headers: req.headers });
+      this.requests.push({ method, url, bodyBytes: 0, bodyMd5: '', range: req.headers.range, headers: req.headers });
       return;
     }
     const body: Buffer[] = [];
     for await (const chunk of req) body.push(chunk as Buffer);
     const payload = Buffer.concat(body);
-    this.requests.push({ method, url, bodyBytes: payload.length, range: req.headers.range, headers: req.headers });
+    const bodyMd5 = createHash('md5').update(payload).digest('base64');
+    this.requests.push({ method, url, bodyBytes: payload.length, bodyMd5, range: req.headers.range, headers: req.headers });
     if (fault?.kind === 'delay') await new Promise((r) => setTimeout(r, fault.ms));
     if (fault?.kind === 'status') {
       const code = fault.code ?? (fault.status === 503 ? 'SlowDown' : 'InternalError');

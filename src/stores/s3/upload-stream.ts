@@ -154,19 +154,17 @@ async function multipart(
   let partNumber = 0;
 
   const upload = async (n: number, body: Buffer, md5: Buffer): Promise<void> => {
-    const answer = await lost(
-      client.send(
-        new UploadPartCommand({
-          Bucket: bucket,
-          Key: key,
-          UploadId: uploadId,
-          PartNumber: n,
-          Body: body,
-          ContentMD5: md5.toString('base64'),
-        }),
-        { abortSignal: signal },
-      ),
+    const command = withUnsignedPayload(
+      new UploadPartCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber: n,
+        Body: body,
+        ContentMD5: md5.toString('base64'),
+      }),
     );
+    const answer = await lost(client.send(command, { abortSignal: signal }));
     done.set(n, { partNumber: n, bytes: body.length, md5: md5.toString('hex'), etag: answer.ETag ?? '' });
     journaling = journaling.then(() => target.journal.save(record()));
     await journaling;
@@ -387,6 +385,26 @@ export function storageOptions(target: {
     ...(target.serverSideEncryption === 'none' ? {} : { ServerSideEncryption: target.serverSideEncryption }),
     ...(target.storageClass === undefined ? {} : { StorageClass: target.storageClass }),
   };
+}
+
+/**
+ * Signs a part's request without hashing its body: SigV4 otherwise hashes every part with
+ * SHA-256 for its signature (`x-amz-content-sha256`), a third pass over every byte after the
+ * stream's SHA-256 and the part's MD5, on the thread that feeds the upload. The body is
+ * still checked: its Content-MD5, a signed header, is what the server compares it with, so it
+ * cannot be changed on the way without the request failing. (`UNSIGNED-PAYLOAD` is what
+ * S3 documents for this, and what the SigV4 signer takes as the payload hash when it is set.)
+ */
+function withUnsignedPayload(command: UploadPartCommand): UploadPartCommand {
+  command.middlewareStack.add(
+    (next) => (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'buttersinkUnsignedPayload' },
+  );
+  return command;
 }
 
 /** A part as cut from the input: its bytes and their MD5 (Content-MD5, and the journal's record). */
