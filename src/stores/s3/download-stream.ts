@@ -73,8 +73,7 @@ async function* chunks(source: DownloadSource, options: DownloadOptions): AsyncG
         etag = answer.ETag;
         expected = answer.Metadata?.[META_SHA256];
       }
-      for await (const chunk of chunksOf(answer.Body as Readable)) {
-        const data = chunk as Buffer;
+      for await (const data of chunksOf(answer.Body as Readable)) {
         position += data.length;
         if (position > total) throw new TransferError(`${what}: the server sent more than the object's ${total} bytes`);
         sha.update(data);

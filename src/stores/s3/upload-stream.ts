@@ -390,10 +390,11 @@ export function storageOptions(target: {
 /**
  * Signs a part's request without hashing its body: SigV4 otherwise hashes every part with
  * SHA-256 for its signature (`x-amz-content-sha256`), a third pass over every byte after the
- * stream's SHA-256 and the part's MD5, on the thread that feeds the upload. The body is
- * still checked: its Content-MD5, a signed header, is what the server compares it with, so it
- * cannot be changed on the way without the request failing. (`UNSIGNED-PAYLOAD` is what
- * S3 documents for this, and what the SigV4 signer takes as the payload hash when it is set.)
+ * stream's SHA-256 and the part's MD5, on the thread that feeds the upload. The body stays
+ * bound to the request: its Content-MD5 is a signed header, and S3 refuses a body that does
+ * not match it (BadDigest; radosgw takes both as well, s3rver checks no body at all); every
+ * restore checks the whole stream's SHA-256 besides. (`UNSIGNED-PAYLOAD` is what S3 documents
+ * for this, and what the SigV4 signer takes as the payload hash when it is set.)
  */
 function withUnsignedPayload(command: UploadPartCommand): UploadPartCommand {
   command.middlewareStack.add(
