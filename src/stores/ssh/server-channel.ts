@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import type { Client as SshClient, ClientChannel } from 'ssh2';
 import { type ButtersinkError, messageOf, PermissionError, StoreError, TransferError } from '../../model/errors.js';
 import { checkHello, encodeMessage, FrameDecoder, makeHello, RAW_ERROR_PREFIX, type Operation } from '../../remote/protocol.js';
 import { fromWireError } from '../../remote/wire-errors.js';
 import { lastLines } from '../../util/last-lines.js';
+import { chunksOf } from '../../util/stream-chunks.js';
 
 const STDERR_KEEP = 8192;
 
@@ -149,7 +149,12 @@ export class ServerChannel {
     await readyNow;
     if (isReady) {
       try {
-        await this.#pump(source);
+        // Chunk by chunk (chunksOf): the stream's own iterator joins what is buffered into a
+        // copy of most of the stream on the way to ssh2, which copies each packet again.
+        for await (const chunk of chunksOf(source)) {
+          if (this.#failure) throw this.#failure;
+          if (!this.#channel.write(chunk)) await this.#drained();
+        }
       } catch (error) {
         upstream = error as Error;
       }
@@ -159,30 +164,6 @@ export class ServerChannel {
     if ('error' in result && (upstream === undefined || serverFailedFirst)) throw result.error;
     if (upstream !== undefined) throw upstream;
     return (result as { value: unknown }).value;
-  }
-
-  /**
-   * Writes `source` into the channel chunk by chunk as it comes, pausing it while the channel
-   * is full. Not `for await`: a stream's async iterator takes what is buffered with `read()`,
-   * which joins the buffered chunks into a new buffer, a copy of most of the stream (and the
-   * garbage of it) on the way to ssh2, which copies each packet again to encrypt it. Rejects
-   * with the source's error, or the channel's failure.
-   */
-  async #pump(source: Readable): Promise<void> {
-    const onData = (chunk: Buffer): void => {
-      if (this.#failure) source.destroy(this.#failure);
-      else if (!this.#channel.write(chunk)) {
-        source.pause();
-        void this.#drained().then(() => source.resume());
-      }
-    };
-    const done = finished(source, { writable: false });
-    source.on('data', onData);
-    try {
-      await done;
-    } finally {
-      source.off('data', onData);
-    }
   }
 
   /** Resolves when the channel takes more data, or can take none any more. */
