@@ -392,7 +392,7 @@ export function storageOptions(target: {
  * SHA-256 for its signature (`x-amz-content-sha256`), a third pass over every byte after the
  * stream's SHA-256 and the part's MD5, on the thread that feeds the upload. The body stays
  * bound to the request: its Content-MD5 is a signed header, and S3 refuses a body that does
- * not match it (BadDigest; radosgw takes both as well, s3rver checks no body at all); every
+ * not match it (BadDigest; radosgw's PUT does the same, s3rver checks no body at all); every
  * restore checks the whole stream's SHA-256 besides. (`UNSIGNED-PAYLOAD` is what S3 documents
  * for this, and what the SigV4 signer takes as the payload hash when it is set.)
  */
