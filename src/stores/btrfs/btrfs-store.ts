@@ -145,6 +145,16 @@ export class BtrfsStore implements Store {
     return this.#location;
   }
 
+  /**
+   * Finds where the directory is (`inspect-internal rootid`, read only) while the other store
+   * is listed: the destination's first command need not wait behind the source's listing. A
+   * failure is kept for the first call that needs the location.
+   */
+  warmUp(): Promise<void> {
+    this.#locate().catch(() => {});
+    return Promise.resolve();
+  }
+
   list(): Promise<Snapshot[]> {
     return this.#listAll();
   }

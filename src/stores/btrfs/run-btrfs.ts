@@ -2,6 +2,7 @@ import type { ResultPromise } from 'execa';
 import { InterruptedError, PermissionError, StoreError, TransferError } from '../../model/errors.js';
 import { lastLines } from '../../util/last-lines.js';
 import { loadExeca } from '../../util/load-execa.js';
+import { runCaptured, type CapturedResult } from '../../util/run-captured.js';
 
 /** How a failed btrfs command should be reported. */
 export type FailureKind = 'store' | 'transfer';
@@ -26,6 +27,7 @@ export function formatCommand(args: readonly string[]): string {
 /**
  * Runs `btrfs ARGS` to completion and returns its stdout. A failure becomes a typed error
  * carrying the command line and the tail of stderr, so the CLI can print one clear line.
+ * Through runCaptured, not execa: the listings of every run go through here (see there).
  */
 export async function runBtrfs(
   args: readonly string[],
@@ -33,16 +35,17 @@ export async function runBtrfs(
 ): Promise<string> {
   const command = formatCommand(args);
   tracer(command);
-  const { execa } = await loadExeca();
-  const result = await execa('btrfs', args, {
-    reject: false,
-    stdin: 'ignore',
-    ...(options.signal ? { cancelSignal: options.signal } : {}),
-  });
-  if (result.exitCode === 0 && !result.isCanceled) return result.stdout;
+  const result = await runCaptured('btrfs', args, options.signal ? { signal: options.signal } : {});
+  if (result.exitCode === 0 && !result.isCanceled && !result.isTruncated) return result.stdout;
   // Killed because `signal` aborted: an interruption, not a failure of btrfs.
   if (result.isCanceled) throw new InterruptedError(`interrupted while ${options.what ?? command}`);
-  throw btrfsFailure(command, result.stderr, result.code === 'ENOENT' ? 'ENOENT' : undefined, options);
+  if (result.isTruncated) throw btrfsFailure(command, 'its output is too large to read', undefined, options);
+  throw btrfsFailure(command, result.stderr || spawnFailure(result), result.spawnErrorCode, options);
+}
+
+function spawnFailure(result: CapturedResult): string {
+  if (result.spawnErrorCode !== undefined) return `cannot run btrfs (${result.spawnErrorCode})`;
+  return result.exitCode === null ? 'killed by a signal' : `exit code ${result.exitCode}`;
 }
 
 /** A started `btrfs` child: a promise of its result, with its stdio streams. */
