@@ -1,7 +1,7 @@
 import { InterruptedError, TransferError } from '../../model/errors.js';
 import { lastLines } from '../../util/last-lines.js';
 import { formatCommand, traceCommand } from './run-btrfs.js';
-import { loadExeca } from '../../util/load-execa.js';
+import { runCaptured } from '../../util/run-captured.js';
 
 /**
  * `btrfs send | btrfs receive` between two local filesystems with the stream flowing from
@@ -59,8 +59,22 @@ export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
     `${formatCommand(['send', ...options.sendArgs])} | (rename) | ${formatCommand(['-q', 'receive', options.receiveDirectory])}`,
   );
   const escaped = [...options.renamedHead].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
-  const { execa } = await loadExeca();
-  const child = execa(
+  let copied = 0;
+  let progress = '';
+  // pv prints byte counts one per line; dd prints `N bytes ... copied` lines ending in \r
+  // (progress) or \n (summary). The largest count seen is the total so far.
+  const onProgress = (data: Buffer): void => {
+    progress = (progress + data.toString('latin1')).slice(-4096);
+    for (const line of progress.split(/[\r\n]/)) {
+      const m = /^(\d+)(?: bytes|$)/.exec(line.trim());
+      if (m && Number(m[1]) > copied) {
+        copied = Number(m[1]);
+        options.onBytes(copied);
+      }
+    }
+  };
+  // One bash child, its stages' stderr on fds 3 (send), 4 (pv or dd) and 5 (receive).
+  const result = await runCaptured(
     'setpriv',
     [
       '--pdeathsig',
@@ -77,35 +91,18 @@ export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
       ...options.sendArgs,
     ],
     {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
-      reject: false,
-      buffer: { stdout: true, stderr: true, fd3: true, fd4: false, fd5: true },
-      ...(options.signal ? { cancelSignal: options.signal, forceKillAfterDelay: 2000 } : {}),
+      extraPipes: 3,
+      onData: { fd: 4, listener: onProgress },
+      ...(options.signal ? { signal: options.signal, forceKillAfterMs: 2000 } : {}),
     },
   );
-  let copied = 0;
-  let progress = '';
-  // pv prints byte counts one per line; dd prints `N bytes ... copied` lines ending in \r
-  // (progress) or \n (summary). The largest count seen is the total so far.
-  child.stdio[4]!.on('data', (data: Buffer) => {
-    progress = (progress + data.toString('latin1')).slice(-4096);
-    for (const line of progress.split(/[\r\n]/)) {
-      const m = /^(\d+)(?: bytes|$)/.exec(line.trim());
-      if (m && Number(m[1]) > copied) {
-        copied = Number(m[1]);
-        options.onBytes(copied);
-      }
-    }
-  });
-  const result = await child;
   if (options.signal?.aborted) throw new InterruptedError(`interrupted while ${options.what}`);
-  const codes = String(result.stdout).trim().split(/\s+/).map(Number);
+  const codes = result.stdout.trim().split(/\s+/).map(Number);
   const [sendCode, copyCode, receiveCode] = codes;
   // The stream's head, then everything pv or dd copied after it.
   if (result.exitCode === 0 && codes.length === 3 && codes.every((c) => c === 0)) return options.originalHead.length + copied;
 
-  const sendErr = lastLines(String(result.stdio[3] ?? ''), 3);
-  const receiveErr = lastLines(String(result.stdio[5] ?? ''), 3);
+  const [sendErr, , receiveErr] = result.extra.map((text) => lastLines(text, 3));
   const copyErr = lastLines(progress.replace(/\r/g, '\n'), 1);
   // The first stage that failed on its own, not one that only saw its neighbour die.
   const reason =
@@ -115,7 +112,7 @@ export async function pipeSendToReceive(options: PipeOptions): Promise<number> {
         ? `btrfs receive: ${receiveErr}`
         : sendCode !== undefined && sendCode !== 0 && sendCode !== 141
           ? `btrfs send: ${sendErr || `exit ${sendCode}`}`
-          : receiveErr || sendErr || String(result.stderr) || `exit codes ${codes.join(' ') || result.exitCode}`;
+          : receiveErr || sendErr || result.stderr || `exit codes ${codes.join(' ') || (result.spawnErrorCode ?? result.exitCode)}`;
   const ErrorClass = copyCode === 90 ? StreamHeadMismatchError : TransferError;
   throw new ErrorClass(`${options.what} failed: ${reason.replaceAll('\n', ' | ')}`, {
     stderrTail: [sendErr, receiveErr].filter(Boolean).join('\n'),
