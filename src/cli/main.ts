@@ -26,4 +26,8 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-process.exitCode = await runCli(process.argv, controller.signal);
+// Not a top-level await: the installed command runs this as one CommonJS bundle (see
+// scripts/bundle.mjs), which has none.
+void runCli(process.argv, controller.signal).then((code) => {
+  process.exitCode = code;
+});

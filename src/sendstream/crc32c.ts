@@ -9,8 +9,15 @@ import { createRequire } from 'node:module';
  * else a table in JavaScript (~450 MB/s here), so that an unusual platform still works.
  */
 export function crc32c(data: Uint8Array, seed = 0): number {
+  implementation ??= loadNative() ?? crc32cTable;
   return implementation(data, seed);
 }
+
+/**
+ * Chosen on the first checksum, not when the module loads: every run that lists a local store
+ * loads this module, few check a stream (loading the binary costs ~9 ms).
+ */
+let implementation: ((data: Uint8Array, seed: number) => number) | undefined;
 
 const TABLE = (() => {
   const table = new Uint32Array(256);
@@ -39,5 +46,3 @@ function loadNative(): ((data: Uint8Array, seed: number) => number) | undefined 
     return undefined;
   }
 }
-
-const implementation = loadNative() ?? crc32cTable;

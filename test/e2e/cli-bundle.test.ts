@@ -15,8 +15,8 @@ const suite = sshSuite();
 
 /**
  * The other tests run tsc's output (dist/src/cli/main.js); the installed command runs the
- * bundle (bin/buttersink.js → dist/bundle/, esbuild: split chunks loaded by the commands'
- * dynamic imports, native and AWS packages left in node_modules). This runs real commands
+ * bundle (bin/buttersink.js → dist/bundle/main.cjs, esbuild: one CommonJS file, started from
+ * V8's code cache, native and AWS packages left in node_modules). This runs real commands
  * through it: a local sync between two pools and a listing, then a push over SSH where the
  * remote `buttersink server` is the bundle as well (ssh2, an external, loaded from node_modules).
  */
@@ -34,7 +34,7 @@ describe('the installed command (the bundle) syncs between pools, locally and ov
   const names = (listing: string) => (JSON.parse(listing) as { name: string }[]).map((s) => s.name);
 
   before(async () => {
-    assert.ok(existsSync(path.resolve(path.dirname(BIN), '../dist/bundle/main.js')), 'the bundle is built (npm run build)');
+    assert.ok(existsSync(path.resolve(path.dirname(BIN), '../dist/bundle/main.cjs')), 'the bundle is built (npm run build)');
     sshd = await startSshd();
     src = createPool(512);
     dst = createPool(512);
