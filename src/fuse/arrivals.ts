@@ -18,10 +18,11 @@ export class Arrivals {
   /**
    * Transfers that failed with nobody waiting for them, for a while: mkdir answered 0 before
    * the transfer could fail, so the next look at the name answers the failure (EBUSY,
-   * ENOSPC...) once, rather than ENOENT. A failure some operation was told of already (a
-   * cancelled transfer's EINTR) is not kept: a retry must find the name free.
+   * ENOSPC...), rather than ENOENT; for {@link ANSWER_FOR_MS} from that first answer, then
+   * no more. A failure some operation was told of already (a cancelled transfer's EINTR) is
+   * not kept: a retry must find the name free.
    */
-  readonly #failed = new Map<string, { error: unknown; at: number }>();
+  readonly #failed = new Map<string, { error: unknown; at: number; answeredAt?: number }>();
   /** Transfers an operation waited for (below, elsewhere): their failure was answered. */
   readonly #waitedFor = new Set<string>();
   readonly #now: () => number;
@@ -84,7 +85,8 @@ export class Arrivals {
   /**
    * The failure of a recent transfer into the snapshot a path below a store (as `names`) is
    * in, or undefined. Asked only for a name that is not there: once the snapshot exists
-   * (received another way), it shows.
+   * (received another way), it shows. Answered for a moment from the first answer on (see
+   * {@link ANSWER_FOR_MS}), then forgotten: a retry finds the name free.
    */
   failure(store: string, names: readonly string[]): unknown {
     if (this.#failed.size === 0) return undefined;
@@ -92,8 +94,10 @@ export class Arrivals {
       const id = key(store, names.slice(0, n).join('/'));
       const failed = this.#failed.get(id);
       if (failed === undefined) continue;
-      this.#failed.delete(id); // answered once
-      if (this.#now() - failed.at < this.#rememberMs) return failed.error;
+      const now = this.#now();
+      failed.answeredAt ??= now;
+      if (now - failed.at < this.#rememberMs && now - failed.answeredAt < ANSWER_FOR_MS) return failed.error;
+      this.#failed.delete(id);
     }
     return undefined;
   }
@@ -111,6 +115,15 @@ export class Arrivals {
     return found;
   }
 }
+
+/**
+ * How long a failure goes on answering after its first answer. Not only once: one `stat` of a
+ * name the kernel has cached (mkdir made it) can ask twice. It revalidates the cached entry
+ * with a LOOKUP, takes any error of it for "the entry is stale", and looks the name up
+ * afresh: the failure, answered only once, went to the revalidation and `ls` said ENOENT
+ * (seen under load: fuse_dentry_revalidate in the kernel's fs/fuse/dir.c).
+ */
+const ANSWER_FOR_MS = 1000;
 
 function key(store: string, name: string): string {
   return `${store}\0${name}`;
