@@ -12,7 +12,7 @@ export interface CapturedResult {
   readonly extra: readonly string[];
   /** The spawn error's code (e.g. ENOENT: no such command), when it could not start. */
   readonly spawnErrorCode: string | undefined;
-  /** Whether `signal` aborted it (it was killed). */
+  /** Whether `signal` was aborted by the time it ended (killed, when it still ran). */
   readonly isCanceled: boolean;
   /** Whether stdout passed `maxStdout` (it was killed, stdout is cut). */
   readonly isTruncated: boolean;
