@@ -7,7 +7,6 @@ import { fileDescriptorIo } from '../remote/server-io.js';
 import { confineToDirectory } from '../remote/wire-errors.js';
 import { BtrfsStore } from '../stores/btrfs/btrfs-store.js';
 import { defaultCacheDirectory, MeasurementCache } from '../stores/cache/measurement-cache.js';
-import { loadExeca } from '../util/load-execa.js';
 
 /**
  * `buttersink server`'s action, loaded when it runs. Resolves never: it exits the process
@@ -37,9 +36,6 @@ export async function runServerCommand(dir: string, mode: ServerMode, version: s
     tokenKey: () => (key ??= loadTokenKey(path.join(cacheDirectory, 'parent-token.key'))),
     signal,
   });
-  // The hello is on its way (written from libuv's thread pool); load what the first request
-  // needs while the client reads it and answers, instead of after.
-  setImmediate(() => void loadExeca().catch(() => {}));
   const code = await session;
   // Exit now: nothing may linger reading the channel once the client is done.
   process.exit(code);

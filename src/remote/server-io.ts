@@ -96,7 +96,7 @@ function channelReader(fd: number): ChannelReader {
   const open = (): net.Socket => {
     if (channel) return channel;
     // fd 0 is process.stdin's: a second handle on it would fail (EEXIST from epoll) as soon as
-    // anything touches process.stdin, which loading execa does.
+    // anything touches process.stdin (execa, say, when it is loaded).
     const socket = fd === 0 ? (process.stdin as net.Socket) : new net.Socket({ fd, readable: true, writable: false });
     socket.on('error', () => {}); // kept in socket.errored, thrown by the read that waits
     channel = socket;

@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 
 /** What a finished command printed and how it ended. */
 export interface CapturedResult {
@@ -40,68 +41,137 @@ const MAX_STDOUT = 256 * 1024 * 1024;
  * how it ended: the caller maps that to its own errors.
  *
  * For the commands buttersink runs on every run (listings, `subvolume show`, `rootid`, the
- * local send | receive pipeline): through `node:child_process` directly, not execa. Measured
- * on a nightly no-op (9 such commands), execa's machinery around each spawn cost ~75 ms of
- * main-thread CPU in a run of ~400 ms, and loading its bundle chunk 35-75 ms; execa stays
- * where node itself moves a child's streams (SSH and S3 transfers) and in the mount.
+ * local send | receive pipeline, getfattr): through `node:child_process` directly, not execa.
+ * Measured on a nightly no-op (9 such commands), execa's machinery around each spawn cost
+ * ~75 ms of main-thread CPU in a run of ~400 ms, and loading its bundle chunk 35-75 ms; execa
+ * stays only for the mount's `fusermount -u`.
  * Memory is bounded: stdout up to `maxStdout` bytes (then the command is killed), other
  * pipes' tails.
  */
 export function runCaptured(file: string, args: readonly string[], options: CaptureOptions = {}): Promise<CapturedResult> {
   const maxStdout = options.maxStdout ?? MAX_STDOUT;
   const extraPipes = options.extraPipes ?? 0;
-  return new Promise((resolve) => {
-    const stdout: Buffer[] = [];
-    let stdoutBytes = 0;
-    let isTruncated = false;
-    let spawnErrorCode: string | undefined;
-    let forceKill: NodeJS.Timeout | undefined;
-    const child = spawn(file, args, {
-      stdio: ['ignore', 'pipe', 'pipe', ...Array<'pipe'>(extraPipes).fill('pipe')],
-      signal: options.signal,
-      killSignal: 'SIGTERM',
-    });
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (isTruncated) return;
-      stdoutBytes += chunk.length;
-      if (stdoutBytes > maxStdout) {
-        isTruncated = true;
-        child.kill('SIGKILL');
-        return;
-      }
-      stdout.push(chunk);
-    });
-    const tails = [2, ...Array.from({ length: extraPipes }, (_, i) => i + 3)].map((fd) => {
-      const stream = child.stdio[fd] as NodeJS.ReadableStream;
-      if (options.onData?.fd === fd) {
-        stream.on('data', options.onData.listener);
-        return () => '';
-      }
-      return keepTail(stream);
-    });
+  const stdout: Buffer[] = [];
+  let stdoutBytes = 0;
+  let isTruncated = false;
+  const child = spawn(file, args, {
+    stdio: ['ignore', 'pipe', 'pipe', ...Array<'pipe'>(extraPipes).fill('pipe')],
+    signal: options.signal,
+    killSignal: 'SIGTERM',
+  });
+  child.stdout!.on('data', (chunk: Buffer) => {
+    if (isTruncated) return;
+    stdoutBytes += chunk.length;
+    if (stdoutBytes > maxStdout) {
+      isTruncated = true;
+      child.kill('SIGKILL');
+      return;
+    }
+    stdout.push(chunk);
+  });
+  const tails = [2, ...Array.from({ length: extraPipes }, (_, i) => i + 3)].map((fd) => {
+    const stream = child.stdio[fd] as NodeJS.ReadableStream;
+    if (options.onData?.fd === fd) {
+      stream.on('data', options.onData.listener);
+      return () => '';
+    }
+    return keepTail(stream);
+  });
+  return settle(child, options, tails, () => ({
+    stdout: withoutFinalNewline(Buffer.concat(stdout).toString('utf8')),
+    isTruncated,
+  })).result;
+}
+
+/** A started child whose stdin and stdout the caller moves itself (send, receive). */
+export interface PipedChild {
+  /** Its stdin, when asked for: writing after it ended fails (EPIPE), as a pipe does. */
+  readonly stdin: Writable | null;
+  /** Its stdout, when asked for; it waits, paused, until the caller reads it. */
+  readonly stdout: Readable | null;
+  /** How it ended, once it has and its pipes are closed (stdout ''); never rejects. */
+  readonly result: Promise<CapturedResult>;
+  /** Ends it: SIGTERM, then SIGKILL if it is still running `forceKillAfterMs` later. */
+  kill(): void;
+}
+
+export interface PipedOptions {
+  readonly stdin: 'pipe' | 'ignore';
+  readonly stdout: 'pipe' | 'ignore';
+  /** Aborting kills it as {@link PipedChild.kill} does. */
+  readonly signal?: AbortSignal;
+  /** Default 5 s. */
+  readonly forceKillAfterMs?: number;
+}
+
+/**
+ * Starts FILE ARGS (no shell) with the stdin and stdout the caller asked for, keeping stderr's
+ * tail for the error it may have to report. For `btrfs send` and `btrfs receive` whose stream
+ * node moves itself (measuring, SSH, S3): through `node:child_process` like
+ * {@link runCaptured}, so that a cold run's measuring and a server's receive load no execa
+ * either. A child's stdout does not flow until it is read, so no byte is lost to a consumer
+ * that attaches late.
+ */
+export function spawnPiped(file: string, args: readonly string[], options: PipedOptions): PipedChild {
+  const child = spawn(file, args, {
+    stdio: [options.stdin, options.stdout, 'pipe'],
+    signal: options.signal,
+    killSignal: 'SIGTERM',
+  });
+  const ended = settle(child, { ...options, forceKillAfterMs: options.forceKillAfterMs ?? 5000 }, [keepTail(child.stderr!)], () => ({
+    stdout: '',
+    isTruncated: false,
+  }));
+  return { stdin: child.stdin, stdout: child.stdout, result: ended.result, kill: ended.kill };
+}
+
+/**
+ * Resolves how CHILD ended once it has closed its pipes, from the tails of stderr and the
+ * extra pipes; an abort of `signal` (node sends SIGTERM) or `kill()` sends SIGKILL after
+ * `forceKillAfterMs` when that is set.
+ */
+function settle(
+  child: ChildProcess,
+  options: { readonly signal?: AbortSignal; readonly forceKillAfterMs?: number },
+  tails: readonly (() => string)[],
+  captured: () => { stdout: string; isTruncated: boolean },
+): { result: Promise<CapturedResult>; kill(): void } {
+  let spawnErrorCode: string | undefined;
+  let forceKill: NodeJS.Timeout | undefined;
+  let closed = false;
+  const armForceKill = (): void => {
+    if (options.forceKillAfterMs === undefined || forceKill !== undefined || closed) return;
+    forceKill = setTimeout(() => child.kill('SIGKILL'), options.forceKillAfterMs);
+  };
+  const result = new Promise<CapturedResult>((resolve) => {
     // An abort also arrives here (AbortError) after node sent SIGTERM; a failed spawn
     // (ENOENT, EACCES) only here, followed by 'close'.
     child.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.name !== 'AbortError') {
-        spawnErrorCode = error.code ?? 'ERROR';
-        return;
-      }
-      if (options.forceKillAfterMs !== undefined) forceKill = setTimeout(() => child.kill('SIGKILL'), options.forceKillAfterMs);
+      if (error.name === 'AbortError') armForceKill();
+      else spawnErrorCode = error.code ?? 'ERROR';
     });
     child.on('close', (code) => {
+      closed = true;
       clearTimeout(forceKill);
       const [stderr, ...extra] = tails.map((tail) => tail());
       resolve({
         exitCode: code,
-        stdout: withoutFinalNewline(Buffer.concat(stdout).toString('utf8')),
+        ...captured(),
         stderr: stderr!,
         extra,
         spawnErrorCode,
         isCanceled: options.signal?.aborted === true,
-        isTruncated,
       });
     });
   });
+  return {
+    result,
+    kill: () => {
+      if (closed) return;
+      child.kill('SIGTERM');
+      armForceKill();
+    },
+  };
 }
 
 /** Reads a stream to its end, keeping only its last MAX_TAIL bytes; returns how to get them as text. */

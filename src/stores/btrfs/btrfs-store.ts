@@ -313,13 +313,13 @@ export class BtrfsStore implements Store {
     const args = ['send', '--no-data', '-q', ...(parent ? ['-p', this.pathOf(parent)] : []), this.pathOf(snapshot)];
     const measurer = new StreamMeasurer();
     const [piped, result] = await this.#children(async () => {
-      const { child } = await spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
-      return Promise.allSettled([pipeline(child.stdout!, measurer), child]);
+      const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
+      return Promise.allSettled([pipeline(child.stdout!, measurer), child.result]);
     });
     if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
     const res = result.status === 'fulfilled' ? result.value : undefined;
     if (!res || res.exitCode !== 0) {
-      throw btrfsFailure(formatCommand(args), String(res?.stderr ?? ''), res?.code, {
+      throw btrfsFailure(formatCommand(args), res?.stderr ?? '', res?.spawnErrorCode, {
         failure: 'transfer',
         what: `measuring ${describeDiff(snapshot, parent)}`,
       });
@@ -339,20 +339,20 @@ export class BtrfsStore implements Store {
     options: { cloneSources?: readonly Snapshot[]; signal?: AbortSignal } = {},
   ): Promise<SendStream> {
     const args = ['send', ...this.#sendArgs(snapshot, parent, options.cloneSources ?? [])];
-    const { child } = await spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal: options.signal });
-    const done = child.then((res) => {
+    const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal: options.signal });
+    const done = child.result.then((res) => {
       if (options.signal?.aborted) throw new InterruptedError('interrupted');
       if (res.exitCode !== 0) {
-        throw btrfsFailure(formatCommand(args), String(res.stderr ?? ''), res.code, {
+        throw btrfsFailure(formatCommand(args), res.stderr, res.spawnErrorCode, {
           failure: 'transfer',
           what: `sending ${describeDiff(snapshot, parent)}`,
         });
       }
     });
     done.catch(() => {}); // the caller awaits it; never an unhandled rejection
-    // execa resumes an unread stdout on the next tick (its `buffer: false` rule), which would
-    // drop data if the consumer attaches later. Piping into our own stream right away keeps
-    // every byte and the backpressure; destroying it kills the pipe and so `btrfs send`.
+    // Up to 1 MiB read ahead of the consumer (an SSH channel, an S3 part being filled), so that
+    // `btrfs send` keeps running while the consumer is busy; backpressure past that. Destroying
+    // the stream closes the pipe and so ends `btrfs send`.
     const stream = new PassThrough({ highWaterMark: 1 << 20 });
     pipeline(child.stdout!, stream).catch(() => {});
     return { stream, done };
@@ -394,8 +394,8 @@ export class BtrfsStore implements Store {
         const args = ['-q', 'receive', '-e', '-C', directory];
         const validator = new StreamValidator(scope.scope);
         const renamer = new SubvolumeRenamer(temporaryName);
-        const { child } = await spawnBtrfs(args, { stdin: 'pipe', stdout: 'ignore', signal });
-        const [piped, result] = await Promise.allSettled([pipeline(stream, validator, renamer, child.stdin!), child]);
+        const child = spawnBtrfs(args, { stdin: 'pipe', stdout: 'ignore', signal });
+        const [piped, result] = await Promise.allSettled([pipeline(stream, validator, renamer, child.stdin!), child.result]);
         if (signal?.aborted) throw new InterruptedError(`interrupted while receiving ${request.name}`);
         const res = result.status === 'fulfilled' ? result.value : undefined;
         // receive -e exits at END, perhaps before our side of its stdin was closed.
@@ -425,7 +425,7 @@ export class BtrfsStore implements Store {
         }
         if (!res || res.exitCode !== 0) {
           // With -C, receive says where it chrooted to before anything else: not news.
-          const stderr = lastLines(String(res?.stderr ?? '').replace(/^Chroot to .*\n/m, ''), 3);
+          const stderr = lastLines((res?.stderr ?? '').replace(/^Chroot to .*\n/m, ''), 3);
           const upstream = piped.status === 'rejected' ? messageOf(piped.reason) : '';
           throw new TransferError(
             `receiving ${request.name} into ${this.#directory} failed: ${stderr.replaceAll('\n', ' | ') || upstream || 'btrfs receive failed'}`,

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { loadExeca } from '../../util/load-execa.js';
+import { runCaptured } from '../../util/run-captured.js';
 
 type Xattrs = Map<string, Buffer>;
 
@@ -50,12 +50,8 @@ async function readDirectoryXattrs(directory: string): Promise<DirectoryXattrs> 
   const result = new Map<string, Xattrs>();
   for (let i = 0; i < names.length; i += PATHS_PER_RUN) {
     const paths = names.slice(i, i + PATHS_PER_RUN).map((n) => path.join(directory, n));
-    const { execa } = await loadExeca();
-    const run = await execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', ...paths], {
-      reject: false,
-      stdin: 'ignore',
-    });
-    for (const [file, xattrs] of parseGetfattr(String(run.stdout))) result.set(path.basename(file), xattrs);
+    const run = await runCaptured('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', ...paths]);
+    for (const [file, xattrs] of parseGetfattr(run.stdout)) result.set(path.basename(file), xattrs);
   }
   return { names: new Set(names), xattrs: result };
 }
@@ -63,12 +59,8 @@ async function readDirectoryXattrs(directory: string): Promise<DirectoryXattrs> 
 /** Every xattr of one `file` (not following a symlink); an empty map when it has none. */
 export async function xattrsOfFile(file: string): Promise<Xattrs> {
   // getfattr -h reads the entry itself, never a link's target.
-  const { execa } = await loadExeca();
-  const run = await execa('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', file], {
-    reject: false,
-    stdin: 'ignore',
-  });
-  return [...parseGetfattr(String(run.stdout)).values()][0] ?? new Map();
+  const run = await runCaptured('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', file]);
+  return [...parseGetfattr(run.stdout).values()][0] ?? new Map();
 }
 
 /**

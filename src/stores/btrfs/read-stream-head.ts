@@ -8,7 +8,7 @@ import { spawnBtrfs } from './run-btrfs.js';
  * is stopped right after them. Resolves null when the stream could not be read.
  */
 export async function readStreamHead(sendArgs: readonly string[], signal?: AbortSignal): Promise<Buffer | null> {
-  const { child } = await spawnBtrfs(['send', '--no-data', ...sendArgs], { stdin: 'ignore', stdout: 'pipe', signal });
+  const child = spawnBtrfs(['send', '--no-data', ...sendArgs], { stdin: 'ignore', stdout: 'pipe', signal });
   let head = Buffer.alloc(0);
   let wanted = STREAM_HEADER_BYTES + COMMAND_HEADER_BYTES;
   try {
@@ -21,7 +21,7 @@ export async function readStreamHead(sendArgs: readonly string[], signal?: Abort
     }
   } finally {
     child.kill();
-    await child.catch(() => {});
+    await child.result;
   }
   return head.length >= wanted ? head.subarray(0, wanted) : null;
 }

@@ -1,8 +1,6 @@
-import type { ResultPromise } from 'execa';
 import { InterruptedError, PermissionError, StoreError, TransferError } from '../../model/errors.js';
 import { lastLines } from '../../util/last-lines.js';
-import { loadExeca } from '../../util/load-execa.js';
-import { runCaptured, type CapturedResult } from '../../util/run-captured.js';
+import { runCaptured, spawnPiped, type CapturedResult, type PipedChild } from '../../util/run-captured.js';
 
 /** How a failed btrfs command should be reported. */
 export type FailureKind = 'store' | 'transfer';
@@ -48,34 +46,17 @@ function spawnFailure(result: CapturedResult): string {
   return result.exitCode === null ? 'killed by a signal' : `exit code ${result.exitCode}`;
 }
 
-/** A started `btrfs` child: a promise of its result, with its stdio streams. */
-export type BtrfsChild = ResultPromise<{
-  stdin: 'pipe' | 'ignore';
-  stdout: 'pipe' | 'ignore';
-  stderr: 'pipe';
-  reject: false;
-  buffer: { stdout: false; stderr: true };
-}>;
-
 /**
- * Starts `btrfs ARGS` with piped stdio, for send and receive. The child comes wrapped: a
- * promise resolving to it directly would wait for it to end (it is a promise too).
+ * Starts `btrfs ARGS` with the stdin and stdout asked for (send, receive); its stderr's tail
+ * comes with its result. Through node:child_process, as runBtrfs: a cold run measures its
+ * diffs and a server receives through here, and neither loads execa.
  */
-export async function spawnBtrfs(
+export function spawnBtrfs(
   args: readonly string[],
   options: { stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'ignore'; signal?: AbortSignal },
-): Promise<{ child: BtrfsChild }> {
-  const { execa } = await loadExeca();
+): PipedChild {
   tracer(formatCommand(args));
-  const child = execa('btrfs', args, {
-    stdin: options.stdin,
-    stdout: options.stdout,
-    stderr: 'pipe',
-    reject: false,
-    buffer: { stdout: false, stderr: true },
-    ...(options.signal ? { cancelSignal: options.signal } : {}),
-  });
-  return { child };
+  return spawnPiped('btrfs', args, options);
 }
 
 export function btrfsFailure(

@@ -101,12 +101,12 @@ describe('start-up loads only what the command needs', () => {
     assert.deepEqual(packagesIn(run.modules, [...STORE_DEPENDENCIES, ...ACTION_DEPENDENCIES]), []);
   });
 
-  test('the server sends its hello without loading S3, ssh2, FUSE or the progress bar', async () => {
+  test('the server sends its hello without loading S3, ssh2, FUSE, execa or the progress bar', async () => {
     const directory = await mkdtemp(path.join(os.tmpdir(), 'buttersink-startup-snaps-'));
     try {
       const run = await runCli(['server', '--mode', 'r', directory], true);
       assert.ok(run.stdout.includes('"program":"buttersink"'), `the hello, got ${JSON.stringify(run.stdout)}`);
-      assert.deepEqual(packagesIn(run.modules, [...STORE_DEPENDENCIES, 'smol-toml', 'cli-progress']), []);
+      assert.deepEqual(packagesIn(run.modules, [...STORE_DEPENDENCIES, 'execa', 'smol-toml', 'cli-progress']), []);
     } finally {
       await rm(directory, { recursive: true, force: true });
     }
