@@ -53,7 +53,7 @@ private_build() {
 # the esbuild bundle in BUILT_DIST/bundle (scripts/bundle.mjs) and bin/ (whose buttersink.js
 # loads it). Sets BUILT_CLI to that bin/buttersink.js: the command users run, a few files to
 # load instead of ~200 small modules (private_build's paths should include bin and
-# scripts/bundle.mjs, so that REVISION notes changes there).
+# scripts/bundle.mjs and scripts/bundle, so that REVISION notes changes there).
 private_bundle() {
   local repo
   repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
