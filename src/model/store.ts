@@ -9,6 +9,22 @@ import type { Snapshot } from './snapshot.js';
 export interface DiffSize {
   readonly bytes: number;
   readonly exact: boolean;
+  /**
+   * Only with `exact` false: `bytes` is a lower bound, not a guess. Measuring stopped once
+   * the stream was known to be larger than the `stopAbove` asked for ({@link Store.measureDiff}):
+   * the real size is at least `bytes`, which is more than `stopAbove`.
+   */
+  readonly atLeast?: boolean;
+}
+
+/** How far {@link Store.measureDiff} needs to go. */
+export interface MeasureOptions {
+  /**
+   * The caller only needs to know whether the stream is larger than this many bytes (a full
+   * send that a measured small diff makes moot, say): the store may stop measuring once it is
+   * and resolve a lower bound ({@link DiffSize.atLeast}).
+   */
+  readonly stopAbove?: number;
 }
 
 /**
@@ -109,12 +125,15 @@ export interface Store {
    * read without transferring file data. Results may be cached across runs by UUID pair.
    * Any two snapshots a btrfs store holds can be measured, related or not (the diff of
    * unrelated ones is about a full stream).
+   * With `options.stopAbove`, the store may stop as soon as the stream is known to be larger:
+   * it then resolves `{ bytes, exact: false, atLeast: true }` with `stopAbove < bytes <=` the
+   * real size, and caches nothing. A store may always measure in full instead (exact).
    * @throws TransferError when measuring failed (e.g. the snapshot or parent is gone since it
    *   was listed).
    * @throws StoreError when the store cannot produce that diff (a diff store that does not hold
    *   it), as {@link Store.send}.
    */
-  measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal): Promise<DiffSize>;
+  measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal, options?: MeasureOptions): Promise<DiffSize>;
 
   /**
    * Starts a send stream of `snapshot`, full (`parent` null) or incremental from `parent`.

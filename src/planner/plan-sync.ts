@@ -159,7 +159,7 @@ function sendReason(chosen: GraphEdge, runnerUp: GraphEdge | undefined, policy: 
       : `incremental from ${chosen.parent.name} (${chosen.via === 'present parent' ? 'already at destination' : 'sent earlier in this run'})`;
   if (!runnerUp) return chosen.parent === null ? 'full: no related snapshot at destination' : head;
 
-  const other = `${describe(runnerUp)} (${formatBytes(runnerUp.candidate.bytes)})`;
+  const other = `${describe(runnerUp)} (${sizeOf(runnerUp.candidate)})`;
   if (runnerUp.cost <= chosen.cost) {
     // Only the tree as a whole explains it, e.g. the cheaper parent would itself need this one.
     return `${head}: ${other} is not cheaper overall`;
@@ -167,7 +167,12 @@ function sendReason(chosen: GraphEdge, runnerUp: GraphEdge | undefined, policy: 
   if (runnerUp.candidate.bytes <= chosen.candidate.bytes) {
     return `${head}: ${other} is not worth its chain-link penalty of ${formatBytes(policy.chainLinkPenaltyBytes)}`;
   }
-  return `${head}, vs ${describe(runnerUp)} ${formatBytes(runnerUp.candidate.bytes)}`;
+  return `${head}, vs ${describe(runnerUp)} ${sizeOf(runnerUp.candidate)}`;
+}
+
+/** An edge's size as the reason shows it: a lower bound says so. */
+function sizeOf(candidate: CandidateEdge): string {
+  return candidate.atLeast === true ? `over ${formatBytes(candidate.bytes)}` : formatBytes(candidate.bytes);
 }
 
 function describe(edge: GraphEdge): string {

@@ -10,6 +10,12 @@ export interface CandidateEdge {
   /** Stream bytes, measured (`exact`) or estimated. */
   readonly bytes: number;
   readonly exact: boolean;
+  /**
+   * `bytes` is a lower bound (measuring stopped there: `DiffSize.atLeast`), not a guess.
+   * Sound for the plan: a plan that does not use the edge stays the cheapest whatever its
+   * real size; one that does gets it measured and is made again.
+   */
+  readonly atLeast?: boolean;
 }
 
 export interface PlanPolicy {

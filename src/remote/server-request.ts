@@ -36,6 +36,8 @@ export type ServerRequest = {
   readonly length?: number;
   /** A lock request that also wants the listing (taken while partials are removed). */
   readonly list?: boolean;
+  /** A measure request's `stopAbove` (Store.measureDiff): a safe non-negative integer, else absent. */
+  readonly stopAbove?: number;
 };
 
 /** The request's id, for answering even a request that {@link toServerRequest} refuses. */
@@ -67,6 +69,7 @@ export function toServerRequest(message: Record<string, unknown>): ServerRequest
     offset: number(message.offset),
     length: number(message.length),
     list: message.list === true ? true : undefined,
+    stopAbove: Number.isSafeInteger(message.stopAbove) && (message.stopAbove as number) >= 0 ? (message.stopAbove as number) : undefined,
   });
 }
 

@@ -279,8 +279,13 @@ class ServerSession {
       case 'measure': {
         const snapshot = await this.#resolve(request.snapshot);
         const parent = request.parent === null ? null : await this.#resolve(request.parent);
-        const size = await store.measureDiff(snapshot, parent, signal);
-        return { bytes: size.bytes, exact: size.exact };
+        const size = await store.measureDiff(
+          snapshot,
+          parent,
+          signal,
+          request.stopAbove === undefined ? {} : { stopAbove: request.stopAbove },
+        );
+        return size.atLeast === true ? { bytes: size.bytes, exact: false, atLeast: true } : { bytes: size.bytes, exact: size.exact };
       }
       case 'browse':
         return browse(directory, request, async (name) => (await this.#listedSnapshot(name)) !== undefined, childLimit);

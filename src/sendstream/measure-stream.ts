@@ -23,6 +23,17 @@ export interface StreamMeasurement {
 }
 
 /**
+ * Thrown by a {@link StreamMeasurer} told to stop above a size, once the stream passed it:
+ * `bytes` (more than that size) is a lower bound of the real stream's size.
+ */
+export class MeasurementStopped extends Error {
+  constructor(readonly bytes: number) {
+    super(`the stream is larger than asked about (at least ${bytes} bytes)`);
+    this.name = 'MeasurementStopped';
+  }
+}
+
+/**
  * A Writable that reads a `btrfs send --no-data` stream and computes the size of the real
  * stream without any file data being read: every `update_extent` (path, offset, len) stands
  * for the `write` commands the real stream would carry for that range. Memory stays bounded
@@ -43,6 +54,16 @@ export class StreamMeasurer extends Writable {
   #ended = false;
   #header: Buffer | undefined;
   #head: Buffer | undefined;
+  readonly #stopAbove: number;
+
+  /**
+   * @param stopAbove fail with {@link MeasurementStopped} as soon as the real stream is known
+   *   to be larger than this (its size only grows as commands come).
+   */
+  constructor(options: { stopAbove?: number } = {}) {
+    super();
+    this.#stopAbove = options.stopAbove ?? Number.POSITIVE_INFINITY;
+  }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.#metadataBytes += chunk.length;
@@ -108,6 +129,7 @@ export class StreamMeasurer extends Writable {
       this.#commands += 1;
       if (this.#commands === 1) this.#head = Buffer.concat([this.#header!, command]);
       this.#account(command);
+      if (!this.#ended && this.#streamBytes > this.#stopAbove) throw new MeasurementStopped(this.#streamBytes);
     }
   }
 

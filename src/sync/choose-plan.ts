@@ -44,9 +44,10 @@ export const MEASURE_CONCURRENCY = 4;
  * The I/O shell around the pure planner: finds candidate diffs, sizes them through the source
  * store, and asks {@link planSync} for the cheapest plan.
  *
- * Measured sizes replace estimates until the plan relies on measured sizes only. An estimate
- * can only be wrong in a way that makes the planner look at a diff it then measures, so the
- * loop ends after at most one round per candidate.
+ * Measured sizes replace estimates and lower bounds until the plan relies on measured sizes
+ * only. An estimate can only be wrong in a way that makes the planner look at a diff it then
+ * measures, so the loop ends after at most one round per candidate; a lower bound on an edge
+ * the plan does not use leaves the plan the cheapest whatever the edge's real size.
  */
 export async function choosePlan(input: ChoosePlanInput): Promise<Plan> {
   const { source, destination } = input;
@@ -59,29 +60,57 @@ export async function choosePlan(input: ChoosePlanInput): Promise<Plan> {
   const pairs = candidatePairs(needed, present);
   const sizes = new Map<CandidatePair, DiffSize>();
   const limit = pLimit(MEASURE_CONCURRENCY);
-  const measure = (toMeasure: readonly CandidatePair[]): Promise<unknown[]> =>
+  const measure = (toMeasure: readonly CandidatePair[], stopAbove?: (pair: CandidatePair) => number | undefined): Promise<unknown[]> =>
     Promise.all(
       toMeasure.map((pair) =>
         limit(async () => {
           input.signal?.throwIfAborted();
           input.onMeasure?.(pair);
-          sizes.set(pair, await source.measureDiff(pair.snapshot, pair.parent, input.signal));
+          const bound = stopAbove?.(pair);
+          sizes.set(
+            pair,
+            await source.measureDiff(pair.snapshot, pair.parent, input.signal, bound === undefined ? {} : { stopAbove: bound }),
+          );
         }),
       ),
     );
 
   for (const pair of pairs) sizes.set(pair, source.estimateDiff(pair.snapshot, pair.parent));
-  if (!input.estimateFirst) await measure(pairs.filter((p) => !sizes.get(p)!.exact));
+  if (!input.estimateFirst) {
+    // The diffs first, then each full send only until it is known to be larger than its
+    // snapshot's smallest diff (plus the chain penalty a diff store adds): the full's size
+    // then only matters if the plan uses it, and then it is measured below. A full send's
+    // walk of a big snapshot is most of a cold run's measuring; a diff of a nightly one is
+    // a small fraction of it. A full with no diff to compare with is measured with the diffs.
+    const unmeasured = pairs.filter((p) => !sizes.get(p)!.exact);
+    const withDiffs = new Set(pairs.filter((p) => p.parent !== null).map((p) => p.snapshot.uuid));
+    const later = (p: CandidatePair): boolean => p.parent === null && withDiffs.has(p.snapshot.uuid);
+    await measure(unmeasured.filter((p) => !later(p)));
+    const penalty = input.policy.destinationStoresDiffs ? input.policy.chainLinkPenaltyBytes : 0;
+    const smallestDiff = new Map<string, number>();
+    for (const pair of pairs) {
+      const size = sizes.get(pair)!;
+      if (pair.parent === null || !size.exact) continue;
+      const best = smallestDiff.get(pair.snapshot.uuid);
+      if (best === undefined || size.bytes < best) smallestDiff.set(pair.snapshot.uuid, size.bytes);
+    }
+    await measure(unmeasured.filter(later), (p) => {
+      const best = smallestDiff.get(p.snapshot.uuid);
+      return best === undefined ? undefined : best + penalty;
+    });
+  }
 
   const byEdge = new Map(pairs.map((p) => [edgeKey(p.snapshot.uuid, p.parent?.uuid ?? null), p]));
   const banned = new Set<string>();
   for (let round = 0; ; round++) {
     const edges: CandidateEdge[] = pairs.flatMap((p) => {
       if (banned.has(edgeKey(p.snapshot.uuid, p.parent?.uuid ?? null))) return [];
-      // Estimates may improve as measurements come in (the store learns sizes): ask again.
-      if (!sizes.get(p)!.exact) sizes.set(p, source.estimateDiff(p.snapshot, p.parent));
       const size = sizes.get(p)!;
-      return [{ to: p.snapshot.uuid, from: p.parent?.uuid ?? null, bytes: size.bytes, exact: size.exact }];
+      // Estimates may improve as measurements come in (the store learns sizes): ask again.
+      // A lower bound stays one (an estimate below it is known to be wrong).
+      if (!size.exact && size.atLeast !== true) sizes.set(p, source.estimateDiff(p.snapshot, p.parent));
+      const { bytes, exact, atLeast } = sizes.get(p)!;
+      return [{ to: p.snapshot.uuid, from: p.parent?.uuid ?? null, bytes, exact, ...(atLeast === true ? { atLeast } : {}) }];
     });
     const plan = planSync({ source: planSource, destination, edges, policy: input.policy, now: input.now });
     const tooLong = input.destinationChains ? overlongLinks(plan, input.destinationChains) : [];

@@ -174,6 +174,26 @@ describe('BtrfsStore on a real btrfs pool', suite, () => {
     assert.equal((await fresh.get(two!.uuid, one!.uuid))?.head?.subarray(0, 13).toString('latin1'), 'btrfs-stream\0');
   });
 
+  test('measuring with stopAbove stops once the stream passes it: a lower bound, nothing cached', async () => {
+    const [two, one] = snaps;
+    const cache = new MeasurementCache(path.join(cacheDir, 'stopped'));
+    const fresh = new BtrfsStore({ url: `${pool.mountPoint}/snaps`, directory: `${pool.mountPoint}/snaps`, cache });
+    const stopped = await fresh.measureDiff(one!, null, undefined, { stopAbove: 10_000 });
+    assert.equal(stopped.exact, false);
+    assert.equal(stopped.atLeast, true);
+    assert.equal(await cache.get(one!.uuid, null), undefined);
+    assert.equal(fresh.estimateDiff(one!, null).exact, false);
+    const whole = await fresh.measureDiff(one!, null, undefined, { stopAbove: 100_000_000 });
+    assert.equal(whole.exact, true);
+    assert.ok(whole.bytes > 2_000_000 && whole.bytes < 2_100_000, `full ${whole.bytes}`);
+    assert.equal((await cache.get(one!.uuid, null))?.bytes, whole.bytes);
+    // It stopped at the first extent of file a that took the stream past 10 KB, before the end.
+    assert.ok(stopped.bytes > 10_000 && stopped.bytes < whole.bytes, `stopped at ${stopped.bytes}, full ${whole.bytes}`);
+    // The diff two < one is smaller than the bound: measured to its end, as without one.
+    assert.deepEqual(await fresh.measureDiff(two!, one!, undefined, { stopAbove: 100_000_000 }), await source.measureDiff(two!, one!));
+    await fresh.close();
+  });
+
   test('delete refuses a snapshot that changed under its name', async () => {
     const dst = store(`${pool.mountPoint}/dst`);
     const release = await dst.lock();

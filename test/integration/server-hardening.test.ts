@@ -348,6 +348,35 @@ describe('buttersink server against a hostile client', suite, () => {
       assert.deepEqual(Object.keys(cached.sizes), [`${uuids['snaps/two']}<${uuids['snaps/one']}`]);
     });
 
+    test('measure with a stopAbove that is not a non-negative integer measures in full; a lower bound is never cached', async () => {
+      const cache = mkdtempSync(path.join(scratch, 'cache-'));
+      const server = await start('r', dir, cache);
+      const one = wire('one', uuids['snaps/one']!);
+      const stopped = await server.request(1, 'measure', { snapshot: one, parent: null, stopAbove: 100 });
+      assert.equal(stopped.ok, true, JSON.stringify(stopped));
+      const bound = stopped.result as { bytes: number; exact: boolean; atLeast?: boolean };
+      assert.equal(bound.atLeast, true);
+      assert.equal(bound.exact, false);
+      let id = 2;
+      let full: number | undefined;
+      for (const stopAbove of ['100', -1, 1.5, 1e300, Number.MAX_SAFE_INTEGER + 2, null, { valueOf: 1 }, [100]]) {
+        const answer = await server.request(id++, 'measure', { snapshot: one, parent: null, stopAbove });
+        assert.equal(answer.ok, true, JSON.stringify(answer));
+        const size = answer.result as { bytes: number; exact: boolean; atLeast?: boolean };
+        assert.deepEqual(
+          { exact: size.exact, atLeast: size.atLeast },
+          { exact: true, atLeast: undefined },
+          `stopAbove ${JSON.stringify(stopAbove)}`,
+        );
+        full ??= size.bytes;
+        assert.equal(size.bytes, full);
+      }
+      assert.ok(bound.bytes > 100 && bound.bytes < full!, `bound ${bound.bytes}, full ${full}`);
+      await server.close();
+      const cached = JSON.parse(readFileSync(path.join(cache, 'measurements.json'), 'utf8')) as { sizes: Record<string, number> };
+      assert.deepEqual(cached.sizes, { [`${uuids['snaps/one']}<full`]: full });
+    });
+
     test('send refuses a snapshot, parent or clone source that is not a listed read-only snapshot', async () => {
       const attempts: Record<string, unknown>[] = [
         { snapshot: wire('work', uuids['snaps/work']!), parent: null, cloneSources: [] },

@@ -117,6 +117,11 @@ describe('SshStore against a real sshd and buttersink server', suite, () => {
     const remoteSize = await store.measureDiff(two!, one!);
     const localSize = await local.measureDiff(two!, one!);
     assert.deepEqual(remoteSize, localSize);
+    // stopAbove goes to the server, and its lower bound comes back (not cached here).
+    const stopped = await store.measureDiff(one!, null, undefined, { stopAbove: 10_000 });
+    assert.equal(stopped.atLeast, true);
+    assert.equal(stopped.exact, false);
+    assert.ok(stopped.bytes > 10_000 && stopped.bytes < (await local.measureDiff(one!, null)).bytes, `${stopped.bytes}`);
   });
 
   test('push: a full then an incremental receive over SSH, byte for byte', async () => {

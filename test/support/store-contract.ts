@@ -381,6 +381,33 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
     });
 
     rule(
+      'measureDiff with stopAbove: "may stop as soon as the stream is known to be larger", a lower bound above it, "caches nothing"',
+      async () => {
+        const { store } = await withChain();
+        const [snapshot, parent] = (await sendable(store)).find(([, p]) => p === null) ?? (await sendable(store))[0]!;
+        const real = await sentBytes(store, snapshot, parent);
+        const stopped = await store.measureDiff(snapshot, parent, undefined, { stopAbove: 100 });
+        if (stopped.atLeast === true) {
+          assert.equal(stopped.exact, false);
+          assert.ok(stopped.bytes > 100, `${stopped.bytes} is above stopAbove`);
+          assert.ok(
+            stopped.bytes <= real + Math.max(16 * 1024, real * 0.01),
+            `a lower bound (${stopped.bytes}) is not above the real size (${real})`,
+          );
+          assert.equal(store.estimateDiff(snapshot, parent).exact, false, 'nothing cached');
+        } else {
+          assert.equal(stopped.exact, true);
+          assertFramingClose(stopped.bytes, real, 'measured in full');
+        }
+        // Above the real size, nothing stops it: the exact size, as without stopAbove.
+        const whole = await store.measureDiff(snapshot, parent, undefined, { stopAbove: real * 2 });
+        assert.equal(whole.exact, true);
+        assert.equal(whole.atLeast, undefined);
+        assertFramingClose(whole.bytes, real, 'measured in full');
+      },
+    );
+
+    rule(
       'measureDiff: "@throws TransferError when measuring failed"; a diff store: StoreError when it cannot produce that diff',
       async () => {
         const { store, base, next } = await withChain();

@@ -9,6 +9,7 @@ import { hasControlCharacter } from '../../model/printable-name.js';
 import { effectiveUuid, type Snapshot } from '../../model/snapshot.js';
 import type {
   DiffSize,
+  MeasureOptions,
   ReceiveRequest,
   SendStream,
   SnapshotFiles,
@@ -17,7 +18,7 @@ import type {
   StoreSpace,
   StoredDiff,
 } from '../../model/store.js';
-import { StreamMeasurer } from '../../sendstream/measure-stream.js';
+import { MeasurementStopped, StreamMeasurer } from '../../sendstream/measure-stream.js';
 import { NotASendStreamError, renameStreamHead, SubvolumeRenamer } from '../../sendstream/rename-subvolume.js';
 import { RefusedStreamError, StreamValidator, type ReceiveScope } from '../../sendstream/stream-validator.js';
 import type { MeasurementCache } from '../cache/measurement-cache.js';
@@ -304,19 +305,27 @@ export class BtrfsStore implements Store {
     return best?.bytes;
   }
 
-  async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal): Promise<DiffSize> {
+  async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal, options: MeasureOptions = {}): Promise<DiffSize> {
     const cached = await this.#cache.get(snapshot.uuid, parent?.uuid ?? null);
     if (cached !== undefined) {
       this.#learn(snapshot, parent, cached.bytes);
       return { bytes: cached.bytes, exact: true };
     }
     const args = ['send', '--no-data', '-q', ...(parent ? ['-p', this.pathOf(parent)] : []), this.pathOf(snapshot)];
-    const measurer = new StreamMeasurer();
+    const measurer = new StreamMeasurer(options);
     const [piped, result] = await this.#children(async () => {
       const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
-      return Promise.allSettled([pipeline(child.stdout!, measurer), child.result]);
+      const measuring = pipeline(child.stdout!, measurer);
+      // Past stopAbove: the rest of the walk is not needed (its pipe is closed too).
+      measuring.catch((error: unknown) => {
+        if (error instanceof MeasurementStopped) child.kill();
+      });
+      return Promise.allSettled([measuring, child.result]);
     });
     if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
+    if (piped.status === 'rejected' && piped.reason instanceof MeasurementStopped) {
+      return { bytes: piped.reason.bytes, exact: false, atLeast: true };
+    }
     const res = result.status === 'fulfilled' ? result.value : undefined;
     if (!res || res.exitCode !== 0) {
       throw btrfsFailure(formatCommand(args), res?.stderr ?? '', res?.spawnErrorCode, {

@@ -1,7 +1,16 @@
 import type { Readable } from 'node:stream';
 import { ButtersinkError, InterruptedError, messageOf, TransferError } from '../../model/errors.js';
 import type { Snapshot } from '../../model/snapshot.js';
-import type { DiffSize, ReceiveRequest, SendStream, SnapshotFiles, Store, StoreCapabilities, StoredDiff } from '../../model/store.js';
+import type {
+  DiffSize,
+  MeasureOptions,
+  ReceiveRequest,
+  SendStream,
+  SnapshotFiles,
+  Store,
+  StoreCapabilities,
+  StoredDiff,
+} from '../../model/store.js';
 import { modeAllows, type ServerMode } from '../../remote/protocol.js';
 import { fromWireSnapshot, toWireSnapshot } from '../../remote/wire-snapshot.js';
 import type { MeasurementCache } from '../cache/measurement-cache.js';
@@ -202,8 +211,11 @@ export class SshStore implements Store {
     return { bytes: generations * ESTIMATED_BYTES_PER_GENERATION, exact: false };
   }
 
-  /** Measured on the remote (`btrfs send --no-data` there), cached here by UUID pair too. */
-  async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal): Promise<DiffSize> {
+  /**
+   * Measured on the remote (`btrfs send --no-data` there), cached here by UUID pair too; a
+   * lower bound (stopAbove) is passed on and never cached.
+   */
+  async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal, options: MeasureOptions = {}): Promise<DiffSize> {
     const cached = await this.#options.cache.get(snapshot.uuid, parent?.uuid ?? null);
     if (cached !== undefined) return { bytes: cached.bytes, exact: true };
     if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
@@ -212,10 +224,22 @@ export class SshStore implements Store {
     ).request('measure', {
       snapshot: toWireSnapshot(snapshot),
       parent: parent && toWireSnapshot(parent),
-    })) as { bytes?: unknown };
-    if (typeof result?.bytes !== 'number') throw new TransferError(`${this.url}: the server's measurement is malformed`);
-    await this.#options.cache.set(snapshot.uuid, parent?.uuid ?? null, { bytes: result.bytes });
-    return { bytes: result.bytes, exact: true };
+      ...(options.stopAbove === undefined ? {} : { stopAbove: options.stopAbove }),
+    })) as { bytes?: unknown; atLeast?: unknown };
+    const bytes = result?.bytes;
+    if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) {
+      throw new TransferError(`${this.url}: the server's measurement is malformed`);
+    }
+    // A lower bound only where one was asked for, and only above what was asked: anything
+    // else from the server would let it steer the plan with a size it never measured.
+    if (result.atLeast === true) {
+      if (options.stopAbove === undefined || bytes <= options.stopAbove) {
+        throw new TransferError(`${this.url}: the server's measurement is malformed`);
+      }
+      return { bytes, exact: false, atLeast: true };
+    }
+    await this.#options.cache.set(snapshot.uuid, parent?.uuid ?? null, { bytes });
+    return { bytes, exact: true };
   }
 
   async send(

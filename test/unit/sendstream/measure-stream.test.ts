@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { StreamMeasurer, type StreamMeasurement } from '../../../src/sendstream/measure-stream.js';
+import { MeasurementStopped, StreamMeasurer, type StreamMeasurement } from '../../../src/sendstream/measure-stream.js';
 import { chunks, commands, feed, MAGIC, sendStream, streamHeader } from './stream-builder.js';
 
 async function measure(stream: Buffer, chunkSize = stream.length || 1): Promise<StreamMeasurement> {
@@ -132,5 +132,39 @@ describe('StreamMeasurer: malformed streams', () => {
     await assert.rejects(measure(Buffer.concat([good, commands.end()]), 1), /after its end/);
     // Even a few stray bytes after the end are an error, not silently ignored.
     await assert.rejects(measure(Buffer.concat([good, Buffer.from([1, 2, 3])])));
+  });
+});
+
+describe('StreamMeasurer: stopAbove', () => {
+  const stream = sendStream(
+    commands.subvol('snap'), // 67 bytes with the header
+    commands.mkfile('a'),
+    commands.updateExtent('a', 0, 100_000), // the real stream passes 100_000 here
+    commands.mkfile('b'),
+    commands.updateExtent('b', 0, 100_000),
+    commands.end(),
+  );
+
+  test('stops at the first command that takes the real stream past the bound: a lower bound above it', async () => {
+    const exact = await measure(stream);
+    for (const chunkSize of [stream.length, 7]) {
+      const measurer = new StreamMeasurer({ stopAbove: 1000 });
+      await assert.rejects(feed(measurer, chunks(stream, chunkSize)), (error: unknown) => {
+        assert.ok(error instanceof MeasurementStopped);
+        // Past the first extent (at once, also when the whole stream came in one chunk), not the second.
+        assert.ok(error.bytes > 100_000 && error.bytes < 200_000, `${error.bytes}`);
+        assert.ok(error.bytes < exact.streamBytes);
+        return true;
+      });
+    }
+  });
+
+  test('a stream that ends below the bound, or reaches it only with its end, is measured exactly', async () => {
+    const exact = await measure(stream);
+    for (const stopAbove of [exact.streamBytes, exact.streamBytes - 5]) {
+      const measurer = new StreamMeasurer({ stopAbove });
+      await feed(measurer, chunks(stream, 100));
+      assert.equal(measurer.result.streamBytes, exact.streamBytes);
+    }
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Snapshot } from '../../../src/model/snapshot.js';
-import type { DiffSize } from '../../../src/model/store.js';
+import type { DiffSize, MeasureOptions } from '../../../src/model/store.js';
 import { choosePlan, type PlanSource } from '../../../src/sync/choose-plan.js';
 
 const GiB = 1024 ** 3;
@@ -36,9 +36,15 @@ function sizingStore(sizes: Record<string, { estimate: number; real: number }>) 
     capabilities: { canDiffAnyPair: true, canReceive: true, canDelete: true, storesDiffs: false },
     storedDiffs: async () => [],
     estimateDiff: (s: Snapshot, p: Snapshot | null): DiffSize => ({ bytes: lookup(s, p).estimate, exact: false }),
-    measureDiff: async (s: Snapshot, p: Snapshot | null): Promise<DiffSize> => {
+    // Honours stopAbove as a btrfs store does: a lower bound just past it.
+    measureDiff: async (s: Snapshot, p: Snapshot | null, _signal?: AbortSignal, options: MeasureOptions = {}): Promise<DiffSize> => {
+      const { real } = lookup(s, p);
+      if (options.stopAbove !== undefined && real > options.stopAbove) {
+        measured.push(`${key(s, p)} above ${options.stopAbove}`);
+        return { bytes: options.stopAbove + 1, exact: false, atLeast: true };
+      }
       measured.push(key(s, p));
-      return { bytes: lookup(s, p).real, exact: true };
+      return { bytes: real, exact: true };
     },
   };
   return { store, measured };
@@ -117,6 +123,87 @@ describe('choosePlan', () => {
     });
     assert.equal(plan.totalBytes, 100 * MiB);
     assert.deepEqual(measured.sort(), ['s2<full', 's2<s1']);
+  });
+
+  test('without -e, a full send is measured after the diffs, only until it is larger than the smallest', async () => {
+    const s3 = snap('s3', 3);
+    const { store, measured } = sizingStore({
+      's2<full': { estimate: 2 * GiB, real: 2 * GiB },
+      's2<s1': { estimate: 10 * MiB, real: 9 * MiB },
+      's3<full': { estimate: 2 * GiB, real: 2 * GiB },
+      's3<s2': { estimate: 10 * MiB, real: 11 * MiB },
+      's3<s1': { estimate: 20 * MiB, real: 20 * MiB },
+    });
+    const plan = await choosePlan({
+      source: store,
+      wanted: [s1, s2, s3],
+      sourceAll: [s1, s2, s3],
+      destination: atDestination,
+      policy,
+      estimateFirst: false,
+      now,
+    });
+    assert.deepEqual(
+      plan.steps.map((s) => (s.kind === 'send' ? `${s.snapshot.name}<${s.parent?.name ?? 'full'}` : s.kind)),
+      ['s2<s1', 's3<s2'],
+    );
+    assert.equal(plan.isExact, true);
+    assert.equal(plan.totalBytes, 20 * MiB);
+    // Diffs (in any order, 4 at a time), then the fulls, each bounded by its smallest diff.
+    assert.deepEqual(measured.slice(0, 3).sort(), ['s2<s1', 's3<s1', 's3<s2']);
+    assert.deepEqual(measured.slice(3).sort(), [`s2<full above ${9 * MiB}`, `s3<full above ${11 * MiB}`]);
+    // The reason says the full's size is a bound, not what it is.
+    const s2Step = plan.steps.find((s) => s.kind === 'send' && s.snapshot.name === 's2');
+    assert.match(s2Step?.kind === 'send' ? s2Step.reason : '', /vs full over 9/);
+  });
+
+  test('without -e, a full smaller than every diff is measured to its end and chosen', async () => {
+    const { store, measured } = sizingStore({
+      's2<s1': { estimate: 1024, real: 5 * GiB },
+      's2<full': { estimate: 2 * GiB, real: 100 * MiB },
+    });
+    const plan = await choosePlan({
+      source: store,
+      wanted: [s2],
+      sourceAll: [s1, s2],
+      destination: atDestination,
+      policy,
+      estimateFirst: false,
+      now,
+    });
+    assert.equal(plan.totalBytes, 100 * MiB);
+    assert.deepEqual(measured, ['s2<s1', 's2<full']);
+  });
+
+  test('a stopped full that the plan needs after all (the diff is not allowed) is measured to its end', async () => {
+    const { store, measured } = sizingStore({
+      's2<s1': { estimate: 10 * MiB, real: 10 * MiB },
+      's2<full': { estimate: 2 * GiB, real: 3 * GiB },
+    });
+    const plan = await choosePlan({
+      source: store,
+      wanted: [s2],
+      sourceAll: [s1, s2],
+      destination: atDestination,
+      policy: { ...policy, destinationStoresDiffs: true },
+      estimateFirst: false,
+      now,
+      // s1 at the destination is the end of a chain already as long as allowed.
+      destinationChains: {
+        diffs: [
+          { to: 'u-s0', from: null, bytes: 1 },
+          { to: 'u-s1', from: 'u-s0', bytes: 1 },
+        ],
+        maxLength: 1,
+      },
+    });
+    assert.deepEqual(
+      plan.steps.map((s) => (s.kind === 'send' ? `${s.snapshot.name}<${s.parent?.name ?? 'full'}` : s.kind)),
+      ['s2<full'],
+    );
+    assert.equal(plan.isExact, true);
+    assert.equal(plan.totalBytes, 3 * GiB);
+    assert.deepEqual(measured, ['s2<s1', `s2<full above ${10 * MiB}`, 's2<full']);
   });
 
   test('an aborted signal stops measuring', async () => {
