@@ -127,7 +127,9 @@ export interface Store {
    * unrelated ones is about a full stream).
    * With `options.stopAbove`, the store may stop as soon as the stream is known to be larger:
    * it then resolves `{ bytes, exact: false, atLeast: true }` with `stopAbove < bytes <=` the
-   * real size, and caches nothing. A store may always measure in full instead (exact).
+   * real size, and never gives that bound as an exact size later (it may keep it as a bound,
+   * to answer the next such question without measuring). A store may always measure in full
+   * instead (exact).
    * @throws TransferError when measuring failed (e.g. the snapshot or parent is gone since it
    *   was listed).
    * @throws StoreError when the store cannot produce that diff (a diff store that does not hold

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { StoreError, TransferError } from '../../src/model/errors.js';
 import type { Snapshot } from '../../src/model/snapshot.js';
 import { BtrfsStore } from '../../src/stores/btrfs/btrfs-store.js';
+import { setCommandTracer } from '../../src/stores/btrfs/run-btrfs.js';
 import { MeasurementCache } from '../../src/stores/cache/measurement-cache.js';
 import { createPool, sh, type BtrfsPool } from '../support/btrfs-pool.js';
 import { btrfsSuite } from '../support/prerequisites.js';
@@ -174,7 +175,7 @@ describe('BtrfsStore on a real btrfs pool', suite, () => {
     assert.equal((await fresh.get(two!.uuid, one!.uuid))?.head?.subarray(0, 13).toString('latin1'), 'btrfs-stream\0');
   });
 
-  test('measuring with stopAbove stops once the stream passes it: a lower bound, nothing cached', async () => {
+  test('measuring with stopAbove stops once the stream passes it: a lower bound, kept as one', async () => {
     const [two, one] = snaps;
     const cache = new MeasurementCache(path.join(cacheDir, 'stopped'));
     const fresh = new BtrfsStore({ url: `${pool.mountPoint}/snaps`, directory: `${pool.mountPoint}/snaps`, cache });
@@ -183,6 +184,15 @@ describe('BtrfsStore on a real btrfs pool', suite, () => {
     assert.equal(stopped.atLeast, true);
     assert.equal(await cache.get(one!.uuid, null), undefined);
     assert.equal(fresh.estimateDiff(one!, null).exact, false);
+    // Asked again (a warm run), the bound answers without a btrfs process.
+    const commands: string[] = [];
+    setCommandTracer((command) => commands.push(command));
+    try {
+      assert.deepEqual(await fresh.measureDiff(one!, null, undefined, { stopAbove: 10_000 }), stopped);
+      assert.deepEqual(commands, []);
+    } finally {
+      setCommandTracer(() => {});
+    }
     const whole = await fresh.measureDiff(one!, null, undefined, { stopAbove: 100_000_000 });
     assert.equal(whole.exact, true);
     assert.ok(whole.bytes > 2_000_000 && whole.bytes < 2_100_000, `full ${whole.bytes}`);

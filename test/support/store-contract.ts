@@ -381,7 +381,7 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
     });
 
     rule(
-      'measureDiff with stopAbove: "may stop as soon as the stream is known to be larger", a lower bound above it, "caches nothing"',
+      'measureDiff with stopAbove: "may stop as soon as the stream is known to be larger", a lower bound above it, "never gives that bound as an exact size later"',
       async () => {
         const { store } = await withChain();
         const [snapshot, parent] = (await sendable(store)).find(([, p]) => p === null) ?? (await sendable(store))[0]!;
@@ -394,7 +394,7 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
             stopped.bytes <= real + Math.max(16 * 1024, real * 0.01),
             `a lower bound (${stopped.bytes}) is not above the real size (${real})`,
           );
-          assert.equal(store.estimateDiff(snapshot, parent).exact, false, 'nothing cached');
+          assert.equal(store.estimateDiff(snapshot, parent).exact, false, 'not an exact size');
         } else {
           assert.equal(stopped.exact, true);
           assertFramingClose(stopped.bytes, real, 'measured in full');

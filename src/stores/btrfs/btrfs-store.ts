@@ -311,6 +311,8 @@ export class BtrfsStore implements Store {
       this.#learn(snapshot, parent, cached.bytes);
       return { bytes: cached.bytes, exact: true };
     }
+    const known = options.stopAbove === undefined ? undefined : await this.#cache.lowerBound(snapshot.uuid, parent?.uuid ?? null);
+    if (known !== undefined && known > options.stopAbove!) return { bytes: known, exact: false, atLeast: true };
     const args = ['send', '--no-data', '-q', ...(parent ? ['-p', this.pathOf(parent)] : []), this.pathOf(snapshot)];
     const measurer = new StreamMeasurer(options);
     const [piped, result] = await this.#children(async () => {
@@ -324,6 +326,7 @@ export class BtrfsStore implements Store {
     });
     if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
     if (piped.status === 'rejected' && piped.reason instanceof MeasurementStopped) {
+      await this.#cache.setLowerBound(snapshot.uuid, parent?.uuid ?? null, piped.reason.bytes);
       return { bytes: piped.reason.bytes, exact: false, atLeast: true };
     }
     const res = result.status === 'fulfilled' ? result.value : undefined;

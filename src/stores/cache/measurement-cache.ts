@@ -21,13 +21,15 @@ export interface Measurement {
 
 interface FileFormat {
   sizes?: Record<string, unknown>;
+  atLeast?: Record<string, unknown>;
   heads?: Record<string, unknown>;
   created?: Record<string, unknown>;
 }
 
 /**
- * What `btrfs send --no-data` told about diffs, keyed by the pair of subvolume UUIDs (a diff
- * between two read-only subvolumes never changes), kept across runs in one JSON file in the
+ * What `btrfs send --no-data` told about diffs (exact sizes, and lower bounds where measuring
+ * stopped early), keyed by the pair of subvolume UUIDs (a diff between two read-only
+ * subvolumes never changes), kept across runs in one JSON file in the
  * cache directory, never next to the user's snapshots. Bounded by an LRU; a missing or corrupt
  * file is an empty cache.
  */
@@ -35,6 +37,8 @@ export class MeasurementCache {
   readonly #file: string;
   readonly #sizes = new RecentMap<number>(MAX_ENTRIES);
   readonly #heads = new RecentMap<string>(MAX_ENTRIES);
+  /** Lower bounds of sizes not measured to the end (measuring stopped above a size asked for). */
+  readonly #atLeast = new RecentMap<number>(MAX_ENTRIES);
   /** Creation times (ms) by subvolume UUID: what `btrfs subvolume show` told once. */
   readonly #created = new RecentMap<number>(MAX_ENTRIES);
   #dirty = false;
@@ -66,7 +70,27 @@ export class MeasurementCache {
     await this.load();
     const key = MeasurementCache.key(to, from);
     this.#sizes.set(key, measurement.bytes);
+    this.#atLeast.delete(key);
     if (measurement.head) this.#heads.set(key, measurement.head.toString('base64'));
+    this.#dirty = true;
+  }
+
+  /**
+   * What a measurement that stopped early showed: the stream has at least this many bytes
+   * (undefined when none stopped, or when the exact size is known: {@link get}).
+   */
+  async lowerBound(to: string, from: string | null): Promise<number | undefined> {
+    await this.load();
+    const key = MeasurementCache.key(to, from);
+    return this.#sizes.peek(key) === undefined ? this.#atLeast.peek(key) : undefined;
+  }
+
+  /** Keeps a lower bound, unless a higher one (or the exact size) is known already. */
+  async setLowerBound(to: string, from: string | null, bytes: number): Promise<void> {
+    await this.load();
+    const key = MeasurementCache.key(to, from);
+    if (this.#sizes.peek(key) !== undefined || (this.#atLeast.peek(key) ?? -1) >= bytes) return;
+    this.#atLeast.set(key, bytes);
     this.#dirty = true;
   }
 
@@ -93,6 +117,9 @@ export class MeasurementCache {
         for (const [key, value] of Object.entries(data.sizes ?? {})) {
           if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) this.#sizes.set(key, value);
         }
+        for (const [key, value] of Object.entries(data.atLeast ?? {})) {
+          if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) this.#atLeast.set(key, value);
+        }
         for (const [key, value] of Object.entries(data.heads ?? {})) {
           if (typeof value === 'string') this.#heads.set(key, value);
         }
@@ -110,6 +137,7 @@ export class MeasurementCache {
     await mkdir(path.dirname(this.#file), { recursive: true });
     const data: FileFormat = {
       sizes: Object.fromEntries(this.#sizes.entries()),
+      atLeast: Object.fromEntries(this.#atLeast.entries()),
       heads: Object.fromEntries(this.#heads.entries()),
       created: Object.fromEntries(this.#created.entries()),
     };
@@ -138,6 +166,10 @@ class RecentMap<V> {
     this.#map.delete(key);
     this.#map.set(key, value);
     if (this.#map.size > this.max) this.#map.delete(this.#map.keys().next().value!);
+  }
+
+  delete(key: string): void {
+    this.#map.delete(key);
   }
 
   entries(): IterableIterator<[string, V]> {

@@ -212,12 +212,14 @@ export class SshStore implements Store {
   }
 
   /**
-   * Measured on the remote (`btrfs send --no-data` there), cached here by UUID pair too; a
-   * lower bound (stopAbove) is passed on and never cached.
+   * Measured on the remote (`btrfs send --no-data` there), cached here by UUID pair too, as
+   * are lower bounds (stopAbove is passed on).
    */
   async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal, options: MeasureOptions = {}): Promise<DiffSize> {
     const cached = await this.#options.cache.get(snapshot.uuid, parent?.uuid ?? null);
     if (cached !== undefined) return { bytes: cached.bytes, exact: true };
+    const known = options.stopAbove === undefined ? undefined : await this.#options.cache.lowerBound(snapshot.uuid, parent?.uuid ?? null);
+    if (known !== undefined && known > options.stopAbove!) return { bytes: known, exact: false, atLeast: true };
     if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
     const result = (await (
       await this.#controlChannel()
@@ -236,6 +238,7 @@ export class SshStore implements Store {
       if (options.stopAbove === undefined || bytes <= options.stopAbove) {
         throw new TransferError(`${this.url}: the server's measurement is malformed`);
       }
+      await this.#options.cache.setLowerBound(snapshot.uuid, parent?.uuid ?? null, bytes);
       return { bytes, exact: false, atLeast: true };
     }
     await this.#options.cache.set(snapshot.uuid, parent?.uuid ?? null, { bytes });

@@ -51,4 +51,27 @@ describe('MeasurementCache', () => {
     const parsed = JSON.parse(readFileSync(path.join(dir, 'measurements.json'), 'utf8')) as { created: Record<string, number> };
     assert.deepEqual(parsed.created, { z: 7000 });
   });
+
+  test('lower bounds: kept across a load, only raised, dropped once the exact size is known; bad values ignored', async () => {
+    const dir = tempDir();
+    const cache = new MeasurementCache(dir);
+    await cache.setLowerBound(UUID, null, 5000);
+    await cache.setLowerBound(UUID, null, 3000);
+    assert.equal(await cache.lowerBound(UUID, null), 5000, 'a lower bound never goes down');
+    assert.equal(await cache.get(UUID, null), undefined, 'a bound is not a size');
+    await cache.setLowerBound(UUID, 'parent', 10);
+    await cache.save();
+    const again = new MeasurementCache(dir);
+    assert.equal(await again.lowerBound(UUID, null), 5000);
+    await again.set(UUID, null, { bytes: 9000 });
+    assert.equal(await again.lowerBound(UUID, null), undefined);
+    await again.setLowerBound(UUID, null, 6000);
+    assert.equal(await again.lowerBound(UUID, null), undefined, 'the exact size is known');
+    await again.save();
+    const parsed = JSON.parse(readFileSync(path.join(dir, 'measurements.json'), 'utf8')) as { atLeast: Record<string, number> };
+    assert.deepEqual(parsed.atLeast, { [`${UUID}<parent`]: 10 });
+    writeFileSync(path.join(dir, 'measurements.json'), '{"atLeast":{"a<full":-1,"b<full":1.5,"c<full":"7","d<full":7}}');
+    const bad = new MeasurementCache(dir);
+    assert.deepEqual(await Promise.all(['a', 'b', 'c', 'd'].map((to) => bad.lowerBound(to, null))), [undefined, undefined, undefined, 7]);
+  });
 });
