@@ -318,7 +318,7 @@ export class BtrfsStore implements Store {
     const [piped, result] = await this.#children(async () => {
       const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
       const measuring = pipeline(child.stdout!, measurer);
-      // Past stopAbove: the rest of the walk is not needed (its pipe is closed too).
+      // Past stopAbove the rest of the walk is not needed: end it.
       measuring.catch((error: unknown) => {
         if (error instanceof MeasurementStopped) child.kill();
       });
