@@ -21,6 +21,11 @@
  *
  * `lock` answers null, or with `list: true` in the request `{snapshots}`: the listing made
  * under the lock, as `list` answers it (one round trip where a run needs both).
+ *
+ * `measure` answers `{bytes, exact}`; with `stopAbove` (a safe non-negative integer) in the
+ * request it may answer `{bytes, exact: false, atLeast: true}` instead, a lower bound above it
+ * (Store.measureDiff). A server that ignores `stopAbove` answers the exact size, which is as
+ * valid: the field needed no new protocol version.
  */
 
 /** Bumped whenever either end could misunderstand the other. Both ends must agree exactly. */
