@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import { SERVER_MODES, type ServerMode } from '../remote/protocol.js';
+import { encodeMessage, makeHello, SERVER_MODES, type ServerMode } from '../remote/protocol.js';
 
 /**
  * `buttersink server --mode r|a|w DIR`: the remote end of an SSH store, started by the client
@@ -26,9 +26,15 @@ Example sudoers line on the backup server, allowing the key's user to add snapsh
 (the directory as the client passes it: absolute, without a trailing slash)`,
     )
     .action(async (dir: string, flags: { mode: ServerMode }) => {
-      // Loaded only when the command runs: --help and --version need no store or server.
+      // The client waits for the hello before anything else: it goes out before the server's
+      // modules (the store, the stream checks: ~12 ms) are loaded, which --help and --version
+      // never load at all.
+      const { fileDescriptorIo } = await import('../remote/server-io.js');
+      const io = fileDescriptorIo(0, 1);
+      const helloSent = io.write(encodeMessage(makeHello(version, flags.mode)));
+      helloSent.catch(() => {}); // awaited by the session, which reports a failed write
       const { runServerCommand } = await import('./server-action.js');
-      await runServerCommand(dir, flags.mode, version, signal);
+      await runServerCommand(dir, flags.mode, version, signal, { io, helloSent });
     });
 }
 

@@ -51,6 +51,11 @@ export interface ServerOptions {
   readonly tokenKey: () => Promise<Buffer>;
   /** Aborted on SIGTERM/SIGINT/SIGHUP: the server stops at once, whatever it waits for. */
   readonly signal?: AbortSignal;
+  /**
+   * The hello's write, when the caller sent it already (`makeHello(version, mode)` on `io`):
+   * the CLI does, before it loads the server's modules, since the client waits for it first.
+   */
+  readonly helloSent?: Promise<void>;
 }
 
 /**
@@ -136,7 +141,7 @@ class ServerSession {
   async run(): Promise<number> {
     const { io, version, mode } = this.#options;
     try {
-      await this.#unlessStopped(io.write(encodeMessage(makeHello(version, mode))));
+      await this.#unlessStopped(this.#options.helloSent ?? io.write(encodeMessage(makeHello(version, mode))));
       const hello = await this.#unlessStopped(this.#readMessage(true));
       if (hello === null || hello === STOPPED) return this.#stopCode() ?? 0;
       const problem = checkHello(hello, { version });
