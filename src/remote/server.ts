@@ -17,7 +17,6 @@ import {
   encodeDataAnswer,
   encodeMessage,
   FRAME_HEADER_BYTES,
-  makeHello,
   modeAllows,
   parseFrameHeader,
   parseMessage,
@@ -52,10 +51,11 @@ export interface ServerOptions {
   /** Aborted on SIGTERM/SIGINT/SIGHUP: the server stops at once, whatever it waits for. */
   readonly signal?: AbortSignal;
   /**
-   * The hello's write, when the caller sent it already (`makeHello(version, mode)` on `io`):
-   * the CLI does, before it loads the server's modules, since the client waits for it first.
+   * The write of this server's hello (`makeHello(version, mode)`) on `io`, which the caller
+   * starts: the CLI sends it before it loads the server's modules, since the client waits
+   * for it before anything else. The session awaits it, then reads the client's hello.
    */
-  readonly helloSent?: Promise<void>;
+  readonly helloSent: Promise<void>;
 }
 
 /**
@@ -139,9 +139,9 @@ class ServerSession {
   }
 
   async run(): Promise<number> {
-    const { io, version, mode } = this.#options;
+    const { io, version } = this.#options;
     try {
-      await this.#unlessStopped(this.#options.helloSent ?? io.write(encodeMessage(makeHello(version, mode))));
+      await this.#unlessStopped(this.#options.helloSent);
       const hello = await this.#unlessStopped(this.#readMessage(true));
       if (hello === null || hello === STOPPED) return this.#stopCode() ?? 0;
       const problem = checkHello(hello, { version });
