@@ -214,8 +214,12 @@ describe('buttersink mount: stores as directories, on real btrfs pools', suite, 
 
   test('bytes written into a copy window that differ from the received snapshot are EIO', () => {
     mkdirSync(`${mnt}/B/x1`);
+    // The real file's first bytes inverted: different at byte 0 for sure (x1.bin is random, so
+    // a fixed text would match its first byte once in 256 runs).
+    const real = readFileSync(`${a.mountPoint}/snaps/x1/x1.bin`).subarray(0, 18);
+    const wrong = Buffer.from(real.map((byte) => byte ^ 0xff));
     assert.equal(
-      errnoOf(() => writeFileSync(`${mnt}/B/x1/x1.bin`, 'not the same bytes', { flag: 'wx' })),
+      errnoOf(() => writeFileSync(`${mnt}/B/x1/x1.bin`, wrong, { flag: 'wx' })),
       'EIO',
     );
     assert.match(status(), /x1\.bin differs from the received snapshot at byte 0/);
