@@ -23,8 +23,14 @@ export interface MeasureOptions {
    * The caller only needs to know whether the stream is larger than this many bytes (a full
    * send that a measured small diff makes moot, say): the store may stop measuring once it is
    * and resolve a lower bound ({@link DiffSize.atLeast}).
+   *
+   * A promise when the bound is not known yet (the diffs it comes from are still being
+   * measured): the store may start measuring at once and apply the bound when it comes, or
+   * wait for it first; resolved `undefined`, there is no bound. It never rejects (the
+   * caller's promise). The store treats a bound that came late exactly as one given at the
+   * start.
    */
-  readonly stopAbove?: number;
+  readonly stopAbove?: number | Promise<number | undefined>;
 }
 
 /**

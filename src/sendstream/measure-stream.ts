@@ -54,7 +54,7 @@ export class StreamMeasurer extends Writable {
   #ended = false;
   #header: Buffer | undefined;
   #head: Buffer | undefined;
-  readonly #stopAbove: number;
+  #stopAbove: number;
 
   /**
    * @param stopAbove fail with {@link MeasurementStopped} as soon as the real stream is known
@@ -63,6 +63,18 @@ export class StreamMeasurer extends Writable {
   constructor(options: { stopAbove?: number } = {}) {
     super();
     this.#stopAbove = options.stopAbove ?? Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * A bound that became known while measuring: as `stopAbove` given at the start. When the
+   * stream is already past it, the measurer fails with {@link MeasurementStopped} now rather
+   * than at the next chunk (a long walk may take a while to write one).
+   */
+  stopAbove(bytes: number): void {
+    this.#stopAbove = Math.min(this.#stopAbove, bytes);
+    if (!this.#ended && !this.destroyed && !this.writableFinished && this.#streamBytes > this.#stopAbove) {
+      this.destroy(new MeasurementStopped(this.#streamBytes));
+    }
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (error?: Error | null) => void): void {

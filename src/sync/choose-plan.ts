@@ -60,20 +60,13 @@ export async function choosePlan(input: ChoosePlanInput): Promise<Plan> {
   const pairs = candidatePairs(needed, present);
   const sizes = new Map<CandidatePair, DiffSize>();
   const limit = pLimit(MEASURE_CONCURRENCY);
-  const measure = (toMeasure: readonly CandidatePair[], stopAbove?: (pair: CandidatePair) => number | undefined): Promise<unknown[]> =>
-    Promise.all(
-      toMeasure.map((pair) =>
-        limit(async () => {
-          input.signal?.throwIfAborted();
-          input.onMeasure?.(pair);
-          const bound = stopAbove?.(pair);
-          sizes.set(
-            pair,
-            await source.measureDiff(pair.snapshot, pair.parent, input.signal, bound === undefined ? {} : { stopAbove: bound }),
-          );
-        }),
-      ),
-    );
+  const measureOne = (pair: CandidatePair, stopAbove?: Promise<number | undefined>): Promise<void> =>
+    limit(async () => {
+      input.signal?.throwIfAborted();
+      input.onMeasure?.(pair);
+      sizes.set(pair, await source.measureDiff(pair.snapshot, pair.parent, input.signal, stopAbove === undefined ? {} : { stopAbove }));
+    });
+  const measure = (toMeasure: readonly CandidatePair[]): Promise<unknown[]> => Promise.all(toMeasure.map((pair) => measureOne(pair)));
 
   for (const pair of pairs) sizes.set(pair, source.estimateDiff(pair.snapshot, pair.parent));
   if (!input.estimateFirst) {
@@ -81,24 +74,35 @@ export async function choosePlan(input: ChoosePlanInput): Promise<Plan> {
     // snapshot's smallest diff (plus the chain penalty a diff store adds): the full's size
     // then only matters if the plan uses it, and then it is measured below. A full send of a
     // snapshot of many files is a long walk (100,000 files: 3.2 s to the end, 0.15 s to its
-    // first MB), where a nightly diff is short. A full with no diff to compare with is
+    // first MB), where a nightly diff is short. The fulls are queued right behind the diffs
+    // and may start before their bound is known (it comes once the snapshot's diffs are
+    // measured): a full's walk has a fixed cost of tens of ms however little of it is read,
+    // better spent beside the diffs than after them. A full with no diff to compare with is
     // measured with the diffs.
     const unmeasured = pairs.filter((p) => !sizes.get(p)!.exact);
     const withDiffs = new Set(pairs.filter((p) => p.parent !== null).map((p) => p.snapshot.uuid));
     const later = (p: CandidatePair): boolean => p.parent === null && withDiffs.has(p.snapshot.uuid);
-    await measure(unmeasured.filter((p) => !later(p)));
-    const penalty = input.policy.destinationStoresDiffs ? input.policy.chainLinkPenaltyBytes : 0;
-    const smallestDiff = new Map<string, number>();
-    for (const pair of pairs) {
-      const size = sizes.get(pair)!;
-      if (pair.parent === null || !size.exact) continue;
-      const best = smallestDiff.get(pair.snapshot.uuid);
-      if (best === undefined || size.bytes < best) smallestDiff.set(pair.snapshot.uuid, size.bytes);
+    const diffRuns = new Map<string, Promise<void>[]>();
+    const runs: Promise<void>[] = [];
+    for (const pair of unmeasured.filter((p) => !later(p))) {
+      const run = measureOne(pair);
+      runs.push(run);
+      diffRuns.set(pair.snapshot.uuid, [...(diffRuns.get(pair.snapshot.uuid) ?? []), run]);
     }
-    await measure(unmeasured.filter(later), (p) => {
-      const best = smallestDiff.get(p.snapshot.uuid);
-      return best === undefined ? undefined : best + penalty;
-    });
+    const penalty = input.policy.destinationStoresDiffs ? input.policy.chainLinkPenaltyBytes : 0;
+    const boundOf = (snapshot: Snapshot): Promise<number | undefined> =>
+      // Settled, never rejected: a diff that failed fails the plan through its own run.
+      Promise.allSettled(diffRuns.get(snapshot.uuid) ?? []).then(() => {
+        let best: number | undefined;
+        for (const pair of pairs) {
+          const size = sizes.get(pair)!;
+          if (pair.snapshot.uuid !== snapshot.uuid || pair.parent === null || !size.exact) continue;
+          if (best === undefined || size.bytes < best) best = size.bytes;
+        }
+        return best === undefined ? undefined : best + penalty;
+      });
+    for (const pair of unmeasured.filter(later)) runs.push(measureOne(pair, boundOf(pair.snapshot)));
+    await Promise.all(runs);
   }
 
   const byEdge = new Map(pairs.map((p) => [edgeKey(p.snapshot.uuid, p.parent?.uuid ?? null), p]));

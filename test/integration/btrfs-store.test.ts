@@ -184,6 +184,31 @@ describe('BtrfsStore on a real btrfs pool', suite, () => {
     assert.equal(stopped.atLeast, true);
     assert.equal(await cache.get(one!.uuid, null), undefined);
     assert.equal(fresh.estimateDiff(one!, null).exact, false);
+    // A bound that comes while the walk runs (planning's fulls start beside their diffs)
+    // stops it as one given at the start.
+    const lateCache = new MeasurementCache(path.join(cacheDir, 'stopped-late'));
+    const late = new BtrfsStore({ url: `${pool.mountPoint}/snaps`, directory: `${pool.mountPoint}/snaps`, cache: lateCache });
+    const commandsLate: string[] = [];
+    let giveBound = (_bound: number): void => {};
+    setCommandTracer((command) => {
+      commandsLate.push(command);
+      giveBound(10_000); // the walk has started
+    });
+    try {
+      const lateStopped = await late.measureDiff(one!, null, undefined, { stopAbove: new Promise((resolve) => (giveBound = resolve)) });
+      assert.equal(commandsLate.length, 1);
+      assert.equal(lateStopped.atLeast, true);
+      // At the same command as with the bound given at the start (it came before the first chunk).
+      assert.equal(lateStopped.bytes, stopped.bytes);
+      assert.equal(await lateCache.get(one!.uuid, null), undefined);
+      // Warm: the kept bound answers once the promised bound is known, without a process.
+      commandsLate.length = 0;
+      assert.deepEqual(await late.measureDiff(one!, null, undefined, { stopAbove: Promise.resolve(10_000) }), lateStopped);
+      assert.deepEqual(commandsLate, []);
+    } finally {
+      setCommandTracer(() => {});
+      await late.close();
+    }
     // Asked again (a warm run), the bound answers without a btrfs process.
     const commands: string[] = [];
     setCommandTracer((command) => commands.push(command));

@@ -408,6 +408,31 @@ export function storeContract(name: string, setup: () => Promise<ContractFixture
     );
 
     rule(
+      'measureDiff with stopAbove a promise: "a bound that came late exactly as one given at the start"; "resolved `undefined`, there is no bound"',
+      async () => {
+        const { store } = await withChain();
+        const [snapshot, parent] = (await sendable(store)).find(([, p]) => p === null) ?? (await sendable(store))[0]!;
+        const real = await sentBytes(store, snapshot, parent);
+        let giveBound = (_bound: number | undefined): void => {};
+        const late = new Promise<number | undefined>((resolve) => (giveBound = resolve));
+        const measuring = store.measureDiff(snapshot, parent, undefined, { stopAbove: late });
+        setTimeout(() => giveBound(100), 5);
+        const stopped = await measuring;
+        if (stopped.atLeast === true) {
+          assert.equal(stopped.exact, false);
+          assert.ok(stopped.bytes > 100, `${stopped.bytes} is above the late stopAbove`);
+          assert.ok(stopped.bytes <= real + Math.max(16 * 1024, real * 0.01), `a lower bound (${stopped.bytes}) is not above ${real}`);
+        } else {
+          assertFramingClose(stopped.bytes, real, 'measured in full');
+        }
+        const whole = await store.measureDiff(snapshot, parent, undefined, { stopAbove: Promise.resolve(undefined) });
+        assert.equal(whole.exact, true);
+        assert.equal(whole.atLeast, undefined);
+        assertFramingClose(whole.bytes, real, 'measured in full');
+      },
+    );
+
+    rule(
       'measureDiff: "@throws TransferError when measuring failed"; a diff store: StoreError when it cannot produce that diff',
       async () => {
         const { store, base, next } = await withChain();

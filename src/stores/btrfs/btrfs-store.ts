@@ -311,11 +311,24 @@ export class BtrfsStore implements Store {
       this.#learn(snapshot, parent, cached.bytes);
       return { bytes: cached.bytes, exact: true };
     }
+    let bound = typeof options.stopAbove === 'number' ? options.stopAbove : undefined;
+    const lateBound = typeof options.stopAbove === 'object' ? options.stopAbove : undefined;
     const known = options.stopAbove === undefined ? undefined : await this.#cache.lowerBound(snapshot.uuid, parent?.uuid ?? null);
-    if (known !== undefined && known > options.stopAbove!) return { bytes: known, exact: false, atLeast: true };
+    if (known !== undefined) {
+      // A bound kept from an earlier run may answer without a process: worth the wait.
+      if (lateBound) bound = await lateBound;
+      if (bound !== undefined && known > bound) return { bytes: known, exact: false, atLeast: true };
+    }
     const args = ['send', '--no-data', '-q', ...(parent ? ['-p', this.pathOf(parent)] : []), this.pathOf(snapshot)];
-    const measurer = new StreamMeasurer(options);
+    const measurer = new StreamMeasurer(bound === undefined ? {} : { stopAbove: bound });
     const [piped, result] = await this.#children(async () => {
+      // The walk starts now; a bound that comes while it runs stops it there (a full send's
+      // walk costs tens of ms whatever is read of it: better spent beside the diffs).
+      if (lateBound && bound === undefined) {
+        void lateBound.then((late) => {
+          if (late !== undefined) measurer.stopAbove(late);
+        });
+      }
       const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
       const measuring = pipeline(child.stdout!, measurer);
       // Past stopAbove the rest of the walk is not needed: end it.

@@ -218,15 +218,17 @@ export class SshStore implements Store {
   async measureDiff(snapshot: Snapshot, parent: Snapshot | null, signal?: AbortSignal, options: MeasureOptions = {}): Promise<DiffSize> {
     const cached = await this.#options.cache.get(snapshot.uuid, parent?.uuid ?? null);
     if (cached !== undefined) return { bytes: cached.bytes, exact: true };
-    const known = options.stopAbove === undefined ? undefined : await this.#options.cache.lowerBound(snapshot.uuid, parent?.uuid ?? null);
-    if (known !== undefined && known > options.stopAbove!) return { bytes: known, exact: false, atLeast: true };
+    // A bound still to come is waited for: the request carries a number.
+    const stopAbove = await options.stopAbove;
+    const known = stopAbove === undefined ? undefined : await this.#options.cache.lowerBound(snapshot.uuid, parent?.uuid ?? null);
+    if (known !== undefined && known > stopAbove!) return { bytes: known, exact: false, atLeast: true };
     if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
     const result = (await (
       await this.#controlChannel()
     ).request('measure', {
       snapshot: toWireSnapshot(snapshot),
       parent: parent && toWireSnapshot(parent),
-      ...(options.stopAbove === undefined ? {} : { stopAbove: options.stopAbove }),
+      ...(stopAbove === undefined ? {} : { stopAbove }),
     })) as { bytes?: unknown; atLeast?: unknown };
     const bytes = result?.bytes;
     if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) {
@@ -235,7 +237,7 @@ export class SshStore implements Store {
     // A lower bound only where one was asked for, and only above what was asked: anything
     // else from the server would let it steer the plan with a size it never measured.
     if (result.atLeast === true) {
-      if (options.stopAbove === undefined || bytes <= options.stopAbove) {
+      if (stopAbove === undefined || bytes <= stopAbove) {
         throw new TransferError(`${this.url}: the server's measurement is malformed`);
       }
       await this.#options.cache.setLowerBound(snapshot.uuid, parent?.uuid ?? null, bytes);

@@ -159,6 +159,36 @@ describe('StreamMeasurer: stopAbove', () => {
     }
   });
 
+  test('a bound that comes while measuring: past it already, the measurer stops at once; else at the command that passes it', async () => {
+    const exact = await measure(stream);
+    const writeAll = (measurer: StreamMeasurer, parts: readonly Buffer[]): Promise<void> =>
+      new Promise((resolve) => {
+        let left = parts.length;
+        for (const part of parts) measurer.write(part, () => --left === 0 && resolve());
+      });
+    const pastFirstExtent = stream.subarray(0, 17 + 50 + 19 + 43 + 5); // and 5 bytes of the next command
+    const past = new StreamMeasurer();
+    const pastFailed = new Promise<unknown>((resolve) => past.once('error', resolve));
+    await writeAll(past, [pastFirstExtent]);
+    past.stopAbove(1000);
+    const error = await pastFailed;
+    assert.ok(error instanceof MeasurementStopped && error.bytes > 100_000 && error.bytes < 200_000, String(error));
+
+    const ahead = new StreamMeasurer();
+    await writeAll(ahead, [stream.subarray(0, 20)]);
+    ahead.stopAbove(150_000); // above the first extent, below the second
+    await assert.rejects(feed(ahead, chunks(stream.subarray(20), 7)), (e: unknown) => {
+      assert.ok(e instanceof MeasurementStopped && e.bytes > 150_000 && e.bytes < exact.streamBytes, String(e));
+      return true;
+    });
+
+    const done = new StreamMeasurer();
+    await feed(done, [stream]);
+    done.stopAbove(1000); // too late to matter: the size is exact
+    assert.equal(done.destroyed && done.errored !== null, false);
+    assert.equal(done.result.streamBytes, exact.streamBytes);
+  });
+
   test('a stream that ends below the bound, or reaches it only with its end, is measured exactly', async () => {
     const exact = await measure(stream);
     for (const stopAbove of [exact.streamBytes, exact.streamBytes - 5]) {

@@ -24,8 +24,10 @@ function snap(name: string, gen: number, extra: Partial<Snapshot> = {}): Snapsho
  * The two sizing calls of a store, scripted: estimates and true sizes per `to<from` key.
  * Only the measuring loop is under test here; real stores are tested on real btrfs.
  */
-function sizingStore(sizes: Record<string, { estimate: number; real: number }>) {
+function sizingStore(sizes: Record<string, { estimate: number; real: number }>, delays: Record<string, Promise<void>> = {}) {
   const measured: string[] = [];
+  /** Each measurement as it was asked for, before its bound was known. */
+  const started: string[] = [];
   const key = (s: Snapshot, p: Snapshot | null): string => `${s.name}<${p?.name ?? 'full'}`;
   const lookup = (s: Snapshot, p: Snapshot | null) => {
     const entry = sizes[key(s, p)];
@@ -36,18 +38,22 @@ function sizingStore(sizes: Record<string, { estimate: number; real: number }>) 
     capabilities: { canDiffAnyPair: true, canReceive: true, canDelete: true, storesDiffs: false },
     storedDiffs: async () => [],
     estimateDiff: (s: Snapshot, p: Snapshot | null): DiffSize => ({ bytes: lookup(s, p).estimate, exact: false }),
-    // Honours stopAbove as a btrfs store does: a lower bound just past it.
+    // Honours stopAbove as a btrfs store does: a lower bound just past it (a promised bound
+    // once it is known).
     measureDiff: async (s: Snapshot, p: Snapshot | null, _signal?: AbortSignal, options: MeasureOptions = {}): Promise<DiffSize> => {
       const { real } = lookup(s, p);
-      if (options.stopAbove !== undefined && real > options.stopAbove) {
-        measured.push(`${key(s, p)} above ${options.stopAbove}`);
-        return { bytes: options.stopAbove + 1, exact: false, atLeast: true };
+      started.push(key(s, p));
+      await delays[key(s, p)];
+      const stopAbove = await options.stopAbove;
+      if (stopAbove !== undefined && real > stopAbove) {
+        measured.push(`${key(s, p)} above ${stopAbove}`);
+        return { bytes: stopAbove + 1, exact: false, atLeast: true };
       }
       measured.push(key(s, p));
       return { bytes: real, exact: true };
     },
   };
-  return { store, measured };
+  return { store, measured, started };
 }
 
 const policy = { delete: false, destinationStoresDiffs: false, chainLinkPenaltyBytes: 0 };
@@ -155,6 +161,36 @@ describe('choosePlan', () => {
     // The reason says the full's size is a bound, not what it is.
     const s2Step = plan.steps.find((s) => s.kind === 'send' && s.snapshot.name === 's2');
     assert.match(s2Step?.kind === 'send' ? s2Step.reason : '', /vs full over 9/);
+  });
+
+  test('without -e, a full send starts beside its diffs and gets its bound once they are measured', async () => {
+    let releaseDiff = (): void => {};
+    const slowDiff = new Promise<void>((resolve) => (releaseDiff = resolve));
+    const { store, measured, started } = sizingStore(
+      {
+        's2<full': { estimate: 2 * GiB, real: 2 * GiB },
+        's2<s1': { estimate: 10 * MiB, real: 9 * MiB },
+      },
+      { 's2<s1': slowDiff },
+    );
+    const planning = choosePlan({
+      source: store,
+      wanted: [s1, s2],
+      sourceAll: [s1, s2],
+      destination: atDestination,
+      policy: { ...policy, destinationStoresDiffs: true, chainLinkPenaltyBytes: 1000 },
+      estimateFirst: false,
+      now,
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    // Both asked for while the diff is still being measured, the diff first.
+    assert.deepEqual(started, ['s2<s1', 's2<full']);
+    assert.deepEqual(measured, []);
+    releaseDiff();
+    const plan = await planning;
+    // The bound: the smallest diff plus the chain penalty of a diff store.
+    assert.deepEqual(measured, ['s2<s1', `s2<full above ${9 * MiB + 1000}`]);
+    assert.equal(plan.totalBytes, 9 * MiB);
   });
 
   test('without -e, a full smaller than every diff is measured to its end and chosen', async () => {
