@@ -270,7 +270,7 @@ export interface Store {
    */
   expectTransfers?(count: number): void;
 
-  /** Releases resources (connections, caches). Safe to call twice. */
+  /** Releases resources (connections, caches; waits for child processes it stopped). Safe to call twice. */
   close(): Promise<void>;
 }
 
