@@ -334,6 +334,7 @@ export class BtrfsStore implements Store {
       const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
       const measuring = pipeline(child.stdout!, measurer);
       const finished = Promise.allSettled([measuring, child.result]);
+      // (The measurer's outcome always settles first: `finished` waits for it too.)
       const stopped = await Promise.race([
         measuring.then(
           () => undefined,
@@ -341,21 +342,21 @@ export class BtrfsStore implements Store {
         ),
         finished.then(() => undefined),
       ]);
-      if (stopped === undefined) return finished;
+      if (stopped === undefined) return { finished: await finished };
       // Past stopAbove the rest of the walk is not needed: end it, without waiting for its
       // exit. A killed `btrfs send` exits only once its ioctl returns, ~40 ms after the first
       // chunk for a 1,000-file full here, and nothing it could still say changes the bound.
       child.kill();
       const exited = child.result.finally(() => this.#stopping.delete(exited));
       this.#stopping.add(exited);
-      return stopped;
+      return { stopped };
     });
     if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
-    if (outcome instanceof MeasurementStopped) {
-      await this.#cache.setLowerBound(snapshot.uuid, parent?.uuid ?? null, outcome.bytes);
-      return { bytes: outcome.bytes, exact: false, atLeast: true };
+    if (outcome.stopped !== undefined) {
+      await this.#cache.setLowerBound(snapshot.uuid, parent?.uuid ?? null, outcome.stopped.bytes);
+      return { bytes: outcome.stopped.bytes, exact: false, atLeast: true };
     }
-    const [piped, result] = outcome;
+    const [piped, result] = outcome.finished;
     const res = result.status === 'fulfilled' ? result.value : undefined;
     if (!res || res.exitCode !== 0) {
       throw btrfsFailure(formatCommand(args), res?.stderr ?? '', res?.spawnErrorCode, {
