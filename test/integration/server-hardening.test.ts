@@ -276,6 +276,36 @@ describe('buttersink server against a hostile client', suite, () => {
       });
     });
 
+    test(`measurements stopped at their bound still count against the ${MAX_CHILD_PROCESSES} children until their btrfs exits`, async () => {
+      // A stopped send is answered at once, but the killed process runs on until its walk
+      // returns: a client asking for many small bounds must not get more walks than the limit.
+      const server = await start('r');
+      const fulls = ['one', 'two', 'three'].map((name) => wire(name, uuids[`snaps/${name}`]!));
+      let done = false;
+      let peak = 0;
+      const sampling = (async () => {
+        while (!done) {
+          peak = Math.max(peak, childrenRunning(server.pid, 'btrfs'));
+          await sleep(1);
+        }
+      })();
+      // Every bound different and above the last: none is answered by a bound kept before.
+      const answers = Array.from({ length: 48 }, (_, i) =>
+        server.request(i + 1, 'measure', { snapshot: fulls[i % fulls.length], parent: null, stopAbove: 100 + i }),
+      );
+      const settled = await Promise.all(answers);
+      await sleep(200); // the stopped ones exit after their answers
+      done = true;
+      await sampling;
+      for (const answer of settled) assert.equal(answer.ok, true, JSON.stringify(answer));
+      assert.ok(
+        settled.some((answer) => (answer.result as { atLeast?: boolean }).atLeast === true),
+        'measurements stopped at their bound',
+      );
+      assert.ok(peak >= 2, `children were seen running (peak ${peak})`);
+      assert.ok(peak <= MAX_CHILD_PROCESSES, `peak ${peak} btrfs children`);
+    });
+
     test('more pipelined requests than the bound are all answered to a client that reads', async () => {
       const server = await start('r');
       const answers = Array.from({ length: 100 }, (_, i) =>

@@ -36,6 +36,7 @@ import { parseBriefSubvolumeList, parseSubvolumeList, type SubvolumeListEntry } 
 import { parseSubvolumeShow, type SubvolumeShow } from './parse-subvolume-show.js';
 import { btrfsFailure, formatCommand, runBtrfs, spawnBtrfs, type FailureKind } from './run-btrfs.js';
 import { isContainedName, isSubvolumeRootWithin, SUBVOLUME_ROOT_INODE } from './subvolume-root.js';
+import type { CapturedResult } from '../../util/run-captured.js';
 
 /** buttersink's own area inside a destination directory (the lock). */
 export const WORK_DIRECTORY = '.buttersink';
@@ -103,8 +104,8 @@ export class BtrfsStore implements Store {
   readonly #warned = new Set<string>();
   /** xattrs of browsed files, read per directory and cached briefly (see XattrReader). */
   readonly #xattrs = new XattrReader();
-  /** Measuring sends stopped early and not waited for (see measureDiff); close() waits. */
-  readonly #stopping = new Set<Promise<unknown>>();
+  /** Measuring sends, which may outlive their answer (see measureDiff); close() waits. */
+  readonly #measuring = new Set<Promise<unknown>>();
   #location: Promise<DirectoryLocation> | undefined;
   /** The last listing, for estimates. */
   #listed: readonly Snapshot[] = [];
@@ -323,7 +324,12 @@ export class BtrfsStore implements Store {
     }
     const args = ['send', '--no-data', '-q', ...(parent ? ['-p', this.pathOf(parent)] : []), this.pathOf(snapshot)];
     const measurer = new StreamMeasurer(bound === undefined ? {} : { stopAbove: bound });
-    const outcome = await this.#children(async () => {
+    type Outcome = { stopped: MeasurementStopped } | { finished: [PromiseSettledResult<void>, PromiseSettledResult<CapturedResult>] };
+    let answer: (outcome: Outcome) => void = () => {};
+    const answered = new Promise<Outcome>((resolve) => (answer = resolve));
+    // The child's slot is held until it exits, also after a stopped measurement is answered:
+    // the server's limit on children must count the killed walks that still run.
+    const run = this.#children(async () => {
       // The walk starts now; a bound that comes while it runs stops it there (a full send's
       // walk costs tens of ms whatever is read of it: better spent beside the diffs).
       if (lateBound && bound === undefined) {
@@ -333,26 +339,28 @@ export class BtrfsStore implements Store {
       }
       const child = spawnBtrfs(args, { stdin: 'ignore', stdout: 'pipe', signal });
       const measuring = pipeline(child.stdout!, measurer);
-      const finished = Promise.allSettled([measuring, child.result]);
-      // (The measurer's outcome always settles first: `finished` waits for it too.)
-      const stopped = await Promise.race([
-        measuring.then(
-          () => undefined,
-          (error: unknown) => (error instanceof MeasurementStopped ? error : undefined),
-        ),
-        finished.then(() => undefined),
-      ]);
-      if (stopped === undefined) return { finished: await finished };
-      // Past stopAbove the rest of the walk is not needed: end it, without waiting for its
-      // exit. A killed `btrfs send` exits only once its ioctl returns, ~40 ms after the first
-      // chunk for a 1,000-file full here, and nothing it could still say changes the bound.
+      const stopped = await measuring.then(
+        () => undefined,
+        (error: unknown) => (error instanceof MeasurementStopped ? error : undefined),
+      );
+      if (stopped === undefined) return answer({ finished: await Promise.allSettled([measuring, child.result]) });
+      // Past stopAbove the rest of the walk is not needed: end it, and answer without waiting
+      // for its exit. A killed `btrfs send` exits only once its ioctl returns, ~40 ms after
+      // the first chunk for a 1,000-file full here, and nothing it could still say changes
+      // the bound.
       child.kill();
-      const exited = child.result.finally(() => this.#stopping.delete(exited));
-      this.#stopping.add(exited);
-      return { stopped };
+      answer({ stopped });
+      await child.result;
     });
+    const over = run.then(
+      () => undefined,
+      () => undefined, // (the failure is the caller's, through the race below)
+    );
+    this.#measuring.add(over);
+    void over.then(() => this.#measuring.delete(over));
+    const outcome = await Promise.race([answered, run.then(() => answered)]);
     if (signal?.aborted) throw new InterruptedError('interrupted while measuring');
-    if (outcome.stopped !== undefined) {
+    if ('stopped' in outcome) {
       await this.#cache.setLowerBound(snapshot.uuid, parent?.uuid ?? null, outcome.stopped.bytes);
       return { bytes: outcome.stopped.bytes, exact: false, atLeast: true };
     }
@@ -713,7 +721,7 @@ export class BtrfsStore implements Store {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.#cache.save(), ...this.#stopping]);
+    await Promise.all([this.#cache.save(), ...this.#measuring]);
   }
 }
 
